@@ -1,0 +1,3 @@
+from cygno_online.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The analyzer plugin framework and the chain that runs decoders and analyzers."""

@@ -1,0 +1,1 @@
+"""Subcommands of ``cygno-online``: one module each (see :mod:`cygno_online.cli`)."""

@@ -1,0 +1,1 @@
+"""Bank decoders: MIDAS banks -> typed items (:mod:`cygno_online.decode.items`)."""
