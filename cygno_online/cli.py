@@ -20,7 +20,10 @@ from cygno_online.errors import CygnoError
 def _command_modules() -> list:
     import cygno_online.commands as pkg
 
-    mods = [importlib.import_module(info.name) for info in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + ".")]
+    mods = [
+        importlib.import_module(info.name)
+        for info in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + ".")
+    ]
     return sorted((m for m in mods if hasattr(m, "NAME")), key=lambda m: getattr(m, "ORDER", 50))
 
 
@@ -30,11 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Online monitor for CYGNO/LIME and other MIDAS experiments with camera and waveform data.",
     )
     parser.add_argument("--version", action="version", version=f"cygno-online {__version__}")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="log verbosity (default INFO)")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log verbosity (default INFO)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in _command_modules():
-        p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
+        p = sub.add_parser(
+            mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP)
+        )
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser

@@ -52,7 +52,9 @@ class Params:
 
     def _error(self, key: str, message: str, *, value: Any = None, allowed: Any = None) -> None:
         self.errors.append(
-            ConfigError(self.key_path(key), message, value=value, allowed=allowed, source=self.source)
+            ConfigError(
+                self.key_path(key), message, value=value, allowed=allowed, source=self.source
+            )
         )
 
     def error(self, key: str, message: str, *, value: Any = None, allowed: Any = None) -> None:
@@ -92,17 +94,34 @@ class Params:
             return value
         kind = "an integer" if integer else "a number"
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self._error(key, f"must be {kind}", value=value, allowed=_range_text(minimum, maximum, exclusive_minimum))
+            self._error(
+                key,
+                f"must be {kind}",
+                value=value,
+                allowed=_range_text(minimum, maximum, exclusive_minimum),
+            )
             return default
         if integer and not float(value).is_integer():
-            self._error(key, "must be an integer", value=value, allowed=_range_text(minimum, maximum, exclusive_minimum))
+            self._error(
+                key,
+                "must be an integer",
+                value=value,
+                allowed=_range_text(minimum, maximum, exclusive_minimum),
+            )
             return default
         if isinstance(value, float) and not math.isfinite(value):
             self._error(key, "must be finite", value=value)
             return default
-        low_bad = minimum is not None and (value <= minimum if exclusive_minimum else value < minimum)
+        low_bad = minimum is not None and (
+            value <= minimum if exclusive_minimum else value < minimum
+        )
         if low_bad or (maximum is not None and value > maximum):
-            self._error(key, "is out of range", value=value, allowed=_range_text(minimum, maximum, exclusive_minimum))
+            self._error(
+                key,
+                "is out of range",
+                value=value,
+                allowed=_range_text(minimum, maximum, exclusive_minimum),
+            )
             return default
         return int(value) if integer else value
 
@@ -123,7 +142,9 @@ class Params:
         if value is default:
             return value
         if not isinstance(value, str) or (nonempty and not value):
-            self._error(key, "must be a non-empty string" if nonempty else "must be a string", value=value)
+            self._error(
+                key, "must be a non-empty string" if nonempty else "must be a string", value=value
+            )
             return default
         return value
 
@@ -154,7 +175,9 @@ class Params:
             return default
         for i, v in enumerate(value):
             if not isinstance(v, item) or (item in (int, float) and isinstance(v, bool)):
-                names = item.__name__ if isinstance(item, type) else "/".join(t.__name__ for t in item)
+                names = (
+                    item.__name__ if isinstance(item, type) else "/".join(t.__name__ for t in item)
+                )
                 self._error(f"{key}[{i}]", f"must be of type {names}", value=v)
                 return default
         if length is not None and len(value) != length:
@@ -196,7 +219,9 @@ def raise_if_errors(errors: list[ConfigError]) -> None:
         raise ConfigErrors(list(errors))
 
 
-def _range_text(minimum: float | None, maximum: float | None, exclusive_minimum: bool = False) -> str | None:
+def _range_text(
+    minimum: float | None, maximum: float | None, exclusive_minimum: bool = False
+) -> str | None:
     if minimum is None and maximum is None:
         return None
     if maximum is None:

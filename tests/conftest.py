@@ -24,7 +24,12 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.01, what: str = "condition"):
+def wait_for(
+    predicate: Callable[[], object],
+    timeout: float = 10.0,
+    interval: float = 0.01,
+    what: str = "condition",
+):
     """Poll ``predicate`` until it returns a truthy value; fail after ``timeout``.
 
     Tests synchronise on conditions, never on fixed sleeps.

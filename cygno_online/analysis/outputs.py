@@ -18,7 +18,18 @@ import numpy as np
 FieldValue = float | int | bool | str
 
 #: measurement families (InfluxDB measurements, ZeroMQ topic prefixes)
-FAMILIES = ("camera", "clusters", "pmt", "environment", "hv", "gas", "daq", "alarms", "runs", "monitor")
+FAMILIES = (
+    "camera",
+    "clusters",
+    "pmt",
+    "environment",
+    "hv",
+    "gas",
+    "daq",
+    "alarms",
+    "runs",
+    "monitor",
+)
 
 
 @dataclass(slots=True)

@@ -96,9 +96,14 @@ class Analyzer:
 def _collect(module: Any, found: dict[str, type[Analyzer]], origin: str) -> None:
     for cls in getattr(module, "ANALYZERS", ()):
         if not (isinstance(cls, type) and issubclass(cls, Analyzer)) or not cls.name:
-            raise ConfigError("plugin_paths", f"{origin}: ANALYZERS entry {cls!r} is not a named Analyzer subclass")
+            raise ConfigError(
+                "plugin_paths",
+                f"{origin}: ANALYZERS entry {cls!r} is not a named Analyzer subclass",
+            )
         if cls.name in found and found[cls.name] is not cls:
-            raise ConfigError("plugin_paths", f"{origin}: analyzer name {cls.name!r} is defined twice")
+            raise ConfigError(
+                "plugin_paths", f"{origin}: analyzer name {cls.name!r} is defined twice"
+            )
         found[cls.name] = cls
 
 
@@ -122,7 +127,9 @@ def discover(plugin_paths: Iterable[str | Path] = ()) -> dict[str, type[Analyzer
                 path = folder / info.name
                 location = path / "__init__.py" if info.ispkg else path.with_suffix(".py")
                 spec = importlib.util.spec_from_file_location(
-                    mod_name, location, submodule_search_locations=[str(path)] if info.ispkg else None
+                    mod_name,
+                    location,
+                    submodule_search_locations=[str(path)] if info.ispkg else None,
                 )
                 if spec is None or spec.loader is None:
                     raise ConfigError("plugin_paths", f"cannot import {location}")
@@ -132,6 +139,8 @@ def discover(plugin_paths: Iterable[str | Path] = ()) -> dict[str, type[Analyzer
                     spec.loader.exec_module(module)
                 except Exception as exc:
                     del sys.modules[mod_name]
-                    raise ConfigError("plugin_paths", f"importing {location} failed: {exc}") from exc
+                    raise ConfigError(
+                        "plugin_paths", f"importing {location} failed: {exc}"
+                    ) from exc
             _collect(module, found, str(folder / info.name))
     return found

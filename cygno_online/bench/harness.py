@@ -78,7 +78,7 @@ def time_calls(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> list[floa
 
 def _p90(values: list[float]) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
 
 
 def run_case(case: Case) -> Row:
