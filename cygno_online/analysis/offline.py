@@ -1,0 +1,187 @@
+"""Run the analysis chain over MIDAS files, synchronously.
+
+This is what ``cygno-online summary`` does, and it gives the same numbers the
+daemon computes live for the same events: the daemon and this runner share the
+:class:`~cygno_online.analysis.chain.AnalysisChain` and the summary builder.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cygno_online.analysis.chain import AnalysisChain
+from cygno_online.analysis.outputs import Output
+from cygno_online.decode.items import RunInfo
+
+log = logging.getLogger(__name__)
+
+_RUN_IN_NAME = re.compile(r"run(\d+)")
+
+
+@dataclass(slots=True)
+class OfflineCounters:
+    events: int = 0
+    processed: int = 0
+    decode_errors: int = 0
+    analyzer_errors: int = 0
+    format_problems: int = 0
+    skipped_bytes: int = 0
+    by_event_id: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "events_seen": self.events,
+            "events_processed": self.processed,
+            "events_dropped": 0,
+            "decode_errors": self.decode_errors,
+            "analyzer_errors": self.analyzer_errors,
+            "format_problems": self.format_problems,
+            "skipped_bytes": self.skipped_bytes,
+            "events_by_id": {str(k): v for k, v in sorted(self.by_event_id.items())},
+        }
+
+
+def run_number_from_name(path: str | Path) -> int:
+    m = _RUN_IN_NAME.search(Path(path).name)
+    return int(m.group(1)) if m else 0
+
+
+class OfflineRunner:
+    """Feeds events of MIDAS files through a chain; one summary per run."""
+
+    def __init__(
+        self,
+        chain: AnalysisChain,
+        *,
+        on_outputs: Callable[[list[Output]], None] | None = None,
+        pedestal: bool | None = None,
+        experiment: str | None = None,
+    ) -> None:
+        self.chain = chain
+        self.on_outputs = on_outputs
+        self.pedestal = pedestal
+        self.experiment = experiment
+        self.summaries: list[dict[str, Any]] = []
+        self.counters = OfflineCounters()
+        self._last_time_ns = 0
+        self._reader: Any = None
+        self._problems_before = 0
+        self._skipped_before = 0
+
+    def _emit(self, outputs: list[Output]) -> None:
+        if self.on_outputs and outputs:
+            self.on_outputs(outputs)
+
+    def _begin(self, run: RunInfo) -> None:
+        self.counters = OfflineCounters()
+        if self._reader is not None:
+            self._problems_before = len(self._reader.problems)
+            self._skipped_before = self._reader.skipped_bytes
+        self._emit(self.chain.begin_run(run))
+
+    def _finish(self, stop_time_ns: int | None, complete: bool) -> None:
+        from cygno_online.analysis.summary import build_summary
+
+        run = self.chain.run
+        if run is None:
+            return
+        sections = self.chain.end_run()
+        reader = self._reader
+        if reader is not None:
+            self.counters.format_problems = len(reader.problems) - self._problems_before
+            self.counters.skipped_bytes = reader.skipped_bytes - self._skipped_before
+        counters = self.counters.as_dict()
+        counters["complete"] = complete
+        doc = build_summary(
+            run,
+            sections,
+            counters=counters,
+            stop_time_ns=stop_time_ns or self._last_time_ns or None,
+        )
+        self.summaries.append(doc)
+        self.chain.run = None
+
+    def _run_info(self, event: Any, source: str) -> RunInfo:
+        from cygno_online.decode.runinfo import run_info_from_odb
+
+        odb = None
+        try:
+            odb = event.odb()
+        except Exception as exc:  # a damaged ODB dump must not lose the run's events
+            log.warning(
+                "%s: run %s: begin-of-run ODB unreadable (%s); using defaults",
+                source,
+                event.serial,
+                exc,
+            )
+        return run_info_from_odb(
+            odb,
+            run=event.serial,
+            time_stamp=event.header.time_stamp,
+            source=source,
+            pedestal=self.pedestal,
+            experiment=self.experiment,
+        )
+
+    def feed(self, events: Iterable[Any], source: str) -> None:
+        for event in events:
+            if event.is_bor:
+                if self.chain.run is not None:
+                    log.warning(
+                        "%s: begin of run %s before end of run %s",
+                        source,
+                        event.serial,
+                        self.chain.run.run,
+                    )
+                    self._finish(None, complete=False)
+                self._begin(self._run_info(event, source))
+                continue
+            if event.is_eor:
+                if self.chain.run is not None:
+                    self._finish(event.header.time_stamp * 1_000_000_000, complete=True)
+                continue
+            if self.chain.run is None:
+                # A sub-run file or a file without its BOR: analyse anyway.
+                from cygno_online.decode.runinfo import run_info_from_odb
+
+                self._begin(
+                    run_info_from_odb(
+                        None,
+                        run=run_number_from_name(source),
+                        time_stamp=event.header.time_stamp,
+                        source=source,
+                        pedestal=self.pedestal,
+                        experiment=self.experiment,
+                    )
+                )
+            self.counters.events += 1
+            self.counters.by_event_id[event.event_id] += 1
+            result = self.chain.process_event(
+                event, run=self.chain.run.run, source=source, received_ns=time.time_ns()
+            )
+            self.counters.processed += 1
+            self.counters.decode_errors += len(result.errors)
+            self.counters.analyzer_errors += len(result.analyzer_errors)
+            self._last_time_ns = max(self._last_time_ns, event.header.time_stamp * 1_000_000_000)
+            self._emit(result.outputs)
+
+    def run_files(self, paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+        from cygno_online.midas.reader import MidasReader
+
+        for path in paths:
+            reader = MidasReader(path, resync=True)
+            # Problems are attributed to the run that was open when they occurred.
+            self._reader, self._problems_before, self._skipped_before = reader, 0, 0
+            self.feed(reader, str(path))
+        if self.chain.run is not None:
+            # Files ended without an end-of-run event (logger still writing,
+            # or the run crashed): the summary says so.
+            self._finish(None, complete=False)
+        return self.summaries
