@@ -60,6 +60,8 @@ class AnalyzerSpec:
     plugin: str
     name: str
     params: dict[str, Any]
+    #: position in the configuration list (for key paths in errors)
+    index: int = 0
 
 
 def parse_analyzer_specs(params: Params, classes: dict[str, type[Analyzer]]) -> list[AnalyzerSpec]:
@@ -91,7 +93,7 @@ def parse_analyzer_specs(params: Params, classes: dict[str, type[Analyzer]]) -> 
             )
         names.add(name)
         if plugin and enabled:
-            specs.append(AnalyzerSpec(plugin, name, plugin_params))
+            specs.append(AnalyzerSpec(plugin, name, plugin_params, i))
     return specs
 
 
