@@ -101,11 +101,14 @@ def build_analyzers(
     specs: list[AnalyzerSpec], classes: dict[str, type[Analyzer]], env: AnalyzerEnv, params: Params
 ) -> list[Analyzer]:
     analyzers = []
-    for i, spec in enumerate(specs):
+    for spec in specs:
         analyzer = classes[spec.plugin]()
         analyzer.instance_name = spec.name
         sub = Params(
-            spec.params, params.key_path(f"analyzers[{i}].params"), params.errors, params.source
+            spec.params,
+            params.key_path(f"analyzers[{spec.index}].params"),
+            params.errors,
+            params.source,
         )
         analyzer.configure(sub, env)
         sub.check_unknown()
@@ -188,11 +191,14 @@ class AnalysisChain:
         raise_if_errors(params.errors)
         current = {(a.name, a.instance_name): a for a in self.analyzers}
         new_list: list[Analyzer] = []
-        for i, (spec, candidate) in enumerate(zip(specs, fresh, strict=True)):
+        for spec, candidate in zip(specs, fresh, strict=True):
             kept = current.get((spec.plugin, spec.name))
             if kept is not None:
                 sub = Params(
-                    spec.params, params.key_path(f"analyzers[{i}].params"), [], params.source
+                    spec.params,
+                    params.key_path(f"analyzers[{spec.index}].params"),
+                    [],
+                    params.source,
                 )
                 kept.configure(sub, env)
                 new_list.append(kept)
