@@ -1,0 +1,203 @@
+"""The daemon's self-monitoring: counters, rates, queue depths, CPU, memory,
+per-analyzer time. Published as ``health`` messages and as Metric family
+``monitor`` every ``pipeline.health_every_s``.
+
+Counters are written by the source and analysis threads under one lock; the
+report is computed on demand.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from cygno_online.analysis.outputs import Metric
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_bytes() -> int:
+    """Resident memory now (``/proc``); peak RSS where /proc is missing."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def cpu_seconds() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+class Health:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._lock = threading.Lock()
+        self.clock = clock
+        self.events_in = 0
+        self.events_processed = 0
+        self.events_dropped = 0
+        #: drops by reason: queue_full (monitor queue), publish_queue, publish_hwm, sink
+        self.drops: Counter[str] = Counter()
+        #: monitor queue drops by MIDAS event id
+        self.drops_by_event_id: Counter[int] = Counter()
+        self.decode_errors = 0
+        self.analyzer_errors = 0
+        self.source_state = "starting"
+        self.source_detail = ""
+        self.source_errors = 0
+        self.sampling = ""
+        self._analyzer_s: Counter[str] = Counter()
+        self._analyzer_n = 0
+        self._latency_s: list[float] = []
+        self.last_event_ns = 0
+        #: monotonic time of the last loop iteration per thread (watchdog)
+        self.beats: dict[str, float] = {}
+        self._last = (clock(), cpu_seconds(), 0, 0)
+        self.started = clock()
+        self.queue_depth: Callable[[], int] = lambda: 0
+        self.extra: Callable[[], dict[str, Any]] = dict
+
+    # -- writers ---------------------------------------------------------------
+    def beat(self, thread: str) -> None:
+        self.beats[thread] = self.clock()
+
+    def event_in(self) -> None:
+        with self._lock:
+            self.events_in += 1
+
+    def drop(self, reason: str, event_id: int | None = None, n: int = 1) -> None:
+        with self._lock:
+            self.drops[reason] += n
+            if reason == "queue_full":
+                self.events_dropped += n
+                if event_id is not None:
+                    self.drops_by_event_id[event_id] += n
+
+    def processed(
+        self,
+        timings_s: dict[str, float],
+        *,
+        decode_errors: int = 0,
+        analyzer_errors: int = 0,
+        latency_s: float | None = None,
+        time_ns: int = 0,
+    ) -> None:
+        with self._lock:
+            self.events_processed += 1
+            self.decode_errors += decode_errors
+            self.analyzer_errors += analyzer_errors
+            for k, v in timings_s.items():
+                self._analyzer_s[k] += v
+            self._analyzer_n += 1
+            if latency_s is not None:
+                self._latency_s.append(latency_s)
+                if len(self._latency_s) > 10000:
+                    del self._latency_s[:5000]
+            if time_ns:
+                self.last_event_ns = time_ns
+
+    def set_source_state(self, state: str, detail: str = "") -> bool:
+        """Returns True when the state changed."""
+        with self._lock:
+            changed = (state, detail) != (self.source_state, self.source_detail)
+            self.source_state, self.source_detail = state, detail
+            return changed
+
+    # -- readers ---------------------------------------------------------------
+    def report(self) -> dict[str, Any]:
+        """Counters plus rates since the previous report."""
+        now = self.clock()
+        cpu = cpu_seconds()
+        with self._lock:
+            t0, cpu0, in0, proc0 = self._last
+            dt = max(now - t0, 1e-6)
+            per_analyzer_ms = (
+                {k: 1000.0 * v / self._analyzer_n for k, v in sorted(self._analyzer_s.items())}
+                if self._analyzer_n
+                else {}
+            )
+            lat = sorted(self._latency_s)
+            body = {
+                "uptime_s": round(now - self.started, 3),
+                "events_in": self.events_in,
+                "events_processed": self.events_processed,
+                "events_dropped": self.events_dropped,
+                "rate_in_hz": (self.events_in - in0) / dt,
+                "rate_processed_hz": (self.events_processed - proc0) / dt,
+                "drops": dict(self.drops),
+                "drops_by_event_id": {str(k): v for k, v in sorted(self.drops_by_event_id.items())},
+                "decode_errors": self.decode_errors,
+                "analyzer_errors": self.analyzer_errors,
+                "queue_depth": self.queue_depth(),
+                "cpu_percent": 100.0 * (cpu - cpu0) / dt,
+                "rss_bytes": rss_bytes(),
+                "analyzer_ms": per_analyzer_ms,
+                "latency_ms_p50": 1000 * lat[len(lat) // 2] if lat else None,
+                "latency_ms_p99": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+                if lat
+                else None,
+                "source_state": self.source_state,
+                "source_detail": self.source_detail,
+                "sampling": self.sampling,
+                "threads_alive_s": {k: round(now - v, 3) for k, v in self.beats.items()},
+            }
+            self._last = (now, cpu, self.events_in, self.events_processed)
+            self._analyzer_s.clear()
+            self._analyzer_n = 0
+            self._latency_s.clear()
+        body.update(self.extra())
+        return body
+
+    def counters(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "events_in": self.events_in,
+                "events_processed": self.events_processed,
+                "events_dropped": self.events_dropped,
+            }
+
+    def alive(self, names: tuple[str, ...], within_s: float) -> bool:
+        """Each named thread looped within ``within_s`` (watchdog rule)."""
+        now = self.clock()
+        return all(now - self.beats.get(n, -1e18) <= within_s for n in names)
+
+
+def health_metric(body: dict[str, Any], run: int, time_ns: int | None = None) -> Metric:
+    """Family ``monitor``: the numeric part of a health report."""
+    fields: dict[str, Any] = {}
+    for key in (
+        "events_in",
+        "events_processed",
+        "events_dropped",
+        "rate_in_hz",
+        "rate_processed_hz",
+        "decode_errors",
+        "analyzer_errors",
+        "queue_depth",
+        "cpu_percent",
+        "rss_bytes",
+        "uptime_s",
+    ):
+        v = body.get(key)
+        if isinstance(v, (int, float)):
+            fields[key] = float(v) if isinstance(v, float) else int(v)
+    for reason, n in (body.get("drops") or {}).items():
+        fields[f"drops_{reason}"] = int(n)
+    for name, ms in (body.get("analyzer_ms") or {}).items():
+        fields[f"ms_{name}"] = float(ms)
+    fields["source_state"] = str(body.get("source_state", ""))
+    return Metric(
+        "monitor",
+        time_ns or time.time_ns(),
+        run,
+        0,
+        fields,
+        {},
+        {"rate_in_hz": "Hz", "rate_processed_hz": "Hz", "cpu_percent": "%", "rss_bytes": "B"},
+    )

@@ -1,0 +1,362 @@
+"""Source thread -> bounded event queue -> analysis thread -> dispatcher.
+
+* The source thread (which owns the MIDAS client) never blocks on the queue:
+  when it is full the OLDEST queued event is dropped ("newest wins": the
+  monitor shows the present) and counted as a monitor drop by event id.
+  Run transitions are never dropped. A replay source is lossless instead
+  (it waits for room: no DAQ to protect, offline numbers must be reproduced).
+* One analysis thread drives the :class:`AnalysisChain` (which fans items of
+  one event out to its worker pool) and hands outputs to the dispatcher
+  (publisher, alarms, sinks), whose methods never block either.
+* Configuration changes (SIGHUP) run on the analysis thread between events.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cygno_online.decode.items import RunInfo
+from cygno_online.sources.base import Source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class QItem:
+    kind: str  # event | bor | eor | call | source_done | stop
+    payload: Any = None
+    received_ns: int = 0
+    extra: Any = None
+
+
+class EventQueue:
+    """Bounded queue of events plus unbounded control items, in order."""
+
+    def __init__(self, max_events: int) -> None:
+        self.max_events = max_events
+        self._items: deque[QItem] = deque()
+        self._n_events = 0
+        self._cond = threading.Condition()
+
+    def put_event(self, item: QItem, *, block: bool = False, stop: threading.Event | None = None):
+        """Queue an event; returns the dropped (oldest) event item, if any."""
+        with self._cond:
+            if block:
+                while self._n_events >= self.max_events and not (stop and stop.is_set()):
+                    self._cond.wait(0.2)
+            dropped = None
+            if self._n_events >= self.max_events:
+                for i, old in enumerate(self._items):
+                    if old.kind == "event":
+                        dropped = old
+                        del self._items[i]
+                        self._n_events -= 1
+                        break
+            self._items.append(item)
+            self._n_events += 1
+            self._cond.notify_all()
+            return dropped
+
+    def put_control(self, item: QItem) -> None:
+        with self._cond:
+            self._items.append(item)
+            self._cond.notify_all()
+
+    def get(self, timeout: float) -> QItem | None:
+        with self._cond:
+            if not self._items:
+                self._cond.wait(timeout)
+            if not self._items:
+                return None
+            item = self._items.popleft()
+            if item.kind == "event":
+                self._n_events -= 1
+            self._cond.notify_all()
+            return item
+
+    def depth(self) -> int:
+        with self._cond:
+            return self._n_events
+
+
+class Dispatcher(Protocol):
+    """Where the pipeline's results go (implemented by the daemon)."""
+
+    def run_started(self, run: RunInfo, outputs: list) -> None: ...
+
+    def event_done(self, result: Any, event: Any, run: RunInfo) -> None: ...
+
+    def run_finished(self, run: RunInfo, summary: dict[str, Any]) -> None: ...
+
+    def periodic(self) -> None: ...
+
+    def source_state(self, state: str, detail: str) -> None: ...
+
+    def source_failed(self, exc: BaseException) -> None: ...
+
+    def shutdown_requested(self) -> None: ...
+
+
+@dataclass(slots=True)
+class RunCounters:
+    events: int = 0
+    processed: int = 0
+    dropped: int = 0
+    decode_errors: int = 0
+    analyzer_errors: int = 0
+    by_event_id: Counter = field(default_factory=Counter)
+    dropped_by_event_id: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "events_seen": self.events,
+            "events_processed": self.processed,
+            "events_dropped": self.dropped,
+            "decode_errors": self.decode_errors,
+            "analyzer_errors": self.analyzer_errors,
+            "events_by_id": {str(k): v for k, v in sorted(self.by_event_id.items())},
+            "dropped_by_id": {str(k): v for k, v in sorted(self.dropped_by_event_id.items())},
+        }
+
+
+class Pipeline:
+    def __init__(
+        self,
+        chain: Any,
+        source: Source,
+        dispatcher: Dispatcher,
+        health: Any,
+        *,
+        queue_events: int = 4,
+        summary_dir: Any = None,
+        experiment: str | None = None,
+        tick_s: float = 0.2,
+    ) -> None:
+        self.chain = chain
+        self.source = source
+        self.dispatcher = dispatcher
+        self.health = health
+        self.queue = EventQueue(queue_events)
+        self.summary_dir = summary_dir
+        self.experiment = experiment
+        self.tick_s = tick_s
+        self.stop_source = threading.Event()
+        self.source_done = threading.Event()
+        self.analysis_done = threading.Event()
+        self._source_thread: threading.Thread | None = None
+        self._analysis_thread: threading.Thread | None = None
+        self.counters = RunCounters()
+        self.summaries: list[dict[str, Any]] = []
+        self._last_time_ns = 0
+        self.lossless = bool(getattr(source, "lossless", False))
+        health.queue_depth = self.queue.depth
+        health.sampling = source.sampling
+
+    # -- life cycle --------------------------------------------------------------
+    def start(self) -> None:
+        self._analysis_thread = threading.Thread(
+            target=self._analysis_main, name="analysis", daemon=True
+        )
+        self._analysis_thread.start()
+        self._source_thread = threading.Thread(target=self._source_main, name="source", daemon=True)
+        self._source_thread.start()
+
+    def stop(self, timeout: float = 8.0) -> bool:
+        """Stop the source, analyse what is queued, close the open run
+        (summary written). Returns True when both threads ended in time."""
+        deadline = time.monotonic() + timeout
+        self.stop_source.set()
+        if self._source_thread is not None:
+            self._source_thread.join(max(0.1, deadline - time.monotonic()))
+        self.queue.put_control(QItem("stop"))
+        if self._analysis_thread is not None:
+            self._analysis_thread.join(max(0.1, deadline - time.monotonic()))
+        ok = not any(
+            t is not None and t.is_alive() for t in (self._source_thread, self._analysis_thread)
+        )
+        if not ok:
+            log.error("pipeline threads did not stop within %.1f s", timeout)
+        return ok
+
+    def call(self, fn: Callable[[], Any], timeout: float | None = 30.0) -> Any:
+        """Run ``fn`` on the analysis thread between two events; returns its
+        result or re-raises its exception."""
+        done = threading.Event()
+        box: dict[str, Any] = {}
+        self.queue.put_control(QItem("call", (fn, box, done)))
+        if not done.wait(timeout):
+            raise TimeoutError("the analysis thread did not run the call in time")
+        if "error" in box:
+            raise box["error"]
+        return box.get("result")
+
+    @property
+    def finished(self) -> bool:
+        """The source ended by itself and everything was analysed."""
+        return self.analysis_done.is_set()
+
+    # -- SourceSink (source thread) --------------------------------------------------
+    def begin_run(self, run: RunInfo) -> None:
+        self.queue.put_control(QItem("bor", run))
+
+    def event(self, event: Any, received_ns: int) -> None:
+        self.health.event_in()
+        dropped = self.queue.put_event(
+            QItem("event", event, received_ns), block=self.lossless, stop=self.stop_source
+        )
+        if dropped is not None:
+            eid = getattr(dropped.payload, "event_id", None)
+            if eid is None:
+                eid = getattr(getattr(dropped.payload, "header", None), "event_id", None)
+            self.health.drop("queue_full", eid)
+            self.queue.put_control(QItem("dropped", eid))
+
+    def end_run(self, stop_time_ns: int | None, complete: bool = True) -> None:
+        self.queue.put_control(QItem("eor", stop_time_ns, extra=complete))
+
+    def status(self, state: str, detail: str = "") -> None:
+        if self.health.set_source_state(state, detail):
+            self.dispatcher.source_state(state, detail)
+
+    def heartbeat(self) -> None:
+        self.health.beat("source")
+
+    # -- threads -------------------------------------------------------------------
+    def _source_main(self) -> None:
+        self.health.beat("source")
+        try:
+            self.source.run(self, self.stop_source)
+        except SystemExit:
+            # libmidas answered a shutdown request (signal, odbedit "shutdown").
+            log.info("MIDAS requested shutdown")
+            self.dispatcher.shutdown_requested()
+        except Exception as exc:
+            log.exception("source failed")
+            self.dispatcher.source_failed(exc)
+        finally:
+            self.source_done.set()
+            self.queue.put_control(QItem("source_done"))
+
+    def _analysis_main(self) -> None:
+        next_tick = 0.0
+        try:
+            while True:
+                self.health.beat("analysis")
+                item = self.queue.get(self.tick_s)
+                if item is not None:
+                    if item.kind == "stop":
+                        break
+                    if item.kind == "source_done":
+                        if not self.source.endless and not self.stop_source.is_set():
+                            self._finish_run(None, complete=False)
+                            self.analysis_done.set()
+                        continue
+                    self._handle(item)
+                now = time.monotonic()
+                if now >= next_tick:
+                    next_tick = now + self.tick_s
+                    try:
+                        self.dispatcher.periodic()
+                    except Exception:
+                        log.exception("periodic task failed")
+            # Drained: events queued before "stop" were processed above.
+            self._finish_run(None, complete=False)
+        except Exception:
+            log.exception("analysis thread failed")
+        finally:
+            self.analysis_done.set()
+
+    def _handle(self, item: QItem) -> None:
+        kind = item.kind
+        if kind == "event":
+            self._process(item)
+        elif kind == "bor":
+            if self.chain.run is not None:
+                log.warning(
+                    "begin of run %s before end of run %s", item.payload.run, self.chain.run.run
+                )
+                self._finish_run(None, complete=False)
+            self.counters = RunCounters()
+            outputs = self.chain.begin_run(item.payload)
+            self.dispatcher.run_started(item.payload, outputs)
+        elif kind == "eor":
+            self._finish_run(item.payload, complete=bool(item.extra))
+        elif kind == "dropped":
+            self.counters.dropped += 1
+            if item.payload is not None:
+                self.counters.dropped_by_event_id[item.payload] += 1
+        elif kind == "call":
+            fn, box, done = item.payload
+            try:
+                box["result"] = fn()
+            except BaseException as exc:
+                box["error"] = exc
+            finally:
+                done.set()
+
+    def _process(self, item: QItem) -> None:
+        event = item.payload
+        if self.chain.run is None:
+            from cygno_online.decode.runinfo import run_info_from_odb
+
+            # Live MIDAS started mid-run before the run info arrived.
+            run = run_info_from_odb(
+                None,
+                run=0,
+                time_stamp=event.header.time_stamp,
+                source=self.source.name,
+                experiment=self.experiment,
+            )
+            self.counters = RunCounters()
+            self.dispatcher.run_started(run, self.chain.begin_run(run))
+        run = self.chain.run
+        eid = event.header.event_id
+        self.counters.events += 1
+        self.counters.by_event_id[eid] += 1
+        result = self.chain.process_event(
+            event, run=run.run, source=self.source.name, received_ns=item.received_ns
+        )
+        self.counters.processed += 1
+        self.counters.decode_errors += len(result.errors)
+        self.counters.analyzer_errors += len(result.analyzer_errors)
+        self._last_time_ns = max(self._last_time_ns, event.header.time_stamp * 1_000_000_000)
+        self.dispatcher.event_done(result, event, run)
+        latency = (time.time_ns() - item.received_ns) / 1e9 if item.received_ns else None
+        self.health.processed(
+            result.timings_s,
+            decode_errors=len(result.errors),
+            analyzer_errors=len(result.analyzer_errors),
+            latency_s=latency,
+            time_ns=time.time_ns(),
+        )
+
+    def _finish_run(self, stop_time_ns: int | None, complete: bool) -> None:
+        run = self.chain.run
+        if run is None:
+            return
+        from cygno_online.analysis.summary import build_summary, write_summary
+
+        sections = self.chain.end_run()
+        counters = self.counters.as_dict()
+        counters["complete"] = complete
+        doc = build_summary(
+            run,
+            sections,
+            counters=counters,
+            stop_time_ns=stop_time_ns or self._last_time_ns or None,
+        )
+        if self.summary_dir is not None:
+            try:
+                path = write_summary(doc, self.summary_dir)
+                log.info("run %s: summary written to %s", run.run, path)
+            except OSError as exc:
+                log.error("run %s: cannot write summary: %s", run.run, exc)
+        self.summaries.append(doc)
+        self.chain.run = None
+        self.dispatcher.run_finished(run, doc)
