@@ -1,0 +1,464 @@
+"""The daemon: wires source, pipeline, publisher, alarms and sinks together
+and runs the main loop (signals, reload, sd_notify, watchdog, status).
+
+Threads: main (signals, reload, systemd), ``source`` (owns the MIDAS client),
+``analysis`` (the chain; its worker pool), ``publisher`` (owns every ZeroMQ
+socket), plus the InfluxDB sink's own thread when enabled.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from cygno_online.alarms.engine import AlarmEngine, alarm_metric
+from cygno_online.analysis.outputs import Metric
+from cygno_online.daemon.config import DaemonConfig, load_config
+from cygno_online.daemon.health import Health, health_metric
+from cygno_online.daemon.pipeline import Pipeline
+from cygno_online.daemon.service import Notifier, SignalFlags, every
+from cygno_online.decode.items import RunInfo
+from cygno_online.errors import ConfigError, ConfigErrors
+from cygno_online.publish.messages import Message
+from cygno_online.publish.publisher import Publisher
+from cygno_online.publish.state import AlarmRecord
+from cygno_online.sources.base import Source
+
+log = logging.getLogger("cygno_online.daemon")
+
+#: maximum log messages about bad data published per health interval
+LOG_BUDGET = 20
+
+
+def build_source(cfg: DaemonConfig) -> Source:
+    s = cfg.source
+    if s.type == "replay":
+        from cygno_online.sources.replay import ReplaySource
+
+        return ReplaySource(
+            s.replay.files,
+            speed=s.replay.speed,
+            follow=s.replay.follow,
+            poll_s=s.replay.poll_s,
+            experiment=cfg.experiment,
+        )
+    if s.type == "simulator":
+        from cygno_online.sources.simulated import SimulatorSource
+
+        return SimulatorSource.from_config(s.simulator, experiment=cfg.experiment)
+    from cygno_online.sources.midas_live import MidasLiveSource
+
+    return MidasLiveSource.from_config(s.midas, experiment=cfg.experiment)
+
+
+def build_publisher(cfg: DaemonConfig, **kw: Any) -> Publisher:
+    p = cfg.publish
+    return Publisher(
+        enabled=p.enabled,
+        bind=p.bind,
+        snapshot_bind=p.snapshot_bind,
+        control_bind=p.control_bind,
+        hwm=p.hwm,
+        heartbeat_s=p.heartbeat_s,
+        display_hz=cfg.pipeline.display_hz,
+        display_max_side=p.display_max_side,
+        queue_size=cfg.pipeline.output_queue,
+        curve_secret_key_file=p.curve_secret_key_file,
+        curve_authorized_keys_dir=p.curve_authorized_keys_dir,
+        **kw,
+    )
+
+
+def run_body(run: RunInfo, state: str, stop_time_ns: int = 0) -> dict[str, Any]:
+    return {
+        "experiment": run.experiment,
+        "run": run.run,
+        "state": state,
+        "description": run.description,
+        "start_time_ns": run.start_time_ns,
+        "stop_time_ns": stop_time_ns,
+        "exposure_s": run.exposure_s,
+        "pedestal": run.pedestal,
+        "source": run.source,
+    }
+
+
+class Daemon:
+    """One monitor instance. ``run()`` is the whole life of the process;
+    tests and the demo use ``start()``/``shutdown()``."""
+
+    def __init__(
+        self,
+        cfg: DaemonConfig,
+        chain: Any,
+        *,
+        source: Source | None = None,
+        notifier: Notifier | None = None,
+        overrides: dict[str, Any] | None = None,
+        exit_at_end: bool = False,
+    ) -> None:
+        self.cfg = cfg
+        self.chain = chain
+        self.overrides = overrides
+        self.exit_at_end = exit_at_end
+        self.source = source or build_source(cfg)
+        self.notifier = notifier or Notifier()
+        self.signals = SignalFlags()
+        self.health = Health()
+        self.exit_code = 0
+        self._source_error: BaseException | None = None
+        self._log_budget = LOG_BUDGET
+        self._run_number = 0
+        self._stopped = False
+        self.publisher = build_publisher(
+            cfg,
+            control_handlers={
+                "ack": self._cmd_ack,
+                "status": self._cmd_status,
+                "alarms": self._cmd_alarms,
+                "config": self._cmd_config,
+            },
+            on_drop=lambda reason, n: self.health.drop(reason, n=n),
+        )
+        if cfg.state_dir:
+            cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self.alarms = AlarmEngine(
+            cfg.alarm_rules,
+            state_path=(cfg.state_dir / "alarms.json") if cfg.state_dir else None,
+            on_transition=self._alarm_transition,
+        )
+        self.sink: Any = None
+        self.pipeline = Pipeline(
+            chain,
+            self.source,
+            self,
+            self.health,
+            queue_events=cfg.pipeline.queue_events,
+            summary_dir=cfg.summary_dir,
+            experiment=cfg.experiment,
+        )
+        self.health.extra = self._health_extra
+        self._health_due = every(cfg.pipeline.health_every_s)
+        self._alarms_due = every(cfg.alarms_resend_s)
+
+    @classmethod
+    def from_file(
+        cls, path: str | Path, *, overrides: dict[str, Any] | None = None, **kw: Any
+    ) -> Daemon:
+        cfg, chain = load_config(path, overrides=overrides)
+        return cls(cfg, chain, overrides=overrides, **kw)
+
+    # -- start / stop ----------------------------------------------------------------
+    def start(self) -> None:
+        t0 = time.perf_counter()
+        self.notifier.status("warming up analyzers")
+        warm = self.chain.warm_up()
+        log.info("analyzers warmed up in %.2f s", warm)
+        self.publisher.start()
+        if self.cfg.publish.enabled:
+            log.info(
+                "publishing on %s (snapshot %s, control %s)",
+                self.publisher.endpoints.get("pub"),
+                self.publisher.endpoints.get("snapshot"),
+                self.publisher.endpoints.get("control"),
+            )
+        if self.cfg.influx_enabled:
+            self._start_sink()
+        for rec in self.alarms.records():
+            self.publisher.submit(Message("alarm", asdict(rec)))
+        self.pipeline.start()
+        log.info(
+            "daemon started in %.2f s: source %s (%s sampling), %d analyzers",
+            time.perf_counter() - t0,
+            self.source.name,
+            self.source.sampling,
+            len(self.chain.analyzers),
+        )
+        self.notifier.ready(f"running, source {self.source.name}")
+
+    def _start_sink(self) -> None:
+        from cygno_online.params import Params
+        from cygno_online.sinks.influx import InfluxSink
+
+        self.sink = InfluxSink.from_params(
+            Params(self.cfg.data.get("influx"), "influx"),
+            state_dir=self.cfg.state_dir,
+            experiment=self.cfg.experiment,
+        )
+        self.sink.start()
+
+    def shutdown(self) -> None:
+        """Stop the source, analyse what is queued, write the summary of the
+        open run, flush the sinks, close the sockets. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.notifier.stopping()
+        t0 = time.monotonic()
+        self.pipeline.stop(timeout=6.0)
+        if self.sink is not None:
+            try:
+                self.sink.flush(1.5)
+                self.sink.stop(1.0)
+            except Exception:
+                log.exception("sink did not stop cleanly")
+        self.publisher.stop(timeout=1.0)
+        self.chain.close()
+        log.info("daemon stopped in %.2f s", time.monotonic() - t0)
+
+    # -- main loop -------------------------------------------------------------------
+    def run(self) -> int:
+        self.signals.install()
+        try:
+            self.start()
+            self._loop()
+        finally:
+            self.shutdown()
+            self.signals.restore()
+        return self.exit_code
+
+    def _loop(self) -> None:
+        wd = self.notifier.watchdog_s
+        wd_due = every(wd / 2) if wd else None
+        status_due = every(5.0)
+        last = (time.monotonic(), 0, 0)
+        while not self.signals.stop:
+            self.signals.wake.wait(0.25 if wd is None else min(0.25, wd / 4))
+            self.signals.wake.clear()
+            if self.signals.reload:
+                self.signals.reload = False
+                self.reload()
+            if self._source_error is not None:
+                self.exit_code = 1
+                break
+            if self.exit_at_end and self.pipeline.finished:
+                break
+            now = time.monotonic()
+            if wd_due is not None and wd_due(now) and self.alive(wd / 2):
+                self.notifier.watchdog()
+            if status_due(now):
+                c = self.health.counters()
+                dt = max(now - last[0], 1e-6)
+                text = (
+                    f"run {self._run_number or '-'}, "
+                    f"{(c['events_in'] - last[1]) / dt:.1f} ev/s in, "
+                    f"{(c['events_processed'] - last[2]) / dt:.1f} ev/s analysed, "
+                    f"{c['events_dropped']} dropped, source {self.health.source_state}"
+                )
+                self.notifier.status(text)
+                last = (now, c["events_in"], c["events_processed"])
+
+    def alive(self, within_s: float) -> bool:
+        """The watchdog rule (see ``service.py``)."""
+        if not self.health.alive(("analysis",), within_s):
+            return False
+        return self.pipeline.source_done.is_set() or self.health.alive(("source",), within_s)
+
+    def request_stop(self) -> None:
+        self.signals.request_stop()
+
+    # -- SIGHUP ----------------------------------------------------------------------
+    def reload(self) -> bool:
+        """Re-read the file; apply analyzer parameters and alarm rules between
+        events. An invalid file changes nothing. Returns True when applied."""
+        if not self.cfg.path:
+            log.warning("reload requested but the configuration did not come from a file")
+            return False
+        self.notifier.reloading()
+        try:
+            new, _ = load_config(self.cfg.path, build_chain=False, overrides=self.overrides)
+            self.pipeline.call(lambda: self._apply(new))
+        except (ConfigError, ConfigErrors) as exc:
+            log.error(
+                "reload of %s rejected, keeping the running configuration:\n%s", self.cfg.path, exc
+            )
+            self._publish_log("error", f"configuration reload rejected: {exc}")
+            return False
+        except TimeoutError as exc:
+            log.error("reload of %s not applied: %s", self.cfg.path, exc)
+            return False
+        finally:
+            self.notifier.ready("running")
+        for section in ("source", "publish", "pipeline", "decode", "influx", "state_dir"):
+            if self.cfg.data.get(section) != new.data.get(section):
+                log.warning("reload: changes in %r take effect at the next restart", section)
+        log.info("configuration %s reloaded", self.cfg.path)
+        self._publish_log("info", "configuration reloaded")
+        return True
+
+    def _apply(self, new: DaemonConfig) -> None:
+        # Analysis thread, between events. The chain validates everything
+        # before changing anything; rules were validated by load_config.
+        self.chain.reconfigure(new.chain_params())
+        self.alarms.set_rules(new.alarm_rules)
+        self.cfg.alarm_rules = new.alarm_rules
+        # Sections read only at start keep their running values.
+        restart_only = ("source", "publish", "pipeline", "decode", "influx", "state_dir")
+        data = dict(new.data)
+        for key in restart_only:
+            data.pop(key, None)
+            if key in self.cfg.data:
+                data[key] = self.cfg.data[key]
+        self.cfg.data = data
+
+    # -- Dispatcher (analysis thread) -------------------------------------------------------
+    def run_started(self, run: RunInfo, outputs: list) -> None:
+        self._run_number = run.run
+        log.info(
+            "run %s started (%s%s)",
+            run.run,
+            run.description or "no description",
+            ", pedestal" if run.pedestal else "",
+        )
+        self.publisher.submit(Message("run", run_body(run, "running")))
+        self.alarms.set_running(True)
+        self._outputs(outputs)
+
+    def event_done(self, result: Any, event: Any, run: RunInfo) -> None:
+        self._outputs(result.outputs)
+        for err in result.errors:
+            self._publish_log("warning", str(err), run=run.run, serial=event.header.serial_number)
+        for name, text in result.analyzer_errors:
+            self._publish_log(
+                "error", f"analyzer {name}: {text}", run=run.run, serial=event.header.serial_number
+            )
+
+    def run_finished(self, run: RunInfo, summary: dict[str, Any]) -> None:
+        stop_ns = (
+            int(summary.get("stop_time_ns") or time.time_ns()) if isinstance(summary, dict) else 0
+        )
+        log.info("run %s finished", run.run)
+        self.publisher.submit(Message("summary", summary))
+        self.publisher.submit(Message("run", run_body(run, "stopped", stop_ns)))
+        self.alarms.set_running(False)
+
+    def periodic(self) -> None:
+        self.alarms.tick()
+        now = time.monotonic()
+        if self._health_due(now):
+            self._log_budget = LOG_BUDGET
+            body = self.health.report()
+            self.publisher.submit(Message("health", body))
+            metrics = [health_metric(body, self._run_number)]
+            if self.sink is not None:
+                try:
+                    metrics.extend(self.sink.health_metrics(time.time_ns()))
+                except Exception:
+                    log.exception("sink health failed")
+            self._outputs(metrics)
+        if self._alarms_due(now):
+            # Full alarm state periodically: a viewer never believes "OK"
+            # because it missed a transition.
+            for rec in self.alarms.records():
+                self.publisher.submit(Message("alarm", asdict(rec)))
+
+    def source_state(self, state: str, detail: str) -> None:
+        text = f"source {self.source.name}: {state}" + (f" ({detail})" if detail else "")
+        log.info("%s", text)
+        self._publish_log("info", text)
+
+    def source_failed(self, exc: BaseException) -> None:
+        self._source_error = exc
+        self._publish_log("error", f"source failed: {exc}")
+        self.signals.wake.set()
+
+    def shutdown_requested(self) -> None:
+        self.request_stop()
+
+    # -- helpers ---------------------------------------------------------------------
+    def _outputs(self, outputs: list) -> None:
+        if not outputs:
+            return
+        self.publisher.submit_outputs(outputs)
+        metrics = [o for o in outputs if isinstance(o, Metric)]
+        for m in metrics:
+            self.alarms.observe(m)
+        if self.sink is not None and metrics:
+            dropped = self.sink.submit(metrics)
+            if dropped:
+                self.health.drop("sink", n=int(dropped))
+
+    def _publish_log(
+        self, level: str, text: str, *, run: int | None = None, serial: int | None = None
+    ) -> None:
+        if level in ("warning", "error") and self._log_budget <= 0:
+            return
+        self._log_budget -= 1
+        self.publisher.submit(
+            Message(
+                "log",
+                {
+                    "time_ns": time.time_ns(),
+                    "level": level,
+                    "origin": "daemon",
+                    "text": text,
+                    "run": run,
+                    "serial": serial,
+                },
+            )
+        )
+
+    def _alarm_transition(self, rec: AlarmRecord) -> None:
+        line = f"alarm {rec.id} {rec.transition} [{rec.severity}]: {rec.message}"
+        if rec.transition == "acknowledged":
+            line += f" by {rec.acked_by}"
+        (log.warning if rec.transition == "raised" else log.info)("%s", line)
+        self.publisher.submit(Message("alarm", asdict(rec)))
+        if self.sink is not None:
+            self.sink.submit([alarm_metric(rec, self.cfg.experiment, self._run_number)])
+        if rec.transition in ("raised", "cleared") and self.cfg.source.midas.messages_to_midas:
+            self.source.send_message(
+                f"cygno-online: {line}",
+                is_error=rec.transition == "raised" and rec.severity in ("error", "critical"),
+            )
+
+    def _health_extra(self) -> dict[str, Any]:
+        return {
+            "publisher": self.publisher.stats(),
+            "sink": self.sink.stats() if self.sink is not None else None,
+            "run": self._run_number,
+            "alarms_active": sum(1 for r in self.alarms.records() if r.state == "active"),
+        }
+
+    # -- control commands (publisher thread) ---------------------------------------------
+    def _cmd_ack(self, req: dict[str, Any]) -> dict[str, Any]:
+        alarm = req.get("alarm")
+        user = req.get("user")
+        if not isinstance(alarm, str) or not isinstance(user, str) or not user:
+            raise ValueError('ack needs "alarm" (id) and "user" (non-empty name)')
+        rec = self.alarms.acknowledge(alarm, user)
+        return {"alarm": asdict(rec)}
+
+    def _cmd_status(self, req: dict[str, Any]) -> dict[str, Any]:
+        with self.publisher.state.lock:
+            run = dict(self.publisher.state.run)
+            health = dict(self.publisher.state.health)
+        return {
+            "status": {
+                "run": run,
+                "health": health,
+                "counters": self.health.counters(),
+                "source": self.source.describe(),
+                "source_state": self.health.source_state,
+                "publisher": self.publisher.stats(),
+                "config": self.cfg.path,
+            }
+        }
+
+    def _cmd_alarms(self, req: dict[str, Any]) -> dict[str, Any]:
+        return {"alarms": [asdict(r) for r in self.alarms.records()]}
+
+    def _cmd_config(self, req: dict[str, Any]) -> dict[str, Any]:
+        return {"config": self.cfg.data, "path": self.cfg.path}
+
+
+def run_in_thread(daemon: Daemon) -> threading.Thread:
+    """Start ``daemon`` and run its loop on a background thread (tests)."""
+    daemon.start()
+    t = threading.Thread(target=daemon._loop, name="daemon-main", daemon=True)
+    t.start()
+    return t
