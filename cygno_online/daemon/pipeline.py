@@ -137,6 +137,8 @@ class Pipeline:
         summary_dir: Any = None,
         experiment: str | None = None,
         tick_s: float = 0.2,
+        summarize: Callable[..., dict[str, Any]] | None = None,
+        write_summary: Callable[[dict[str, Any], Any], Any] | None = None,
     ) -> None:
         self.chain = chain
         self.source = source
@@ -146,6 +148,9 @@ class Pipeline:
         self.summary_dir = summary_dir
         self.experiment = experiment
         self.tick_s = tick_s
+        #: injectable for tests; default: cygno_online.analysis.summary
+        self._summarize = summarize
+        self._write_summary = write_summary
         self.stop_source = threading.Event()
         self.source_done = threading.Event()
         self.analysis_done = threading.Event()
@@ -340,8 +345,12 @@ class Pipeline:
         run = self.chain.run
         if run is None:
             return
-        from cygno_online.analysis.summary import build_summary, write_summary
+        build_summary, write_summary = self._summarize, self._write_summary
+        if build_summary is None or write_summary is None:
+            from cygno_online.analysis import summary
 
+            build_summary = build_summary or summary.build_summary
+            write_summary = write_summary or summary.write_summary
         sections = self.chain.end_run()
         counters = self.counters.as_dict()
         counters["complete"] = complete
