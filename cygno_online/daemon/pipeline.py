@@ -262,7 +262,12 @@ class Pipeline:
                             self._finish_run(None, complete=False)
                             self.analysis_done.set()
                         continue
-                    self._handle(item)
+                    try:
+                        self._handle(item)
+                    except Exception:
+                        # One bad event or hook must not stop the monitor.
+                        log.exception("analysis of a %s item failed", item.kind)
+                        self.health.drop("analysis_error")
                 now = time.monotonic()
                 if now >= next_tick:
                     next_tick = now + self.tick_s
@@ -308,15 +313,13 @@ class Pipeline:
     def _process(self, item: QItem) -> None:
         event = item.payload
         if self.chain.run is None:
-            from cygno_online.decode.runinfo import run_info_from_odb
-
-            # Live MIDAS started mid-run before the run info arrived.
-            run = run_info_from_odb(
-                None,
+            # Events outside a run (live MIDAS joined before the run info
+            # arrived, or leftovers after a stop): run 0, nothing known.
+            run = RunInfo(
                 run=0,
-                time_stamp=event.header.time_stamp,
+                start_time_ns=int(event.header.time_stamp) * 1_000_000_000,
+                experiment=self.experiment or "",
                 source=self.source.name,
-                experiment=self.experiment,
             )
             self.counters = RunCounters()
             self.dispatcher.run_started(run, self.chain.begin_run(run))

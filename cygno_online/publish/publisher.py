@@ -212,15 +212,17 @@ class Publisher:
             next_hb = 0.0
             deadline = None
             while True:
-                if self._stopping.is_set() and deadline is None:
-                    deadline = time.monotonic() + 2.0
                 try:
                     msg = self._queue.get(timeout=0.02)
                 except queue.Empty:
                     msg = None
                 n = 0
                 while msg is not None:
-                    self._handle(msg, pub)
+                    try:
+                        self._handle(msg, pub)
+                    except Exception:
+                        # An unencodable body must not silence the monitor.
+                        log.exception("cannot publish a %s message", msg.kind)
                     n += 1
                     if n >= 200:
                         break

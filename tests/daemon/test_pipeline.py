@@ -1,0 +1,215 @@
+"""The pipeline and the in-process daemon with a fake chain and source."""
+
+from __future__ import annotations
+
+import threading
+
+import yaml
+from conftest import wait_for
+from fakes import FakeChain, FakeSource, fake_event, fake_summary, fake_write
+
+from cygno_online.daemon.config import parse_config
+from cygno_online.daemon.health import Health
+from cygno_online.daemon.main import Daemon, run_in_thread
+from cygno_online.daemon.pipeline import EventQueue, Pipeline, QItem
+from cygno_online.publish.client import MonitorClient
+
+
+def test_queue_newest_wins_and_keeps_control_items():
+    q = EventQueue(2)
+    q.put_control(QItem("bor", 1))
+    assert q.put_event(QItem("event", "a")) is None
+    assert q.put_event(QItem("event", "b")) is None
+    dropped = q.put_event(QItem("event", "c"))
+    assert dropped.payload == "a"
+    q.put_control(QItem("eor"))
+    kinds = []
+    while (item := q.get(0.01)) is not None:
+        kinds.append((item.kind, item.payload))
+    assert kinds == [("bor", 1), ("event", "b"), ("event", "c"), ("eor", None)]
+    assert q.depth() == 0
+
+
+class Recorder:
+    def __init__(self):
+        self.started, self.done, self.finished, self.states = [], [], [], []
+        self.failed = None
+
+    def run_started(self, run, outputs):
+        self.started.append(run.run)
+
+    def event_done(self, result, event, run):
+        self.done.append(event.header.serial_number)
+
+    def run_finished(self, run, summary):
+        self.finished.append(summary)
+
+    def periodic(self):
+        pass
+
+    def source_state(self, state, detail):
+        self.states.append(state)
+
+    def source_failed(self, exc):
+        self.failed = exc
+
+    def shutdown_requested(self):
+        pass
+
+
+def make_pipeline(chain, source, tmp_path, queue_events=2):
+    rec = Recorder()
+    p = Pipeline(
+        chain,
+        source,
+        rec,
+        Health(),
+        queue_events=queue_events,
+        summary_dir=tmp_path,
+        summarize=fake_summary,
+        write_summary=fake_write,
+    )
+    return p, rec
+
+
+def test_slow_analysis_drops_oldest_and_counts(tmp_path):
+    gate = threading.Event()
+    chain = FakeChain(gate)
+    source = FakeSource(n=20)
+    p, rec = make_pipeline(chain, source, tmp_path)
+    p.start()
+    wait_for(lambda: p.source_done.is_set(), what="source finished")
+    gate.set()
+    wait_for(lambda: p.finished, what="pipeline drained")
+    assert p.stop()
+    [summary] = rec.finished
+    c = summary["counters"]
+    assert c["events_seen"] + c["events_dropped"] == 20
+    assert c["events_dropped"] >= 15  # 1 in analysis + 2 queued survive
+    assert c["dropped_by_id"] == {"1": c["events_dropped"]}
+    assert p.health.counters()["events_dropped"] == c["events_dropped"]
+    # newest wins: the last event is always analysed
+    assert rec.done[-1] == 19
+    assert (tmp_path / "run00005-summary.json").exists()
+
+
+def test_lossless_source_waits_instead_of_dropping(tmp_path):
+    chain = FakeChain()
+    p, rec = make_pipeline(chain, FakeSource(n=50, lossless=True), tmp_path)
+    p.start()
+    wait_for(lambda: p.finished, what="pipeline drained")
+    p.stop()
+    assert rec.done == list(range(50))
+    assert rec.finished[0]["counters"]["events_dropped"] == 0
+
+
+def test_call_runs_between_events_and_stop_closes_run(tmp_path):
+    chain = FakeChain()
+    p, rec = make_pipeline(chain, FakeSource(n=0, endless=True), tmp_path)
+    p.start()
+    p.event(fake_event(1), 0)  # no BOR seen yet for this one: comes after the fake run
+    wait_for(lambda: rec.done == [1], what="event processed")
+    assert p.call(lambda: chain.seen[-1]) == 1
+    # stop with a run still open: it is closed as incomplete, summary written
+    p.begin_run(type("R", (), {"run": 9, "start_time_ns": 0})())
+    wait_for(lambda: 9 in rec.started, what="run 9")
+    assert p.stop()
+    assert rec.finished[-1]["run"] == 9 and rec.finished[-1]["counters"]["complete"] is False
+
+
+CONFIG = {
+    "experiment": "TEST",
+    "source": {"type": "simulator"},
+    "publish": {
+        "bind": "tcp://127.0.0.1:*",
+        "snapshot_bind": "tcp://127.0.0.1:*",
+        "control_bind": "tcp://127.0.0.1:*",
+        "heartbeat_s": 0.1,
+    },
+    "pipeline": {"health_every_s": 0.2, "queue_events": 4},
+    "alarms": {
+        "rules": [
+            {"id": "bright", "family": "camera", "field": "mean", "above": 5, "severity": "error"}
+        ]
+    },
+}
+
+
+def make_daemon(tmp_path, source, data=None, path=None):
+    data = dict(data or CONFIG)
+    data["state_dir"] = str(tmp_path / "state")
+    cfg, _ = parse_config(data, source=path, build_chain=False)
+    chain = FakeChain()
+    d = Daemon(cfg, chain, source=source)
+    d.pipeline._summarize, d.pipeline._write_summary = fake_summary, fake_write
+    return d, chain
+
+
+def test_daemon_in_process_publishes_everything(tmp_path):
+    gate = threading.Event()
+    source = FakeSource(n=10, gate=gate, endless=True, lossless=True)
+    d, chain = make_daemon(tmp_path, source)
+    run_in_thread(d)
+    ep = d.publisher.endpoints
+    try:
+        with MonitorClient(ep["pub"], ep["snapshot"], ep["control"]) as c:
+            wait_for(lambda: c.snapshots >= 1, what="snapshot")
+            seen = []
+            c.on_update = lambda m: seen.append(m)
+            gate.set()
+            wait_for(
+                lambda: c.state.summary.get("run") == 5 and c.state.run.get("state") == "stopped",
+                what="run finished at the viewer",
+            )
+            serials = [
+                m.body["serial"]
+                for m in seen
+                if m.kind == "metric" and m.body["family"] == "camera"
+            ]
+            assert serials == list(range(10))
+            # alarm raised by the rule on camera.mean > 5, seen by the viewer and MIDAS
+            alarm = c.state.alarms["bright{camera=cam0}"]
+            assert alarm.state == "active" and alarm.severity == "error"
+            assert any("bright" in t and err for t, err in source.messages)
+            reply = c.ack("bright{camera=cam0}", "tester")
+            assert reply["ok"], reply
+            wait_for(lambda: c.state.alarms["bright{camera=cam0}"].acked, what="ack visible")
+            status = c.query("status")
+            assert status["ok"] and status["status"]["counters"]["events_processed"] == 10
+            wait_for(lambda: c.state.health.get("events_processed") == 10, what="health")
+            assert c.state.find_series("monitor")
+            assert c.gaps == 0
+    finally:
+        d.request_stop()
+        d.shutdown()
+    assert chain.closed
+    assert (tmp_path / "state" / "summaries" / "run00005-summary.json").exists()
+    assert (tmp_path / "state" / "alarms.json").exists()
+
+
+def test_reload_applies_good_config_and_rejects_bad(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    data = dict(CONFIG, state_dir=str(tmp_path / "state"))
+    path.write_text(yaml.safe_dump(data))
+    d, chain = make_daemon(tmp_path, FakeSource(n=0, endless=True), data, str(path))
+    run_in_thread(d)
+    try:
+        good = dict(data)
+        good["analyzers"] = [{"plugin": "fake", "params": {"gain": 3.0}}]
+        good["alarms"] = {"rules": [{"id": "new_rule", "family": "gas", "above": 1}]}
+        path.write_text(yaml.safe_dump(good))
+        assert d.reload() is True
+        assert chain.gain == 3.0
+        assert [r.id for r in d.alarms.rules] == ["new_rule"]
+        bad = dict(good)
+        bad["alarms"] = {"rules": [{"id": "x", "family": "gas", "above": "high"}]}
+        path.write_text(yaml.safe_dump(bad))
+        assert d.reload() is False
+        bad2 = dict(good)
+        bad2["analyzers"] = [{"plugin": "fake", "params": {"gain": -1}}]
+        path.write_text(yaml.safe_dump(bad2))
+        assert d.reload() is False
+        assert chain.gain == 3.0 and [r.id for r in d.alarms.rules] == ["new_rule"]
+    finally:
+        d.request_stop()
+        d.shutdown()
