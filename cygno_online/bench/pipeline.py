@@ -182,7 +182,6 @@ def run(args: argparse.Namespace) -> Report:
     collector = _Collector(publisher)
     collector.expected = len(events)
     source = _MemorySource(run_info, events)
-    original_event = None
 
     pipeline = Pipeline(chain, source, collector, Health(), queue_events=4)
     original_event = pipeline.event

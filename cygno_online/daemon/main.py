@@ -105,6 +105,9 @@ class Daemon:
         self.chain = chain
         self.overrides = overrides
         self.exit_at_end = exit_at_end
+        #: build a throw-away chain to validate a reloaded file (tests with
+        #: fake chains turn it off)
+        self.validate_reload_chain = True
         self.source = source or build_source(cfg)
         self.notifier = notifier or Notifier()
         self.signals = SignalFlags()
@@ -270,7 +273,13 @@ class Daemon:
             return False
         self.notifier.reloading()
         try:
-            new, _ = load_config(self.cfg.path, build_chain=False, overrides=self.overrides)
+            # Full validation (analyzers included) on fresh objects first, so
+            # every error of the new file is reported at once.
+            new, fresh = load_config(
+                self.cfg.path, overrides=self.overrides, build_chain=self.validate_reload_chain
+            )
+            if fresh is not None:
+                fresh.close()
             self.pipeline.call(lambda: self._apply(new))
         except (ConfigError, ConfigErrors) as exc:
             log.error(

@@ -192,6 +192,7 @@ def test_reload_applies_good_config_and_rejects_bad(tmp_path):
     data = dict(CONFIG, state_dir=str(tmp_path / "state"))
     path.write_text(yaml.safe_dump(data))
     d, chain = make_daemon(tmp_path, FakeSource(n=0, endless=True), data, str(path))
+    d.validate_reload_chain = False  # the fake plugin is not discoverable
     run_in_thread(d)
     try:
         good = dict(data)
