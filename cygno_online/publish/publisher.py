@@ -241,8 +241,11 @@ class Publisher:
                             snapshot_server.handle()
                         elif sock is ctl:
                             control_server.handle()
-                if self._stopping.is_set() and (self._queue.empty() or time.monotonic() > deadline):
-                    break
+                if self._stopping.is_set():
+                    if deadline is None:
+                        deadline = time.monotonic() + 2.0
+                    if self._queue.empty() or time.monotonic() > deadline:
+                        break
         finally:
             self._ready.set()
             for s in (pub, snap, ctl):
