@@ -1,0 +1,5 @@
+"""PMT and GEM waveform analyzer plugin (``pmt``)."""
+
+from .analyzer import PmtAnalyzer
+
+ANALYZERS = [PmtAnalyzer]
