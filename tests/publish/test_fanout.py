@@ -4,6 +4,7 @@ one thread, MonitorClient keeping a MonitorState in step (clone pattern)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -223,5 +224,35 @@ def test_disabled_publisher_keeps_state_without_sockets():
         pub.submit_outputs([metric(3)])
         wait_for(lambda: pub.state.find_series("camera"), what="state")
         assert pub.endpoints == {}
+    finally:
+        pub.stop()
+
+
+def test_curve_encryption_and_client_authentication(tmp_path):
+    import zmq.auth
+
+    keys = tmp_path / "keys"
+    authorized = tmp_path / "authorized"
+    authorized.mkdir()
+    keys.mkdir()
+    zmq.auth.create_certificates(str(keys), "server")
+    alice_pub, alice_secret = zmq.auth.create_certificates(str(keys), "alice")
+    _, mallory_secret = zmq.auth.create_certificates(str(keys), "mallory")
+    (authorized / "alice.key").write_text(Path(alice_pub).read_text())
+    server_public, _ = zmq.auth.load_certificate(str(keys / "server.key"))
+    pub = make_publisher(
+        curve_secret_key_file=str(keys / "server.key_secret"),
+        curve_authorized_keys_dir=str(authorized),
+    )
+    try:
+        pub.submit_outputs([metric(5)])
+        with client_for(pub, server_key=server_public, client_key_file=alice_secret) as alice:
+            wait_for(
+                lambda: alice.snapshots >= 1 and alice.state.find_series("camera"), what="alice"
+            )
+            assert alice.query("status")["ok"]
+        with client_for(pub, server_key=server_public, client_key_file=mallory_secret) as mallory:
+            assert mallory.query("status", timeout_s=0.5) == {"ok": False, "error": "timeout"}
+            assert mallory.snapshots == 0
     finally:
         pub.stop()
