@@ -61,7 +61,7 @@ def test_every_message_arrives_in_order(publisher):
     sub.setsockopt(zmq.SUBSCRIBE, b"")
     sub.connect(publisher.endpoints["pub"])
     # The subscription is live once a heartbeat comes through.
-    wait_for(lambda: sub.poll(50), what="first heartbeat")
+    wait_for(lambda: sub.poll(50), timeout=30, what="first heartbeat")
     first = decode(sub.recv_multipart())
     publisher.submit_outputs([metric(i) for i in range(500)])
     seqs, serials = [first.seq], []
