@@ -1,0 +1,86 @@
+"""check-config, keys and demo commands."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cygno_online.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def numba_cache(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("numba-cache-commands"))
+
+
+@pytest.mark.parametrize("name", ["lime.yaml", "cygno04.yaml", "demo.yaml"])
+def test_shipped_configs_are_valid(name, capsys):
+    assert main(["check-config", str(ROOT / "config" / name)]) == 0
+    out = capsys.readouterr().out
+    assert "OK" in out and "analyzers:" in out
+
+
+def test_check_config_reports_every_error(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        yaml.safe_dump(
+            {
+                "source": {"type": "midas", "midas": {"requests": [{"sampling": "fast"}]}},
+                "pipeline": {"wokers": 2},
+                "analyzers": [{"plugin": "no_such_plugin"}],
+            }
+        )
+    )
+    assert main(["check-config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "3 error(s)" in err
+    assert "source.midas.requests[0].sampling: is not an allowed value (got 'fast')" in err
+    assert "allowed: 'nonblocking', 'all', 'recent'" in err
+    assert "pipeline.wokers: is not a known key" in err
+    assert "analyzers[0].plugin" in err
+
+
+def test_keys_command(tmp_path, capsys):
+    import zmq.auth
+
+    assert main(["keys", str(tmp_path), "--name", "server"]) == 0
+    public, secret = zmq.auth.load_certificate(str(tmp_path / "server.key_secret"))
+    assert secret and public.decode() in capsys.readouterr().out
+    assert (tmp_path / "server.key_secret").stat().st_mode & 0o077 == 0
+
+
+def test_demo_runs_without_any_setup(tmp_path, numba_cache):
+    env = dict(os.environ, NUMBA_CACHE_DIR=numba_cache, HOME=str(tmp_path))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cygno_online",
+            "demo",
+            "--no-tui",
+            "--duration",
+            "8",
+            "--layout",
+            "crop:256",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [ln for ln in result.stdout.splitlines() if ln.startswith("run ")]
+    assert lines, result.stdout
+    # events flowed and were analysed
+    last = lines[-1]
+    processed = int(last.split("events ")[1].split("/")[0])
+    assert processed > 0, last
+    assert "demo finished" in result.stderr
