@@ -453,8 +453,24 @@ def analyzer_env(cfg: DaemonConfig) -> Any:
     return AnalyzerEnv(
         experiment=cfg.experiment,
         state_dir=cfg.state_dir,
-        options={"workers": cfg.pipeline.workers},
+        options={"workers": cfg.pipeline.workers, "sampling": sampling_mode(cfg)},
     )
+
+
+def sampling_mode(cfg: DaemonConfig) -> str:
+    """How the monitor sees the event stream: ``nonblocking``/``all``/``recent``
+    (live MIDAS, the request of trigger events), ``file`` (replay: every
+    event), ``simulator``. A serial gap means a DAQ loss only with ``all``
+    and ``file``; with the others it is (also) monitor sampling."""
+    s = cfg.source
+    if s.type == "replay":
+        return "file"
+    if s.type == "simulator":
+        return "simulator"
+    for r in s.midas.requests:
+        if r.event_id in (-1, 1):
+            return r.sampling
+    return s.midas.requests[0].sampling
 
 
 def _is_loopback(endpoint: str) -> bool:
