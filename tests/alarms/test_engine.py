@@ -254,7 +254,7 @@ def test_rule_validation_collects_errors_with_paths():
 
 
 def test_reload_keeps_state_of_unchanged_rules():
-    eng, seen = engine(rules({"id": "k", "family": "environment", "above": 10}))
+    eng, _seen = engine(rules({"id": "k", "family": "environment", "above": 10}))
     eng.observe(metric(11))
     eng.set_rules(
         rules(
