@@ -1,0 +1,5 @@
+"""Slow-control analyzer plugin (``slowcontrol``)."""
+
+from .analyzer import SlowControlAnalyzer
+
+ANALYZERS = [SlowControlAnalyzer]
