@@ -1,0 +1,1 @@
+"""Camera analysis plugin (see README "Camera analysis" and sample.yaml)."""

@@ -1,0 +1,634 @@
+"""Numba kernels of the camera chain.
+
+Every kernel is a small pure function on numpy arrays, compiled serial and
+``nogil`` so that several cameras of one event run on separate Python threads
+(``parallel=True`` would abort under the workqueue threading layer when called
+from several threads, see docs/engineering-notes.md).
+
+Conventions shared with :mod:`reference` (the plain numpy/scipy oracle):
+
+* pedestal subtraction is done in float32: ``d = float32(raw) - mean``;
+* a pixel passes zero suppression when ``raw < clip`` and ``d > thr`` with
+  ``thr = float32(nsigma * sigma)``; the kernels use the equivalent integer
+  cut ``raw >= cut`` where ``cut`` is the smallest uint16 value that passes
+  (:func:`threshold_cut`), so the hot loop compares integers only;
+* the 2x2 median of pixel ``(i, j)`` is the *upper* median (third smallest)
+  of ``z[i-1:i+1, j-1:j+1]`` with indices below 0 clamped to 0 - exactly
+  ``scipy.ndimage.median_filter(z, size=2, mode="nearest")``;
+* rebinning is the block mean (trailing rows/cols that do not fill a block are
+  dropped), accumulated in float64: sums of float32 values are exact there,
+  so the result does not depend on summation order.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+# Columns of the per-cluster feature table (see clusters.FEATURES for units).
+F_INTEGRAL = 0
+F_SIZE = 1
+F_NHITS = 2
+F_ROW = 3
+F_COL = 4
+F_ROW_MIN = 5
+F_ROW_MAX = 6
+F_COL_MIN = 7
+F_COL_MAX = 8
+F_LENGTH = 9
+F_WIDTH = 10
+F_ANGLE = 11
+F_RMS = 12
+F_SLIMNESS = 13
+F_DENSITY = 14
+F_SIGMA_LONG = 15
+F_SIGMA_LAT = 16
+F_MAX = 17
+F_NBLOCKS = 18
+NFEATURES = 19
+
+# Per-frame statistics written by frame_pass (indices into ``stats``).
+S_RAW_SUM = 0
+S_RAW_SUMSQ = 1
+S_PED_SUM = 2
+S_PED_SUMSQ = 3
+S_N_ZS = 4
+S_N_CLIPPED = 5
+S_N_HOT = 6
+S_N_HOT_OVER = 7
+NSTATS = 8
+
+_NJIT = {"nogil": True, "cache": True}
+
+
+@numba.njit(**_NJIT)
+def threshold_cut(mean, thr):
+    """Smallest uint16 ``r`` with ``float32(r) - mean > thr`` per pixel
+    (65535 when even that fails: such a pixel passes only at saturation,
+    which the clip removes)."""
+    rows, cols = mean.shape
+    out = np.empty((rows, cols), np.uint16)
+    for i in range(rows):
+        for j in range(cols):
+            m = mean[i, j]
+            t = thr[i, j]
+            c = int(np.floor(np.float64(m) + np.float64(t))) - 1
+            if c < 0:
+                c = 0
+            # float32 rounding may move the boundary by one: step to it exactly
+            while c > 0 and np.float32(c - 1) - m > t:
+                c -= 1
+            while c < 65535 and not (np.float32(c) - m > t):
+                c += 1
+            out[i, j] = c
+    return out
+
+
+@numba.njit(**_NJIT)
+def zero_suppress(raw, mean, cut, clip, r0, r1, c0, c1):
+    """Stage kernel (tests, reference comparison): clip + pedestal subtraction
+    + zero suppression + acceptance rectangle ``[r0, r1) x [c0, c1)``."""
+    rows, cols = raw.shape
+    out = np.zeros((rows, cols), np.float32)
+    for i in range(max(r0, 0), min(r1, rows)):
+        for j in range(max(c0, 0), min(c1, cols)):
+            r = raw[i, j]
+            if r < clip and r >= cut[i, j]:
+                out[i, j] = np.float32(r) - mean[i, j]
+    return out
+
+
+@numba.njit(**_NJIT)
+def median2x2(z):
+    """Upper median of each 2x2 window ``z[i-1:i+1, j-1:j+1]`` (edges clamped)."""
+    rows, cols = z.shape
+    out = np.empty_like(z)
+    for i in range(rows):
+        ip = i - 1 if i > 0 else 0
+        for j in range(cols):
+            jp = j - 1 if j > 0 else 0
+            a = z[ip, jp]
+            b = z[ip, j]
+            c = z[i, jp]
+            d = z[i, j]
+            lo1 = min(a, b)
+            hi1 = max(a, b)
+            lo2 = min(c, d)
+            hi2 = max(c, d)
+            out[i, j] = max(min(hi1, hi2), max(lo1, lo2))
+    return out
+
+
+@numba.njit(**_NJIT)
+def rebin_mean(z, factor):
+    """Block mean (float64) of a 2-D array; incomplete edge blocks dropped."""
+    rows = z.shape[0] // factor
+    cols = z.shape[1] // factor
+    out = np.zeros((rows, cols), np.float64)
+    for i in range(rows * factor):
+        bi = i // factor
+        for bj in range(cols):
+            s = 0.0
+            base = bj * factor
+            for k in range(factor):
+                s += z[i, base + k]
+            out[bi, bj] += s
+    area = np.float64(factor * factor)
+    for bi in range(rows):
+        for bj in range(cols):
+            out[bi, bj] /= area
+    return out
+
+
+@numba.njit(**_NJIT)
+def frame_pass(
+    raw, mean, cut, hot_cut, hot_count, clip, r0, r1, c0, c1, factor, hot_frames, rebinned, zrows
+):
+    """One pass over a frame doing every full-resolution step.
+
+    Clip, pedestal subtraction, zero suppression, acceptance, 2x2 median and
+    rebin are fused row by row (two rows of the zero-suppressed image live in
+    ``zrows``, shape (2, cols) float32), so the full-resolution intermediate
+    images are never written. Also accumulated: raw and pedestal-subtracted
+    sums for image statistics, the number of pixels over threshold and the
+    per-pixel hot counter (consecutive frames with ``raw >= hot_cut``, kept in
+    ``hot_count`` uint8). Returns the statistics vector (see ``S_*``);
+    ``rebinned`` (rows//factor, cols//factor) float64 receives the block means.
+    """
+    rows, cols = raw.shape
+    nbr = rows // factor
+    nbc = cols // factor
+    rebinned[:, :] = 0.0
+    stats = np.zeros(NSTATS, np.float64)
+    raw_sum = np.int64(0)
+    raw_sq = np.int64(0)
+    ped_sum = 0.0
+    ped_sq = 0.0
+    n_zs = 0
+    n_clip = 0
+    n_hot = 0
+    n_hot_over = 0
+    jc0 = max(c0, 0)
+    jc1 = min(c1, cols)
+    prev = zrows[0]
+    cur = zrows[1]
+    for i in range(rows):
+        in_rows = i >= r0 and i < r1
+        rs = np.int64(0)
+        rq = np.int64(0)
+        ps = 0.0
+        pq = 0.0
+        for j in range(cols):
+            r = raw[i, j]
+            ri = np.int64(r)
+            rs += ri
+            rq += ri * ri
+            d = np.float32(r) - mean[i, j]
+            ps += d
+            pq += d * d
+            h = hot_count[i, j]
+            if r >= hot_cut[i, j]:
+                n_hot_over += 1
+                if h < 255:
+                    h += 1
+                hot_count[i, j] = h
+                if h >= hot_frames:
+                    n_hot += 1
+            elif h != 0:
+                hot_count[i, j] = 0
+            if r >= clip:
+                n_clip += 1
+            keep = in_rows and j >= jc0 and j < jc1 and r < clip and r >= cut[i, j]
+            if keep:
+                cur[j] = d
+                n_zs += 1
+            else:
+                cur[j] = 0.0
+        raw_sum += rs
+        raw_sq += rq
+        ped_sum += ps
+        ped_sq += pq
+        if i == 0:
+            for j in range(cols):
+                prev[j] = cur[j]
+        if i < nbr * factor:
+            bi = i // factor
+            for bj in range(nbc):
+                s = 0.0
+                for k in range(factor):
+                    j = bj * factor + k
+                    jp = j - 1 if j > 0 else 0
+                    a = prev[jp]
+                    b = prev[j]
+                    c = cur[jp]
+                    d2 = cur[j]
+                    lo1 = min(a, b)
+                    hi1 = max(a, b)
+                    lo2 = min(c, d2)
+                    hi2 = max(c, d2)
+                    s += max(min(hi1, hi2), max(lo1, lo2))
+                rebinned[bi, bj] += s
+        tmp = prev
+        prev = cur
+        cur = tmp
+    area = np.float64(factor * factor)
+    for bi in range(nbr):
+        for bj in range(nbc):
+            rebinned[bi, bj] /= area
+    stats[S_RAW_SUM] = raw_sum
+    stats[S_RAW_SUMSQ] = raw_sq
+    stats[S_PED_SUM] = ped_sum
+    stats[S_PED_SUMSQ] = ped_sq
+    stats[S_N_ZS] = n_zs
+    stats[S_N_CLIPPED] = n_clip
+    stats[S_N_HOT] = n_hot
+    stats[S_N_HOT_OVER] = n_hot_over
+    return stats
+
+
+@numba.njit(**_NJIT)
+def raw_pass(raw, clip):
+    """Statistics of a frame without pedestal: raw sum, sum of squares and
+    the number of clipped pixels (same ``S_*`` layout, other entries 0)."""
+    rows, cols = raw.shape
+    stats = np.zeros(NSTATS, np.float64)
+    s = np.int64(0)
+    q = np.int64(0)
+    n_clip = 0
+    for i in range(rows):
+        rs = np.int64(0)
+        rq = np.int64(0)
+        for j in range(cols):
+            r = np.int64(raw[i, j])
+            rs += r
+            rq += r * r
+            if r >= clip:
+                n_clip += 1
+        s += rs
+        q += rq
+    stats[S_RAW_SUM] = s
+    stats[S_RAW_SUMSQ] = q
+    stats[S_N_CLIPPED] = n_clip
+    return stats
+
+
+@numba.njit(**_NJIT)
+def box_stats(raw, mean, boxes, with_mean):
+    """Per box ``[r0, r1, c0, c1]``: raw sum, raw sum of squares, and (if
+    ``with_mean``) the pedestal-subtracted sum and sum of squares."""
+    nb = boxes.shape[0]
+    out = np.zeros((nb, 4), np.float64)
+    for b in range(nb):
+        s = np.int64(0)
+        q = np.int64(0)
+        ps = 0.0
+        pq = 0.0
+        for i in range(boxes[b, 0], boxes[b, 1]):
+            for j in range(boxes[b, 2], boxes[b, 3]):
+                r = raw[i, j]
+                ri = np.int64(r)
+                s += ri
+                q += ri * ri
+                if with_mean:
+                    d = np.float32(r) - mean[i, j]
+                    ps += d
+                    pq += d * d
+        out[b, 0] = s
+        out[b, 1] = q
+        out[b, 2] = ps
+        out[b, 3] = pq
+    return out
+
+
+@numba.njit(**_NJIT)
+def neighbour_filter(rb, nb_mean_min, min_count):
+    """Noise reduction on the rebinned map, evaluated on the input map (not
+    updated in place): a non-zero pixel is zeroed when the mean of its 8
+    neighbours (outside the map counts as 0, always divided by 8) is below
+    ``nb_mean_min`` or when fewer than ``min_count`` pixels of its 3x3 window
+    (itself included) are non-zero."""
+    rows, cols = rb.shape
+    out = np.zeros_like(rb)
+    for i in range(rows):
+        for j in range(cols):
+            v = rb[i, j]
+            if v == 0.0:
+                continue
+            s = 0.0
+            n = 1
+            for di in range(-1, 2):
+                ii = i + di
+                if ii < 0 or ii >= rows:
+                    continue
+                for dj in range(-1, 2):
+                    jj = j + dj
+                    if jj < 0 or jj >= cols or (di == 0 and dj == 0):
+                        continue
+                    w = rb[ii, jj]
+                    s += w
+                    if w != 0.0:
+                        n += 1
+            if s / 8.0 < nb_mean_min or n < min_count:
+                continue
+            out[i, j] = v
+    return out
+
+
+@numba.njit(**_NJIT)
+def nonzero_points(rb):
+    """Row-major coordinates of the non-zero pixels (== ``np.nonzero``)."""
+    rows, cols = rb.shape
+    n = 0
+    for i in range(rows):
+        for j in range(cols):
+            if rb[i, j] != 0.0:
+                n += 1
+    pr = np.empty(n, np.int64)
+    pc = np.empty(n, np.int64)
+    k = 0
+    for i in range(rows):
+        for j in range(cols):
+            if rb[i, j] != 0.0:
+                pr[k] = i
+                pc[k] = j
+                k += 1
+    return pr, pc
+
+
+@numba.njit(**_NJIT)
+def dbscan(prow, pcol, eps, min_samples):
+    """DBSCAN with the cityblock metric on non-negative integer points.
+
+    Gives labels identical to ``sklearn.cluster.DBSCAN(eps, min_samples,
+    metric="cityblock")`` on the same points in the same order: neighbourhoods
+    are ``distance <= eps`` and include the point itself; clusters are numbered
+    in the order of their lowest-index core point; a border point belongs to
+    the first cluster (in that order) that reaches it - sklearn expands one
+    cluster completely before starting the next, so that is what its
+    ``dbscan_inner`` produces. Neighbours are found on a grid (cell = one
+    pixel, chained for duplicate points), so the cost is O(n * eps^2).
+    """
+    n = prow.shape[0]
+    labels = np.full(n, -1, np.int64)
+    if n == 0 or eps < 0:
+        return labels
+    e = int(np.floor(eps))
+    rmin = prow.min()
+    cmin = pcol.min()
+    height = prow.max() - rmin + 1
+    width = pcol.max() - cmin + 1
+    head = np.full(height * width, -1, np.int64)
+    nxt = np.full(n, -1, np.int64)
+    for k in range(n - 1, -1, -1):
+        cell = (prow[k] - rmin) * width + (pcol[k] - cmin)
+        nxt[k] = head[cell]
+        head[cell] = k
+    core = np.zeros(n, np.bool_)
+    for k in range(n):
+        cnt = 0
+        r = prow[k] - rmin
+        c = pcol[k] - cmin
+        for dr in range(-e, e + 1):
+            rr = r + dr
+            if rr < 0 or rr >= height:
+                continue
+            rem = e - abs(dr)
+            for dc in range(-rem, rem + 1):
+                cc = c + dc
+                if cc < 0 or cc >= width:
+                    continue
+                q = head[rr * width + cc]
+                while q >= 0:
+                    cnt += 1
+                    q = nxt[q]
+        core[k] = cnt >= min_samples
+    stack = np.empty(n, np.int64)
+    label = 0
+    for k in range(n):
+        if labels[k] != -1 or not core[k]:
+            continue
+        labels[k] = label
+        sp = 0
+        stack[sp] = k
+        sp += 1
+        while sp > 0:
+            sp -= 1
+            p = stack[sp]
+            r = prow[p] - rmin
+            c = pcol[p] - cmin
+            for dr in range(-e, e + 1):
+                rr = r + dr
+                if rr < 0 or rr >= height:
+                    continue
+                rem = e - abs(dr)
+                for dc in range(-rem, rem + 1):
+                    cc = c + dc
+                    if cc < 0 or cc >= width:
+                        continue
+                    q = head[rr * width + cc]
+                    while q >= 0:
+                        if labels[q] == -1:
+                            labels[q] = label
+                            if core[q]:
+                                stack[sp] = q
+                                sp += 1
+                        q = nxt[q]
+        label += 1
+    return labels
+
+
+@numba.njit(**_NJIT)
+def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, labels, ncl):
+    """Per-cluster features from the full-resolution pixels of each cluster's
+    rebinned blocks (footprint) inside the acceptance.
+
+    integral = sum of ``float32(raw) - mean`` over footprint pixels below the
+    clip; size = footprint pixels; hits = footprint pixels passing zero
+    suppression; barycentre, PCA and rms use the hits weighted by their
+    pedestal-subtracted value; length/width = extent of the hits along the
+    principal axes + 1 pixel; angle in degrees in (-90, 90], measured from the
+    column axis towards increasing rows; bounding box = footprint blocks,
+    half-open ``[row_min, row_max) x [col_min, col_max)``.
+    """
+    out = np.zeros((ncl, NFEATURES), np.float64)
+    sw = np.zeros(ncl)
+    swr = np.zeros(ncl)
+    swc = np.zeros(ncl)
+    sd = np.zeros(ncl)
+    sdd = np.zeros(ncl)
+    for k in range(ncl):
+        out[k, F_ROW_MIN] = 1e18
+        out[k, F_COL_MIN] = 1e18
+        out[k, F_ROW_MAX] = -1e18
+        out[k, F_COL_MAX] = -1e18
+    npts = prow.shape[0]
+    rows, cols = raw.shape
+    # pass 1: sums, counts, weighted barycentre
+    for p in range(npts):
+        k = labels[p]
+        if k < 0:
+            continue
+        out[k, F_NBLOCKS] += 1
+        br0 = prow[p] * factor
+        bc0 = pcol[p] * factor
+        out[k, F_ROW_MIN] = min(out[k, F_ROW_MIN], br0)
+        out[k, F_ROW_MAX] = max(out[k, F_ROW_MAX], br0 + factor)
+        out[k, F_COL_MIN] = min(out[k, F_COL_MIN], bc0)
+        out[k, F_COL_MAX] = max(out[k, F_COL_MAX], bc0 + factor)
+        for i in range(max(br0, r0), min(br0 + factor, r1, rows)):
+            for j in range(max(bc0, c0), min(bc0 + factor, c1, cols)):
+                out[k, F_SIZE] += 1
+                r = raw[i, j]
+                if r >= clip:
+                    continue
+                d = np.float64(np.float32(r) - mean[i, j])
+                out[k, F_INTEGRAL] += d
+                if r >= cut[i, j]:
+                    out[k, F_NHITS] += 1
+                    sw[k] += d
+                    swr[k] += d * i
+                    swc[k] += d * j
+                    sd[k] += d
+                    sdd[k] += d * d
+                    if d > out[k, F_MAX]:
+                        out[k, F_MAX] = d
+    for k in range(ncl):
+        if sw[k] > 0:
+            out[k, F_ROW] = swr[k] / sw[k]
+            out[k, F_COL] = swc[k] / sw[k]
+        else:
+            out[k, F_ROW] = 0.5 * (out[k, F_ROW_MIN] + out[k, F_ROW_MAX] - 1)
+            out[k, F_COL] = 0.5 * (out[k, F_COL_MIN] + out[k, F_COL_MAX] - 1)
+    # pass 2: centred weighted covariance
+    srr = np.zeros(ncl)
+    scc = np.zeros(ncl)
+    src = np.zeros(ncl)
+    for p in range(npts):
+        k = labels[p]
+        if k < 0:
+            continue
+        br0 = prow[p] * factor
+        bc0 = pcol[p] * factor
+        for i in range(max(br0, r0), min(br0 + factor, r1, rows)):
+            for j in range(max(bc0, c0), min(bc0 + factor, c1, cols)):
+                r = raw[i, j]
+                if r >= clip or r < cut[i, j]:
+                    continue
+                d = np.float64(np.float32(r) - mean[i, j])
+                y = i - out[k, F_ROW]
+                x = j - out[k, F_COL]
+                srr[k] += d * y * y
+                scc[k] += d * x * x
+                src[k] += d * x * y
+    ux = np.zeros(ncl)
+    uy = np.zeros(ncl)
+    for k in range(ncl):
+        if sw[k] > 0:
+            a = scc[k] / sw[k]
+            c = srr[k] / sw[k]
+            b = src[k] / sw[k]
+            half = 0.5 * (a + c)
+            disc = np.sqrt(0.25 * (a - c) * (a - c) + b * b)
+            l1 = half + disc
+            l2 = max(half - disc, 0.0)
+            theta = 0.5 * np.arctan2(2.0 * b, a - c)
+            ux[k] = np.cos(theta)
+            uy[k] = np.sin(theta)
+            ang = np.degrees(theta)
+            if ang <= -90.0:
+                ang += 180.0
+            out[k, F_ANGLE] = ang
+            out[k, F_SIGMA_LONG] = np.sqrt(l1)
+            out[k, F_SIGMA_LAT] = np.sqrt(l2)
+        else:
+            ux[k] = 1.0
+    # pass 3: extents along the principal axes
+    pmin = np.full(ncl, 1e18)
+    pmax = np.full(ncl, -1e18)
+    qmin = np.full(ncl, 1e18)
+    qmax = np.full(ncl, -1e18)
+    for p in range(npts):
+        k = labels[p]
+        if k < 0:
+            continue
+        br0 = prow[p] * factor
+        bc0 = pcol[p] * factor
+        for i in range(max(br0, r0), min(br0 + factor, r1, rows)):
+            for j in range(max(bc0, c0), min(bc0 + factor, c1, cols)):
+                r = raw[i, j]
+                if r >= clip or r < cut[i, j]:
+                    continue
+                y = i - out[k, F_ROW]
+                x = j - out[k, F_COL]
+                u = x * ux[k] + y * uy[k]
+                v = -x * uy[k] + y * ux[k]
+                pmin[k] = min(pmin[k], u)
+                pmax[k] = max(pmax[k], u)
+                qmin[k] = min(qmin[k], v)
+                qmax[k] = max(qmax[k], v)
+    for k in range(ncl):
+        nh = out[k, F_NHITS]
+        if nh > 0:
+            out[k, F_LENGTH] = pmax[k] - pmin[k] + 1.0
+            out[k, F_WIDTH] = qmax[k] - qmin[k] + 1.0
+            m = sd[k] / nh
+            out[k, F_RMS] = np.sqrt(max(sdd[k] / nh - m * m, 0.0))
+            out[k, F_DENSITY] = out[k, F_INTEGRAL] / nh
+            out[k, F_SLIMNESS] = out[k, F_WIDTH] / out[k, F_LENGTH]
+    return out
+
+
+@numba.njit(**_NJIT)
+def pedestal_accumulate(raw, shift, s1, s2):
+    """Add one frame to shifted per-pixel sums (exact int64 arithmetic):
+    ``s1 += raw - shift``, ``s2 += (raw - shift)**2``."""
+    rows, cols = raw.shape
+    for i in range(rows):
+        for j in range(cols):
+            d = np.int64(raw[i, j]) - np.int64(shift[i, j])
+            s1[i, j] += d
+            s2[i, j] += d * d
+
+
+@numba.njit(**_NJIT)
+def pedestal_estimate(stack, clip_nsigma, min_spread):
+    """Robust per-pixel pedestal from a few physics frames (n, rows, cols):
+    median and MAD scale, then mean and standard deviation (ddof=1) of the
+    samples within ``max(clip_nsigma * 1.4826 * MAD, min_spread)`` of the
+    median, so that a track crossing a pixel in one frame does not bias it."""
+    n, rows, cols = stack.shape
+    mean = np.empty((rows, cols), np.float32)
+    sigma = np.empty((rows, cols), np.float32)
+    buf = np.empty(n, np.float64)
+    dev = np.empty(n, np.float64)
+    for i in range(rows):
+        for j in range(cols):
+            for k in range(n):
+                buf[k] = stack[k, i, j]
+            srt = np.sort(buf)
+            if n % 2 == 1:
+                med = srt[n // 2]
+            else:
+                med = 0.5 * (srt[n // 2 - 1] + srt[n // 2])
+            for k in range(n):
+                dev[k] = abs(srt[k] - med)
+            ds = np.sort(dev)
+            if n % 2 == 1:
+                mad = ds[n // 2]
+            else:
+                mad = 0.5 * (ds[n // 2 - 1] + ds[n // 2])
+            lim = max(clip_nsigma * 1.4826 * mad, min_spread)
+            s = 0.0
+            q = 0.0
+            m = 0
+            for k in range(n):
+                if abs(buf[k] - med) <= lim:
+                    s += buf[k]
+                    m += 1
+            mu = s / m
+            for k in range(n):
+                if abs(buf[k] - med) <= lim:
+                    q += (buf[k] - mu) * (buf[k] - mu)
+            mean[i, j] = mu
+            sigma[i, j] = np.sqrt(q / (m - 1)) if m > 1 else 0.0
+    return mean, sigma

@@ -1,0 +1,227 @@
+"""Each numba stage against the plain numpy/scipy/sklearn reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from camera_framegen import Gen
+from cygno_online.analyzers.camera import kernels as kn
+from cygno_online.analyzers.camera import reference as kref
+from cygno_online.analyzers.camera.pedestals import threshold_map
+
+ACC = (40, 480, 8, 500)
+
+
+@pytest.fixture(scope="module")
+def gen() -> Gen:
+    return Gen((512, 512), seed=3)
+
+
+@pytest.fixture(scope="module")
+def frame(gen):
+    raw, _objs = gen.frame(n_fe=4, n_alpha=1, n_muon=1)
+    raw = raw.copy()
+    raw[100, 100:110] = 6000  # some clipped pixels
+    raw[200, 300] = 65535
+    return raw
+
+
+def test_threshold_cut_is_the_exact_boundary(gen):
+    rng = np.random.default_rng(1)
+    mean = gen.mean + rng.uniform(-0.5, 0.5, gen.mean.shape).astype(np.float32)
+    thr = threshold_map(gen.sigma, 1.3)
+    cut = kn.threshold_cut(mean, thr)
+    c = cut.astype(np.float32)
+    assert np.all(c - mean > thr)
+    assert np.all(~((c - 1) - mean > thr) | (cut == 0))
+
+
+def test_zero_suppress_matches_reference(gen, frame):
+    thr = threshold_map(gen.sigma, 1.3)
+    cut = kn.threshold_cut(gen.mean, thr)
+    z = kn.zero_suppress(frame, gen.mean, cut, 5000, *ACC)
+    ref = kref.zero_suppress(frame, gen.mean, thr, 5000, ACC)
+    np.testing.assert_array_equal(z, ref)
+    assert z[:40].sum() == 0 and z[:, 500:].sum() == 0
+    assert z[100, 100:110].sum() == 0
+    assert np.count_nonzero(z) > 1000
+
+
+def test_median2x2_matches_scipy():
+    rng = np.random.default_rng(2)
+    z = rng.integers(0, 4, (37, 53)).astype(np.float32)
+    z[rng.random(z.shape) < 0.5] = 0
+    np.testing.assert_array_equal(kn.median2x2(z), kref.median2x2(z))
+    # the convention, spelled out on a hand example: upper median of 4
+    a = np.array([[1, 2], [3, 4]], np.float32)
+    assert kn.median2x2(a)[1, 1] == 3
+    assert kn.median2x2(a)[0, 0] == 1
+
+
+@pytest.mark.parametrize("factor", [2, 4, 5])
+def test_rebin_matches_reshape_mean(factor):
+    rng = np.random.default_rng(factor)
+    z = rng.random((63, 81)).astype(np.float32)
+    np.testing.assert_array_equal(kn.rebin_mean(z, factor), kref.rebin_mean(z, factor))
+
+
+def test_fused_frame_pass_equals_stages(gen, frame):
+    thr = threshold_map(gen.sigma, 1.3)
+    cut = kn.threshold_cut(gen.mean, thr)
+    hot_cut = kn.threshold_cut(gen.mean, threshold_map(gen.sigma, 8.0))
+    hot = np.zeros(frame.shape, np.uint8)
+    rb = np.empty((128, 128))
+    zrows = np.empty((2, 512), np.float32)
+    stats = kn.frame_pass(frame, gen.mean, cut, hot_cut, hot, 5000, *ACC, 4, 3, rb, zrows)
+    z = kref.zero_suppress(frame, gen.mean, thr, 5000, ACC)
+    np.testing.assert_array_equal(rb, kref.rebin_mean(kref.median2x2(z), 4))
+    assert stats[kn.S_N_ZS] == np.count_nonzero(z)
+    ref = kref.frame_stats(frame, gen.mean)
+    n = frame.size
+    assert stats[kn.S_RAW_SUM] / n == pytest.approx(ref["raw_mean"], rel=1e-12)
+    raw_rms = np.sqrt(stats[kn.S_RAW_SUMSQ] / n - (stats[kn.S_RAW_SUM] / n) ** 2)
+    assert raw_rms == pytest.approx(ref["raw_rms"], rel=1e-9)
+    ped_mean = stats[kn.S_PED_SUM] / n
+    assert ped_mean == pytest.approx(ref["ped_mean"], rel=1e-6, abs=1e-6)
+    ped_rms = np.sqrt(stats[kn.S_PED_SUMSQ] / n - ped_mean**2)
+    assert ped_rms == pytest.approx(ref["ped_rms"], rel=1e-6)
+    assert stats[kn.S_N_CLIPPED] == np.count_nonzero(frame >= 5000)
+    over = frame >= hot_cut
+    assert stats[kn.S_N_HOT_OVER] == np.count_nonzero(over)
+    np.testing.assert_array_equal(hot, over.astype(np.uint8))
+
+
+def test_hot_counter_counts_consecutive_frames(gen):
+    thr = threshold_map(gen.sigma, 1.3)
+    cut = kn.threshold_cut(gen.mean, thr)
+    hot_cut = kn.threshold_cut(gen.mean, threshold_map(gen.sigma, 10.0))
+    hot = np.zeros(gen.shape, np.uint8)
+    rb = np.empty((128, 128))
+    zrows = np.empty((2, 512), np.float32)
+    n_hot = []
+    for k in range(5):
+        f = gen.pedestal_frame()
+        f[10, 20] = 400  # stuck pixel
+        if k != 2:
+            f[30, 40] = 400  # flickering pixel: the run of consecutive frames restarts
+        s = kn.frame_pass(f, gen.mean, cut, hot_cut, hot, 5000, *ACC, 4, 3, rb, zrows)
+        n_hot.append(s[kn.S_N_HOT])
+    assert hot[10, 20] == 5 and hot[30, 40] == 2
+    assert n_hot == [0, 0, 1, 1, 1]
+
+
+def test_box_stats_match_reference(gen, frame):
+    boxes = np.array([[0, 100, 0, 100], [200, 456, 128, 384], [400, 512, 400, 512]])
+    b = kn.box_stats(frame, gen.mean, boxes, True)
+    n = ((boxes[:, 1] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 2]))[:, None]
+    mean = b[:, [0, 2]] / n
+    rms = np.sqrt(b[:, [1, 3]] / n - mean**2)
+    ref = kref.box_stats(frame, gen.mean, boxes)
+    np.testing.assert_allclose(mean[:, 0], ref[:, 0], rtol=1e-12)
+    np.testing.assert_allclose(rms[:, 0], ref[:, 1], rtol=1e-9)
+    np.testing.assert_allclose(mean[:, 1], ref[:, 2], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(rms[:, 1], ref[:, 3], rtol=1e-5)
+
+
+def _rebinned(gen, frame):
+    thr = threshold_map(gen.sigma, 1.3)
+    z = kref.zero_suppress(frame, gen.mean, thr, 5000, ACC)
+    return kref.rebin_mean(kref.median2x2(z), 4), thr
+
+
+def test_neighbour_filter_matches_reference(gen, frame):
+    rb, _ = _rebinned(gen, frame)
+    for nb, mc in [(1.2, 3), (0.5, 2), (3.0, 5)]:
+        out = kn.neighbour_filter(rb, nb, mc)
+        np.testing.assert_array_equal(out, kref.neighbour_filter(rb, nb, mc))
+    assert np.count_nonzero(kn.neighbour_filter(rb, 1.2, 3)) < np.count_nonzero(rb)
+
+
+def test_nonzero_points_row_major(gen, frame):
+    rb, _ = _rebinned(gen, frame)
+    pr, pc = kn.nonzero_points(rb)
+    er, ec = np.nonzero(rb)
+    np.testing.assert_array_equal(pr, er)
+    np.testing.assert_array_equal(pc, ec)
+
+
+def test_cluster_features_match_reference(gen, frame):
+    rb, thr = _rebinned(gen, frame)
+    rbf = kref.neighbour_filter(rb, 1.2, 3)
+    pr, pc, labels = kref.cluster_map(rbf, 2, 10)
+    ncl = labels.max() + 1
+    assert ncl >= 4
+    cut = kn.threshold_cut(gen.mean, thr)
+    f = kn.cluster_features(frame, gen.mean, cut, 5000, *ACC, 4, pr, pc, labels, ncl)
+    ref = kref.cluster_features(frame, gen.mean, thr, 5000, ACC, 4, pr, pc, labels)
+    exact = [
+        kn.F_SIZE,
+        kn.F_NHITS,
+        kn.F_NBLOCKS,
+        kn.F_ROW_MIN,
+        kn.F_ROW_MAX,
+        kn.F_COL_MIN,
+        kn.F_COL_MAX,
+    ]
+    np.testing.assert_array_equal(f[:, exact], ref[:, exact])
+    close = [
+        kn.F_INTEGRAL,
+        kn.F_ROW,
+        kn.F_COL,
+        kn.F_RMS,
+        kn.F_DENSITY,
+        kn.F_MAX,
+        kn.F_SIGMA_LONG,
+        kn.F_SIGMA_LAT,
+    ]
+    np.testing.assert_allclose(f[:, close], ref[:, close], rtol=1e-6, atol=1e-6)
+    # axis-dependent quantities only where the axis is well defined
+    aniso = ref[:, kn.F_SIGMA_LONG] > 1.05 * ref[:, kn.F_SIGMA_LAT]
+    assert aniso.sum() >= 2
+    np.testing.assert_allclose(
+        f[aniso][:, [kn.F_LENGTH, kn.F_WIDTH, kn.F_SLIMNESS]],
+        ref[aniso][:, [kn.F_LENGTH, kn.F_WIDTH, kn.F_SLIMNESS]],
+        rtol=1e-6,
+        atol=1e-6,
+    )
+    dang = (f[aniso, kn.F_ANGLE] - ref[aniso, kn.F_ANGLE] + 90.0) % 180.0 - 90.0
+    np.testing.assert_allclose(dang, 0.0, atol=1e-6)
+
+
+def test_features_on_a_known_line():
+    # a horizontal bar of constant value on zero pedestal: exact geometry
+    raw = np.zeros((64, 64), np.uint16)
+    raw[30:32, 10:50] = 50
+    mean = np.zeros(raw.shape, np.float32)
+    cut = np.full(raw.shape, 10, np.uint16)
+    rb = kn.rebin_mean(kn.zero_suppress(raw, mean, cut, 5000, 0, 64, 0, 64), 4)
+    pr, pc = kn.nonzero_points(rb)
+    labels = kn.dbscan(pr, pc, 2.0, 3)
+    f = kn.cluster_features(raw, mean, cut, 5000, 0, 64, 0, 64, 4, pr, pc, labels, 1)[0]
+    assert f[kn.F_INTEGRAL] == 50 * 80 and f[kn.F_NHITS] == 80
+    assert f[kn.F_LENGTH] == pytest.approx(40.0) and f[kn.F_WIDTH] == pytest.approx(2.0)
+    assert f[kn.F_ANGLE] == pytest.approx(0.0, abs=1e-9)
+    assert (f[kn.F_ROW], f[kn.F_COL]) == pytest.approx((30.5, 29.5))
+    assert f[kn.F_RMS] == 0 and f[kn.F_DENSITY] == 50
+    assert (f[kn.F_ROW_MIN], f[kn.F_ROW_MAX], f[kn.F_COL_MIN], f[kn.F_COL_MAX]) == (28, 32, 8, 52)
+
+
+def test_pedestal_accumulate_matches_numpy(gen):
+    frames = np.stack([gen.pedestal_frame() for _ in range(7)])
+    shift = frames[0].copy()
+    s1 = np.zeros(gen.shape, np.int64)
+    s2 = np.zeros(gen.shape, np.int64)
+    for f in frames:
+        kn.pedestal_accumulate(f, shift, s1, s2)
+    d = frames.astype(np.int64) - shift
+    np.testing.assert_array_equal(s1, d.sum(axis=0))
+    np.testing.assert_array_equal(s2, (d * d).sum(axis=0))
+
+
+def test_pedestal_estimate_is_robust(gen):
+    frames = np.stack([gen.pedestal_frame() for _ in range(15)])
+    frames[3, 100:110, 100:110] += 500  # a track in one frame
+    mean, sigma = kn.pedestal_estimate(frames, 3.0, 3.0)
+    assert np.abs(mean[100:110, 100:110] - gen.mean[100:110, 100:110]).max() < 4 * 2.5
+    assert abs(np.median(mean - gen.mean)) < 0.2
+    assert np.median(sigma / gen.sigma) == pytest.approx(1.0, abs=0.15)
