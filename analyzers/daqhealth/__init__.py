@@ -1,0 +1,5 @@
+"""DAQ-health analyzer plugin (``daqhealth``)."""
+
+from .analyzer import DaqHealthAnalyzer
+
+ANALYZERS = [DaqHealthAnalyzer]
