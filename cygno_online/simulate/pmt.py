@@ -32,7 +32,7 @@ from cygno_online.simulate.layouts import Board
 from cygno_online.simulate.truth import InjectedObject
 
 TICK_NS = 8.0
-CHARGE_PER_ADU = 0.5
+CHARGE_PER_ADU = 1.0
 #: position of the trigger in the acquisition window (post-trigger 60 %)
 TRIGGER_FRACTION = 0.4
 DAC_OFFSET = 32768
