@@ -71,6 +71,8 @@ class SimulatorConfig:
     exposure_s: float = 0.3
     #: "exposure" (live-like) or "max" (benches)
     pace: str = "exposure"
+    #: slow-control events every N images (None: their real periods)
+    slow_control_every: int | None = None
 
 
 @dataclass(slots=True)
@@ -239,6 +241,7 @@ def _parse_source(p: Params, shapes_bytes: int) -> SourceConfig:
         pedestal_events=sp.integer("pedestal_events", 100, minimum=1),
         exposure_s=sp.number("exposure_s", 0.3, minimum=0.001),
         pace=sp.choice("pace", "exposure", ("exposure", "max")),
+        slow_control_every=sp.integer("slow_control_every", None, minimum=1),
     )
     sp.check_unknown()
     p.check_unknown()

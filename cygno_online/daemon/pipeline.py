@@ -221,6 +221,16 @@ class Pipeline:
                 eid = getattr(getattr(dropped.payload, "header", None), "event_id", None)
             self.health.drop("queue_full", eid)
             self.queue.put_control(QItem("dropped", eid))
+            if eid is not None:
+                # Analyzers that classify serial gaps (DAQ health) must know
+                # which missing events were the monitor's own doing.
+                for analyzer in getattr(self.chain, "analyzers", ()):
+                    note = getattr(analyzer, "note_dropped", None)
+                    if note is not None:
+                        try:
+                            note(int(eid), 1)
+                        except Exception:
+                            log.exception("%s.note_dropped failed", analyzer)
 
     def end_run(self, stop_time_ns: int | None, complete: bool = True) -> None:
         self.queue.put_control(QItem("eor", stop_time_ns, extra=complete))

@@ -1,6 +1,9 @@
-"""A live-like stream from the simulator: runs of N events, a gap, the next
-run; optionally a pedestal run every K runs. Paced by the exposure time (like
-the camera) or as fast as possible (benches)."""
+"""A live-like stream from the simulator: runs of N trigger events (with the
+slow-control events in between), a gap, the next run; optionally a pedestal
+run every K runs. ``pace: exposure`` releases each event at its simulated
+time (one image per exposure + readout, slow control at its periods or every
+``slow_control_every`` images); ``pace: max`` as fast as possible (benches).
+Run start times are "now", so event times look live."""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ class SimulatorSource(Source):
         pedestal_events: int = 100,
         exposure_s: float = 0.3,
         pace: str = "exposure",
+        slow_control_every: int | None = None,
         experiment: str | None = None,
     ) -> None:
         self.layout = layout
@@ -39,6 +43,7 @@ class SimulatorSource(Source):
         self.pedestal_events = pedestal_events
         self.exposure_s = exposure_s
         self.pace = pace
+        self.slow_control_every = slow_control_every or None
         self.experiment = experiment
         self.endless = runs == 0
         self.name = "simulator"
@@ -56,6 +61,7 @@ class SimulatorSource(Source):
             pedestal_events=c.pedestal_events,
             exposure_s=c.exposure_s,
             pace=c.pace,
+            slow_control_every=c.slow_control_every,
             experiment=experiment,
         )
 
@@ -81,6 +87,8 @@ class SimulatorSource(Source):
                 run=run_number,
                 pedestal=pedestal,
                 exposure_s=self.exposure_s,
+                start_time=time.time(),
+                sc_every_n_triggers=self.slow_control_every,
             )
             bor = parse_event(sim.bor(), source=self.name, offset=0)
             sink.begin_run(
@@ -93,15 +101,19 @@ class SimulatorSource(Source):
                     experiment=self.experiment,
                 )
             )
-            next_t = time.monotonic()
+            t0_wall = time.monotonic()
             for sim_event in sim.events(n):
                 if stop.is_set():
                     break
                 sink.heartbeat()
                 if self.pace == "exposure":
-                    next_t += self.exposure_s
-                    delay = next_t - time.monotonic()
-                    if delay > 0 and stop.wait(delay):
+                    due = t0_wall + (sim_event.time_ns - sim.start_time_ns) / 1e9
+                    delay = due - time.monotonic()
+                    while delay > 0 and not stop.is_set():
+                        stop.wait(min(delay, 0.5))
+                        sink.heartbeat()
+                        delay = due - time.monotonic()
+                    if stop.is_set():
                         break
                 event = parse_event(sim_event.data, source=self.name, offset=0)
                 sink.event(event, time.time_ns())
