@@ -97,14 +97,19 @@ def compile_formula(text: str) -> Fn:
     if not stripped:
         raise FormulaError(text, "is empty")
     # ODB dumps written under a comma-decimal locale ("0,0375*x"): a comma is
-    # never valid here outside min()/max(), so the parser reports it clearly.
+    # never valid outside min()/max(), and the error says so.
     try:
         tree = ast.parse(stripped, mode="eval")
     except SyntaxError as exc:
-        raise FormulaError(text, f"syntax error: {exc.msg}") from None
+        hint = " (a decimal comma? write 0.5, not 0,5)" if "," in text else ""
+        raise FormulaError(text, f"syntax error: {exc.msg}{hint}") from None
     except (ValueError, RecursionError, MemoryError) as exc:
         raise FormulaError(text, f"cannot be parsed: {exc}") from None
     return _compile(tree.body, text, 0)
+
+
+def _has_x(node: ast.AST) -> bool:
+    return any(isinstance(n, ast.Name) for n in ast.walk(node))
 
 
 _BINOPS: dict[type, Callable[[float, float], float]] = {
@@ -139,6 +144,19 @@ def _compile(node: ast.AST, text: str, depth: int) -> Fn:
         if node.id != "x":
             raise FormulaError(text, f"unknown name {node.id!r}; only 'x' is allowed")
         return lambda x: x
+    if isinstance(node, (ast.BinOp, ast.Call, ast.UnaryOp)) and not _has_x(node):
+        # constant sub-expressions are computed once, here: 9**9**9 or 1/0 are
+        # refused when the formula is read, not on every reading
+        fn = _compile_node(node, text, d)
+        try:
+            c = float(fn(0.0))
+        except (ArithmeticError, ValueError) as exc:
+            raise FormulaError(text, f"constant part cannot be computed: {exc}") from None
+        return lambda x: c
+    return _compile_node(node, text, d)
+
+
+def _compile_node(node: ast.AST, text: str, d: int) -> Fn:
     if isinstance(node, ast.UnaryOp):
         operand = _compile(node.operand, text, d)
         if isinstance(node.op, ast.USub):
@@ -181,6 +199,10 @@ def _compile(node: ast.AST, text: str, depth: int) -> Fn:
             (a0,) = args
             return lambda x: func(a0(x))
         return lambda x: func(*(a(x) for a in args))
+    if isinstance(node, ast.Tuple):
+        raise FormulaError(
+            text, "a comma outside min()/max() (a decimal comma? write 0.5, not 0,5)"
+        )
     if isinstance(node, ast.Attribute):
         raise FormulaError(text, "attribute access is not allowed")
     if isinstance(node, ast.Subscript):
