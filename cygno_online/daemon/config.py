@@ -118,6 +118,8 @@ class DaemonConfig:
     state_dir: Path | None = None
     log_level: str = "INFO"
     influx_enabled: bool = False
+    #: end-of-run summary rules (``summary`` section), SummaryConfig
+    summary_config: Any = None
     #: the whole file as read (chain sections are re-read on SIGHUP)
     data: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
@@ -387,6 +389,12 @@ def parse_config(
     al.check_unknown()
 
     cfg.influx_enabled = _check_influx(root, cfg)
+
+    from cygno_online.analysis.summary import SummaryConfig
+
+    sm = root.section("summary")
+    cfg.summary_config = SummaryConfig.from_params(sm)
+    sm.check_unknown()
 
     chain = None
     if build_chain:

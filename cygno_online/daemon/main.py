@@ -143,6 +143,7 @@ class Daemon:
             queue_events=cfg.pipeline.queue_events,
             summary_dir=cfg.summary_dir,
             experiment=cfg.experiment,
+            summary_config=cfg.summary_config,
         )
         self.health.extra = self._health_extra
         self._health_due = every(cfg.pipeline.health_every_s)

@@ -139,6 +139,7 @@ class Pipeline:
         tick_s: float = 0.2,
         summarize: Callable[..., dict[str, Any]] | None = None,
         write_summary: Callable[[dict[str, Any], Any], Any] | None = None,
+        summary_config: Any = None,
     ) -> None:
         self.chain = chain
         self.source = source
@@ -151,6 +152,7 @@ class Pipeline:
         #: injectable for tests; default: cygno_online.analysis.summary
         self._summarize = summarize
         self._write_summary = write_summary
+        self.summary_config = summary_config
         self.stop_source = threading.Event()
         self.source_done = threading.Event()
         self.analysis_done = threading.Event()
@@ -367,11 +369,13 @@ class Pipeline:
         sections = self.chain.end_run()
         counters = self.counters.as_dict()
         counters["complete"] = complete
+        extra = {"config": self.summary_config} if self.summary_config is not None else {}
         doc = build_summary(
             run,
             sections,
             counters=counters,
             stop_time_ns=stop_time_ns or self._last_time_ns or None,
+            **extra,
         )
         if self.summary_dir is not None:
             try:

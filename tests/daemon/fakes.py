@@ -98,7 +98,7 @@ class FakeSource(Source):
         self.messages.append((text, is_error))
 
 
-def fake_summary(run, sections, *, counters=None, stop_time_ns=None):
+def fake_summary(run, sections, *, counters=None, stop_time_ns=None, config=None):
     return {
         "run": run.run,
         "sections": sections,
