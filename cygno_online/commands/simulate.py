@@ -29,7 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="lime (default), cygno04, or crop:SIZE (square SIZE x SIZE camera)",
     )
     parser.add_argument(
-        "--cameras", type=int, default=None, metavar="K", help="cameras for cygno04 (default 2) or crops"
+        "--cameras",
+        type=int,
+        default=None,
+        metavar="K",
+        help="cameras for cygno04 (default 2) or crops",
     )
     parser.add_argument(
         "--pedestal", action="store_true", help="pedestal run: HV off, no tracks, no PMT triggers"

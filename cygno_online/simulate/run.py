@@ -360,6 +360,9 @@ class Simulator:
             t_trig = self.trigger_time_ns(k)
             eid = min(_SC_ORDER, key=lambda e: next_sc[e][0])
             t_sc, j = next_sc[eid]
+            if t_sc == t_trig:
+                # keep event times strictly increasing
+                t_sc -= 1000
             if t_sc < t_trig:
                 yield t_sc, eid, j
                 next_sc[eid] = (t_sc + round(PERIODS_S[eid] * 1e9), j + 1)
