@@ -34,15 +34,20 @@ NFEATURES = 8
 
 
 @numba.njit(nogil=True, cache=True)
-def local_maxima(x, mids):
-    """Indices of local maxima of ``x`` into ``mids`` (a plateau gives its
-    midpoint, rounded down); returns how many. Edges are never maxima and a
-    plateau touching the last sample is not a maximum."""
+def local_maxima(x, mids, height):
+    """Indices of local maxima of ``x`` with ``x >= height`` into ``mids`` (a
+    plateau gives its midpoint, rounded down); returns how many. Edges are
+    never maxima and a plateau touching the last sample is not a maximum.
+
+    Testing the height before scanning a plateau finds exactly scipy's maxima
+    followed by its height filter: skipping a low plateau sample by sample
+    instead of jumping over it detects nothing inside it (its samples are not
+    above their left neighbour) and the same sample after it."""
     m = 0
     i = 1
     i_max = x.shape[0] - 1
     while i < i_max:
-        if x[i - 1] < x[i]:
+        if x[i] >= height and x[i - 1] < x[i]:
             i_ahead = i + 1
             while i_ahead < i_max and x[i_ahead] == x[i]:
                 i_ahead += 1
@@ -124,12 +129,7 @@ def find_peaks_into(x, height, distance, min_width, mids, keep):
     """``scipy.signal.find_peaks(x, height=height, distance=distance,
     width=min_width)`` writing the peak indices to the front of ``mids``
     (scratch of length >= len(x)//2 + 1; ``keep`` the same); returns the count."""
-    n = local_maxima(x, mids)
-    m = 0
-    for i in range(n):
-        if x[mids[i]] >= height:
-            mids[m] = mids[i]
-            m += 1
+    m = local_maxima(x, mids, height)
     if m > 1:
         select_by_distance(mids, m, x, distance, keep)
         n = 0
@@ -167,6 +167,11 @@ def waveform_features(wf, chans, nbase, sign, nsigma, distance, min_width, sat_h
     ``signal`` (ntriggers, len(chans), nsamples) float32 receives the
     baseline-subtracted, polarity-corrected waveforms (pass a (0, 0, 0) array
     to skip them).
+
+    Sums, extremes and the saturation test run on the integer samples (exact,
+    and the loops vectorise); the polarity-corrected signal is monotonic in
+    the raw value, so its maximum and first argmax are those of the raw
+    extreme, bit for bit.
     """
     ntr = wf.shape[0]
     ns = wf.shape[2]
@@ -180,42 +185,44 @@ def waveform_features(wf, chans, nbase, sign, nsigma, distance, min_width, sat_h
     for t in range(ntr):
         for c in range(nsel):
             w = wf[t, chans[c]]
-            acc = 0.0
+            s1 = 0
+            s2 = 0
             for i in range(nb):
-                acc += w[i]
-            base = acc / nb if nb > 0 else 0.0
-            acc = 0.0
-            for i in range(nb):
-                d = w[i] - base
-                acc += d * d
-            rms = np.sqrt(acc / nb) if nb > 0 else 0.0
+                v = np.int64(w[i])
+                s1 += v
+                s2 += v * v
+            base = s1 / nb if nb > 0 else 0.0
+            # exact integer variance: n^2 var = n*s2 - s1^2 (fits int64 for uint16 data)
+            rms = np.sqrt(max(nb * s2 - s1 * s1, 0) / (nb * nb)) if nb > 0 else 0.0
             thr = nsigma * rms
-            amp = -np.inf
-            at = 0
-            integral = 0.0
-            tot = 0
-            sat = 0.0
+            lo = np.int64(65535)
+            hi = np.int64(0)
+            total = 0
             for i in range(ns):
-                raw = w[i]
-                if raw >= sat_high or raw == 0:
-                    sat = 1.0
-                v = sign * (raw - base)
-                x[i] = v
-                integral += v
-                if v > amp:
-                    amp = v
+                v = np.int64(w[i])
+                total += v
+                lo = min(lo, v)
+                hi = max(hi, v)
+            tot = 0
+            for i in range(ns):
+                xv = sign * (w[i] - base)
+                x[i] = xv
+                tot += xv > thr
+            extreme = lo if sign < 0 else hi
+            at = 0
+            for i in range(ns):
+                if w[i] == extreme:
                     at = i
-                if v > thr:
-                    tot += 1
+                    break
             if want_signal:
                 for i in range(ns):
                     signal[t, c, i] = x[i]
             o = out[t, c]
             o[F_BASELINE] = base
             o[F_RMS] = rms
-            o[F_AMPLITUDE] = amp if ns > 0 else 0.0
+            o[F_AMPLITUDE] = sign * (extreme - base) if ns > 0 else 0.0
             o[F_PEAK_SAMPLE] = at
-            o[F_INTEGRAL] = integral
+            o[F_INTEGRAL] = sign * (total - ns * base)
             o[F_TOT] = tot
             o[F_NPEAKS] = find_peaks_into(x, thr, distance, min_width, mids, keep) if ns > 2 else 0
-            o[F_SATURATED] = sat
+            o[F_SATURATED] = 1.0 if (ns > 0 and (hi >= sat_high or lo == 0)) else 0.0
