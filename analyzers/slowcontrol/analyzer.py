@@ -9,9 +9,12 @@ stable InfluxDB/Python identifiers whatever the ODB labels look like.
 Families (all fields carry units):
 
 * ``environment`` - equipment ``environment``: one point per bank, fields by
-  reading name (``gas_temperature`` degC, ``lime_pressure`` bar...). Readings
-  of an output bank (quantity ``output``) get the suffix ``_out``. User-defined
-  equipments land here too, tagged ``{"equipment": name}``.
+  reading name, renamed through ``environment_names`` (default: the LIME
+  channels of lime.md, ``P0IIn0`` -> ``gas_temperature`` degC, ``P0IIn5`` ->
+  ``lime_pressure`` bar, ...; other channels keep their sanitised name,
+  ``p1uin7``). An output reading whose name collides with an input gets the
+  suffix ``_out``. User-defined equipments land here too, tagged
+  ``{"equipment": name}``.
 * ``hv`` - equipments ``hv`` and ``cathode``: tags ``{"channel": name}``
   (cathode channels are prefixed ``cathode_`` unless their name already says
   so), fields ``demand`` V, ``measured`` V, ``current`` uA, ``status``,
@@ -52,6 +55,17 @@ DEFAULT_UNITS = {
     "status": "",
 }
 _HV_FIELDS = ("demand", "measured", "current", "status", "temperature")
+
+#: LIME environment channels with a physics meaning (lime.md): the decoder
+#: names readings by their ODB channel name; these become the field names.
+LIME_ENVIRONMENT_NAMES = {
+    "P0IIn0": "gas_temperature",
+    "P0IIn3": "atmospheric_pressure",
+    "P0IIn5": "lime_pressure",
+    "P1UIn1": "atmospheric_temperature",
+    "P1UIn5": "humidity",
+    "P3IIn6": "gas_density",
+}
 
 
 def sanitize(name: str, fallback: str = "value") -> str:
@@ -104,12 +118,30 @@ class SlowControlAnalyzer(Analyzer):
         self._stats: dict[str, dict[str, dict[str, _Stats]]] = {}
         self.skipped_non_finite = 0
         self.summary_gas = True
+        self.environment_names = dict(LIME_ENVIRONMENT_NAMES)
 
     def configure(self, params: Params, env: AnalyzerEnv) -> None:
         # The gas PLC has ~330 values: the run summary may leave them out.
         summary_gas = params.boolean("summary_gas", True)
+        raw = params.raw("environment_names", None)
+        names = dict(LIME_ENVIRONMENT_NAMES)
+        if raw is not None:
+            if isinstance(raw, dict):
+                names = {}
+                for k, v in raw.items():
+                    if not isinstance(v, str) or sanitize(v, "") != v:
+                        params.error(
+                            f"environment_names.{k}",
+                            "must be a lower-case identifier (a-z, 0-9, _)",
+                            value=v,
+                        )
+                    else:
+                        names[str(k)] = v
+            else:
+                params.error("environment_names", "must be a mapping name -> field", value=raw)
         self.env = env
         self.summary_gas = summary_gas
+        self.environment_names = names
 
     def begin_run(self, run: RunInfo) -> Iterable[Output]:
         with self._lock:
@@ -138,12 +170,19 @@ class SlowControlAnalyzer(Analyzer):
         return r.unit if r.unit else DEFAULT_UNITS.get(r.quantity, "")
 
     @staticmethod
-    def _named(readings: list[Reading], suffix: str = "") -> list[tuple[str, Reading]]:
+    def _named(
+        readings: list[Reading],
+        suffix: str = "",
+        seen: set[str] | None = None,
+        aliases: dict[str, str] | None = None,
+    ) -> list[tuple[str, Reading]]:
         """(field name, reading) with duplicate names disambiguated by channel."""
         out: list[tuple[str, Reading]] = []
-        seen: set[str] = set()
+        seen = set() if seen is None else seen
         for r in readings:
-            fld = sanitize(r.name, f"ch{r.channel}") + suffix
+            alias = aliases.get(r.name) if aliases else None
+            fld = alias or sanitize(r.name, f"ch{r.channel}")
+            fld += suffix
             if fld in seen:
                 fld = f"{fld}_{r.channel}"
             seen.add(fld)
@@ -182,8 +221,14 @@ class SlowControlAnalyzer(Analyzer):
         demand = [r for r in readings if r.quantity == "demand"]
         output = [r for r in readings if r.quantity == "output"]
         rest = [r for r in readings if r.quantity not in ("demand", "output")]
-        for subset, suffix in ((rest, ""), (demand, "_demand"), (output, "_out")):
-            for fld, r in self._named(subset, suffix):
+        aliases = self.environment_names if family == "environment" and not tags else None
+        seen: set[str] = set()
+        for subset, suffix in ((rest, ""), (demand, "_demand"), (output, "")):
+            if subset is output:
+                # "_out" only where an output would shadow an input's name
+                names = {sanitize(r.name, f"ch{r.channel}") for r in output}
+                suffix = "_out" if names & seen else ""
+            for fld, r in self._named(subset, suffix, seen, aliases):
                 # An explicit unit from the decoder wins; a demand of the gas
                 # system is in the unit of its measured twin.
                 unit = r.unit or ("" if r.quantity in ("demand", "measured") else self._unit(r))

@@ -11,6 +11,7 @@ from cygno_online.analyzers.slowcontrol.analyzer import sanitize
 
 from cygno_online.analysis.plugin import AnalyzerEnv, discover
 from cygno_online.decode.items import EventContext, Reading, RunInfo, SlowControl
+from cygno_online.errors import ConfigError
 from cygno_online.params import Params
 
 RUN = RunInfo(run=7, start_time_ns=10**18)
@@ -175,3 +176,46 @@ def test_begin_run_resets_and_empty_items():
     a.begin_run(RUN)
     assert a.end_run(RUN) == {"skipped_non_finite": 0}
     assert list(a.process(sc("environment", "INPT", [rd("T", "input", math.inf)]), {})) == []
+
+
+def test_lime_channel_names_become_physics_fields():
+    a = make()
+    item = sc(
+        "environment",
+        "INPT",
+        [
+            rd("P0IIn0", "input", 21.0, "degC", 0),
+            rd("P0IIn5", "input", 0.91, "bar", 5),
+            rd("P0IIn1", "input", 7.5, "mA", 1),
+        ],
+    )
+    (m,) = a.process(item, {})
+    assert m.fields == {"gas_temperature": 21.0, "lime_pressure": 0.91, "p0iin1": 7.5}
+    assert m.units["lime_pressure"] == "bar"
+    (out,) = a.process(
+        sc(
+            "environment",
+            "OUTP",
+            [rd("out0", "output", 1.0, "V", 0), rd("P0IIn1", "output", 2.0, "V", 1)],
+        ),
+        {},
+    )
+    assert out.fields == {"out0": 1.0, "p0iin1": 2.0}
+    raw = make({"environment_names": {}})
+    (m,) = raw.process(item, {})
+    assert sorted(m.fields) == ["p0iin0", "p0iin1", "p0iin5"]
+    with pytest.raises(ConfigError, match=r"environment_names\.P0IIn0"):
+        make({"environment_names": {"P0IIn0": "Gas T"}})
+
+
+def test_output_colliding_with_input_gets_suffix():
+    a = make()
+    (m,) = a.process(
+        sc(
+            "environment",
+            "X",
+            [rd("level", "input", 1.0, "V", 0), rd("level", "output", 2.0, "V", 0)],
+        ),
+        {},
+    )
+    assert m.fields == {"level": 1.0, "level_out": 2.0}
