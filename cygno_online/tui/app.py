@@ -1,0 +1,401 @@
+"""The shifter's terminal view of the monitor.
+
+The app renders a :class:`~cygno_online.publish.state.MonitorState` that a
+:class:`~cygno_online.tui.source.StateSource` keeps up to date from another
+thread. It never receives one message per update: a timer on the UI thread
+polls the state (:data:`POLL_S`), and only the visible tab is refreshed, and
+only when ``state.seq``, the connection, or the second changed (run time,
+ages, staleness). Images repaint at most twice a second.
+"""
+
+from __future__ import annotations
+
+import getpass
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any, ClassVar
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from cygno_online.tui.keymetrics import cameras
+from cygno_online.tui.screens.alarms import AlarmsPanel
+from cygno_online.tui.screens.base import Panel, ViewContext
+from cygno_online.tui.screens.camera import CameraPanel
+from cygno_online.tui.screens.clusters import ClustersPanel
+from cygno_online.tui.screens.logview import LogPanel
+from cygno_online.tui.screens.modals import ConfirmScreen, HelpScreen
+from cygno_online.tui.screens.overview import OverviewPanel
+from cygno_online.tui.screens.pmt import PmtPanel, boards
+from cygno_online.tui.screens.slowcontrol import SlowControlPanel
+from cygno_online.tui.source import Limit, StateSource, fetch_limits
+from cygno_online.tui.widgets.banner import Banner
+from cygno_online.tui.widgets.statusline import StatusLine, status_text
+
+#: state poll period (the visible tab repaints only when something changed)
+POLL_S = 0.25
+#: repaint at least this often (run time, ages, staleness)
+TICK_S = 1.0
+
+#: (pane id, tab title, panel class)
+TABS: tuple[tuple[str, str, type[Panel]], ...] = (
+    ("overview", "1 Overview", OverviewPanel),
+    ("camera", "2 Camera", CameraPanel),
+    ("clusters", "3 Clusters", ClustersPanel),
+    ("pmt", "4 PMT", PmtPanel),
+    ("slow", "5 Slow ctl", SlowControlPanel),
+    ("alarms", "6 Alarms", AlarmsPanel),
+    ("log", "7 Log", LogPanel),
+)
+
+#: actions that only make sense on some tabs (hidden from the footer elsewhere)
+TAB_ACTIONS: dict[str, tuple[str, ...]] = {
+    "camera_pause": ("camera",),
+    "camera_auto": ("camera",),
+    "camera_range": ("camera",),
+    "camera_zoom": ("camera",),
+    "camera_reset": ("camera",),
+    "camera_boxes": ("camera",),
+    "next_camera": ("camera", "clusters"),
+    "clusters_log": ("clusters",),
+    "pmt_board": ("pmt",),
+    "pmt_mode": ("pmt",),
+    "pmt_channel": ("pmt",),
+    "slow_sort": ("slow",),
+    "slow_filter": ("slow",),
+    "slow_clear": ("slow",),
+    "ack": ("alarms",),
+}
+
+
+class MonitorCommands(Provider):
+    """Command palette entries: switch tab, acknowledge, camera controls."""
+
+    def _commands(self) -> list[tuple[str, Callable[[], Any], str]]:
+        app = self.app
+        assert isinstance(app, MonitorApp)
+        cmds: list[tuple[str, Callable[[], Any], str]] = [
+            (
+                f"Go to {title.split(' ', 1)[1]}",
+                partial(app.action_show_tab, pane),
+                f"key {title[0]}",
+            )
+            for pane, title, _ in TABS
+        ]
+        cmds += [
+            ("Acknowledge selected alarm", app.action_ack_from_palette, "Alarms tab, key a"),
+            ("Pause / resume camera", app.action_camera_pause, "key p on the Camera tab"),
+            ("Camera: automatic colour range", app.action_camera_auto, "key r"),
+            ("Camera: reset zoom", app.action_camera_reset, "key 0"),
+            ("Camera: next camera", app.action_next_camera, "key c"),
+            ("Slow control: cycle sort column", app.action_slow_sort, "key s"),
+            ("Show keys (help)", app.action_help, "key ?"),
+        ]
+        return cmds
+
+    async def discover(self) -> Hits:
+        for name, fn, help_text in self._commands():
+            yield DiscoveryHit(name, fn, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, fn, help_text in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), fn, help=help_text)
+
+
+class MonitorApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "CYGNO online"
+    COMMANDS: ClassVar = App.COMMANDS | {MonitorCommands}
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS: ClassVar = [
+        Binding("q", "quit", "quit"),
+        Binding("question_mark", "help", "help"),
+        *[
+            Binding(str(i + 1), f"show_tab('{pane}')", title, show=False)
+            for i, (pane, title, _) in enumerate(TABS)
+        ],
+        Binding("p", "camera_pause", "pause"),
+        Binding("r", "camera_auto", "auto range"),
+        Binding("plus,equals_sign", "camera_range('max', 1)", "max+", show=False),
+        Binding("minus", "camera_range('max', -1)", "max-", show=False),
+        Binding("right_square_bracket", "camera_range('min', 1)", "min+", show=False),
+        Binding("left_square_bracket", "camera_range('min', -1)", "min-", show=False),
+        Binding("z", "camera_zoom(1)", "zoom"),
+        Binding("x", "camera_zoom(-1)", "unzoom"),
+        Binding("0", "camera_reset", "reset", show=False),
+        Binding("b", "camera_boxes", "boxes", show=False),
+        Binding("c", "next_camera", "camera"),
+        Binding("l", "clusters_log", "log/lin"),
+        Binding("n", "pmt_board", "board"),
+        Binding("v", "pmt_mode", "latest/avg"),
+        Binding("h", "pmt_channel", "channel"),
+        Binding("s", "slow_sort", "sort"),
+        Binding("slash", "slow_filter", "filter"),
+        Binding("escape", "slow_clear", "clear filter", show=False),
+        Binding("a", "ack", "acknowledge"),
+    ]
+
+    def __init__(
+        self,
+        source: StateSource,
+        *,
+        title: str = "CYGNO online",
+        clock: Callable[[], float] = time.time,
+        user: str | None = None,
+        poll_s: float = POLL_S,
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.title = title
+        self.clock = clock
+        self.user = user
+        self.poll_s = poll_s
+        self.limits: list[Limit] = []
+        self.camera: str | None = None
+        self.polls = 0
+        self.repaints = 0
+        self._last_key: tuple | None = None
+        self._was_connected: bool | None = None
+        self._limits_pending = False
+        self.last_ack: dict[str, Any] | None = None
+
+    # -- layout ----------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield StatusLine(id="status")
+        yield Banner(id="banner")
+        with TabbedContent(id="tabs", initial="overview"):
+            for pane, title, cls in TABS:
+                with TabPane(title, id=pane):
+                    yield cls()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_interval(self.poll_s, self.poll)
+        self.poll_now()
+
+    # -- helpers ---------------------------------------------------------------------
+    @property
+    def active_tab(self) -> str:
+        return self.query_one(TabbedContent).active or "overview"
+
+    def panel(self, pane: str | None = None) -> Panel:
+        pane = pane or self.active_tab
+        return self.query_one(f"#{pane} Panel", Panel)
+
+    def context(self) -> ViewContext:
+        return ViewContext(
+            self.source.state,
+            self.clock(),
+            bool(self.source.connected),
+            self.limits,
+            self.camera,
+        )
+
+    def poll_now(self) -> None:
+        """Refresh at once (after a key press), whatever changed."""
+        self._last_key = None
+        self.poll()
+
+    def poll(self) -> None:
+        self.polls += 1
+        src = self.source
+        connected = bool(src.connected)
+        now = self.clock()
+        if connected and self._was_connected is not True:
+            self._fetch_limits()
+        self._was_connected = connected
+        state = src.state
+        key = (state.seq, connected, int(now / TICK_S), self.active_tab)
+        if key == self._last_key:
+            return
+        self._last_key = key
+        self.repaints += 1
+        self.query_one(Banner).show(connected, src.disconnected_since, now)
+        self.query_one("#tabs").set_class(not connected, "-disconnected")
+        with state.lock:
+            ctx = ViewContext(state, now, connected, self.limits, self.camera)
+            counts = state.alarm_counts()
+            self.query_one(StatusLine).set(
+                status_text(self.title, state.run, counts, connected, now)
+            )
+            n = sum(counts.values())
+            tab = self.query_one(TabbedContent).get_tab("alarms")
+            label = f"6 Alarms ({n})" if n else "6 Alarms"
+            if str(tab.label) != label:
+                tab.label = label
+            self.panel().update_view(ctx)
+
+    def _fetch_limits(self) -> None:
+        if self._limits_pending:
+            return
+        self._limits_pending = True
+
+        def work() -> None:
+            limits = fetch_limits(self.source)
+            self.call_from_thread(self._set_limits, limits)
+
+        self.run_worker(work, thread=True, exclusive=False, group="limits")
+
+    def _set_limits(self, limits: list[Limit] | None) -> None:
+        self._limits_pending = False
+        if limits is not None:
+            self.limits = limits
+            self.poll_now()
+
+    # -- tabs ------------------------------------------------------------------------
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.refresh_bindings()
+        target = self.panel(event.pane.id).focus_target()
+        if target is not None:
+            target.focus()  # type: ignore[attr-defined]
+        self.poll_now()
+
+    def action_show_tab(self, pane: str) -> None:
+        self.query_one(TabbedContent).active = pane
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        tabs = TAB_ACTIONS.get(action)
+        if tabs is None:
+            return True
+        try:
+            return self.active_tab in tabs
+        except Exception:
+            return False
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    # -- camera ----------------------------------------------------------------------
+    def _camera(self) -> CameraPanel:
+        return self.query_one(CameraPanel)
+
+    def action_camera_pause(self) -> None:
+        self._camera().toggle_pause()
+        self.poll_now()
+
+    def action_camera_auto(self) -> None:
+        self._camera().heatmap.set_auto()
+
+    def action_camera_range(self, which: str, direction: int) -> None:
+        self._camera().heatmap.adjust_range(which, direction)
+
+    def action_camera_zoom(self, direction: int) -> None:
+        hm = self._camera().heatmap
+        hm.zoom_in() if direction > 0 else hm.zoom_out()
+        self.poll_now()
+
+    def action_camera_reset(self) -> None:
+        self._camera().heatmap.reset_view()
+        self.poll_now()
+
+    def action_camera_boxes(self) -> None:
+        self._camera().heatmap.toggle_boxes()
+
+    def action_next_camera(self) -> None:
+        with self.source.state.lock:
+            cams = cameras(self.source.state)
+        if cams:
+            cur = self.camera if self.camera in cams else self._camera().camera
+            i = cams.index(cur) if cur in cams else -1
+            self.camera = cams[(i + 1) % len(cams)]
+        self.poll_now()
+
+    # -- clusters / pmt ------------------------------------------------------------
+    def action_clusters_log(self) -> None:
+        self.query_one(ClustersPanel).toggle_log()
+
+    def action_pmt_board(self) -> None:
+        p = self.query_one(PmtPanel)
+        with self.source.state.lock:
+            bs = boards(self.source.state)
+        if bs:
+            i = bs.index(p.board) if p.board in bs else -1
+            p.board = bs[(i + 1) % len(bs)]
+            p._seen.clear()
+        self.poll_now()
+
+    def action_pmt_mode(self) -> None:
+        self.query_one(PmtPanel).toggle_mode()
+        self.poll_now()
+
+    def action_pmt_channel(self) -> None:
+        self.query_one(PmtPanel).next_channel()
+        self.poll_now()
+
+    # -- slow control --------------------------------------------------------------------
+    def action_slow_sort(self) -> None:
+        self.query_one(SlowControlPanel).cycle_sort()
+        self.poll_now()
+
+    def action_slow_filter(self) -> None:
+        self.query_one(SlowControlPanel).open_filter()
+
+    def action_slow_clear(self) -> None:
+        self.query_one(SlowControlPanel).clear_filter()
+        self.poll_now()
+
+    # -- alarms ----------------------------------------------------------------------
+    def action_ack(self) -> None:
+        alarm_id = self.query_one(AlarmsPanel).selected_alarm()
+        if alarm_id is None:
+            self.notify("no alarm selected", severity="warning")
+            return
+        with self.source.state.lock:
+            rec = self.source.state.alarms.get(alarm_id)
+            name = (rec.name or rec.id) if rec else alarm_id
+            needs = rec.needs_attention if rec else False
+        question = f"Acknowledge alarm '{name}'?"
+        if not needs:
+            question += "\n(it does not need attention right now)"
+        self.push_screen(ConfirmScreen(question), partial(self._ack_answer, alarm_id))
+
+    def action_ack_from_palette(self) -> None:
+        self.action_show_tab("alarms")
+        self.call_after_refresh(self.action_ack)
+
+    def _ack_answer(self, alarm_id: str, yes: bool | None) -> None:
+        if not yes:
+            return
+        user = self.user or _user()
+
+        def work() -> None:
+            try:
+                reply = self.source.ack(alarm_id, user=user)
+            except Exception as exc:
+                reply = {"ok": False, "error": str(exc)}
+            self.call_from_thread(self._ack_done, alarm_id, reply)
+
+        self.run_worker(work, thread=True, group="ack")
+
+    def _ack_done(self, alarm_id: str, reply: dict[str, Any]) -> None:
+        self.last_ack = reply if isinstance(reply, dict) else {"ok": False, "error": str(reply)}
+        if self.last_ack.get("ok"):
+            self.notify(f"alarm {alarm_id} acknowledged")
+        else:
+            self.notify(
+                f"acknowledging {alarm_id} failed: {self.last_ack.get('error')}", severity="error"
+            )
+        self.poll_now()
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "shifter"
+
+
+def run_tui(source: StateSource, *, title: str = "CYGNO online", **kw: Any) -> int:
+    """Run the TUI in this terminal until the shifter quits. The caller owns
+    ``source`` (and closes it)."""
+    app = MonitorApp(source, title=title, **kw)
+    result = app.run()
+    return int(result or 0)

@@ -1,0 +1,47 @@
+"""What every tab panel shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from textual.containers import Container
+
+from cygno_online.publish.state import MonitorState
+from cygno_online.tui.keymetrics import is_stale
+from cygno_online.tui.source import Limit
+
+
+@dataclass(slots=True)
+class ViewContext:
+    """One poll's view of the world. Panels get it with ``state.lock`` held:
+    they copy references to what they show and return quickly; drawing
+    happens later on the UI loop."""
+
+    state: MonitorState
+    now: float
+    connected: bool
+    limits: list[Limit] = field(default_factory=list)
+    #: camera / board the shifter selected (``c`` / ``n`` keys)
+    camera: str | None = None
+
+    def stale(self, sid: str) -> bool:
+        return not self.connected or is_stale(self.state, sid, self.now)
+
+    def display_stale(self, time_ns: int) -> bool:
+        from cygno_online.tui.keymetrics import display_stale
+
+        return not self.connected or display_stale(time_ns, self.now)
+
+
+class Panel(Container):
+    """A tab's content. ``update_view`` runs on the UI thread at the poll
+    rate while the tab is visible (and once when it becomes visible)."""
+
+    DEFAULT_CSS = "Panel { height: 1fr; }"
+
+    def update_view(self, ctx: ViewContext) -> None:
+        raise NotImplementedError
+
+    def focus_target(self) -> object | None:
+        """The widget that gets focus when the tab is shown."""
+        return None

@@ -1,0 +1,148 @@
+"""Tab 3: cluster spectrum with the 55Fe fit, length vs integral, counts by class."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Static
+
+from cygno_online.publish.state import series_id
+from cygno_online.tui.keymetrics import cameras, fmt_age, fmt_value
+from cygno_online.tui.screens.base import Panel, ViewContext
+from cygno_online.tui.widgets.histogram import HistogramPlot
+from cygno_online.tui.widgets.scatter import ScatterPlot
+
+
+def fit_note(meta: dict) -> tuple[str, float | None]:
+    fit = meta.get("fit") if isinstance(meta, dict) else None
+    if not isinstance(fit, dict):
+        return "", None
+    mu, sigma = fit.get("mu"), fit.get("sigma")
+    if not isinstance(mu, (int, float)):
+        return "", None
+    note = f"55Fe μ={mu:.4g}"
+    if isinstance(sigma, (int, float)):
+        note += f" σ={sigma:.3g}"  # noqa: RUF001
+        if mu:
+            note += f" ({100 * sigma / mu:.0f}%)"
+    return note, float(mu)
+
+
+class ClustersPanel(Panel):
+    DEFAULT_CSS = """
+    ClustersPanel #cl-plots { width: 1fr; }
+    ClustersPanel HistogramPlot { height: 1fr; min-height: 6; padding: 0 1; }
+    ClustersPanel ScatterPlot { height: 1fr; min-height: 6; padding: 0 1; }
+    ClustersPanel #cl-stats { width: 30; padding: 0 1; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__(id="panel-clusters")
+        self._seen: dict[str, tuple] = {}
+        self.log_scale = False
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            with Vertical(id="cl-plots"):
+                yield HistogramPlot("Cluster integral", id="cl-hist")
+                yield ScatterPlot("Length vs integral", id="cl-scatter")
+            yield Static(id="cl-stats")
+
+    def toggle_log(self) -> None:
+        self.log_scale = not self.log_scale
+        h = self.query_one(HistogramPlot)
+        h.log_scale = self.log_scale
+        h.refresh()
+
+    def _changed(self, key: str, sig: tuple) -> bool:
+        if self._seen.get(key) == sig:
+            return False
+        self._seen[key] = sig
+        return True
+
+    def update_view(self, ctx: ViewContext) -> None:
+        st = ctx.state
+        cams = cameras(st)
+        cam = ctx.camera if ctx.camera in cams else (cams[0] if cams else None)
+        prefix = f"clusters/{cam}/" if cam else "clusters/"
+        hist = st.displays.get(f"clusters/{cam}/integral") if cam else None
+        if hist is None:
+            hist = next(
+                (
+                    d
+                    for n, d in st.displays.items()
+                    if n.startswith(prefix) and d.kind == "histogram"
+                ),
+                None,
+            )
+        scat = next(
+            (
+                d
+                for n, d in sorted(st.displays.items())
+                if n.startswith(prefix) and d.kind == "scatter"
+            ),
+            None,
+        )
+        hp = self.query_one(HistogramPlot)
+        stale_h = hist is not None and ctx.display_stale(hist.time_ns)
+        if self._changed("hist", (id(hist), getattr(hist, "time_ns", 0), stale_h)):
+            if hist is None:
+                hp.set_data(None, None)
+            else:
+                note, mu = fit_note(hist.meta)
+                hp.title = "Cluster integral" if hist.name.endswith("/integral") else hist.name
+                hp.set_data(
+                    hist.arrays.get("counts"),
+                    hist.arrays.get("edges"),
+                    mark=mu,
+                    note=note,
+                    stale=stale_h,
+                )
+        sp = self.query_one(ScatterPlot)
+        stale_s = scat is not None and ctx.display_stale(scat.time_ns)
+        if self._changed("scatter", (id(scat), getattr(scat, "time_ns", 0), stale_s)):
+            if scat is None:
+                sp.set_data(None, None)
+            else:
+                xl = scat.meta.get("x", "x")
+                yl = scat.meta.get("y", "y")
+                sp.set_data(
+                    scat.arrays.get("x"),
+                    scat.arrays.get("y"),
+                    title=f"{yl} vs {xl}" if "x" in scat.meta else scat.name,
+                    stale=stale_s,
+                )
+        # counts and rates: every numeric field of the clusters family
+        recs = [
+            r
+            for r in st.series.values()
+            if r.family == "clusters" and r.tags.get("camera", cam) == cam
+        ]
+        sig = (tuple((r.time_ns, len(r.fields)) for r in recs), ctx.connected, int(ctx.now) // 5)
+        if self._changed("stats", sig):
+            t = Table(box=None, padding=(0, 1), show_header=False)
+            t.add_column(style="bold", no_wrap=True, max_width=18)
+            t.add_column(justify="right", no_wrap=True)
+            for r in sorted(recs, key=lambda r: sorted(r.tags.items())):
+                stale = ctx.stale(series_id(r.family, r.tags))
+                extra = {k: v for k, v in r.tags.items() if k != "camera"}
+                if extra:
+                    t.add_row(Text(" ".join(extra.values()), style="underline"), "")
+                for k, v in r.fields.items():
+                    if isinstance(v, (int, float)):
+                        unit = r.units.get(k, "")
+                        t.add_row(
+                            k,
+                            Text(
+                                fmt_value(v) + (f" {unit}" if unit else ""),
+                                style="grey50" if stale else "",
+                            ),
+                        )
+                t.add_row(
+                    Text("age", style="dim"), Text(fmt_age(ctx.now - r.time_ns / 1e9), style="dim")
+                )
+            if not recs:
+                t.add_row(Text("no cluster metrics yet", style="dim"), "")
+            self.query_one("#cl-stats", Static).update(t)

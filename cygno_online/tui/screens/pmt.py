@@ -1,0 +1,190 @@
+"""Tab 4: PMT waveforms per channel, amplitude and multiplicity spectra, baselines."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Grid, Horizontal, VerticalScroll
+from textual.widgets import Static
+
+from cygno_online.publish.state import series_id
+from cygno_online.tui.keymetrics import fmt_value
+from cygno_online.tui.screens.base import Panel, ViewContext
+from cygno_online.tui.widgets.histogram import HistogramPlot
+from cygno_online.tui.widgets.waveform import WaveformPlot
+
+BASELINE_FIELDS = ("baseline", "rms", "amplitude", "npeaks", "charge")
+
+
+def boards(state) -> list[str]:
+    out = set()
+    for name in state.displays:
+        parts = name.split("/")
+        if len(parts) >= 3 and parts[0] == "pmt":
+            out.add(parts[1])
+    for r in state.series.values():
+        if r.family == "pmt" and "board" in r.tags:
+            out.add(r.tags["board"])
+    return sorted(out, key=lambda b: (len(b), b))
+
+
+def _chan_key(name: str) -> tuple:
+    digits = "".join(ch for ch in name if ch.isdigit())
+    return (int(digits) if digits else 1 << 30, name)
+
+
+class PmtPanel(Panel):
+    DEFAULT_CSS = """
+    PmtPanel #pmt-title { height: 1; padding: 0 1; }
+    PmtPanel #pmt-waves { grid-size: 2; grid-gutter: 0 2; height: auto; grid-rows: 4; padding: 0 1; }
+    PmtPanel WaveformPlot { height: 4; }
+    PmtPanel #pmt-hists { height: 9; }
+    PmtPanel HistogramPlot { width: 1fr; height: 9; padding: 0 1; }
+    PmtPanel #pmt-base { height: auto; padding: 0 1; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__(id="panel-pmt")
+        self.board: str | None = None
+        self.mode = "latest"
+        self.channel_index = 0
+        self._seen: dict[str, tuple] = {}
+        self._channels: tuple[str, ...] = ()
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="pmt-title")
+        with VerticalScroll(id="pmt-scroll"):
+            yield Grid(id="pmt-waves")
+            with Horizontal(id="pmt-hists"):
+                yield HistogramPlot("Amplitude", id="pmt-amp")
+                yield HistogramPlot("Multiplicity", id="pmt-mult")
+            yield Static(id="pmt-base")
+
+    def focus_target(self) -> object | None:
+        return self.query_one("#pmt-scroll")
+
+    def toggle_mode(self) -> None:
+        self.mode = "average" if self.mode == "latest" else "latest"
+        self._seen.clear()
+
+    def next_channel(self) -> None:
+        self.channel_index += 1
+        self._seen.clear()
+
+    def _changed(self, key: str, sig: tuple) -> bool:
+        if self._seen.get(key) == sig:
+            return False
+        self._seen[key] = sig
+        return True
+
+    def update_view(self, ctx: ViewContext, board: str | None = None) -> None:
+        st = ctx.state
+        bs = boards(st)
+        b = self.board if self.board in bs else (bs[0] if bs else None)
+        self.board = b
+        waves = st.displays.get(f"pmt/{b}/{self.mode}") if b else None
+        chans = tuple(sorted(waves.arrays, key=_chan_key)) if waves is not None else ()
+        amp_names = sorted(
+            (n for n in st.displays if n.startswith(f"pmt/{b}/amplitude/")), key=_chan_key
+        )
+        sel = amp_names[self.channel_index % len(amp_names)] if amp_names else None
+        title_sig = (b, tuple(bs), self.mode, sel, ctx.connected)
+        if self._changed("title", title_sig):
+            t = Text()
+            t.append(f"board {b or '-'}", style="bold")
+            if len(bs) > 1:
+                t.append(f" ({len(bs)} boards, n)", style="dim")
+            t.append(f"  waveforms: {self.mode} (v)", style="cyan")
+            if sel:
+                t.append(f"  amplitude: {sel.rsplit('/', 1)[-1]} (h)", style="dim")
+            self.query_one("#pmt-title", Static).update(t)
+        grid = self.query_one("#pmt-waves", Grid)
+        if chans != self._channels:
+            self._channels = chans
+            grid.remove_children()
+            plots: list = []
+            for c in chans:
+                plot = WaveformPlot(c)
+                plot.channel = c
+                plots.append(plot)
+            grid.mount_all(plots or [Static(Text("no waveforms yet", style="dim"))])
+            self._seen.pop("waves", None)
+        stale_w = waves is not None and ctx.display_stale(waves.time_ns)
+        if waves is not None and self._changed(
+            "waves", (id(waves), waves.time_ns, stale_w, len(grid.children))
+        ):
+            labels = waves.meta.get("labels") or {}
+            for plot in grid.query(WaveformPlot):
+                c = plot.channel
+                lab = labels.get(c)
+                plot.set_data(
+                    waves.arrays.get(c),
+                    label=f"{c} {lab}" if lab and lab != c else c,
+                    stale=stale_w,
+                )
+        amp = st.displays.get(sel) if sel else None
+        ap = self.query_one("#pmt-amp", HistogramPlot)
+        if self._changed("amp", (id(amp), getattr(amp, "time_ns", 0))):
+            if amp is not None:
+                ap.title = f"Amplitude {amp.meta.get('label', sel.rsplit('/', 1)[-1])}"
+                ap.set_data(
+                    amp.arrays.get("counts"),
+                    amp.arrays.get("edges"),
+                    stale=ctx.display_stale(amp.time_ns),
+                )
+            else:
+                ap.set_data(None, None)
+        mult = st.displays.get(f"pmt/{b}/multiplicity") if b else None
+        mp = self.query_one("#pmt-mult", HistogramPlot)
+        if self._changed("mult", (id(mult), getattr(mult, "time_ns", 0))):
+            if mult is not None:
+                mp.set_data(
+                    mult.arrays.get("counts"),
+                    mult.arrays.get("edges"),
+                    stale=ctx.display_stale(mult.time_ns),
+                )
+            else:
+                mp.set_data(None, None)
+        recs = [
+            r
+            for r in st.series.values()
+            if r.family == "pmt" and r.tags.get("board") == b and "channel" in r.tags
+        ]
+        board_rec = next(
+            (r for r in st.series.values() if r.family == "pmt" and r.tags == {"board": b}), None
+        )
+        sig = (
+            tuple(r.time_ns for r in recs),
+            getattr(board_rec, "time_ns", 0),
+            ctx.connected,
+            int(ctx.now) // 5,
+        )
+        if self._changed("base", sig):
+            t = Table(box=None, padding=(0, 1), header_style="bold dim")
+            t.add_column("ch", no_wrap=True)
+            for f in BASELINE_FIELDS:
+                t.add_column(f, justify="right", no_wrap=True)
+            for r in sorted(recs, key=lambda r: _chan_key(r.tags["channel"])):
+                style = "grey50" if ctx.stale(series_id(r.family, r.tags)) else ""
+                t.add_row(
+                    Text(r.tags["channel"], style=style or "bold"),
+                    *(
+                        Text(fmt_value(r.fields.get(f), "{:.1f}"), style=style)
+                        for f in BASELINE_FIELDS
+                    ),
+                )
+            out = Table.grid()
+            if board_rec is not None:
+                parts = [
+                    f"{k} {fmt_value(v, '{:.3g}')}{(' ' + board_rec.units.get(k, '')) if board_rec.units.get(k) else ''}"
+                    for k, v in board_rec.fields.items()
+                ]
+                out.add_row(
+                    Text(
+                        "  ".join(parts),
+                        style="grey50" if ctx.stale(series_id("pmt", board_rec.tags)) else "",
+                    )
+                )
+            out.add_row(t if recs else Text("no PMT channel metrics yet", style="dim"))
+            self.query_one("#pmt-base", Static).update(out)

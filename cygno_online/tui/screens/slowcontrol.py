@@ -1,0 +1,254 @@
+"""Tab 5: every slow-control variable with value, unit, limits and trend.
+
+DataTable is slow with many cells, so the table is rebuilt only when its rows
+or their order change (at most once a second); otherwise only the cells whose
+text changed are updated.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.widgets import DataTable, Input, Static
+
+from cygno_online.tui.keymetrics import (
+    SLOW_EXTRA_FAMILIES,
+    SLOW_EXTRA_FIELD,
+    SLOW_FAMILIES,
+    fmt_age,
+    fmt_value,
+    history_values,
+    tag_suffix,
+)
+from cygno_online.tui.screens.base import Panel, ViewContext
+from cygno_online.tui.widgets.sparkline import sparkline
+
+SORTS = ("name", "value", "age", "alarm")
+COLUMNS = (
+    ("name", "Variable"),
+    ("value", "Value"),
+    ("unit", "Unit"),
+    ("limits", "Limits"),
+    ("trend", "Trend"),
+    ("age", "Age"),
+)
+SEVERITY_RANK = {"critical": 4, "error": 3, "warning": 2, "info": 1}
+ALARM_STYLE = {
+    "critical": "bold white on red",
+    "error": "bold red",
+    "warning": "bold yellow",
+    "info": "cyan",
+}
+REBUILD_MIN_S = 1.0
+TREND_WIDTH = 16
+
+
+@dataclass(slots=True)
+class Row:
+    key: str
+    name: str
+    value: object
+    unit: str
+    limits: str
+    trend: str
+    age_s: float
+    alarm: int  # 0 ok, 1 out of limits / pending, >=2 active severity rank + 1
+    style: str
+
+    def cells(self, now_age: str) -> tuple[Text, ...]:
+        s = self.style
+        return (
+            Text(self.name, style=s),
+            Text(fmt_value(self.value), style=s or "bold", justify="right"),
+            Text(self.unit, style=s or "dim"),
+            Text(self.limits, style=s or "dim"),
+            Text(self.trend, style=s or "green"),
+            Text(now_age, style=s if s else "dim", justify="right"),
+        )
+
+
+def collect_rows(ctx: ViewContext) -> list[Row]:
+    st = ctx.state
+    rows = []
+    for sid, rec in st.series.items():
+        if rec.family in SLOW_FAMILIES:
+            fields = [f for f, v in rec.fields.items() if isinstance(v, (int, float))]
+        elif rec.family in SLOW_EXTRA_FAMILIES:
+            fields = [
+                f
+                for f, v in rec.fields.items()
+                if isinstance(v, (int, float)) and SLOW_EXTRA_FIELD.search(f)
+            ]
+        else:
+            continue
+        stale = ctx.stale(sid)
+        for f in fields:
+            value = rec.fields[f]
+            limits = [lim for lim in ctx.limits if lim.matches(rec.family, rec.tags, f)]
+            alarm = 0
+            style = ""
+            for lim in limits:
+                if (lim.low is not None and value < lim.low) or (
+                    lim.high is not None and value > lim.high
+                ):
+                    alarm = max(alarm, 1)
+                a = st.alarms.get(lim.alarm_id(rec.tags))
+                if a is not None and a.state == "active":
+                    alarm = max(alarm, SEVERITY_RANK.get(a.severity, 1) + 1)
+                elif a is not None and a.state == "pending":
+                    alarm = max(alarm, 1)
+            if alarm >= 2:
+                sev = next(k for k, v in SEVERITY_RANK.items() if v == alarm - 1)
+                style = ALARM_STYLE[sev]
+            elif alarm == 1:
+                style = "yellow"
+            if stale:
+                style = "grey50"
+            name = " ".join(x for x in (rec.family, tag_suffix(rec.tags), f) if x)
+            rows.append(
+                Row(
+                    f"{sid}|{f}",
+                    name,
+                    value,
+                    rec.units.get(f, ""),
+                    "  ".join(lim.text() for lim in limits),
+                    sparkline(history_values(st, sid, f), TREND_WIDTH),
+                    ctx.now - rec.time_ns / 1e9,
+                    alarm,
+                    style,
+                )
+            )
+    return rows
+
+
+def sort_rows(rows: list[Row], by: str) -> list[Row]:
+    if by == "value":
+        return sorted(
+            rows,
+            key=lambda r: (-float(r.value) if isinstance(r.value, (int, float)) else 0, r.name),
+        )
+    if by == "age":
+        return sorted(rows, key=lambda r: (-r.age_s, r.name))
+    if by == "alarm":
+        return sorted(rows, key=lambda r: (-r.alarm, r.name))
+    return sorted(rows, key=lambda r: r.name)
+
+
+class SlowControlPanel(Panel):
+    DEFAULT_CSS = """
+    SlowControlPanel #sc-title { height: 1; padding: 0 1; }
+    SlowControlPanel #sc-filter { display: none; height: 3; }
+    SlowControlPanel #sc-filter.-visible { display: block; }
+    SlowControlPanel DataTable { height: 1fr; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__(id="panel-slow")
+        self.sort_index = 0
+        self.filter_text = ""
+        self._order: list[str] = []
+        self._cells: dict[str, tuple[str, ...]] = {}
+        self._last_rebuild = -1e9
+        self._force = True
+        self._key: tuple | None = None
+
+    @property
+    def sort_by(self) -> str:
+        return SORTS[self.sort_index]
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="sc-title")
+        yield Input(placeholder="filter (Enter to keep, Esc to clear)", id="sc-filter")
+        table = DataTable(id="sc-table", cursor_type="row", zebra_stripes=False)
+        for key, label in COLUMNS:
+            table.add_column(label, key=key)
+        yield table
+
+    def focus_target(self) -> object | None:
+        return self.query_one(DataTable)
+
+    # -- keys ------------------------------------------------------------------------
+    def cycle_sort(self) -> None:
+        self.sort_index = (self.sort_index + 1) % len(SORTS)
+        self._force = True
+
+    def open_filter(self) -> None:
+        inp = self.query_one("#sc-filter", Input)
+        inp.add_class("-visible")
+        inp.focus()
+
+    def clear_filter(self) -> None:
+        inp = self.query_one("#sc-filter", Input)
+        inp.value = ""
+        inp.remove_class("-visible")
+        self.filter_text = ""
+        self._force = True
+        self.query_one(DataTable).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self._force = True
+        self.app.poll_now()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if not self.filter_text:
+            event.input.remove_class("-visible")
+        self.query_one(DataTable).focus()
+
+    # -- refresh ------------------------------------------------------------------------
+    def update_view(self, ctx: ViewContext) -> None:
+        key = (ctx.state.seq, int(ctx.now), ctx.connected, len(ctx.limits))
+        if key == self._key and not self._force:
+            return
+        self._key = key
+        rows = collect_rows(ctx)
+        total = len(rows)
+        if self.filter_text:
+            needle = self.filter_text.lower()
+            rows = [r for r in rows if needle in r.name.lower()]
+        rows = sort_rows(rows, self.sort_by)
+        title = Text()
+        title.append(f"{len(rows)}/{total} variables", style="bold")
+        title.append(f"  sort: {self.sort_by} (s)", style="cyan")
+        title.append(
+            f"  filter: {self.filter_text!r} (/)" if self.filter_text else "  filter (/)",
+            style="dim",
+        )
+        self.query_one("#sc-title", Static).update(title)
+        table = self.query_one(DataTable)
+        order = [r.key for r in rows]
+        now_mono = time.monotonic()
+        if order != self._order:
+            if not self._force and now_mono - self._last_rebuild < REBUILD_MIN_S:
+                return
+            self._rebuild(table, rows)
+            self._last_rebuild = now_mono
+        else:
+            for r in rows:
+                cells = r.cells(fmt_age(r.age_s))
+                old = self._cells.get(r.key)
+                plain = tuple(c.plain + "\0" + str(c.style) for c in cells)
+                if old == plain:
+                    continue
+                self._cells[r.key] = plain
+                for (col, _), cell, prev in zip(
+                    COLUMNS, cells, old or ("",) * len(cells), strict=False
+                ):
+                    if cell.plain + "\0" + str(cell.style) != prev:
+                        table.update_cell(r.key, col, cell)
+        self._force = False
+
+    def _rebuild(self, table: DataTable, rows: list[Row]) -> None:
+        cursor = table.cursor_row
+        table.clear()
+        self._cells.clear()
+        for r in rows:
+            cells = r.cells(fmt_age(r.age_s))
+            self._cells[r.key] = tuple(c.plain + "\0" + str(c.style) for c in cells)
+            table.add_row(*cells, key=r.key)
+        self._order = [r.key for r in rows]
+        if rows:
+            table.move_cursor(row=min(cursor, len(rows) - 1))

@@ -1,0 +1,1 @@
+"""TUI widgets: one widget per module."""

@@ -1,0 +1,173 @@
+"""Deterministic detector data for the TUI tests, published through
+:class:`FakeSource` exactly as the daemon would publish it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cygno_online.tui.source import FakeSource, Limit
+
+#: the tests' wall clock: 2026-01-02 03:04:05 UTC
+NOW = 1767323045.0
+NOW_NS = int(NOW * 1e9)
+RUN_START_NS = NOW_NS - 3725 * 10**9  # 1 h 2 min 5 s ago
+
+
+def frame(seed: int = 0, shape: tuple[int, int] = (96, 96)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = rng.normal(100.0, 2.0, shape).astype(np.float32)
+    # a bright track whose position depends on the seed
+    r = 20 + 7 * (seed % 5)
+    img[r : r + 4, 10:70] += 60.0
+    return img
+
+
+def populate(src: FakeSource, *, now_ns: int = NOW_NS, n_points: int = 30) -> FakeSource:
+    src.run(
+        experiment="LIME",
+        run=42901,
+        state="running",
+        description="S003:DATA:Fe, 55Fe source on",
+        start_time_ns=RUN_START_NS,
+        exposure_s=0.3,
+        source="simulator",
+    )
+    for i in range(n_points):
+        t = now_ns - (n_points - 1 - i) * 600_000_000  # 0.6 s apart
+        src.metric(
+            "camera",
+            {
+                "mean": 100.0 + 0.1 * np.sin(i / 3),
+                "rms": 2.5 + 0.05 * (i % 4),
+                "nclusters": 3 + i % 5,
+                "n_over_threshold": 1200 + 10 * i,
+                "spark": False,
+                **{f"box{k}_mean": 100.0 + k * 0.1 for k in range(9)},
+                **{f"box{k}_rms": 2.0 + k * 0.01 for k in range(9)},
+            },
+            tags={"camera": "cam0"},
+            units={"mean": "ADU", "rms": "ADU"},
+            time_ns=t,
+            run=42901,
+            serial=i,
+        )
+        src.metric("daq", {"rate_hz": 1.7 + 0.01 * (i % 3)}, units={"rate_hz": "Hz"}, time_ns=t, run=42901, serial=i)
+    # slow control: a minute apart, like the real equipment
+    for i in range(5):
+        t = now_ns - (4 - i) * 60 * 10**9
+        src.metric(
+            "environment",
+            {"value": 0.99 + 0.001 * i},
+            tags={"name": "lime_pressure"},
+            units={"value": "bar"},
+            time_ns=t,
+        )
+        src.metric("environment", {"value": 22.0 + 0.1 * i}, tags={"name": "gas_temperature"}, units={"value": "C"}, time_ns=t)
+        src.metric(
+            "hv",
+            {"demand": 440.0, "measured": 439.5 + 0.1 * i, "current": 0.12},
+            tags={"channel": "GEM1"},
+            units={"demand": "V", "measured": "V", "current": "uA"},
+            time_ns=t,
+        )
+    # one old variable: stale
+    src.metric("gas", {"flow": 20.0}, tags={"name": "he_flow"}, units={"flow": "l/h"}, time_ns=now_ns - 3600 * 10**9)
+    src.health(
+        rate_in_hz=1.7,
+        rate_processed_hz=1.69,
+        events_in=6300,
+        events_processed=6298,
+        events_dropped=2,
+        drops={"queue_full": 2},
+        latency_ms_p50=180.0,
+        latency_ms_p99=420.0,
+        source_state="running",
+    )
+    src.display(
+        "image",
+        "camera/cam0/frame",
+        {"image": frame(0)},
+        meta={"boxes": [[30, 40, 50, 60]], "scale": 4},
+        time_ns=now_ns - 1_000_000_000,
+        run=42901,
+        serial=29,
+    )
+    edges = np.linspace(0, 20000, 51)
+    centers = 0.5 * (edges[:-1] + edges[1:])
+    counts = np.round(200 * np.exp(-0.5 * ((centers - 7000) / 900) ** 2) + 20 * np.exp(-centers / 5000))
+    src.display(
+        "histogram",
+        "clusters/cam0/integral",
+        {"counts": counts, "edges": edges},
+        meta={"fit": {"mu": 7000.0, "sigma": 900.0}},
+        time_ns=now_ns - 2_000_000_000,
+    )
+    rng = np.random.default_rng(3)
+    x = rng.uniform(1000, 20000, 300)
+    src.display(
+        "scatter",
+        "clusters/cam0/length_vs_integral",
+        {"x": x, "y": 5 + x / 1000 + rng.normal(0, 1, 300)},
+        meta={"x": "integral", "y": "length"},
+        time_ns=now_ns - 2_000_000_000,
+    )
+    src.metric(
+        "clusters",
+        {"n_fe": 120, "n_alpha": 3, "n_muon": 7, "rate_fe_hz": 0.5},
+        tags={"camera": "cam0"},
+        time_ns=now_ns - 1_000_000_000,
+    )
+    tt = np.arange(1024)
+    waves = {f"ch{c}": 3850 - 300 * np.exp(-0.5 * ((tt - 300 - 10 * c) / 8) ** 2) for c in (1, 2, 3, 4)}
+    src.display("waveforms", "pmt/0/latest", waves, meta={"labels": {"ch1": "PMT1"}}, time_ns=now_ns - 1_000_000_000)
+    src.display(
+        "histogram",
+        "pmt/0/amplitude/ch1",
+        {"counts": np.arange(20, dtype=float), "edges": np.linspace(0, 2000, 21)},
+        meta={"label": "PMT1"},
+        time_ns=now_ns - 1_000_000_000,
+    )
+    src.display(
+        "histogram",
+        "pmt/0/multiplicity",
+        {"counts": np.array([5.0, 10, 4, 1]), "edges": np.arange(5) - 0.5},
+        time_ns=now_ns - 1_000_000_000,
+    )
+    for c in (1, 2, 3, 4):
+        src.metric(
+            "pmt",
+            {"baseline": 3850.0 + c, "rms": 2.1, "amplitude": 300.0, "npeaks": 1.0, "charge": 1.5},
+            tags={"board": "0", "channel": str(c)},
+            time_ns=now_ns - 1_000_000_000,
+        )
+    src.metric("pmt", {"multiplicity": 4, "rate": 12.5}, tags={"board": "0"}, time_ns=now_ns - 1_000_000_000)
+    src.alarm(
+        id="lime_pressure",
+        name="LIME gas pressure",
+        severity="error",
+        state="active",
+        message="pressure 0.994 bar outside 0.995..1.05",
+        value=0.994,
+        raised_ns=now_ns - 120 * 10**9,
+        transition="raised",
+    )
+    src.alarm(
+        id="no_events",
+        name="No trigger events",
+        severity="warning",
+        state="ok",
+        latched=True,
+        message="no events",
+        raised_ns=now_ns - 600 * 10**9,
+        cleared_ns=now_ns - 300 * 10**9,
+        transition="cleared",
+    )
+    src.log("run 42901 started", time_ns=now_ns - 3725 * 10**9)
+    src.log("camera: spark in image 12", level="warning", time_ns=now_ns - 100 * 10**9)
+    src.log("Run 42901 started by shifter", level="talk", origin="midas", time_ns=now_ns - 3700 * 10**9)
+    return src
+
+
+def make_source() -> FakeSource:
+    limits = [Limit("lime_pressure", "environment", {"name": "lime_pressure"}, "value", 0.995, 1.05, "error")]
+    return populate(FakeSource(limits=limits))
