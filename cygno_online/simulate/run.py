@@ -129,6 +129,9 @@ class Simulator:
     description
         ``/Experiment/Run Parameters/Run description`` (default "S003:DATA:Fe, ..."
         or "S000:PED:..." for pedestal runs).
+    keep_truth
+        how many recent frame truths :meth:`frame_truth` keeps (an endless
+        daemon stream must not grow without bound).
     """
 
     def __init__(
@@ -147,7 +150,7 @@ class Simulator:
         detector_seed: int = 0,
         sc_every_n_triggers: int | None = None,
         description: str | None = None,
-        keep_truth: int = 100_000,
+        keep_truth: int = 10_000,
     ) -> None:
         self.layout = get_layout(layout, cameras=cameras)
         if exposure_s <= 0 or readout_s < 0:
