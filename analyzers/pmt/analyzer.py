@@ -14,7 +14,9 @@ adcmax * sample_ns / input_impedance_ohm * 1e3``.
 
 Time tags: the trigger time tag (TTT) is a ``ttt_bits``-bit counter (31 bits)
 that wraps; consecutive differences are taken modulo ``2**ttt_bits``. The tick
-period differs by model (``ttt_tick_ns``: 8.5 ns V1742, 8 ns V1720 by default).
+period differs by model (``ttt_tick_ns``: 8 ns for the V1720's 125 MHz clock;
+8.5 ns for the V1742 as we read CAEN's x742 documentation - verify against
+your firmware and set ``models.1742.ttt_tick_ns``/``ttt_bits`` if it differs).
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ def _read_board_entry(p: Params) -> dict[str, Any]:
         entry["channels"] = chans
     if p.has("ttt_tick_ns"):
         entry["ttt_tick_ns"] = p.number("ttt_tick_ns", None, minimum=0, exclusive_minimum=True)
+    if p.has("ttt_bits"):
+        entry["ttt_bits"] = p.integer("ttt_bits", None, minimum=8, maximum=48)
     if p.has("polarity"):
         entry["polarity"] = p.choice("polarity", None, ("negative", "positive"))
     p.check_unknown()
@@ -120,6 +124,7 @@ class _Settings:
     def for_board(self, board: int, model: int) -> dict[str, Any]:
         cfg = dict(MODEL_DEFAULTS.get(model, FALLBACK))
         cfg["polarity"] = self.polarity
+        cfg["ttt_bits"] = self.ttt_bits
         cfg.update(self.models.get(model, {}))
         cfg.update(self.boards.get(board, {}))
         return cfg
@@ -268,7 +273,7 @@ class PmtAnalyzer(Analyzer):
 
         board_fields: dict[str, Any] = {"multiplicity": ntr}
         if ntr >= 2:
-            deltas = ttt_deltas(item.ttt, s.ttt_bits)
+            deltas = ttt_deltas(item.ttt, st.cfg["ttt_bits"])
             span_s = float(deltas.sum()) * st.cfg["ttt_tick_ns"] * 1e-9
             if span_s > 0:
                 board_fields["rate"] = (ntr - 1) / span_s

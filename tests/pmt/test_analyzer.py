@@ -187,3 +187,11 @@ def test_warm_up_and_readonly_views():
     wf.setflags(write=False)
     outs = a.process(board_item(wf), {})
     assert metrics(outs, channel="1")[0].fields["baseline"] == 3850.0
+
+
+def test_ttt_bits_and_tick_per_model():
+    a = make({"models": {1742: {"ttt_bits": 30, "ttt_tick_ns": 10.0}}})
+    wf = np.full((2, 8, 64), 3850, dtype=np.uint16)
+    outs = a.process(board_item(wf, ttt=[2**30 - 100, 100]), {})
+    b = next(x for x in metrics(outs) if "channel" not in x.tags)
+    assert b.fields["rate"] == pytest.approx(1 / (200 * 10e-9))
