@@ -305,6 +305,8 @@ class EventDecoder:
         key = (event_id, bank)
         hit = self._cache.get(key)
         if hit is None:
+            if len(self._cache) > 4096:  # garbage bank names must not grow it forever
+                self._cache.clear()
             hit = (None, "")
             for r in self.rules:
                 if not r.matches_event(event_id):
@@ -325,10 +327,23 @@ class EventDecoder:
         header = event.header
         event_id = int(header.event_id)
         serial = int(header.serial_number)
-        banks: Mapping[str, Any] = getattr(event, "banks", None) or {}
-        names = tuple(banks)
         items: list[Any] = []
         errors: list[DecodeError] = []
+        try:
+            banks: Mapping[str, Any] = getattr(event, "banks", None) or {}
+            names = tuple(banks)
+        except Exception as exc:  # a bank area that cannot be parsed
+            banks, names = {}, ()
+            err = DecodeError(
+                f"bank area unreadable: {exc}",
+                bank="",
+                event_id=event_id,
+                serial=serial,
+                run=run,
+                source=source,
+            )
+            err.kind = getattr(exc, "kind", "format")
+            errors.append(err)
 
         def fail(bank: str, kind: str, message: str) -> None:
             err = DecodeError(

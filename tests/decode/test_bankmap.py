@@ -279,3 +279,17 @@ def test_empty_time_bank_is_an_error():
     (err,) = res.errors
     assert err.bank == "TIME" and "empty" in str(err)
     assert res.seen.ctx.time_ns == T0 * 10**9
+
+
+def test_unreadable_bank_area_is_an_error_not_an_exception():
+    class Broken:
+        header = event(1, []).header
+
+        @property
+        def banks(self):
+            raise ValueError("bank 3 runs past the end of the event")
+
+    res = EventDecoder.lime().decode(Broken(), run=1)
+    (err,) = res.errors
+    assert "bank area unreadable" in str(err) and "runs past" in str(err)
+    assert res.items == [res.seen] and res.seen.errors[0][1] == "format"
