@@ -3,6 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from decode_helpers import TID_FLOAT, TID_UINT16, TID_UINT32, dgh0_c, event, lime_dgh0_a
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cygno_online.decode.bankmap import EventDecoder
 from cygno_online.decode.digitizer import sample_ns
@@ -186,3 +188,18 @@ def test_custom_data_bank_name():
     ev = event(1, [("HDR2", TID_UINT32, dgh), ("WAV2", TID_UINT16, dig)])
     res = dec.decode(ev, run=1)
     assert not res.errors and len(boards_of(res)) == 2
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    words=st.lists(st.integers(0, 2**32 - 1) | st.integers(0, 40), max_size=60),
+    nsamples=st.integers(0, 300),
+)
+def test_garbage_headers_never_raise(words, nsamples):
+    dgh = np.array(words, dtype=np.uint32)
+    dig = np.zeros(nsamples, np.uint16)
+    _, res = run([("DGH0", TID_UINT32, dgh), ("DIG0", TID_UINT16, dig)])
+    for b in boards_of(res):
+        assert b.waveforms.shape == (b.ntriggers, b.nchannels, b.nsamples)
+    assert sum(b.waveforms.size for b in boards_of(res)) in (0, nsamples)
+    assert all(e.bank == "DGH0" for e in res.errors)
