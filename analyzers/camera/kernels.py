@@ -438,12 +438,39 @@ def dbscan(prow, pcol, eps, min_samples):
 
 
 @numba.njit(**_NJIT)
-def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, labels, ncl):
+def owner_map(prow, pcol, labels, nrows, ncols, margin):
+    """Integration region of each cluster on the rebinned grid: its own blocks
+    plus every free block within Chebyshev distance ``margin`` of them; a free
+    block near several clusters goes to the lowest label. -1 = no cluster."""
+    big = np.int64(1) << 62
+    own = np.full((nrows, ncols), big, np.int64)
+    for p in range(prow.shape[0]):
+        if labels[p] >= 0:
+            own[prow[p], pcol[p]] = labels[p]
+    out = np.full((nrows, ncols), -1, np.int64)
+    for i in range(nrows):
+        for j in range(ncols):
+            v = own[i, j]
+            if v == big and margin > 0:
+                for ii in range(max(i - margin, 0), min(i + margin + 1, nrows)):
+                    for jj in range(max(j - margin, 0), min(j + margin + 1, ncols)):
+                        w = own[ii, jj]
+                        if w < v:
+                            v = w
+            if v != big:
+                out[i, j] = v
+    return out
+
+
+@numba.njit(**_NJIT)
+def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, labels, ncl, owner):
     """Per-cluster features from the full-resolution pixels of each cluster's
     rebinned blocks (footprint) inside the acceptance.
 
-    integral = sum of ``float32(raw) - mean`` over footprint pixels below the
-    clip; size = footprint pixels; hits = footprint pixels passing zero
+    integral = sum of ``float32(raw) - mean`` over the pixels below the clip
+    of the cluster's integration region (``owner``, see :func:`owner_map`:
+    the footprint plus a margin, so that the tails of a spot below the
+    zero-suppression threshold are not lost); size = footprint pixels; hits = footprint pixels passing zero
     suppression; barycentre, PCA and rms use the hits weighted by their
     pedestal-subtracted value; length/width = extent of the hits along the
     principal axes + 1 pixel; angle in degrees in (-90, 90], measured from the
@@ -482,7 +509,6 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
                 if r >= clip:
                     continue
                 d = np.float64(np.float32(r) - mean[i, j])
-                out[k, F_INTEGRAL] += d
                 if r >= cut[i, j]:
                     out[k, F_NHITS] += 1
                     sw[k] += d
@@ -492,6 +518,17 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
                     sdd[k] += d * d
                     if d > out[k, F_MAX]:
                         out[k, F_MAX] = d
+    # integral over the integration region
+    for bi in range(owner.shape[0]):
+        for bj in range(owner.shape[1]):
+            k = owner[bi, bj]
+            if k < 0:
+                continue
+            for i in range(max(bi * factor, r0), min(bi * factor + factor, r1, rows)):
+                for j in range(max(bj * factor, c0), min(bj * factor + factor, c1, cols)):
+                    r = raw[i, j]
+                    if r < clip:
+                        out[k, F_INTEGRAL] += np.float64(np.float32(r) - mean[i, j])
     for k in range(ncl):
         if sw[k] > 0:
             out[k, F_ROW] = swr[k] / sw[k]
