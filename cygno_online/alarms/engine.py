@@ -19,8 +19,9 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,8 @@ class _Instance:
     last_seen_ns: int = 0
     prev_value: float | None = None
     prev_time_ns: int = 0
+    #: event times at which the value condition held (window/count rules)
+    hits: deque = field(default_factory=deque)
 
 
 def instance_id(rule: Rule, tags: dict[str, str]) -> str:
@@ -166,9 +169,9 @@ class AlarmEngine:
 
     def _condition(self, inst: _Instance, value: Any, time_ns: int) -> bool:
         rule = inst.rule
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not isinstance(value, (int, float)):
             return False
-        v = float(value)
+        v = float(value)  # booleans count as 0/1 (spark flags...)
         active = inst.record.state == "active"
         # Hysteresis: an active alarm keeps holding until the value is back
         # past the threshold by the margin.
@@ -191,6 +194,13 @@ class AlarmEngine:
                 cond = inst.condition
             if time_ns > inst.prev_time_ns:
                 inst.prev_value, inst.prev_time_ns = v, time_ns
+        if rule.window_s is not None and rule.count_above is not None:
+            if cond:
+                inst.hits.append(time_ns)
+            horizon = time_ns - rule.window_s * 1e9
+            while inst.hits and inst.hits[0] <= horizon:
+                inst.hits.popleft()
+            cond = len(inst.hits) > rule.count_above
         return cond
 
     def tick(self, now_ns: int | None = None) -> None:

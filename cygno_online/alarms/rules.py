@@ -12,6 +12,9 @@ A rule selects series by metric ``family`` and a subset of ``tags``, reads one
       # above: X / below: X        # value > X / value < X
       # rate_above: X / rate_below: X   # change per minute
       # no_data_s: 600             # no point of a matching series for this long
+      # window_s: 300              # with count_above: the value condition must
+      # count_above: 5             #   hold at more than 5 points within 300 s
+                                   #   (event time), e.g. sparks per 5 minutes
       hysteresis: 0.01             # clear only when back inside by this margin
       delay_s: 60                  # condition must hold this long before raising
       severity: warning            # info | warning | error | critical
@@ -47,6 +50,8 @@ class Rule:
     rate_above: float | None = None
     rate_below: float | None = None
     no_data_s: float | None = None
+    window_s: float | None = None
+    count_above: int | None = None
     hysteresis: float = 0.0
     delay_s: float = 0.0
     severity: str = "warning"
@@ -78,7 +83,10 @@ class Rule:
             parts.append(f"falling faster than {self.rate_below:g}/min")
         if self.no_data_s is not None:
             parts.append(f"no data for {self.no_data_s:g} s")
-        return " or ".join(parts)
+        text = " or ".join(parts)
+        if self.window_s is not None and self.count_above is not None:
+            text = f"more than {self.count_above} times in {self.window_s:g} s: {text}"
+        return text
 
 
 def parse_rule(p: Params, seen_ids: set[str]) -> Rule | None:
@@ -106,6 +114,10 @@ def parse_rule(p: Params, seen_ids: set[str]) -> Rule | None:
     rate_above = p.number("rate_above", None)
     rate_below = p.number("rate_below", None)
     no_data_s = p.number("no_data_s", None, minimum=0, exclusive_minimum=True)
+    window_s = p.number("window_s", None, minimum=0, exclusive_minimum=True)
+    count_above = p.integer("count_above", None, minimum=0)
+    if (window_s is None) != (count_above is None):
+        p.error("window_s", "window_s and count_above go together", value=window_s)
     hysteresis = p.number("hysteresis", 0.0, minimum=0)
     delay_s = p.number("delay_s", 0.0, minimum=0)
     severity = p.choice("severity", "warning", SEVERITIES)
@@ -130,6 +142,8 @@ def parse_rule(p: Params, seen_ids: set[str]) -> Rule | None:
         rate_above=rate_above,
         rate_below=rate_below,
         no_data_s=no_data_s,
+        window_s=window_s if count_above is not None else None,
+        count_above=count_above if window_s is not None else None,
         hysteresis=hysteresis,
         delay_s=delay_s,
         severity=severity,

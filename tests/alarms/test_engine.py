@@ -267,3 +267,30 @@ def test_reload_keeps_state_of_unchanged_rules():
     eng.set_rules(rules({"id": "n", "family": "x", "above": 1}))
     with pytest.raises(KeyError):
         eng.get("k")
+
+
+def test_count_in_window_for_flags():
+    eng, seen = engine(
+        rules(
+            {
+                "id": "sparks",
+                "family": "camera",
+                "field": "spark",
+                "above": 0.5,
+                "window_s": 60,
+                "count_above": 2,
+                "latch": False,
+            }
+        )
+    )
+    flags = [True, False, True, False, False]
+    for i, f in enumerate(flags):
+        eng.observe(metric(f, family="camera", field="spark", t=i * 10 * S))
+    assert seen == []  # 2 sparks in 60 s: not more than 2
+    eng.observe(metric(True, family="camera", field="spark", t=50 * S))
+    assert [r.transition for r in seen] == ["raised"]
+    # 70 s later the old sparks left the window
+    eng.observe(metric(False, family="camera", field="spark", t=120 * S))
+    assert [r.transition for r in seen] == ["raised", "cleared"]
+    with pytest.raises(ConfigErrors):
+        rules({"id": "x", "family": "f", "above": 1, "window_s": 10}, {"id": "y", "family": "f"})
