@@ -152,6 +152,8 @@ class _BoardState:
     chans: np.ndarray
     cfg: dict[str, Any]
     ring: np.ndarray
+    #: running sum of the ring (float64): the average costs O(samples), not O(window)
+    ring_sum: np.ndarray | None = None
     ring_pos: int = 0
     ring_count: int = 0
     amp_counts: np.ndarray | None = None
@@ -244,6 +246,7 @@ class PmtAnalyzer(Analyzer):
                 (self.settings.average_triggers, len(chans), item.nsamples), dtype=np.float32
             )
             new = _BoardState(item.board, item.model, item.nsamples, chans, cfg, ring)
+            new.ring_sum = np.zeros(ring.shape[1:], dtype=np.float64)
             if st is not None:
                 # Keep the run's statistics; only the display buffers restart.
                 new.mult_counts = st.mult_counts
@@ -331,7 +334,10 @@ class PmtAnalyzer(Analyzer):
     def _push_ring(self, st: _BoardState, sig: np.ndarray) -> None:
         size = st.ring.shape[0]
         for row in sig[-size:]:
+            if st.ring_count == size:
+                st.ring_sum -= st.ring[st.ring_pos]
             st.ring[st.ring_pos] = row
+            st.ring_sum += row
             st.ring_pos = (st.ring_pos + 1) % size
             st.ring_count = min(st.ring_count + 1, size)
 
@@ -402,7 +408,7 @@ class PmtAnalyzer(Analyzer):
         }
         out: list[Display] = []
         if st.ring_count:
-            avg = st.ring[: st.ring_count].mean(axis=0)
+            avg = (st.ring_sum / st.ring_count).astype(np.float32)
             out.append(
                 Display(
                     "waveforms",
