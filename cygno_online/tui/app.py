@@ -24,7 +24,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from cygno_online.tui.keymetrics import cameras
 from cygno_online.tui.screens.alarms import AlarmsPanel
 from cygno_online.tui.screens.base import Panel, ViewContext
-from cygno_online.tui.screens.camera import CameraPanel
+from cygno_online.tui.screens.camera import IMAGE_MIN_INTERVAL_S, CameraPanel
 from cygno_online.tui.screens.clusters import ClustersPanel
 from cygno_online.tui.screens.logview import LogPanel
 from cygno_online.tui.screens.modals import ConfirmScreen, HelpScreen
@@ -150,6 +150,7 @@ class MonitorApp(App[int]):
         clock: Callable[[], float] = time.time,
         user: str | None = None,
         poll_s: float = POLL_S,
+        image_interval_s: float | None = None,
     ) -> None:
         super().__init__()
         self.source = source
@@ -157,6 +158,10 @@ class MonitorApp(App[int]):
         self.clock = clock
         self.user = user
         self.poll_s = poll_s
+        #: minimum time between two repaints of the camera frame
+        self.image_interval_s = (
+            IMAGE_MIN_INTERVAL_S if image_interval_s is None else image_interval_s
+        )
         self.limits: list[Limit] = []
         self.camera: str | None = None
         self.polls = 0

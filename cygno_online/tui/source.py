@@ -284,9 +284,13 @@ def connect(
     snapshot_endpoint: str | None = None,
     control_endpoint: str | None = None,
     server_key_file: str | None = None,
+    *,
+    client_key_file: str | None = None,
 ) -> StateSource:
     """A :class:`MonitorClient` to a daemon (it reconnects by itself)."""
     from cygno_online.publish.client import MonitorClient
 
     key = read_server_key(server_key_file) if server_key_file else None
-    return MonitorClient(endpoint, snapshot_endpoint, control_endpoint, key)
+    return MonitorClient(
+        endpoint, snapshot_endpoint, control_endpoint, key, client_key_file=client_key_file
+    )

@@ -51,7 +51,14 @@ def populate(src: FakeSource, *, now_ns: int = NOW_NS, n_points: int = 30) -> Fa
             run=42901,
             serial=i,
         )
-        src.metric("daq", {"rate_hz": 1.7 + 0.01 * (i % 3)}, units={"rate_hz": "Hz"}, time_ns=t, run=42901, serial=i)
+        src.metric(
+            "daq",
+            {"rate_hz": 1.7 + 0.01 * (i % 3)},
+            units={"rate_hz": "Hz"},
+            time_ns=t,
+            run=42901,
+            serial=i,
+        )
     # slow control: a minute apart, like the real equipment
     for i in range(5):
         t = now_ns - (4 - i) * 60 * 10**9
@@ -62,7 +69,13 @@ def populate(src: FakeSource, *, now_ns: int = NOW_NS, n_points: int = 30) -> Fa
             units={"value": "bar"},
             time_ns=t,
         )
-        src.metric("environment", {"value": 22.0 + 0.1 * i}, tags={"name": "gas_temperature"}, units={"value": "C"}, time_ns=t)
+        src.metric(
+            "environment",
+            {"value": 22.0 + 0.1 * i},
+            tags={"name": "gas_temperature"},
+            units={"value": "C"},
+            time_ns=t,
+        )
         src.metric(
             "hv",
             {"demand": 440.0, "measured": 439.5 + 0.1 * i, "current": 0.12},
@@ -71,7 +84,13 @@ def populate(src: FakeSource, *, now_ns: int = NOW_NS, n_points: int = 30) -> Fa
             time_ns=t,
         )
     # one old variable: stale
-    src.metric("gas", {"flow": 20.0}, tags={"name": "he_flow"}, units={"flow": "l/h"}, time_ns=now_ns - 3600 * 10**9)
+    src.metric(
+        "gas",
+        {"flow": 20.0},
+        tags={"name": "he_flow"},
+        units={"flow": "l/h"},
+        time_ns=now_ns - 3600 * 10**9,
+    )
     src.health(
         rate_in_hz=1.7,
         rate_processed_hz=1.69,
@@ -94,7 +113,9 @@ def populate(src: FakeSource, *, now_ns: int = NOW_NS, n_points: int = 30) -> Fa
     )
     edges = np.linspace(0, 20000, 51)
     centers = 0.5 * (edges[:-1] + edges[1:])
-    counts = np.round(200 * np.exp(-0.5 * ((centers - 7000) / 900) ** 2) + 20 * np.exp(-centers / 5000))
+    counts = np.round(
+        200 * np.exp(-0.5 * ((centers - 7000) / 900) ** 2) + 20 * np.exp(-centers / 5000)
+    )
     src.display(
         "histogram",
         "clusters/cam0/integral",
@@ -118,8 +139,16 @@ def populate(src: FakeSource, *, now_ns: int = NOW_NS, n_points: int = 30) -> Fa
         time_ns=now_ns - 1_000_000_000,
     )
     tt = np.arange(1024)
-    waves = {f"ch{c}": 3850 - 300 * np.exp(-0.5 * ((tt - 300 - 10 * c) / 8) ** 2) for c in (1, 2, 3, 4)}
-    src.display("waveforms", "pmt/0/latest", waves, meta={"labels": {"ch1": "PMT1"}}, time_ns=now_ns - 1_000_000_000)
+    waves = {
+        f"ch{c}": 3850 - 300 * np.exp(-0.5 * ((tt - 300 - 10 * c) / 8) ** 2) for c in (1, 2, 3, 4)
+    }
+    src.display(
+        "waveforms",
+        "pmt/0/latest",
+        waves,
+        meta={"labels": {"ch1": "PMT1"}},
+        time_ns=now_ns - 1_000_000_000,
+    )
     src.display(
         "histogram",
         "pmt/0/amplitude/ch1",
@@ -140,7 +169,12 @@ def populate(src: FakeSource, *, now_ns: int = NOW_NS, n_points: int = 30) -> Fa
             tags={"board": "0", "channel": str(c)},
             time_ns=now_ns - 1_000_000_000,
         )
-    src.metric("pmt", {"multiplicity": 4, "rate": 12.5}, tags={"board": "0"}, time_ns=now_ns - 1_000_000_000)
+    src.metric(
+        "pmt",
+        {"multiplicity": 4, "rate": 12.5},
+        tags={"board": "0"},
+        time_ns=now_ns - 1_000_000_000,
+    )
     src.alarm(
         id="lime_pressure",
         name="LIME gas pressure",
@@ -164,10 +198,16 @@ def populate(src: FakeSource, *, now_ns: int = NOW_NS, n_points: int = 30) -> Fa
     )
     src.log("run 42901 started", time_ns=now_ns - 3725 * 10**9)
     src.log("camera: spark in image 12", level="warning", time_ns=now_ns - 100 * 10**9)
-    src.log("Run 42901 started by shifter", level="talk", origin="midas", time_ns=now_ns - 3700 * 10**9)
+    src.log(
+        "Run 42901 started by shifter", level="talk", origin="midas", time_ns=now_ns - 3700 * 10**9
+    )
     return src
 
 
 def make_source() -> FakeSource:
-    limits = [Limit("lime_pressure", "environment", {"name": "lime_pressure"}, "value", 0.995, 1.05, "error")]
+    limits = [
+        Limit(
+            "lime_pressure", "environment", {"name": "lime_pressure"}, "value", 0.995, 1.05, "error"
+        )
+    ]
     return populate(FakeSource(limits=limits))

@@ -97,7 +97,8 @@ class CameraPanel(Panel):
         hm = self.heatmap
         frame_stale = d is None or ctx.display_stale(d.time_ns)
         hm.set_class(bool(d is not None and frame_stale), "-stale")
-        due = now_mono - self._last_image >= IMAGE_MIN_INTERVAL_S
+        interval = getattr(self.app, "image_interval_s", IMAGE_MIN_INTERVAL_S)
+        due = now_mono - self._last_image >= interval
         if d is not None and not self.paused and d.time_ns != self.shown_time_ns and due:
             img = image_array(d.arrays)
             if img is not None:

@@ -17,7 +17,7 @@ KEYS: tuple[tuple[str, str, str], ...] = (
         "1..7",
         "switch tab: Overview, Camera, Clusters, PMT, Slow control, Alarms, Log",
     ),
-    ("everywhere", "tab / shift+tab", "move focus"),
+    ("everywhere", "tab", "move focus (shift+tab back)"),
     ("everywhere", "?", "this help"),
     ("everywhere", "ctrl+p", "command palette (switch tab, acknowledge, pause camera...)"),
     ("everywhere", "q", "quit"),
@@ -37,14 +37,14 @@ KEYS: tuple[tuple[str, str, str], ...] = (
     ("Slow control", "s", "cycle sort column (name, value, age, alarm)"),
     ("Slow control", "/", "filter by name (Enter keeps it, Esc clears it)"),
     ("Alarms", "a", "acknowledge the selected alarm (asks y/n)"),
-    ("tables, log", "up/down, pgup/pgdn", "move / scroll"),
+    ("tables, log", "↑↓ PgUp PgDn", "move / scroll"),
 )
 
 
 class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 90%; max-width: 100; height: 90%; border: round $accent; background: $surface; padding: 0 1; }
+    HelpScreen > VerticalScroll { width: 96%; max-width: 100; height: 92%; border: round $accent; background: $surface; padding: 0 1; }
     """
     BINDINGS = [
         Binding("escape,question_mark,q", "close", "close"),
@@ -52,8 +52,8 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         t = Table(box=None, padding=(0, 1), show_header=False)
-        t.add_column(style="dim", no_wrap=True)
-        t.add_column(style="bold cyan", no_wrap=True)
+        t.add_column(style="dim", no_wrap=True, max_width=16)
+        t.add_column(style="bold cyan", no_wrap=True, max_width=12)
         t.add_column()
         last = None
         for section, key, what in KEYS:

@@ -107,7 +107,9 @@ class HistogramPlot(Widget):
             head.append("  (stale)", style="grey50")
         if self.counts is None or self.edges is None or self.counts.size == 0 or h < 3:
             return Text.assemble(head, "\n", Text("no data yet", style="dim"))
-        body = histogram_lines(self.counts, self.edges, w, h - 1, log=self.log_scale, mark=self.mark)
+        body = histogram_lines(
+            self.counts, self.edges, w, h - 1, log=self.log_scale, mark=self.mark
+        )
         out = Text("\n").join([head, *body])
         if self.stale:
             out.stylize("grey50")

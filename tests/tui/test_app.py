@@ -1,0 +1,392 @@
+"""Pilot tests of every tab against the FakeSource (80x24, like a plain SSH terminal)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fakedata import NOW, NOW_NS, frame, make_source
+from helpers import is_grey, run_app, screen_lines, screen_text, styles_of
+
+from cygno_online.tui.screens.camera import CameraPanel
+from cygno_online.tui.screens.modals import ConfirmScreen, HelpScreen
+from cygno_online.tui.widgets.banner import Banner
+from cygno_online.tui.widgets.heatmap import Heatmap
+
+
+def test_overview_shows_run_rates_alarms_and_key_metrics():
+    async def body(app, pilot):
+        return screen_text(app)
+
+    text = run_app(make_source(), body)["value"]
+    assert "LIME" in text and "42901" in text and "RUNNING" in text
+    assert "S003:DATA:Fe, 55Fe source on" in text
+    assert "01:02:05" in text  # run time from the injected clock
+    assert "1.70 Hz in, 1.69 Hz analysed" in text
+    assert "6298/6300" in text
+    assert "180/420 ms" in text
+    assert "2 events" in text  # drops
+    assert "error 1" in text and "warning 1" in text
+    assert "Trigger rate" in text and "1.72 Hz" in text
+    assert "Clusters/image" in text
+    assert any(ch in text for ch in "▁▂▃▄▅▆▇█")  # sparklines
+
+
+def test_number_keys_switch_tabs_and_footer_follows():
+    async def body(app, pilot):
+        seen = []
+        for key, pane in zip(
+            "2345671",
+            ("camera", "clusters", "pmt", "slow", "alarms", "log", "overview"),
+            strict=True,
+        ):
+            await pilot.press(key)
+            await pilot.pause()
+            seen.append((app.active_tab, pane))
+        await pilot.press("2")
+        await pilot.pause()
+        camera_footer = screen_lines(app)[-1]
+        await pilot.press("5")
+        await pilot.pause()
+        slow_footer = screen_lines(app)[-1]
+        return seen, camera_footer, slow_footer
+
+    seen, camera_footer, slow_footer = run_app(make_source(), body)["value"]
+    assert all(a == b for a, b in seen), seen
+    assert "pause" in camera_footer and "sort" not in camera_footer
+    assert "sort" in slow_footer and "pause" not in slow_footer
+
+
+def heatmap_picture(hm: Heatmap) -> list:
+    return [[(s.text, str(s.style)) for s in hm.render_line(y)] for y in range(hm.size.height)]
+
+
+def test_heatmap_renders_half_blocks_and_changes_with_a_new_frame():
+    src = make_source()
+
+    async def body(app, pilot):
+        await pilot.press("2")
+        await pilot.pause()
+        hm = app.query_one(Heatmap)
+        lines = [line for line in screen_lines(app) if "▀" in line]
+        rows = hm._levels.shape[0] // 2
+        before = heatmap_picture(hm)
+        src.display(
+            "image", "camera/cam0/frame", {"image": frame(3)}, time_ns=NOW_NS, serial=30, run=42901
+        )
+        app.poll_now()
+        await pilot.pause()
+        after = heatmap_picture(hm)
+        title = screen_text(app)
+        return len(lines), rows, hm.size.height, before, after, title
+
+    n_lines, rows, height, before, after, title = run_app(src, body)["value"]
+    # square 96x96 frame: two pixels per cell vertically fill the widget height
+    assert rows == height == n_lines
+    assert before != after
+    assert "#30" in title
+
+
+def test_cluster_boxes_are_drawn_and_can_be_hidden():
+    async def body(app, pilot):
+        await pilot.press("2")
+        await pilot.pause()
+        hm = app.query_one(Heatmap)
+        with_boxes = (hm._levels == 48).sum()
+        await pilot.press("b")
+        await pilot.pause()
+        hm.render_line(0)
+        without = (hm._levels == 48).sum()
+        return with_boxes, without
+
+    with_boxes, without = run_app(make_source(), body)["value"]
+    assert with_boxes > 0 and without == 0
+
+
+def test_zoom_pan_range_and_pause_keys():
+    src = make_source()
+
+    async def body(app, pilot):
+        await pilot.press("2")
+        await pilot.pause()
+        hm = app.query_one(Heatmap)
+        cam = app.query_one(CameraPanel)
+        out = {"region0": hm.view_region()}
+        await pilot.press("z")
+        await pilot.pause()
+        out["zoom"] = hm.zoom
+        out["region_zoomed"] = hm.view_region()
+        out["title_zoom"] = screen_lines(app)[3]
+        await pilot.press("right")
+        await pilot.pause()
+        out["region_panned"] = hm.view_region()
+        await pilot.press("x")
+        await pilot.pause()
+        out["zoom_back"] = hm.zoom
+        hi = hm.hi
+        await pilot.press("plus")
+        await pilot.pause()
+        out["manual"] = (hm.auto, hm.hi > hi)
+        out["bar"] = screen_text(app)
+        await pilot.press("r")
+        await pilot.pause()
+        out["auto"] = hm.auto
+        await pilot.press("p")
+        await pilot.pause()
+        shown = cam.shown_time_ns
+        src.display("image", "camera/cam0/frame", {"image": frame(4)}, time_ns=NOW_NS, serial=31)
+        app.poll_now()
+        await pilot.pause()
+        out["paused_kept"] = cam.shown_time_ns == shown
+        out["paused_title"] = screen_lines(app)[3]
+        await pilot.press("p")
+        await pilot.pause()
+        app.poll_now()
+        await pilot.pause()
+        out["resumed"] = cam.shown_time_ns == NOW_NS
+        return out
+
+    out = run_app(src, body)["value"]
+    assert out["region0"] == (0, 96, 0, 96)
+    assert out["zoom"] == 2 and out["region_zoomed"] == (24, 72, 24, 72)
+    assert "zoom x2" in out["title_zoom"]
+    assert out["region_panned"] == (24, 72, 36, 84)
+    assert out["zoom_back"] == 1
+    assert out["manual"] == (False, True) and "manual" in out["bar"]
+    assert out["auto"] is True
+    assert out["paused_kept"] and "PAUSED" in out["paused_title"]
+    assert out["resumed"]
+
+
+def test_camera_side_panel_shows_pedestal_boxes():
+    async def body(app, pilot):
+        await pilot.press("2")
+        await pilot.pause()
+        return screen_text(app)
+
+    text = run_app(make_source(), body)["value"]
+    assert "100.0±2.0" in text and "100.8±2.1" in text
+    assert "nclusters" in text
+
+
+def test_clusters_tab_shows_fit_and_class_counts():
+    async def body(app, pilot):
+        await pilot.press("3")
+        await pilot.pause()
+        return screen_text(app)
+
+    text = run_app(make_source(), body)["value"]
+    assert "55Fe μ=7000 σ=900" in text  # noqa: RUF001
+    assert "n_fe" in text and "120" in text
+    assert "length vs integral" in text
+    assert "●" in text or "o" in text
+
+
+def test_pmt_tab_waveforms_histograms_and_baselines():
+    async def body(app, pilot):
+        await pilot.press("4")
+        await pilot.pause()
+        top = screen_text(app)
+        await pilot.press("pagedown")
+        await pilot.pause()
+        bottom = screen_text(app)
+        await pilot.press("v")
+        await pilot.pause()
+        avg = screen_text(app)
+        return top, bottom, avg
+
+    top, bottom, avg = run_app(make_source(), body)["value"]
+    assert "board 0" in top and "ch1 PMT1" in top and "ch4" in top
+    assert any(0x2800 < ord(c) <= 0x28FF for c in top)  # braille traces
+    assert "Multiplicity" in top
+    assert "3851.0" in bottom and "baseline" in bottom
+    assert "average" in avg and "no waveforms yet" in avg
+
+
+def test_slow_control_sort_filter_limits_and_staleness():
+    async def body(app, pilot):
+        from textual.widgets import DataTable
+
+        await pilot.press("5")
+        await pilot.pause()
+        table = app.query_one("#sc-table", DataTable)
+        out = {"n": table.row_count, "first": str(table.get_row_at(0)[0])}
+        out["text"] = screen_text(app)
+        out["grey_flow"] = all(is_grey(s) for s in styles_of(app, "he_flow"))
+        out["grey_fresh"] = any(is_grey(s) for s in styles_of(app, "GEM1 measured"))
+        out["alarm_row"] = styles_of(app, "lime_pressure")
+        await pilot.press("s")  # sort by value
+        await pilot.pause()
+        out["by_value"] = str(table.get_row_at(0)[0])
+        await pilot.press("slash")
+        await pilot.press("h", "v")
+        await pilot.press("enter")
+        await pilot.pause()
+        out["filtered"] = table.row_count
+        out["filter_title"] = screen_lines(app)[3]
+        await pilot.press("escape")
+        await pilot.pause()
+        out["cleared"] = table.row_count
+        return out
+
+    out = run_app(make_source(), body)["value"]
+    assert out["n"] == 6
+    assert out["first"] == "environment gas_temperature value"
+    assert "0.995..1.05" in out["text"]  # limits from the alarm rule
+    assert out["grey_flow"] and not out["grey_fresh"]
+    # the pressure row is under an active error alarm: red
+    assert any(
+        s.color and s.color.triplet and s.color.triplet.red > 150 and s.color.triplet.green < 100
+        for s in out["alarm_row"]
+    )
+    assert out["by_value"] == "hv GEM1 demand"
+    assert out["filtered"] == 3 and "'hv'" in out["filter_title"]
+    assert out["cleared"] == 6
+
+
+def test_acknowledge_alarm_with_confirmation():
+    src = make_source()
+
+    async def body(app, pilot):
+        await pilot.press("6")
+        await pilot.pause()
+        await pilot.press("a")
+        await pilot.pause()
+        modal = isinstance(app.screen, ConfirmScreen)
+        question = screen_text(app)
+        await pilot.press("n")
+        await pilot.pause()
+        after_no = list(src.acks)
+        await pilot.press("a")
+        await pilot.pause()
+        await pilot.press("y")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        app.poll_now()
+        await pilot.pause()
+        return modal, question, after_no, screen_text(app)
+
+    modal, question, after_no, text = run_app(src, body)["value"]
+    assert modal and "Acknowledge alarm 'LIME gas pressure'?" in question
+    assert after_no == []
+    assert src.acks == [("lime_pressure", "tester")]
+    assert "acknowledged" in text and "tester" in text  # history and Ack column
+
+
+def test_disconnect_banner_greys_everything_and_goes_away_on_reconnect():
+    src = make_source()
+
+    async def body(app, pilot):
+        src.disconnect(since=NOW - 42)
+        app.poll_now()
+        await pilot.pause()
+        banner = app.query_one(Banner)
+        out = {"visible": banner.display, "text": screen_lines(app)[1]}
+        out["grey"] = all(is_grey(s) for s in styles_of(app, "Trigger rate"))
+        out["status"] = screen_lines(app)[0]
+        src.reconnect()
+        app.poll_now()
+        await pilot.pause()
+        out["visible_after"] = banner.display
+        out["grey_after"] = any(is_grey(s) for s in styles_of(app, "Trigger rate"))
+        return out
+
+    out = run_app(src, body)["value"]
+    since = dt.datetime.fromtimestamp(NOW - 42).strftime("%H:%M:%S")
+    assert out["visible"] and f"DISCONNECTED since {since} (42s)" in out["text"]
+    assert "offline" in out["status"]
+    assert out["grey"]
+    assert not out["visible_after"] and not out["grey_after"]
+
+
+def test_old_metrics_are_greyed_out():
+    async def body(app, pilot):
+        return styles_of(app, "Trigger rate"), styles_of(app, "Image mean")
+
+    fresh = run_app(make_source(), body)["value"]
+    assert not any(is_grey(s) for s in fresh[0] + fresh[1])
+    old = run_app(make_source(), body, clock=lambda: NOW + 120)["value"]
+    assert old[0] and all(is_grey(s) for s in old[0] + old[1])
+
+
+def test_help_screen_lists_keys():
+    async def body(app, pilot):
+        await pilot.press("question_mark")
+        await pilot.pause()
+        opened = isinstance(app.screen, HelpScreen)
+        text = screen_text(app)
+        await pilot.press("end")
+        await pilot.pause()
+        text += screen_text(app)
+        await pilot.press("escape")
+        await pilot.pause()
+        return opened, text, isinstance(app.screen, HelpScreen)
+
+    opened, text, still = run_app(make_source(), body)["value"]
+    assert opened and not still
+    assert "acknowledge the selected alarm" in text and "pause / resume" in text
+
+
+def test_command_palette_switches_tab():
+    async def body(app, pilot):
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Go to Log")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        return app.active_tab
+
+    assert run_app(make_source(), body)["value"] == "log"
+
+
+def test_log_tab_shows_new_messages_by_level():
+    src = make_source()
+
+    async def body(app, pilot):
+        await pilot.press("7")
+        await pilot.pause()
+        first = screen_text(app)
+        src.log("HV trip on GEM2", level="error", time_ns=NOW_NS)
+        app.poll_now()
+        await pilot.pause()
+        return first, screen_text(app), styles_of(app, "HV trip")
+
+    first, second, styles = run_app(src, body)["value"]
+    assert "spark in image 12" in first and "midas: Run 42901 started" in first
+    assert "HV trip on GEM2" in second and "ERRO" in second
+    assert any(s.bold and s.color and s.color.triplet and s.color.triplet.red > 150 for s in styles)
+
+
+def test_repaints_only_when_something_changes():
+    src = make_source()
+
+    async def body(app, pilot):
+        base = app.repaints
+        for _ in range(4):
+            app.poll()
+        idle = app.repaints - base
+        src.metric("daq", {"rate_hz": 1.8}, time_ns=NOW_NS)
+        app.poll()
+        return idle, app.repaints - base
+
+    idle, after = run_app(src, body)["value"]
+    assert idle == 0 and after == 1
+
+
+def test_quit_key_ends_the_app():
+    async def body(app, pilot):
+        await pilot.press("q")
+        await pilot.pause()
+        return app.is_running
+
+    assert run_app(make_source(), body)["value"] is False
+
+
+def test_large_screen_scales():
+    async def body(app, pilot):
+        await pilot.press("2")
+        await pilot.pause()
+        return app.query_one(Heatmap).size
+
+    size = run_app(make_source(), body, size=(200, 60))["value"]
+    assert size.height > 40 and size.width > 100
