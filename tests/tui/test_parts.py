@@ -1,0 +1,186 @@
+"""Unit tests of the TUI's pieces: plots, staleness, limits, FakeSource, command."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fakedata import NOW, NOW_NS, make_source
+
+from cygno_online.cli import build_parser
+from cygno_online.errors import ConfigError
+from cygno_online.publish.client import MonitorClient
+from cygno_online.publish.state import MonitorState
+from cygno_online.tui import keymetrics as km
+from cygno_online.tui.source import (
+    FakeSource,
+    Limit,
+    StateSource,
+    fetch_limits,
+    limits_from_rules,
+    read_server_key,
+)
+from cygno_online.tui.widgets.heatmap import _resample, auto_range
+from cygno_online.tui.widgets.histogram import histogram_lines, rebin
+from cygno_online.tui.widgets.scatter import scatter_lines
+from cygno_online.tui.widgets.sparkline import sparkline
+from cygno_online.tui.widgets.waveform import braille_lines
+
+
+def test_sparkline_scales_between_min_and_max():
+    assert sparkline([0, 1, 2, 3, 4, 5, 6, 7], 8) == "▁▂▃▄▅▆▇█"
+    assert sparkline([1.0] * 5, 3) == "▄▄▄"
+    assert sparkline([], 5) == ""
+    assert len(sparkline(list(range(100)), 10)) == 10
+
+
+def test_histogram_bars_and_fit_marker():
+    counts = np.array([0, 1, 4, 8, 4, 1, 0], dtype=float)
+    edges = np.arange(8, dtype=float)
+    lines = histogram_lines(counts, edges, 7, 5, mark=3.5)
+    assert len(lines) == 5  # 4 rows of bars + axis
+    assert lines[0].plain[3] == "█"  # the tallest bin reaches the top
+    assert lines[-1].plain.startswith("0") and lines[-1].plain.endswith("7")
+    assert rebin(np.arange(10.0), 5).tolist() == [1, 5, 9, 13, 17]
+    assert rebin(np.array([1.0, 2.0]), 4).tolist() == [1, 1, 2, 2]
+
+
+def test_scatter_and_braille_plots_have_the_requested_size():
+    x = np.linspace(0, 1, 50)
+    lines = scatter_lines(x, x, 20, 6)
+    assert len(lines) == 6 and all(len(line.plain) == 20 for line in lines)
+    assert lines[0].plain[-1] != " " and lines[-2].plain[0] != " "  # diagonal corners
+    wave = braille_lines(np.r_[np.zeros(50), -np.ones(10), np.zeros(40)], 10, 2)
+    assert len(wave) == 2 and all(len(r) == 10 for r in wave)
+    assert all(0x2800 <= ord(c) <= 0x28FF for r in wave for c in r)
+    assert wave[1].strip("\u2800")  # the negative pulse reaches the bottom row
+
+
+def test_resample_shrinks_by_block_mean_and_enlarges_by_nearest():
+    img = np.arange(16, dtype=float).reshape(4, 4)
+    assert _resample(img, 2, 2).tolist() == [[2.5, 4.5], [10.5, 12.5]]
+    assert _resample(img[:2, :2], 4, 4)[0].tolist() == [0, 0, 1, 1]
+    lo, hi = auto_range(np.full((10, 10), 5.0))
+    assert hi > lo
+
+
+def test_staleness_rules():
+    st = MonitorState()
+    src = FakeSource()
+    src.state = st
+    for i in range(5):
+        src.metric("camera", {"mean": 1.0}, time_ns=NOW_NS - (4 - i) * 10**9)
+    assert km.usual_period_s(st, "camera") == pytest.approx(1.0)
+    assert not km.is_stale(st, "camera", NOW + 9)  # floor of 10 s
+    assert km.is_stale(st, "camera", NOW + 11)
+    src.metric("hv", {"v": 1.0}, time_ns=NOW_NS)  # one point: default 60 s
+    assert not km.is_stale(st, "hv", NOW + 59) and km.is_stale(st, "hv", NOW + 61)
+    for i in range(4):
+        src.metric("gas", {"f": 1.0}, time_ns=NOW_NS - (3 - i) * 60 * 10**9)
+    assert not km.is_stale(st, "gas", NOW + 170) and km.is_stale(st, "gas", NOW + 181)
+
+
+def test_key_metrics_use_the_first_present_field():
+    src = make_source()
+    with src.state.lock:
+        rows = km.key_rows(src.state, km.KEY_METRICS[0])
+        boxes = km.pedestal_boxes(src.state, "cam0")
+        assert km.cameras(src.state) == ["cam0"]
+    assert rows and rows[0][2] == "rate_hz"
+    assert boxes[0] == (100.0, 2.0) and len(boxes) == 9
+    assert km.fmt_duration(3725) == "01:02:05" and km.fmt_duration(90000) == "1d 01:00:00"
+    assert km.fmt_value(True) == "yes" and km.fmt_value(float("nan")) == "-"
+
+
+def test_limits_from_rules_and_alarm_ids():
+    rules = [
+        {
+            "id": "p",
+            "family": "environment",
+            "tags": {"name": "lime_pressure"},
+            "field": "value",
+            "band": [0.95, 1.05],
+        },
+        {"id": "hv_i", "family": "hv", "field": "current", "above": 2, "severity": "error"},
+        {"id": "nodata", "family": "gas", "field": "flow", "no_data_s": 60},
+        {"family": "bad"},
+    ]
+    lims = limits_from_rules(rules)
+    assert [(x.rule_id, x.low, x.high) for x in lims] == [("p", 0.95, 1.05), ("hv_i", None, 2.0)]
+    assert lims[0].text() == "0.95..1.05" and lims[1].text() == "<= 2"
+    assert lims[1].matches("hv", {"channel": "GEM1"}, "current")
+    assert lims[1].alarm_id({"channel": "GEM1"}) == "hv_i{channel=GEM1}"
+    assert lims[0].alarm_id({"name": "lime_pressure"}) == "p"
+
+
+def test_fetch_limits_asks_the_daemon_configuration_once():
+    class Querying:
+        calls = 0
+
+        def query(self, cmd, timeout_s=3.0):
+            Querying.calls += 1
+            assert cmd == "config"
+            return {
+                "config": {
+                    "alarms": {"rules": [{"id": "x", "family": "hv", "field": "v", "below": 1}]}
+                }
+            }
+
+    lims = fetch_limits(Querying())
+    assert Querying.calls == 1 and lims[0].low == 1.0
+
+    class Failing:
+        def query(self, cmd, timeout_s=3.0):
+            return {"ok": False, "error": "timeout"}
+
+    assert fetch_limits(Failing()) is None
+    assert fetch_limits(object()) is None
+    assert fetch_limits(FakeSource(limits=[Limit("a", "f", {}, "x", 1, 2)]))[0].rule_id == "a"
+
+
+def test_fake_source_ack_marks_the_alarm_acknowledged():
+    src = make_source()
+    reply = src.ack("lime_pressure", "alice")
+    assert reply["ok"] and src.acks == [("lime_pressure", "alice")]
+    rec = src.state.alarms["lime_pressure"]
+    assert rec.acked and rec.acked_by == "alice" and not rec.needs_attention
+    assert src.state.alarm_history[-1].transition == "acknowledged"
+    assert not src.ack("nope", "alice")["ok"]
+
+
+def test_real_clients_satisfy_the_protocol():
+    client = MonitorClient("tcp://127.0.0.1:1", start=False)
+    assert isinstance(client, StateSource)
+    assert isinstance(FakeSource(), StateSource)
+
+
+def test_read_server_key(tmp_path):
+    import zmq.auth
+
+    public, _ = zmq.auth.create_certificates(str(tmp_path), "server")
+    key, _ = zmq.auth.load_certificate(public)
+    assert read_server_key(public) == key
+    plain = tmp_path / "plain.txt"
+    plain.write_text(key.decode() + "\n")
+    assert read_server_key(plain) == key
+    bad = tmp_path / "bad.txt"
+    bad.write_text("nothing here")
+    with pytest.raises(ConfigError):
+        read_server_key(bad)
+
+
+def test_tui_command_arguments():
+    args = build_parser().parse_args(
+        [
+            "tui",
+            "--connect",
+            "tcp://daq:6000",
+            "--server-key",
+            "k.key",
+            "--control",
+            "tcp://daq:7000",
+        ]
+    )
+    assert args.command == "tui" and args.connect == "tcp://daq:6000"
+    assert args.server_key == "k.key" and args.control == "tcp://daq:7000" and args.snapshot is None
+    defaults = build_parser().parse_args(["tui"])
+    assert defaults.connect == "tcp://127.0.0.1:5556"
