@@ -21,8 +21,8 @@ Families (all fields carry units):
   ``temperature`` degC; one point per bank (InfluxDB merges fields of equal
   time and tags).
 * ``gas`` - equipment ``gas``: fields by name; demand values get ``_demand``.
-* ``camera`` - equipment ``camera`` (TCAM): tags ``{"camera": "<index>"}``,
-  field ``sensor_temperature`` degC, next to the camera analyzer's series.
+* ``camera`` - equipment ``camera`` (TCAM): tags ``{"camera": "cam<index>"}``,
+  field ``sensor_temperature`` degC, on the camera analyzer's series.
 * ``daq`` - equipment ``trigger_module`` (TMOD): tags
   ``{"equipment": "trigger_module"}``, fields ``trigger_rate_<i>`` Hz.
 
@@ -255,7 +255,8 @@ class SlowControlAnalyzer(Analyzer):
     def _camera(self, item: SlowControl, readings: list[Reading]) -> list[Output]:
         out: list[Output] = []
         for r in readings:
-            cam = str(r.channel)
+            # the camera analyzer tags its series with the item key, "cam<N>"
+            cam = f"cam{r.channel}"
             unit = r.unit or "degC"
             self._note("camera", cam, "sensor_temperature", r.value, unit)
             out.append(

@@ -75,13 +75,17 @@ DEFAULT_RULES: tuple[QualityRule, ...] = (
                 reason="analyzers failed {value:.0f} times"),
     QualityRule("no_camera_images", "camera.images", below=1, severity="error",
                 reason="no camera image was analysed"),
-    QualityRule("spark_rate_high", "camera.spark_fraction", above=0.05, skip_pedestal=True,
-                reason="{value:.1%} of the images had a spark (limit {limit:.0%})"),
-    QualityRule("pedestal_too_old", "camera.pedestal_age_days", above=10, skip_pedestal=True,
-                reason="pedestal maps are {value:.1f} days old (limit {limit:g})"),
-    QualityRule("fe55_peak_shifted", "camera.fe55_peak", relative_to="references.fe55_peak",
-                above=0.1, skip_pedestal=True,
-                reason="55Fe peak moved by {value:.1%} from the reference (limit {limit:.0%})"),
+    QualityRule("spark_rate_high", "cameras.*.spark_fraction", above=0.05, skip_pedestal=True,
+                reason="{where}: {value:.1%} of the images had a spark (limit {limit:.0%})"),
+    QualityRule("no_pedestal", "cameras.*.pedestal_source", equals="none", skip_pedestal=True,
+                reason="{where}: no pedestal maps, clustering was off"),
+    QualityRule("pedestal_too_old", "cameras.*.pedestal_age_days", above=10,
+                skip_pedestal=True,
+                reason="{where}: pedestal maps are {value:.1f} days old (limit {limit:g})"),
+    QualityRule("fe55_peak_shifted", "cameras.*.fe55_peak",
+                relative_to="references.fe55_peak", above=0.1, skip_pedestal=True,
+                reason="{where}: 55Fe peak moved by {value:.1%} from the reference "
+                       "(limit {limit:.0%})"),
     QualityRule("pmt_baseline_drift", "pmt.*.baseline_drift_max_adc", above=20,
                 reason="PMT {where} baseline drifted by {value:.1f} ADC (limit {limit:g})"),
     QualityRule("pmt_saturation", "pmt.*.saturated_fraction", above=0.05, skip_pedestal=True,
@@ -92,7 +96,7 @@ DEFAULT_RULES: tuple[QualityRule, ...] = (
                 reason="gas temperature {value:.1f} degC outside {below:g}..{above:g}"),
     QualityRule("env_out_of_band", "environment.lime_pressure.mean", below=0.8, above=1.2,
                 reason="LIME pressure {value:.3f} bar outside {below:g}..{above:g}"),
-    QualityRule("env_out_of_band", "environment.camera*_sensor_temperature.mean", below=-25,
+    QualityRule("env_out_of_band", "environment.cam*_sensor_temperature.mean", below=-25,
                 above=-10, reason="{where} {value:.1f} degC outside {below:g}..{above:g}"),
 )  # fmt: skip
 
@@ -297,35 +301,94 @@ def _daq_block(sec: Mapping | None) -> dict[str, Any]:
     }
 
 
-def _camera_block(sec: Mapping | None, duration_s: float | None) -> dict[str, Any]:
-    """Tolerant extraction: the camera analyzer's keys, with a few aliases."""
-    if not sec:
-        return {}
-    images = _get(sec, "images", "n_images", "frames", "images_analysed")
-    sparks = _get(sec, "sparks", "spark_images", "n_sparks", "spark.images")
-    spark_fraction = _get(sec, "spark_fraction", "spark.fraction")
+def _one_camera(sec: Mapping, duration_s: float | None) -> dict[str, Any]:
+    """One camera's block from the camera analyzer's per-camera section
+    (with a few aliases for flat or older layouts)."""
+    images = _get(sec, "frames", "images", "n_images")
+    sparks = _get(sec, "sparks.count", "sparks", "n_sparks")
+    if isinstance(sparks, Mapping):
+        sparks = None
+    spark_fraction = _get(sec, "sparks.fraction", "spark_fraction")
     if spark_fraction is None and _is_number(sparks) and _is_number(images) and images > 0:
         spark_fraction = sparks / images
-    clusters = _get(sec, "clusters_total", "n_clusters", "clusters.total", "clusters")
+    clusters = _get(sec, "clusters.total", "clusters_total", "n_clusters", "clusters")
     if isinstance(clusters, Mapping):
-        clusters = _get(clusters, "total", "count")
-    rate = _get(sec, "cluster_rate_hz", "clusters.rate_hz")
-    if rate is None and _is_number(clusters) and duration_s:
-        rate = clusters / duration_s
-    by_class = _get(sec, "clusters_by_class", "classes", "clusters.by_class")
+        clusters = None
+    rates = _get(sec, "clusters.rate_hz", "cluster_rate_hz")
+    if isinstance(rates, Mapping):
+        rate = sum(v for v in rates.values() if _is_number(v))
+    else:
+        rate = rates
+        live = _get(sec, "live_time_s") or duration_s
+        if rate is None and _is_number(clusters) and live:
+            rate = clusters / live
+    by_class = _get(sec, "clusters.by_class", "clusters_by_class")
+    fit = _get(sec, "fe55.fit")
+    fe55_ok = isinstance(fit, Mapping) and fit.get("ok")
     return {
         "images": images,
         "sparks": sparks,
         "spark_fraction": spark_fraction,
         "clusters": clusters,
         "cluster_rate_hz": rate,
-        "clusters_by_class": by_class if isinstance(by_class, Mapping) else None,
-        "pedestal_age_days": _get(sec, "pedestal_age_days", "pedestal.age_days"),
-        "fe55_peak": _get(sec, "fe55_peak", "fe55.peak", "fe55.mean", "fe55.position"),
-        "fe55_width": _get(sec, "fe55_width", "fe55.sigma", "fe55.width"),
-        "image_mean": _get(sec, "image_mean", "image.mean", "mean"),
-        "image_rms": _get(sec, "image_rms", "image.rms", "rms"),
+        "clusters_by_class": dict(by_class) if isinstance(by_class, Mapping) else None,
+        "alpha_rate_hz": _get(sec, "alpha_rate_hz"),
+        "muon_rate_hz": _get(sec, "muon_rate_hz"),
+        "pedestal_source": _get(sec, "pedestal.source"),
+        "pedestal_age_days": _get(sec, "pedestal.age_days", "pedestal_age_days"),
+        "fe55_peak": fit.get("mean") if fe55_ok else _get(sec, "fe55_peak", "fe55.peak"),
+        "fe55_width": fit.get("sigma") if fe55_ok else _get(sec, "fe55_width", "fe55.sigma"),
+        "fe55_resolution": fit.get("resolution") if fe55_ok else None,
+        "fe55_entries": _get(sec, "fe55.entries"),
+        "image_mean": _get(sec, "image.ped_mean", "image.raw_mean", "image_mean"),
+        "image_rms": _get(sec, "image.ped_rms", "image.raw_rms", "image_rms"),
     }
+
+
+def _camera_blocks(
+    sec: Mapping | None, duration_s: float | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(all cameras together, {camera: block})."""
+    if not sec:
+        return {}, {}
+    per = sec.get("cameras")
+    if isinstance(per, Mapping):
+        cams = {
+            str(k): _one_camera(v, duration_s)
+            for k, v in sorted(per.items())
+            if isinstance(v, Mapping)
+        }
+    else:
+        cams = {"cam0": _one_camera(sec, duration_s)}
+    if not cams:
+        return {"images": 0}, {}
+
+    def total(key: str) -> Any:
+        vals = [c[key] for c in cams.values() if _is_number(c.get(key))]
+        return sum(vals) if vals else None
+
+    images = total("images")
+    sparks = total("sparks")
+    by_class: dict[str, int] = {}
+    for c in cams.values():
+        for k, v in (c.get("clusters_by_class") or {}).items():
+            if _is_number(v):
+                by_class[k] = by_class.get(k, 0) + v
+    ages = [c["pedestal_age_days"] for c in cams.values() if _is_number(c["pedestal_age_days"])]
+    first = next(iter(cams.values()))
+    combined = {
+        "cameras": len(cams),
+        "images": images,
+        "sparks": sparks,
+        "spark_fraction": sparks / images if _is_number(sparks) and images else None,
+        "clusters": total("clusters"),
+        "cluster_rate_hz": total("cluster_rate_hz"),
+        "clusters_by_class": by_class or None,
+        "pedestal_age_days": max(ages) if ages else None,
+        "fe55_peak": first.get("fe55_peak") if len(cams) == 1 else None,
+        "fe55_width": first.get("fe55_width") if len(cams) == 1 else None,
+    }
+    return combined, cams
 
 
 def _pmt_block(sec: Mapping | None) -> tuple[dict[str, Any], int | None]:
@@ -359,7 +422,7 @@ def _slow_blocks(sec: Mapping | None) -> tuple[dict[str, Any], dict[str, Any]]:
     for cam, fields in sorted((sec.get("camera") or {}).items()):
         st = fields.get("sensor_temperature")
         if st:
-            env[f"camera{cam}_sensor_temperature"] = {
+            env[f"{cam}_sensor_temperature"] = {
                 k: st.get(k) for k in ("mean", "min", "max", "unit")
             }
     hv: dict[str, Any] = {}
@@ -441,6 +504,7 @@ def build_summary(
     if duration is None and daq and _is_number(daq.get("run_duration_s")):
         duration = daq["run_duration_s"] or None
     pmt_block, pmt_triggers = _pmt_block(pmt)
+    camera_all, cameras = _camera_blocks(cam, duration)
     env, hv = _slow_blocks(slow)
     doc: dict[str, Any] = {
         "schema": SCHEMA,
@@ -457,7 +521,8 @@ def build_summary(
         "duration_s": duration,
         "counters": counters,
         "daq": _daq_block(daq),
-        "camera": _camera_block(cam, duration),
+        "camera": camera_all,
+        "cameras": cameras,
         "pmt_triggers": pmt_triggers,
         "pmt": pmt_block,
         "environment": env,
@@ -554,15 +619,19 @@ def summary_to_text(doc: dict) -> str:
             f" ({_f(cam.get('spark_fraction'), '{:.1%}')}), clusters "
             f"{_f(cam.get('clusters'), '{}')} ({_f(cam.get('cluster_rate_hz'))} Hz)"
         )
-        if cam.get("fe55_peak") is not None:
-            line += f", 55Fe peak {_f(cam.get('fe55_peak'))} width {_f(cam.get('fe55_width'))}"
-        if cam.get("pedestal_age_days") is not None:
-            line += f", pedestal age {_f(cam.get('pedestal_age_days'), '{:.1f}')} d"
         lines.append(line)
         by_class = cam.get("clusters_by_class") or {}
         if by_class:
             parts = ", ".join(f"{k} {_f(v, '{}')}" for k, v in by_class.items())
             lines.append(f"    clusters by class: {parts}")
+        for name, cb in (doc.get("cameras") or {}).items():
+            lines.append(
+                f"    {name}: images {_f(cb.get('images'), '{}')}, sparks "
+                f"{_f(cb.get('sparks'), '{}')}, clusters {_f(cb.get('clusters'), '{}')}, "
+                f"55Fe peak {_f(cb.get('fe55_peak'))} sigma {_f(cb.get('fe55_width'))}"
+                f" ({_f(cb.get('fe55_entries'), '{}')} entries), pedestal "
+                f"{cb.get('pedestal_source') or '-'} age {_f(cb.get('pedestal_age_days'), '{:.1f}')} d"
+            )
     pmt = doc.get("pmt") or {}
     if pmt:
         lines.append(f"  PMT: {_f(doc.get('pmt_triggers'), '{}')} triggers")

@@ -149,7 +149,7 @@ def test_gas_camera_trigger_and_user_equipment():
     )
     assert (cam0.family, cam0.tags, cam0.fields) == (
         "camera",
-        {"camera": "0"},
+        {"camera": "cam0"},
         {"sensor_temperature": -18.0},
     )
     assert cam1.units == {"sensor_temperature": "degC"}
@@ -165,7 +165,7 @@ def test_gas_camera_trigger_and_user_equipment():
     assert user.family == "environment" and user.tags == {"equipment": "chiller_unit"}
     doc = a.end_run(RUN)
     assert "gas" not in doc
-    assert doc["camera"]["0"]["sensor_temperature"]["mean"] == -18.0
+    assert doc["camera"]["cam0"]["sensor_temperature"]["mean"] == -18.0
     assert doc["trigger_module"]["trigger_rate_0"]["mean"] == 1.7
     assert doc["environment:chiller_unit"]["water_t"]["unit"] == "degC"
 

@@ -78,7 +78,7 @@ def slow_section(temp=22.0):
     st = {"mean": temp, "min": temp - 1, "max": temp + 1, "last": temp, "n": 4, "unit": "degC"}
     return {
         "environment": {"gas_temperature": st},
-        "camera": {"0": {"sensor_temperature": {**st, "mean": -18.0, "unit": "degC"}}},
+        "camera": {"cam0": {"sensor_temperature": {**st, "mean": -18.0, "unit": "degC"}}},
         "hv": {
             "drift": {
                 "measured": {
@@ -115,6 +115,42 @@ def daq_section(lost=0):
     }
 
 
+def camera_section(
+    frames=400,
+    sparks=2,
+    by_class=None,
+    fe55=(1850.0, 300.0),
+    age=1.5,
+    source="store",
+    cams=("cam0",),
+):
+    """The camera analyzer's end_run layout (analyzers/camera)."""
+    by_class = by_class or {"other": 1000, "fe55": 1200, "alpha": 150, "muon": 50}
+    fit = (
+        {"ok": True, "mean": fe55[0], "sigma": fe55[1], "resolution": fe55[1] / fe55[0]}
+        if fe55
+        else {"ok": False, "reason": "fewer than 50 entries"}
+    )
+    one = {
+        "frames": frames,
+        "image": {"raw_mean": 100.2, "raw_rms": 3.1, "ped_mean": 0.1, "ped_rms": 2.5},
+        "clusters": {
+            "total": sum(by_class.values()),
+            "by_class": by_class,
+            "rate_hz": {k: v / (frames * 0.3) for k, v in by_class.items()},
+        },
+        "sparks": {"count": sparks, "fraction": sparks / frames},
+        "fe55": {"entries": 1200, "fit": fit},
+        "pedestal": {"source": source, "age_days": age},
+        "live_time_s": frames * 0.3,
+    }
+    return {
+        "pedestal_store": "/tmp/x",
+        "pedestal_run": False,
+        "cameras": {c: dict(one) for c in cams},
+    }
+
+
 def flags(doc):
     return sorted(f["flag"] for f in doc["quality_flags"])
 
@@ -124,13 +160,7 @@ def test_clean_run_has_no_flags_and_normalised_blocks():
         "daqhealth": daq_section(),
         "pmt": pmt_section(),
         "slowcontrol": slow_section(),
-        "camera": {
-            "images": 400,
-            "sparks": 2,
-            "clusters_total": 2400,
-            "fe55": {"peak": 1850.0, "sigma": 300.0},
-            "pedestal_age_days": 1.5,
-        },
+        "camera": camera_section(),
     }
     doc = build_summary(RUN, sections, counters=COUNTERS, stop_time_ns=T0 + 240 * 10**9)
     assert doc["schema"] == SCHEMA and doc["run"] == 42 and doc["duration_s"] == 240.0
@@ -138,14 +168,17 @@ def test_clean_run_has_no_flags_and_normalised_blocks():
     assert doc["quality_flags"] == [] and doc["quality"] == "good"
     assert doc["counters"]["drop_fraction"] == 0.0
     assert doc["camera"]["spark_fraction"] == pytest.approx(0.005)
-    assert doc["camera"]["cluster_rate_hz"] == pytest.approx(10.0)
+    assert doc["camera"]["cluster_rate_hz"] == pytest.approx(2400 / 120)
+    assert doc["camera"]["clusters"] == 2400 and doc["camera"]["clusters_by_class"]["fe55"] == 1200
+    assert doc["cameras"]["cam0"]["fe55_resolution"] == pytest.approx(300 / 1850)
+    assert doc["cameras"]["cam0"]["image_mean"] == 0.1
     assert doc["camera"]["fe55_peak"] == 1850.0 and doc["camera"]["fe55_width"] == 300.0
     assert doc["pmt"]["0/1"]["baseline_adc"] == 3850.0
     assert doc["environment"]["gas_temperature"]["mean"] == 22.0
-    assert doc["environment"]["camera0_sensor_temperature"]["mean"] == -18.0
+    assert doc["environment"]["cam0_sensor_temperature"]["mean"] == -18.0
     assert doc["hv"]["drift"]["measured_mean"] == 4000.0
     assert doc["daq"]["frame_period_s"] == 0.6 and doc["daq"]["trigger_rate_hz"] == 1.66
-    assert doc["sections"]["camera"]["images"] == 400
+    assert doc["sections"]["camera"]["cameras"]["cam0"]["frames"] == 400
     json.dumps(doc, allow_nan=False)
 
 
@@ -154,14 +187,16 @@ def test_every_default_flag_can_fire():
         "daqhealth": daq_section(lost=5),
         "pmt": pmt_section(drift=35.0, saturated=20, silent=50),
         "slowcontrol": slow_section(temp=40.0),
-        "camera": {"images": 100, "sparks": 30, "pedestal_age_days": 12.0, "fe55_peak": 1500.0},
+        "camera": camera_section(
+            frames=100, sparks=30, age=12.0, fe55=(1500.0, 250.0), cams=("cam0", "cam1")
+        ),
     }
     counters = dict(
         COUNTERS, events_dropped=200, decode_errors=3, analyzer_errors=1, complete=False
     )
     cfg = SummaryConfig(references={"fe55_peak": 1850.0})
     doc = build_summary(RUN, sections, counters=counters, config=cfg)
-    assert flags(doc) == sorted(
+    assert sorted(set(flags(doc))) == sorted(
         [
             "analyzer_errors",
             "daq_lost_events",
@@ -177,7 +212,9 @@ def test_every_default_flag_can_fire():
             "spark_rate_high",
         ]
     )
+    assert flags(doc).count("spark_rate_high") == 2  # one per camera
     reasons = {f["flag"]: f["reason"] for f in doc["quality_flags"]}
+    assert reasons["pedestal_too_old"] == "cam1: pedestal maps are 12.0 days old (limit 10)"
     assert reasons["pmt_baseline_drift"] == "PMT 0/1 baseline drifted by 35.0 ADC (limit 20)"
     assert "33.3%" in reasons["high_drop_fraction"]
     assert reasons["env_out_of_band"] == "gas temperature 40.0 degC outside 15..35"
@@ -191,7 +228,7 @@ def test_pedestal_runs_skip_signal_rules():
     run = RunInfo(run=43, start_time_ns=T0, pedestal=True)
     sections = {
         "pmt": pmt_section(silent=50),
-        "camera": {"images": 100, "sparks": 0, "pedestal_age_days": 50.0},
+        "camera": camera_section(frames=100, sparks=0, age=50.0, source="none"),
     }
     doc = build_summary(run, sections, counters=COUNTERS)
     assert flags(doc) == []
@@ -315,7 +352,7 @@ def test_text_rendering():
         "daqhealth": daq_section(lost=2),
         "pmt": pmt_section(),
         "slowcontrol": slow_section(),
-        "camera": {"images": 10, "sparks": 0, "clusters_by_class": {"fe55": 3, "alpha": 1}},
+        "camera": camera_section(frames=10, sparks=0, by_class={"fe55": 3, "alpha": 1}),
     }
     doc = build_summary(RUN, sections, counters=COUNTERS, stop_time_ns=T0 + 10**11)
     text = summary_to_text(doc)
@@ -333,3 +370,16 @@ def test_text_rendering():
     assert summary_to_text(build_summary(RUN, {}, counters={"events_seen": 1})).endswith(
         "quality: good\n"
     )
+
+
+def test_no_pedestal_and_flat_camera_sections():
+    doc = build_summary(RUN, {"camera": camera_section(source="none", age=None)},
+                        counters=COUNTERS)  # fmt: skip
+    assert flags(doc) == ["no_pedestal"]
+    assert doc["quality_flags"][0]["reason"] == "cam0: no pedestal maps, clustering was off"
+    # an analyzer with a flat section (one camera, other key names) still works
+    flat = {"images": 50, "sparks": 5, "clusters_total": 10, "fe55_peak": 1000.0}
+    doc = build_summary(RUN, {"camera": flat}, counters=COUNTERS,
+                        config=SummaryConfig(references={"fe55_peak": 2000.0}))  # fmt: skip
+    assert doc["camera"]["spark_fraction"] == 0.1 and doc["camera"]["clusters"] == 10
+    assert sorted(flags(doc)) == ["fe55_peak_shifted", "spark_rate_high"]
