@@ -75,6 +75,11 @@ def run(args: argparse.Namespace) -> int:
         data["state_dir"] = tmp
         data["summary_dir"] = f"{tmp}/summaries"
         cfg, chain = parse_config(data, source="<demo>")
+        if args.log_level == "INFO":
+            # the demo's own level (WARNING) unless --log-level was given
+            import logging
+
+            logging.getLogger().setLevel(cfg.log_level)
         daemon = Daemon(cfg, chain)
         daemon.signals.install()
         print("cygno-online demo: warming up the analyzers...", file=sys.stderr)
@@ -89,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
                 except ImportError:
                     tui = None
             if tui is not None:
-                tui(client)
+                tui(client, title="CYGNO online demo (simulated LIME data)")
             else:
                 deadline = None if args.duration is None else time.monotonic() + args.duration
                 while not daemon.signals.stop:

@@ -306,6 +306,10 @@ class Daemon:
         self.chain.reconfigure(new.chain_params())
         self.alarms.set_rules(new.alarm_rules)
         self.cfg.alarm_rules = new.alarm_rules
+        # Viewers see new rules (and no longer see removed ones after their
+        # next snapshot) at once.
+        for rec in self.alarms.records():
+            self.publisher.submit(Message("alarm", asdict(rec)))
         # Sections read only at start keep their running values.
         restart_only = ("source", "publish", "pipeline", "decode", "influx", "state_dir")
         data = dict(new.data)
