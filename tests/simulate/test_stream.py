@@ -207,3 +207,27 @@ def test_simulate_command(tmp_path, capsys) -> None:
     assert truth["frames"] == [sim.frame_truth(k).to_dict() for k in range(4)]
     rc = main(["simulate", "--out", str(tmp_path / "x.mid"), "--events", "1", "--layout", "bad"])
     assert rc == 2
+
+
+def test_project_parser_and_run_info() -> None:
+    from cygno_online.decode.runinfo import run_info_from_odb
+    from cygno_online.midas.event import BANK16, BANK32, parse_event
+
+    for pedestal in (False, True):
+        sim = small(run=12, pedestal=pedestal, exposure_s=0.5)
+        bor = parse_event(sim.bor(), source="sim", offset=0)
+        assert bor.is_bor and bor.serial == 12
+        info = run_info_from_odb(bor.odb(), run=12, time_stamp=bor.time_stamp, source="sim")
+        assert info.pedestal is pedestal and info.exposure_s == 0.5
+        assert info.start_time_ns == int(sim.start_time) * 10**9
+        for e in sim.events(3):
+            ev = parse_event(e.data, source="sim", offset=0)
+            assert (ev.event_id, ev.serial) == (e.event_id, e.serial)
+            if ev.event_id == 1:
+                assert ev.flags == BANK32
+                img = ev.banks["CAM0"].data.reshape(128, 128)
+                assert np.array_equal(img, sim.trigger(e.serial).images[0])
+            else:
+                assert ev.flags == BANK16
+        eor = parse_event(sim.eor(), source="sim", offset=0)
+        assert eor.is_eor and eor.odb()["/Equipment/Trigger/Statistics/Events sent"] == 3
