@@ -262,6 +262,7 @@ class FrameChain:
         self.rebinned = np.zeros(self.rb_shape, np.float64)
         self.zrows = np.zeros((2, self.shape[1]), np.float32)
         self.hot_count = np.zeros(self.shape, np.uint8)
+        self.hot_rows = np.zeros(self.shape[0], np.int32)
         self.maps: PedestalMaps | None = None
         self.cut: np.ndarray | None = None
         self.hot_cut: np.ndarray | None = None
@@ -271,6 +272,7 @@ class FrameChain:
         """Install a pedestal (derives the integer cut maps once per map)."""
         self.maps = maps
         self.hot_count[:] = 0
+        self.hot_rows[:] = 0
         if maps is None:
             self.cut = self.hot_cut = None
             return
@@ -328,6 +330,7 @@ class FrameChain:
             self.cut,
             self.hot_cut,
             self.hot_count,
+            self.hot_rows,
             cfg.clip,
             r0,
             r1,

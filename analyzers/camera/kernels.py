@@ -140,25 +140,112 @@ def rebin_mean(z, factor):
     return out
 
 
-@numba.njit(**_NJIT)
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
+def _row_stats(rr, rm, rh, clip):
+    """Sums of one row: raw, raw^2, pedestal-subtracted, its square; clipped
+    pixels; pixels over the hot cut. ``reassoc`` lets LLVM vectorise the
+    float64 sums (only their rounding order changes)."""
+    rs = np.int64(0)
+    rq = np.int64(0)
+    ps = 0.0
+    pq = 0.0
+    nc = 0
+    no = 0
+    for j in range(rr.shape[0]):
+        r = rr[j]
+        ri = np.int64(r)
+        rs += ri
+        rq += ri * ri
+        d = np.float64(np.float32(r) - rm[j])
+        ps += d
+        pq += d * d
+        nc += r >= clip
+        no += r >= rh[j]
+    return rs, rq, ps, pq, nc, no
+
+
+@numba.njit(nogil=True, cache=True)
+def _row_hot(rr, rh, hc, hot_frames):
+    """Update one row of hot counters (branch-free: rows with bright tracks
+    are common); returns (pixels at >= hot_frames, non-zero counters)."""
+    nhot = 0
+    nz = 0
+    one = np.uint8(1)
+    zero = np.uint8(0)
+    top = np.uint8(255)
+    for j in range(rr.shape[0]):
+        h = hc[j]
+        up = h + (one if h < top else zero)
+        h2 = up if rr[j] >= rh[j] else zero
+        hc[j] = h2
+        nhot += h2 >= hot_frames
+        nz += h2 != zero
+    return nhot, nz
+
+
+@numba.njit(nogil=True, cache=True)
+def _row_zs(rr, rm, rc, clip, out):
+    """Zero-suppressed pedestal-subtracted values of one row (or a column
+    range of it: views starting at index 0 vectorise best)."""
+    nk = 0
+    zero = np.float32(0.0)
+    for j in range(rr.shape[0]):
+        r = rr[j]
+        keep = (r >= rc[j]) & (r < clip)
+        out[j] = (np.float32(r) - rm[j]) if keep else zero
+        nk += keep
+    return nk
+
+
+@numba.njit(nogil=True, cache=True)
+def _row_median_add(prev, cur, colsum, n):
+    """Add the 2x2 upper median of rows (prev, cur) to ``colsum[:n]``."""
+    if n > 0:
+        colsum[0] += max(prev[0], cur[0])
+    for j in range(1, n):
+        a = prev[j - 1]
+        b = prev[j]
+        c = cur[j - 1]
+        d = cur[j]
+        colsum[j] += max(min(max(a, b), max(c, d)), max(min(a, b), min(c, d)))
+
+
+@numba.njit(nogil=True, cache=True)
 def frame_pass(
-    raw, mean, cut, hot_cut, hot_count, clip, r0, r1, c0, c1, factor, hot_frames, rebinned, zrows
+    raw,
+    mean,
+    cut,
+    hot_cut,
+    hot_count,
+    hot_rows,
+    clip,
+    r0,
+    r1,
+    c0,
+    c1,
+    factor,
+    hot_frames,
+    rebinned,
+    zrows,
 ):
     """One pass over a frame doing every full-resolution step.
 
     Clip, pedestal subtraction, zero suppression, acceptance, 2x2 median and
     rebin are fused row by row (two rows of the zero-suppressed image live in
-    ``zrows``, shape (2, cols) float32), so the full-resolution intermediate
-    images are never written. Also accumulated: raw and pedestal-subtracted
-    sums for image statistics, the number of pixels over threshold and the
-    per-pixel hot counter (consecutive frames with ``raw >= hot_cut``, kept in
-    ``hot_count`` uint8). Returns the statistics vector (see ``S_*``);
-    ``rebinned`` (rows//factor, cols//factor) float64 receives the block means.
+    ``zrows``, shape (2, cols) float32), so no full-resolution intermediate
+    image is ever written. Also accumulated: raw and pedestal-subtracted sums
+    for image statistics, the number of pixels over threshold and the
+    per-pixel hot counter (consecutive frames with ``raw >= hot_cut``, uint8
+    ``hot_count``; ``hot_rows`` int32 counts the non-zero counters per row so
+    that quiet rows are skipped). Returns the statistics vector (see
+    ``S_*``); ``rebinned`` (rows//factor, cols//factor) float64 receives the
+    block means. Each row step is a small branch-free helper that LLVM
+    vectorises.
     """
     rows, cols = raw.shape
     nbr = rows // factor
     nbc = cols // factor
-    rebinned[:, :] = 0.0
+    ncu = nbc * factor
     stats = np.zeros(NSTATS, np.float64)
     raw_sum = np.int64(0)
     raw_sq = np.int64(0)
@@ -168,66 +255,45 @@ def frame_pass(
     n_clip = 0
     n_hot = 0
     n_hot_over = 0
-    jc0 = max(c0, 0)
-    jc1 = min(c1, cols)
+    jc0 = min(max(c0, 0), cols)
+    jc1 = max(min(c1, cols), jc0)
+    zrows[:, :] = 0.0
+    colsum = np.zeros(cols, np.float64)
     prev = zrows[0]
     cur = zrows[1]
     for i in range(rows):
-        in_rows = i >= r0 and i < r1
-        rs = np.int64(0)
-        rq = np.int64(0)
-        ps = 0.0
-        pq = 0.0
-        for j in range(cols):
-            r = raw[i, j]
-            ri = np.int64(r)
-            rs += ri
-            rq += ri * ri
-            d = np.float32(r) - mean[i, j]
-            ps += d
-            pq += d * d
-            h = hot_count[i, j]
-            if r >= hot_cut[i, j]:
-                n_hot_over += 1
-                if h < 255:
-                    h += 1
-                hot_count[i, j] = h
-                if h >= hot_frames:
-                    n_hot += 1
-            elif h != 0:
-                hot_count[i, j] = 0
-            if r >= clip:
-                n_clip += 1
-            keep = in_rows and j >= jc0 and j < jc1 and r < clip and r >= cut[i, j]
-            if keep:
-                cur[j] = d
-                n_zs += 1
-            else:
-                cur[j] = 0.0
+        rr = raw[i]
+        rs, rq, ps, pq, nc, no = _row_stats(rr, mean[i], hot_cut[i], clip)
         raw_sum += rs
         raw_sq += rq
         ped_sum += ps
         ped_sq += pq
+        n_clip += nc
+        n_hot_over += no
+        if no > 0 or hot_rows[i] > 0:
+            nh, nz = _row_hot(rr, hot_cut[i], hot_count[i], hot_frames)
+            n_hot += nh
+            hot_rows[i] = nz
+        if i >= r0 and i < r1:
+            if jc0 == 0 and jc1 == cols:
+                n_zs += _row_zs(rr, mean[i], cut[i], clip, cur)
+            else:
+                n_zs += _row_zs(rr[jc0:jc1], mean[i, jc0:jc1], cut[i, jc0:jc1], clip, cur[jc0:jc1])
+        else:
+            cur[jc0:jc1] = 0.0
         if i == 0:
-            for j in range(cols):
-                prev[j] = cur[j]
+            prev[:] = cur
         if i < nbr * factor:
-            bi = i // factor
-            for bj in range(nbc):
-                s = 0.0
-                for k in range(factor):
-                    j = bj * factor + k
-                    jp = j - 1 if j > 0 else 0
-                    a = prev[jp]
-                    b = prev[j]
-                    c = cur[jp]
-                    d2 = cur[j]
-                    lo1 = min(a, b)
-                    hi1 = max(a, b)
-                    lo2 = min(c, d2)
-                    hi2 = max(c, d2)
-                    s += max(min(hi1, hi2), max(lo1, lo2))
-                rebinned[bi, bj] += s
+            _row_median_add(prev, cur, colsum, ncu)
+            if i % factor == factor - 1:
+                # block sums once per block row (colsum is exact in float64)
+                out = rebinned[i // factor]
+                for bj in range(nbc):
+                    sb = 0.0
+                    for k in range(factor):
+                        sb += colsum[bj * factor + k]
+                    out[bj] = sb
+                colsum[:] = 0.0
         tmp = prev
         prev = cur
         cur = tmp
@@ -306,31 +372,41 @@ def neighbour_filter(rb, nb_mean_min, min_count):
     updated in place): a non-zero pixel is zeroed when the mean of its 8
     neighbours (outside the map counts as 0, always divided by 8) is below
     ``nb_mean_min`` or when fewer than ``min_count`` pixels of its 3x3 window
-    (itself included) are non-zero."""
+    (itself included) are non-zero.
+
+    Branch-free on a zero-padded copy; the float64 window sums are exact
+    (values are block means of float32 numbers), so they equal the
+    reference's convolution whatever the order of the additions."""
     rows, cols = rb.shape
-    out = np.zeros_like(rb)
+    pad = np.zeros((rows + 2, cols + 2), np.float64)
+    nzp = np.zeros((rows + 2, cols + 2), np.int32)
     for i in range(rows):
         for j in range(cols):
             v = rb[i, j]
-            if v == 0.0:
-                continue
-            s = 0.0
-            n = 1
-            for di in range(-1, 2):
-                ii = i + di
-                if ii < 0 or ii >= rows:
-                    continue
-                for dj in range(-1, 2):
-                    jj = j + dj
-                    if jj < 0 or jj >= cols or (di == 0 and dj == 0):
-                        continue
-                    w = rb[ii, jj]
-                    s += w
-                    if w != 0.0:
-                        n += 1
-            if s / 8.0 < nb_mean_min or n < min_count:
-                continue
-            out[i, j] = v
+            pad[i + 1, j + 1] = v
+            nzp[i + 1, j + 1] = v != 0.0
+    out = np.empty_like(rb)
+    for i in range(rows):
+        p0 = pad[i]
+        p1 = pad[i + 1]
+        p2 = pad[i + 2]
+        n0 = nzp[i]
+        n1 = nzp[i + 1]
+        n2 = nzp[i + 2]
+        for j in range(cols):
+            v = p1[j + 1]
+            s = (
+                (p0[j] + p0[j + 1] + p0[j + 2])
+                + (p1[j] + p1[j + 2])
+                + (p2[j] + p2[j + 1] + p2[j + 2])
+            )
+            n = (
+                (n0[j] + n0[j + 1] + n0[j + 2])
+                + (n1[j] + n1[j + 1] + n1[j + 2])
+                + (n2[j] + n2[j + 1] + n2[j + 2])
+            )
+            keep = (v != 0.0) & (s / 8.0 >= nb_mean_min) & (n >= min_count)
+            out[i, j] = v if keep else 0.0
     return out
 
 
@@ -441,24 +517,30 @@ def dbscan(prow, pcol, eps, min_samples):
 def owner_map(prow, pcol, labels, nrows, ncols, margin):
     """Integration region of each cluster on the rebinned grid: its own blocks
     plus every free block within Chebyshev distance ``margin`` of them; a free
-    block near several clusters goes to the lowest label. -1 = no cluster."""
+    block near several clusters goes to the lowest label. -1 = no cluster.
+    Cost O(cluster points * margin^2), not O(map)."""
     big = np.int64(1) << 62
     own = np.full((nrows, ncols), big, np.int64)
     for p in range(prow.shape[0]):
         if labels[p] >= 0:
             own[prow[p], pcol[p]] = labels[p]
-    out = np.full((nrows, ncols), -1, np.int64)
+    near = own.copy()
+    if margin > 0:
+        for p in range(prow.shape[0]):
+            k = labels[p]
+            if k < 0:
+                continue
+            i = prow[p]
+            j = pcol[p]
+            for ii in range(max(i - margin, 0), min(i + margin + 1, nrows)):
+                for jj in range(max(j - margin, 0), min(j + margin + 1, ncols)):
+                    if own[ii, jj] == big and k < near[ii, jj]:
+                        near[ii, jj] = k
+    out = np.empty((nrows, ncols), np.int64)
     for i in range(nrows):
         for j in range(ncols):
-            v = own[i, j]
-            if v == big and margin > 0:
-                for ii in range(max(i - margin, 0), min(i + margin + 1, nrows)):
-                    for jj in range(max(j - margin, 0), min(j + margin + 1, ncols)):
-                        w = own[ii, jj]
-                        if w < v:
-                            v = w
-            if v != big:
-                out[i, j] = v
+            v = near[i, j]
+            out[i, j] = v if v != big else -1
     return out
 
 

@@ -72,7 +72,8 @@ def test_fused_frame_pass_equals_stages(gen, frame):
     hot = np.zeros(frame.shape, np.uint8)
     rb = np.empty((128, 128))
     zrows = np.empty((2, 512), np.float32)
-    stats = kn.frame_pass(frame, gen.mean, cut, hot_cut, hot, 5000, *ACC, 4, 3, rb, zrows)
+    hot_rows = np.zeros(512, np.int32)
+    stats = kn.frame_pass(frame, gen.mean, cut, hot_cut, hot, hot_rows, 5000, *ACC, 4, 3, rb, zrows)
     z = kref.zero_suppress(frame, gen.mean, thr, 5000, ACC)
     np.testing.assert_array_equal(rb, kref.rebin_mean(kref.median2x2(z), 4))
     assert stats[kn.S_N_ZS] == np.count_nonzero(z)
@@ -98,13 +99,14 @@ def test_hot_counter_counts_consecutive_frames(gen):
     hot = np.zeros(gen.shape, np.uint8)
     rb = np.empty((128, 128))
     zrows = np.empty((2, 512), np.float32)
+    hot_rows = np.zeros(512, np.int32)
     n_hot = []
     for k in range(5):
         f = gen.pedestal_frame()
         f[10, 20] = 400  # stuck pixel
         if k != 2:
             f[30, 40] = 400  # flickering pixel: the run of consecutive frames restarts
-        s = kn.frame_pass(f, gen.mean, cut, hot_cut, hot, 5000, *ACC, 4, 3, rb, zrows)
+        s = kn.frame_pass(f, gen.mean, cut, hot_cut, hot, hot_rows, 5000, *ACC, 4, 3, rb, zrows)
         n_hot.append(s[kn.S_N_HOT])
     assert hot[10, 20] == 5 and hot[30, 40] == 2
     assert n_hot == [0, 0, 1, 1, 1]
@@ -145,15 +147,18 @@ def test_nonzero_points_row_major(gen, frame):
     np.testing.assert_array_equal(pc, ec)
 
 
-def test_cluster_features_match_reference(gen, frame):
+@pytest.mark.parametrize("margin", [0, 1, 3])
+def test_cluster_features_match_reference(gen, frame, margin):
     rb, thr = _rebinned(gen, frame)
     rbf = kref.neighbour_filter(rb, 1.2, 3)
     pr, pc, labels = kref.cluster_map(rbf, 2, 10)
     ncl = labels.max() + 1
     assert ncl >= 4
     cut = kn.threshold_cut(gen.mean, thr)
-    f = kn.cluster_features(frame, gen.mean, cut, 5000, *ACC, 4, pr, pc, labels, ncl)
-    ref = kref.cluster_features(frame, gen.mean, thr, 5000, ACC, 4, pr, pc, labels)
+    own = kn.owner_map(pr, pc, labels, 128, 128, margin)
+    np.testing.assert_array_equal(own, kref.owner_map(pr, pc, labels, 128, 128, margin))
+    f = kn.cluster_features(frame, gen.mean, cut, 5000, *ACC, 4, pr, pc, labels, ncl, own)
+    ref = kref.cluster_features(frame, gen.mean, thr, 5000, ACC, 4, pr, pc, labels, margin)
     exact = [
         kn.F_SIZE,
         kn.F_NHITS,
@@ -192,17 +197,22 @@ def test_features_on_a_known_line():
     # a horizontal bar of constant value on zero pedestal: exact geometry
     raw = np.zeros((64, 64), np.uint16)
     raw[30:32, 10:50] = 50
+    raw[33, 30] = 5  # below the cut, in the margin block: integral only
+    raw[60, 60] = 7  # far away: nowhere
     mean = np.zeros(raw.shape, np.float32)
     cut = np.full(raw.shape, 10, np.uint16)
     rb = kn.rebin_mean(kn.zero_suppress(raw, mean, cut, 5000, 0, 64, 0, 64), 4)
     pr, pc = kn.nonzero_points(rb)
     labels = kn.dbscan(pr, pc, 2.0, 3)
-    f = kn.cluster_features(raw, mean, cut, 5000, 0, 64, 0, 64, 4, pr, pc, labels, 1)[0]
-    assert f[kn.F_INTEGRAL] == 50 * 80 and f[kn.F_NHITS] == 80
+    own = kn.owner_map(pr, pc, labels, 16, 16, 1)
+    f = kn.cluster_features(raw, mean, cut, 5000, 0, 64, 0, 64, 4, pr, pc, labels, 1, own)[0]
+    # a bright pixel next to the footprint counts in the integral (margin 1)
+    # but not as a hit of the cluster
+    assert f[kn.F_INTEGRAL] == 50 * 80 + 5 and f[kn.F_NHITS] == 80
     assert f[kn.F_LENGTH] == pytest.approx(40.0) and f[kn.F_WIDTH] == pytest.approx(2.0)
     assert f[kn.F_ANGLE] == pytest.approx(0.0, abs=1e-9)
     assert (f[kn.F_ROW], f[kn.F_COL]) == pytest.approx((30.5, 29.5))
-    assert f[kn.F_RMS] == 0 and f[kn.F_DENSITY] == 50
+    assert f[kn.F_RMS] == 0 and f[kn.F_DENSITY] == (4000 + 5) / 80
     assert (f[kn.F_ROW_MIN], f[kn.F_ROW_MAX], f[kn.F_COL_MIN], f[kn.F_COL_MAX]) == (28, 32, 8, 52)
 
 
