@@ -1,0 +1,256 @@
+"""Start real database servers on loopback for tests and benchmarks.
+
+Each server runs from its Debian package binary (``tests/servers/install.sh``)
+in its own temporary directory on free 127.0.0.1 ports, and is stopped
+afterwards. Readiness is polled (``/ping`` or ``/health``), never slept for.
+``restart()`` keeps the data directory, so an outage can be simulated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+INFLUXD = "influxd"
+VICTORIA = "victoria-metrics"
+
+
+def find_binary(name: str) -> str | None:
+    """Path of a server binary (PATH, then /usr/bin and /usr/sbin)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for d in ("/usr/bin", "/usr/sbin", "/usr/local/bin"):
+        p = Path(d) / name
+        if p.is_file() and os.access(p, os.X_OK):
+            return str(p)
+    return None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(
+    method: str, url: str, data: bytes | None = None, timeout: float = 5.0
+) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, data=data, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+class ServerProcess:
+    """A server binary run in ``workdir`` on a free loopback port."""
+
+    name = "server"
+    ready_path = "/ping"
+
+    def __init__(self, binary: str, workdir: Path, *, start_timeout: float = 30.0) -> None:
+        self.binary = binary
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.start_timeout = start_timeout
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.workdir / f"{self.name}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> ServerProcess:
+        if self.proc is not None and self.proc.poll() is None:
+            return self
+        logf = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        try:
+            self.proc = subprocess.Popen(
+                self.command(),
+                cwd=self.workdir,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            logf.close()
+        self.wait_ready()
+        return self
+
+    def ready(self) -> bool:
+        try:
+            status, _ = http("GET", self.url + self.ready_path, timeout=1.0)
+        except OSError:
+            return False
+        return 200 <= status < 300
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode} at start; log:\n{self.log_tail()}"
+                )
+            if self.ready():
+                return
+            time.sleep(0.05)
+        raise RuntimeError(
+            f"{self.name} not ready after {self.start_timeout} s; log:\n{self.log_tail()}"
+        )
+
+    def log_tail(self, n: int = 2000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM, wait, SIGKILL if it does not go."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+class InfluxDB1(ServerProcess):
+    """InfluxDB 1.x (``influxd``) with meta/data/wal under ``workdir``."""
+
+    name = "influxd"
+
+    def __init__(self, workdir: Path, binary: str | None = None, **kw: Any) -> None:
+        super().__init__(binary or find_binary(INFLUXD) or INFLUXD, workdir, **kw)
+        self.rpc_port = free_port()
+        self.config_path = self.workdir / "influxdb.conf"
+        self._write_config()
+
+    def _write_config(self) -> None:
+        d = self.workdir
+        self.config_path.write_text(
+            f"""reporting-disabled = true
+bind-address = "127.0.0.1:{self.rpc_port}"
+
+[meta]
+  dir = "{d / "meta"}"
+  logging-enabled = false
+
+[data]
+  dir = "{d / "data"}"
+  wal-dir = "{d / "wal"}"
+  query-log-enabled = false
+  trace-logging-enabled = false
+
+[monitor]
+  store-enabled = false
+
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{self.port}"
+  auth-enabled = false
+  log-enabled = false
+
+[continuous_queries]
+  enabled = false
+
+[subscriber]
+  enabled = false
+"""
+        )
+
+    def command(self) -> list[str]:
+        return [self.binary, "-config", str(self.config_path)]
+
+    def query(self, q: str, db: str | None = None) -> dict:
+        params = {"q": q, "epoch": "ns"}
+        if db:
+            params["db"] = db
+        status, body = http("POST", self.url + "/query?" + urllib.parse.urlencode(params))
+        doc = json.loads(body or b"{}")
+        if status != 200:
+            raise RuntimeError(f"query {q!r}: HTTP {status}: {body[:300]!r}")
+        for res in doc.get("results", []):
+            if "error" in res:
+                raise RuntimeError(f"query {q!r}: {res['error']}")
+        return doc
+
+    def create_database(self, db: str) -> None:
+        self.query(f'CREATE DATABASE "{db}"')
+
+    def rows(self, q: str, db: str) -> list[dict]:
+        """The rows of the first series result of ``q`` as dicts (column -> value)."""
+        out = []
+        for res in self.query(q, db).get("results", []):
+            for series in res.get("series", []) or []:
+                cols = series["columns"]
+                for values in series["values"]:
+                    row = dict(zip(cols, values, strict=True))
+                    row.update(series.get("tags") or {})
+                    out.append(row)
+        return out
+
+
+class VictoriaMetrics(ServerProcess):
+    """Single-node VictoriaMetrics with its storage under ``workdir``."""
+
+    name = "victoria-metrics"
+    ready_path = "/health"
+
+    def __init__(self, workdir: Path, binary: str | None = None, **kw: Any) -> None:
+        super().__init__(binary or find_binary(VICTORIA) or VICTORIA, workdir, **kw)
+
+    def command(self) -> list[str]:
+        return [
+            self.binary,
+            f"-storageDataPath={self.workdir / 'data'}",
+            f"-httpListenAddr=127.0.0.1:{self.port}",
+            "-retentionPeriod=100y",
+            # points just written must be visible to the export right away
+            "-search.latencyOffset=0s",
+            "-search.disableCache",
+            "-loggerLevel=WARN",
+        ]
+
+    def force_flush(self) -> None:
+        with contextlib.suppress(OSError):
+            http("GET", self.url + "/internal/force_flush")
+
+    def export(self, match: str) -> list[dict]:
+        """``/api/v1/export`` JSON lines: one dict per series (metric, values, timestamps)."""
+        self.force_flush()
+        q = urllib.parse.urlencode({"match[]": match, "start": "0"})
+        status, body = http("GET", self.url + "/api/v1/export?" + q, timeout=30)
+        if status != 200:
+            raise RuntimeError(f"export {match}: HTTP {status}: {body[:300]!r}")
+        return [json.loads(line) for line in body.splitlines() if line.strip()]
