@@ -10,12 +10,8 @@ from typing import Any
 import numpy as np
 
 from cygno_online.decode.items import RunInfo
-
-try:
-    from cygno_online.midas.event import encode_event, parse_event
-    from cygno_online.midas.odb import Odb
-except ImportError:  # TEMPORARY until cygno_online.midas lands
-    from _local_midas import Odb, encode_event, parse_event  # type: ignore
+from cygno_online.midas.event import encode_event, parse_event
+from cygno_online.midas.odb import Odb
 
 TID_UINT16 = 4
 TID_INT16 = 5

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import struct
-
 import numpy as np
 import pytest
 import yaml
@@ -29,6 +27,7 @@ from cygno_online.decode.items import (
     SlowControl,
 )
 from cygno_online.errors import ConfigError, ConfigErrors, DecodeError
+from cygno_online.midas.event import encode_message
 from cygno_online.params import Params
 
 T0 = 1_750_000_000
@@ -165,10 +164,9 @@ def test_raw_and_ignore_and_any_event_id():
 
 def test_message_event():
     dec = EventDecoder.lime()
-    text = b"[Logger,INFO] Run #11 started\0"
+    text = "[Logger,INFO] Run #11 started"
     # a message event is a header followed by NUL-terminated text, no banks
-    buf = struct.pack("<HHIII", 0x8002, 0, 0, T0, len(text)) + text
-    ev = parse_event(buf, source="t", offset=0)
+    ev = parse_event(encode_message(text, time_stamp=T0), source="t", offset=0)
     res = dec.decode(ev, run=11)
     assert not res.errors
     (msg,) = [i for i in res.items if isinstance(i, MessageItem)]
