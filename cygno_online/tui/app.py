@@ -31,7 +31,7 @@ from cygno_online.tui.screens.modals import ConfirmScreen, HelpScreen
 from cygno_online.tui.screens.overview import OverviewPanel
 from cygno_online.tui.screens.pmt import PmtPanel, boards
 from cygno_online.tui.screens.slowcontrol import SlowControlPanel
-from cygno_online.tui.source import Limit, StateSource, fetch_limits
+from cygno_online.tui.source import Limit, StateSource, fetch_limits, track_units
 from cygno_online.tui.widgets.banner import Banner
 from cygno_online.tui.widgets.statusline import StatusLine, status_text
 
@@ -61,6 +61,7 @@ TAB_ACTIONS: dict[str, tuple[str, ...]] = {
     "camera_boxes": ("camera",),
     "next_camera": ("camera", "clusters"),
     "clusters_log": ("clusters",),
+    "clusters_spectrum": ("clusters",),
     "pmt_board": ("pmt",),
     "pmt_mode": ("pmt",),
     "pmt_channel": ("pmt",),
@@ -133,6 +134,7 @@ class MonitorApp(App[int]):
         Binding("b", "camera_boxes", "boxes", show=False),
         Binding("c", "next_camera", "camera"),
         Binding("l", "clusters_log", "log/lin"),
+        Binding("i", "clusters_spectrum", "spectrum"),
         Binding("n", "pmt_board", "board"),
         Binding("v", "pmt_mode", "latest/avg"),
         Binding("h", "pmt_channel", "channel"),
@@ -170,6 +172,7 @@ class MonitorApp(App[int]):
         self._was_connected: bool | None = None
         self._limits_pending = False
         self.last_ack: dict[str, Any] | None = None
+        track_units(source)
 
     # -- layout ----------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -316,6 +319,10 @@ class MonitorApp(App[int]):
     # -- clusters / pmt ------------------------------------------------------------
     def action_clusters_log(self) -> None:
         self.query_one(ClustersPanel).toggle_log()
+
+    def action_clusters_spectrum(self) -> None:
+        self.query_one(ClustersPanel).next_spectrum()
+        self.poll_now()
 
     def action_pmt_board(self) -> None:
         p = self.query_one(PmtPanel)

@@ -28,20 +28,27 @@ class KeyMetric:
     require_tags: tuple[str, ...] = ()
     exclude_tags: tuple[str, ...] = ()
     fmt: str = "{:.3g}"
+    #: exact tag values a series must have (e.g. the trigger event id)
+    tags: tuple[tuple[str, str], ...] = ()
 
 
-#: Overview rows (value + sparkline), in display order.
+#: Overview rows (value + sparkline), in display order. Field names are those
+#: of the shipped analyzers (analyzers/*/analyzer.py) and the daemon's health.
 KEY_METRICS: tuple[KeyMetric, ...] = (
-    KeyMetric("Trigger rate", "daq", ("rate_hz", "rate", "trigger_rate_hz")),
+    KeyMetric("Trigger rate", "daq", ("rate_hz",), tags=(("event_id", "1"),)),
+    KeyMetric("DAQ lag", "daq", ("lag_s",), tags=(("event_id", "1"),), fmt="{:.2f}"),
     KeyMetric("Analysed rate", "monitor", ("rate_processed_hz",)),
-    KeyMetric("Image mean", "camera", ("mean", "image_mean"), fmt="{:.2f}"),
-    KeyMetric("Image RMS", "camera", ("rms", "image_rms"), fmt="{:.2f}"),
-    KeyMetric("Clusters/image", "camera", ("nclusters", "n_clusters", "clusters")),
-    KeyMetric("Pixels over thr.", "camera", ("n_over_threshold", "npix_over_threshold")),
-    KeyMetric("Sparks", "camera", ("spark", "sparks", "spark_flag")),
-    KeyMetric("55Fe peak", "clusters", ("fe_mu", "peak_mu", "fit_mu", "mu")),
+    KeyMetric("Image mean", "camera", ("raw_mean", "mean"), exclude_tags=("box",), fmt="{:.2f}"),
+    KeyMetric("Image RMS", "camera", ("raw_rms", "rms"), exclude_tags=("box",), fmt="{:.2f}"),
+    KeyMetric("Clusters/image", "camera", ("n_clusters", "nclusters")),
+    KeyMetric("Pixels over thr.", "camera", ("n_over_threshold",)),
+    KeyMetric("Sparks", "camera", ("spark",)),
+    KeyMetric("55Fe/image", "clusters", ("n_fe55",), exclude_tags=("cluster",)),
+    KeyMetric("55Fe integral", "clusters", ("fe55_integral_mean",), exclude_tags=("cluster",)),
     KeyMetric("PMT multiplicity", "pmt", ("multiplicity",), ("board",), ("channel",)),
-    KeyMetric("Camera temp.", "camera", ("temperature", "sensor_temperature", "tcam")),
+    KeyMetric("Camera temp.", "camera", ("sensor_temperature", "temperature"), fmt="{:.1f}"),
+    KeyMetric("LIME pressure", "environment", ("lime_pressure",), fmt="{:.4g}"),
+    KeyMetric("Gas temp.", "environment", ("gas_temperature",), fmt="{:.1f}"),
 )
 
 #: families shown in the slow-control table (all numeric fields)
@@ -57,11 +64,59 @@ STALE_PERIODS = 3.0
 STALE_DEFAULT_S = 60.0
 STALE_MIN_S = 10.0
 
-#: pedestal boxes: fields ``box3_mean`` / ``mean_box3`` / ``box_3_rms``...
-_BOX_FIELD = re.compile(r"^(?:box_?(\d+)_?(mean|rms)|(mean|rms)_?box_?(\d+))$")
+#: pedestal boxes: ``box3_raw_mean`` (camera analyzer), ``box3_mean``, ``mean_box3``...
+_BOX_FIELD = re.compile(r"^(?:box_?(\d+)_(?:(raw|ped)_)?(mean|rms)|(mean|rms)_?box_?(\d+))$")
 
 
 # -- series lookup -------------------------------------------------------------------
+def series_fields(state: MonitorState, sid: str) -> dict[str, Any]:
+    """Latest value of every field of a series.
+
+    Two analyzers may publish different fields under one series id (camera
+    temperature from slow control and per-image camera numbers share
+    ``camera{camera=cam0}``) and the state keeps only the last record, so
+    numeric fields come from their own history."""
+    out: dict[str, Any] = {}
+    for f, pts in state.history.get(sid, {}).items():
+        if pts:
+            out[f] = pts[-1][1]
+    rec = state.series.get(sid)
+    if rec is not None:
+        out.update(rec.fields)
+    return out
+
+
+_UNITS: dict[tuple[str, str], str] = {}
+
+
+def remember_units(sid: str, units: dict[str, str]) -> None:
+    """Called from the client thread for every metric (see
+    :func:`cygno_online.tui.source.track_units`); dict stores are atomic."""
+    for field, unit in units.items():
+        _UNITS[(sid, field)] = unit
+
+
+def unit_of(state: MonitorState, sid: str, field: str) -> str:
+    """A field's unit, remembered across records of the series that lack it."""
+    rec = state.series.get(sid)
+    if rec is not None and field in rec.units:
+        _UNITS[(sid, field)] = rec.units[field]
+        return rec.units[field]
+    return _UNITS.get((sid, field), "")
+
+
+def field_time_ns(state: MonitorState, sid: str, field: str) -> int:
+    pts = state.history.get(sid, {}).get(field)
+    if pts:
+        return int(pts[-1][0])
+    rec = state.series.get(sid)
+    return rec.time_ns if rec is not None and field in rec.fields else 0
+
+
+def has_field(state: MonitorState, sid: str, rec: SeriesRecord, field: str) -> bool:
+    return field in rec.fields or field in state.history.get(sid, {})
+
+
 def key_rows(
     state: MonitorState, km: KeyMetric, limit: int = 4
 ) -> list[tuple[str, SeriesRecord, str]]:
@@ -76,8 +131,10 @@ def key_rows(
             continue
         if any(t in rec.tags for t in km.exclude_tags):
             continue
+        if any(rec.tags.get(k) != v for k, v in km.tags):
+            continue
         for f in km.fields:
-            if f in rec.fields:
+            if has_field(state, sid, rec, f):
                 out.append((sid, rec, f))
                 break
         if len(out) >= limit:
@@ -94,12 +151,14 @@ def history_values(state: MonitorState, sid: str, field: str) -> list[float]:
     return [float(v) for _, v in pts] if pts else []
 
 
-def usual_period_s(state: MonitorState, sid: str) -> float | None:
-    """Median spacing of the last points of a series (any field)."""
+def usual_period_s(state: MonitorState, sid: str, field: str | None = None) -> float | None:
+    """Median spacing of the last points of a series field (default: any)."""
     hist = state.history.get(sid)
     if not hist:
         return None
-    pts = next(iter(hist.values()))
+    pts = hist.get(field) if field is not None else None
+    if pts is None:
+        pts = next(iter(hist.values()))
     if len(pts) < 3:
         return None
     times = [t for t, _ in list(pts)[-12:]]
@@ -115,11 +174,15 @@ def stale_limit_s(period_s: float | None) -> float:
     return max(STALE_PERIODS * period_s, STALE_MIN_S)
 
 
-def is_stale(state: MonitorState, sid: str, now_s: float) -> bool:
+def is_stale(state: MonitorState, sid: str, now_s: float, field: str | None = None) -> bool:
+    """Older than its usual period allows (see the module constants)."""
     rec = state.series.get(sid)
     if rec is None:
         return True
-    return now_s - rec.time_ns / 1e9 > stale_limit_s(usual_period_s(state, sid))
+    t_ns = field_time_ns(state, sid, field) if field is not None else rec.time_ns
+    if not t_ns:
+        return True
+    return now_s - t_ns / 1e9 > stale_limit_s(usual_period_s(state, sid, field))
 
 
 def display_stale(time_ns: int, now_s: float) -> bool:
@@ -140,14 +203,35 @@ def cameras(state: MonitorState) -> list[str]:
     return sorted(names)
 
 
+def camera_sids(state: MonitorState, cam: str) -> list[str]:
+    return [
+        sid
+        for sid, rec in state.series.items()
+        if rec.family == "camera"
+        and rec.tags.get("camera", cam) == cam
+        and not ({"box", "cluster"} & rec.tags.keys())
+    ]
+
+
+def camera_fields(state: MonitorState, cam: str) -> dict[str, Any]:
+    """Latest per-image (and temperature) fields of camera ``cam``."""
+    out: dict[str, Any] = {}
+    for sid in camera_sids(state, cam):
+        out.update(series_fields(state, sid))
+    return out
+
+
+def camera_time_ns(state: MonitorState, cam: str) -> int:
+    return max((state.series[sid].time_ns for sid in camera_sids(state, cam)), default=0)
+
+
 def pedestal_boxes(state: MonitorState, cam: str) -> list[tuple[float, float]] | None:
     """Mean and RMS of the nine 256x256 pedestal boxes of camera ``cam``
-    (row-major 3x3), from camera metrics; None when not published."""
+    (row-major 3x3) from camera metrics (raw values preferred); None when not
+    published."""
     boxes: dict[int, dict[str, float]] = {}
     for rec in state.series.values():
-        if rec.family != "camera" or rec.tags.get("camera", cam) != cam:
-            continue
-        if "box" in rec.tags:
+        if rec.family == "camera" and rec.tags.get("camera", cam) == cam and "box" in rec.tags:
             try:
                 i = int(rec.tags["box"])
             except ValueError:
@@ -155,13 +239,14 @@ def pedestal_boxes(state: MonitorState, cam: str) -> list[tuple[float, float]] |
             for k in ("mean", "rms"):
                 if isinstance(rec.fields.get(k), (int, float)):
                     boxes.setdefault(i, {})[k] = float(rec.fields[k])
-            continue
-        for f, v in rec.fields.items():
-            m = _BOX_FIELD.match(f)
-            if m and isinstance(v, (int, float)):
-                i = int(m.group(1) or m.group(4))
-                k = m.group(2) or m.group(3)
-                boxes.setdefault(i, {})[k] = float(v)
+    ped: dict[int, dict[str, float]] = {}
+    for f, v in camera_fields(state, cam).items():
+        m = _BOX_FIELD.match(f)
+        if m and isinstance(v, (int, float)) and not isinstance(v, bool):
+            i = int(m.group(1) or m.group(5))
+            k = m.group(3) or m.group(4)
+            (ped if m.group(2) == "ped" else boxes).setdefault(i, {})[k] = float(v)
+    boxes = boxes or ped
     if not boxes:
         return None
     first = min(boxes)
@@ -182,12 +267,18 @@ def image_array(arrays: dict[str, Any]) -> Any:
     return None
 
 
-def camera_fields(state: MonitorState, cam: str) -> dict[str, Any]:
-    """Per-image camera fields (no box series) of camera ``cam``."""
-    out: dict[str, Any] = {}
-    for rec in state.series.values():
-        if rec.family == "camera" and rec.tags.get("camera", cam) == cam and "box" not in rec.tags:
-            out.update(rec.fields)
+def image_boxes(meta: dict[str, Any]) -> list[list[float]]:
+    """Cluster boxes [r0, c0, r1, c1] in display pixels from an image's meta
+    (lists, or dicts with row0/col0/row1/col1 as the camera analyzer sends)."""
+    out = []
+    for b in meta.get("boxes") or []:
+        try:
+            if isinstance(b, dict):
+                out.append([float(b["row0"]), float(b["col0"]), float(b["row1"]), float(b["col1"])])
+            elif len(b) == 4:
+                out.append([float(x) for x in b])
+        except (KeyError, TypeError, ValueError):
+            continue
     return out
 
 

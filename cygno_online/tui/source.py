@@ -130,6 +130,36 @@ def fetch_limits(source: Any, timeout_s: float = 2.0) -> list[Limit] | None:
     return limits_from_rules(rules or [])
 
 
+def track_units(source: Any) -> bool:
+    """Remember every metric's units as messages arrive.
+
+    The state keeps one record per series, and analyzers that publish one
+    field per message (HV: demand, measured, current under one channel) leave
+    only the last field's unit there. The client's ``on_update`` hook (kept
+    chained) sees every message; recording a unit is a dict update, no UI
+    work. Returns False when the source has no such hook."""
+    from cygno_online.tui.keymetrics import remember_units
+
+    if not hasattr(source, "on_update"):
+        return False
+    previous = source.on_update
+    if getattr(previous, "_tracks_units", False):
+        return True
+
+    def hook(msg: Message) -> None:
+        if msg.kind == "metric":
+            b = msg.body
+            units = b.get("units")
+            if units:
+                remember_units(series_id(b["family"], b.get("tags") or {}), units)
+        if previous is not None:
+            previous(msg)
+
+    hook._tracks_units = True  # type: ignore[attr-defined]
+    source.on_update = hook
+    return True
+
+
 class FakeSource:
     """A state you drive by hand: the tests' publisher.
 
@@ -144,6 +174,8 @@ class FakeSource:
         self.limits = limits
         self.acks: list[tuple[str, str]] = []
         self.closed = False
+        #: called with every applied message, like MonitorClient.on_update
+        self.on_update: Any = None
         self._seq = 0
 
     # -- StateSource --------------------------------------------------------------
@@ -169,6 +201,8 @@ class FakeSource:
         self._seq += 1
         msg.seq = self._seq
         self.state.apply(msg)
+        if self.on_update is not None:
+            self.on_update(msg)
         return msg
 
     def metric(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cygno_online.tui.source import FakeSource, Limit
+from cygno_online.tui.source import FakeSource, Limit, track_units
 
 #: the tests' wall clock: 2026-01-02 03:04:05 UTC
 NOW = 1767323045.0
@@ -34,63 +34,59 @@ def populate(src: FakeSource, *, now_ns: int = NOW_NS, n_points: int = 30) -> Fa
     )
     for i in range(n_points):
         t = now_ns - (n_points - 1 - i) * 600_000_000  # 0.6 s apart
+        # the camera analyzer's per-image metric (analyzers/camera)
         src.metric(
             "camera",
             {
-                "mean": 100.0 + 0.1 * np.sin(i / 3),
-                "rms": 2.5 + 0.05 * (i % 4),
-                "nclusters": 3 + i % 5,
+                "raw_mean": 100.0 + 0.1 * np.sin(i / 3),
+                "raw_rms": 2.5 + 0.05 * (i % 4),
+                "n_clusters": 3 + i % 5,
                 "n_over_threshold": 1200 + 10 * i,
                 "spark": False,
-                **{f"box{k}_mean": 100.0 + k * 0.1 for k in range(9)},
-                **{f"box{k}_rms": 2.0 + k * 0.01 for k in range(9)},
+                **{f"box{k}_raw_mean": 100.0 + k * 0.1 for k in range(9)},
+                **{f"box{k}_raw_rms": 2.0 + k * 0.01 for k in range(9)},
+                **{f"box{k}_ped_mean": 0.1 for k in range(9)},
             },
             tags={"camera": "cam0"},
-            units={"mean": "ADU", "rms": "ADU"},
+            units={"raw_mean": "ADU", "raw_rms": "ADU"},
             time_ns=t,
             run=42901,
             serial=i,
         )
         src.metric(
             "daq",
-            {"rate_hz": 1.7 + 0.01 * (i % 3)},
-            units={"rate_hz": "Hz"},
+            {"rate_hz": 1.7 + 0.01 * (i % 3), "lag_s": 0.4},
+            tags={"event_id": "1"},
+            units={"rate_hz": "Hz", "lag_s": "s"},
             time_ns=t,
             run=42901,
             serial=i,
         )
-    # slow control: a minute apart, like the real equipment
+    # slow control (analyzers/slowcontrol): a minute apart, like the equipment
     for i in range(5):
         t = now_ns - (4 - i) * 60 * 10**9
         src.metric(
             "environment",
-            {"value": 0.99 + 0.001 * i},
-            tags={"name": "lime_pressure"},
-            units={"value": "bar"},
+            {"lime_pressure": 0.99 + 0.001 * i, "gas_temperature": 22.0 + 0.1 * i},
+            units={"lime_pressure": "bar", "gas_temperature": "C"},
             time_ns=t,
         )
-        src.metric(
-            "environment",
-            {"value": 22.0 + 0.1 * i},
-            tags={"name": "gas_temperature"},
-            units={"value": "C"},
-            time_ns=t,
-        )
-        src.metric(
-            "hv",
-            {"demand": 440.0, "measured": 439.5 + 0.1 * i, "current": 0.12},
-            tags={"channel": "GEM1"},
-            units={"demand": "V", "measured": "V", "current": "uA"},
-            time_ns=t,
-        )
-    # one old variable: stale
+        for fld, value, unit in (
+            ("demand", 440.0, "V"),
+            ("measured", 439.5 + 0.1 * i, "V"),
+            ("current", 0.12, "uA"),
+        ):
+            src.metric("hv", {fld: value}, tags={"channel": "GEM1"}, units={fld: unit}, time_ns=t)
+    # the camera temperature shares the camera's series id (last record wins)
     src.metric(
-        "gas",
-        {"flow": 20.0},
-        tags={"name": "he_flow"},
-        units={"flow": "l/h"},
-        time_ns=now_ns - 3600 * 10**9,
+        "camera",
+        {"sensor_temperature": -18.2},
+        tags={"camera": "cam0"},
+        units={"sensor_temperature": "degC"},
+        time_ns=now_ns - 5 * 10**9,
     )
+    # one old variable: stale
+    src.metric("gas", {"he_flow": 20.0}, units={"he_flow": "l/h"}, time_ns=now_ns - 3600 * 10**9)
     src.health(
         rate_in_hz=1.7,
         rate_processed_hz=1.69,
@@ -106,7 +102,10 @@ def populate(src: FakeSource, *, now_ns: int = NOW_NS, n_points: int = 30) -> Fa
         "image",
         "camera/cam0/frame",
         {"image": frame(0)},
-        meta={"boxes": [[30, 40, 50, 60]], "scale": 4},
+        meta={
+            "boxes": [{"row0": 30, "col0": 40, "row1": 50, "col1": 60, "class": "fe55"}],
+            "scale": 4,
+        },
         time_ns=now_ns - 1_000_000_000,
         run=42901,
         serial=29,
@@ -118,7 +117,7 @@ def populate(src: FakeSource, *, now_ns: int = NOW_NS, n_points: int = 30) -> Fa
     )
     src.display(
         "histogram",
-        "clusters/cam0/integral",
+        "clusters/cam0/fe55_integral",
         {"counts": counts, "edges": edges},
         meta={"fit": {"mu": 7000.0, "sigma": 900.0}},
         time_ns=now_ns - 2_000_000_000,
@@ -127,14 +126,14 @@ def populate(src: FakeSource, *, now_ns: int = NOW_NS, n_points: int = 30) -> Fa
     x = rng.uniform(1000, 20000, 300)
     src.display(
         "scatter",
-        "clusters/cam0/length_vs_integral",
-        {"x": x, "y": 5 + x / 1000 + rng.normal(0, 1, 300)},
-        meta={"x": "integral", "y": "length"},
+        "clusters/cam0/length_integral",
+        {"y": x, "x": 5 + x / 1000 + rng.normal(0, 1, 300)},
+        meta={"x": "length (px)", "y": "integral (ADU)"},
         time_ns=now_ns - 2_000_000_000,
     )
     src.metric(
         "clusters",
-        {"n_fe": 120, "n_alpha": 3, "n_muon": 7, "rate_fe_hz": 0.5},
+        {"n_fe55": 120, "n_alpha": 3, "n_muon": 7, "fe55_integral_mean": 7010.0},
         tags={"camera": "cam0"},
         time_ns=now_ns - 1_000_000_000,
     )
@@ -205,9 +204,8 @@ def populate(src: FakeSource, *, now_ns: int = NOW_NS, n_points: int = 30) -> Fa
 
 
 def make_source() -> FakeSource:
-    limits = [
-        Limit(
-            "lime_pressure", "environment", {"name": "lime_pressure"}, "value", 0.995, 1.05, "error"
-        )
-    ]
-    return populate(FakeSource(limits=limits))
+    limits = [Limit("lime_pressure", "environment", {}, "lime_pressure", 0.995, 1.05, "error")]
+    src = FakeSource(limits=limits)
+    # as a client that was connected while the data arrived
+    track_units(src)
+    return populate(src)

@@ -165,7 +165,9 @@ def test_camera_side_panel_shows_pedestal_boxes():
 
     text = run_app(make_source(), body)["value"]
     assert "100.0±2.0" in text and "100.8±2.1" in text
-    assert "nclusters" in text
+    assert "clusters" in text and "sensor T" in text and "-18.2" in text
+    # the temperature record replaced the per-image record: values survive
+    assert "99.98" in text or "100" in text
 
 
 def test_clusters_tab_shows_fit_and_class_counts():
@@ -176,8 +178,8 @@ def test_clusters_tab_shows_fit_and_class_counts():
 
     text = run_app(make_source(), body)["value"]
     assert "55Fe μ=7000 σ=900" in text  # noqa: RUF001
-    assert "n_fe" in text and "120" in text
-    assert "length vs integral" in text
+    assert "n_fe55" in text and "120" in text
+    assert "integral (ADU) vs length (px)" in text
     assert "●" in text or "o" in text
 
 
@@ -229,8 +231,8 @@ def test_slow_control_sort_filter_limits_and_staleness():
         return out
 
     out = run_app(make_source(), body)["value"]
-    assert out["n"] == 6
-    assert out["first"] == "environment gas_temperature value"
+    assert out["n"] == 7  # 2 environment, 3 hv, 1 gas, camera temperature
+    assert out["first"] == "camera cam0 sensor_temperature"
     assert "0.995..1.05" in out["text"]  # limits from the alarm rule
     assert out["grey_flow"] and not out["grey_fresh"]
     # the pressure row is under an active error alarm: red
@@ -240,7 +242,7 @@ def test_slow_control_sort_filter_limits_and_staleness():
     )
     assert out["by_value"] == "hv GEM1 demand"
     assert out["filtered"] == 3 and "'hv'" in out["filter_title"]
-    assert out["cleared"] == 6
+    assert out["cleared"] == 7
 
 
 def test_acknowledge_alarm_with_confirmation():

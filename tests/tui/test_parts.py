@@ -18,6 +18,7 @@ from cygno_online.tui.source import (
     fetch_limits,
     limits_from_rules,
     read_server_key,
+    track_units,
 )
 from cygno_online.tui.widgets.heatmap import _resample, auto_range
 from cygno_online.tui.widgets.histogram import histogram_lines, rebin
@@ -145,6 +146,21 @@ def test_fake_source_ack_marks_the_alarm_acknowledged():
     assert rec.acked and rec.acked_by == "alice" and not rec.needs_attention
     assert src.state.alarm_history[-1].transition == "acknowledged"
     assert not src.ack("nope", "alice")["ok"]
+
+
+def test_units_are_tracked_per_field_and_previous_hook_kept():
+    seen = []
+    src = FakeSource()
+    src.on_update = seen.append
+    assert track_units(src) and track_units(src)  # idempotent
+    src.metric("hv", {"demand": 1.0}, tags={"channel": "X9"}, units={"demand": "V"})
+    src.metric("hv", {"current": 1.0}, tags={"channel": "X9"}, units={"current": "uA"})
+    assert len(seen) == 2
+    with src.state.lock:
+        assert km.unit_of(src.state, "hv{channel=X9}", "demand") == "V"
+        assert km.unit_of(src.state, "hv{channel=X9}", "current") == "uA"
+        assert km.series_fields(src.state, "hv{channel=X9}") == {"demand": 1.0, "current": 1.0}
+    assert not track_units(object())
 
 
 def test_real_clients_satisfy_the_protocol():

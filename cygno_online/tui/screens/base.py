@@ -24,8 +24,8 @@ class ViewContext:
     #: camera / board the shifter selected (``c`` / ``n`` keys)
     camera: str | None = None
 
-    def stale(self, sid: str) -> bool:
-        return not self.connected or is_stale(self.state, sid, self.now)
+    def stale(self, sid: str, field: str | None = None) -> bool:
+        return not self.connected or is_stale(self.state, sid, self.now, field)
 
     def display_stale(self, time_ns: int) -> bool:
         from cygno_online.tui.keymetrics import display_stale

@@ -13,10 +13,12 @@ from textual.widgets import Static
 
 from cygno_online.tui.keymetrics import (
     camera_fields,
+    camera_time_ns,
     cameras,
     fmt_age,
     fmt_value,
     image_array,
+    image_boxes,
     pedestal_boxes,
 )
 from cygno_online.tui.screens.base import Panel, ViewContext
@@ -26,7 +28,17 @@ from cygno_online.tui.widgets.heatmap import Heatmap
 #: images repaint at most this often (terminal output over SSH)
 IMAGE_MIN_INTERVAL_S = 0.5
 #: per-image fields listed beside the frame (when present)
-SIDE_FIELDS = ("mean", "rms", "nclusters", "n_clusters", "n_over_threshold", "spark", "integral")
+SIDE_FIELDS = (
+    ("raw_mean", "mean"),
+    ("raw_rms", "rms"),
+    ("ped_rms", "ped. rms"),
+    ("n_clusters", "clusters"),
+    ("n_over_threshold", "px > thr."),
+    ("hot_pixels", "hot px"),
+    ("spark", "spark"),
+    ("sensor_temperature", "sensor T"),
+    ("pedestal_age_days", "ped. age d"),
+)
 
 
 def boxes_table(boxes: list[tuple[float, float]] | None, stale: bool) -> Table | Text:
@@ -102,14 +114,20 @@ class CameraPanel(Panel):
         if d is not None and not self.paused and d.time_ns != self.shown_time_ns and due:
             img = image_array(d.arrays)
             if img is not None:
-                hm.set_frame(img, d.meta.get("boxes") or [])
+                hm.set_frame(img, image_boxes(d.meta))
                 self.query_one(ColorBar).set_range(hm.lo, hm.hi, hm.auto)
                 self.shown_time_ns = d.time_ns
-                self._shown = (d.name, d.serial, d.run, d.meta.get("scale", 1))
+                self._shown = (
+                    d.name,
+                    d.serial,
+                    d.run,
+                    d.meta.get("scale", 1),
+                    bool(d.meta.get("spark")),
+                )
                 self._last_image = now_mono
         # title
         if self.shown_time_ns:
-            name, serial, run, scale = self._shown
+            name, serial, run, scale, spark = self._shown
             age = fmt_age(ctx.now - self.shown_time_ns / 1e9)
             title_key = (name, serial, age, self.paused, hm.zoom, hm.view_region(), frame_stale)
         else:
@@ -122,6 +140,8 @@ class CameraPanel(Panel):
                 t.append(f"  run {run} #{serial}  {age} ago", style="grey50" if frame_stale else "")
                 if scale and scale != 1:
                     t.append(f"  1:{scale}", style="dim")
+                if spark:
+                    t.append("  SPARK", style="bold white on red")
                 if hm.zoom > 1:
                     r0, r1, c0, c1 = hm.view_region()
                     t.append(f"  zoom x{hm.zoom} rows {r0}-{r1} cols {c0}-{c1}", style="cyan")
@@ -137,16 +157,21 @@ class CameraPanel(Panel):
         if side_key != self._side_key:
             self._side_key = side_key
             fields = camera_fields(st, cam) if cam else {}
-            stale = not ctx.connected or frame_stale
+            t_ns = camera_time_ns(st, cam) if cam else 0
+            stale = not ctx.connected or not t_ns or ctx.now - t_ns / 1e9 > 60
             side = Table.grid(padding=(0, 1))
             side.add_column(style="bold", no_wrap=True)
             side.add_column(no_wrap=True, justify="right")
             side.add_row("camera", cam or "-")
             if len(cams) > 1:
                 side.add_row("", Text(f"{len(cams)} cameras (c)", style="dim"))
-            for f in SIDE_FIELDS:
+            for f, label in SIDE_FIELDS:
                 if f in fields:
-                    side.add_row(f, Text(fmt_value(fields[f]), style="grey50" if stale else ""))
+                    value = fields[f]
+                    style = "grey50" if stale else ""
+                    if f == "spark" and value and not stale:
+                        style = "bold red"
+                    side.add_row(label, Text(fmt_value(value, "{:.4g}"), style=style))
             side.add_row("boxes", "mean±rms")
             out = Table.grid()
             out.add_row(side)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -14,12 +15,33 @@ from cygno_online.tui.screens.base import Panel, ViewContext
 from cygno_online.tui.widgets.histogram import HistogramPlot
 from cygno_online.tui.widgets.scatter import ScatterPlot
 
+#: spectra in the order the ``i`` key cycles them (first present is the default)
+SPECTRA = ("fe55_integral", "integral")
 
-def fit_note(meta: dict) -> tuple[str, float | None]:
-    fit = meta.get("fit") if isinstance(meta, dict) else None
+
+def peak_fit(counts: np.ndarray | None, edges: np.ndarray | None) -> dict | None:
+    """The camera analyzer's own 55Fe peak fit, run on the live spectrum
+    (a few hundred bins: well under a millisecond)."""
+    if counts is None or edges is None:
+        return None
+    try:
+        from cygno_online.analyzers.camera.clusters import fit_peak
+    except ImportError:
+        return None
+    try:
+        res = fit_peak(np.asarray(counts, dtype=np.float64), np.asarray(edges, dtype=np.float64))
+    except Exception:
+        return None
+    return res if res.get("ok") else None
+
+
+def fit_note(meta: dict, fit: dict | None = None) -> tuple[str, float | None]:
+    if fit is None:
+        fit = meta.get("fit") if isinstance(meta, dict) else None
     if not isinstance(fit, dict):
         return "", None
-    mu, sigma = fit.get("mu"), fit.get("sigma")
+    mu = fit.get("mu", fit.get("mean"))
+    sigma = fit.get("sigma")
     if not isinstance(mu, (int, float)):
         return "", None
     note = f"55Fe μ={mu:.4g}"
@@ -42,6 +64,7 @@ class ClustersPanel(Panel):
         super().__init__(id="panel-clusters")
         self._seen: dict[str, tuple] = {}
         self.log_scale = False
+        self.spectrum_index = 0
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -56,6 +79,10 @@ class ClustersPanel(Panel):
         h.log_scale = self.log_scale
         h.refresh()
 
+    def next_spectrum(self) -> None:
+        self.spectrum_index += 1
+        self._seen.pop("hist", None)
+
     def _changed(self, key: str, sig: tuple) -> bool:
         if self._seen.get(key) == sig:
             return False
@@ -67,7 +94,10 @@ class ClustersPanel(Panel):
         cams = cameras(st)
         cam = ctx.camera if ctx.camera in cams else (cams[0] if cams else None)
         prefix = f"clusters/{cam}/" if cam else "clusters/"
-        hist = st.displays.get(f"clusters/{cam}/integral") if cam else None
+        present = [n for n in SPECTRA if f"{prefix}{n}" in st.displays]
+        hist = None
+        if present:
+            hist = st.displays[f"{prefix}{present[self.spectrum_index % len(present)]}"]
         if hist is None:
             hist = next(
                 (
@@ -91,8 +121,18 @@ class ClustersPanel(Panel):
             if hist is None:
                 hp.set_data(None, None)
             else:
-                note, mu = fit_note(hist.meta)
-                hp.title = "Cluster integral" if hist.name.endswith("/integral") else hist.name
+                fit = None
+                if "fit" not in hist.meta and hist.name.endswith("fe55_integral"):
+                    fit = peak_fit(hist.arrays.get("counts"), hist.arrays.get("edges"))
+                note, mu = fit_note(hist.meta, fit)
+                short = hist.name.rsplit("/", 1)[-1]
+                hp.title = {"integral": "Cluster integral", "fe55_integral": "55Fe integral"}.get(
+                    short, short
+                )
+                if hist.meta.get("log_x"):
+                    hp.title += " (log x)"
+                if len(present) > 1:
+                    hp.title += " [i]"
                 hp.set_data(
                     hist.arrays.get("counts"),
                     hist.arrays.get("edges"),
@@ -118,7 +158,9 @@ class ClustersPanel(Panel):
         recs = [
             r
             for r in st.series.values()
-            if r.family == "clusters" and r.tags.get("camera", cam) == cam
+            if r.family == "clusters"
+            and r.tags.get("camera", cam) == cam
+            and "cluster" not in r.tags
         ]
         sig = (tuple((r.time_ns, len(r.fields)) for r in recs), ctx.connected, int(ctx.now) // 5)
         if self._changed("stats", sig):

@@ -11,12 +11,15 @@ from textual.widgets import Static
 from cygno_online.publish.state import SEVERITIES
 from cygno_online.tui.keymetrics import (
     KEY_METRICS,
+    field_time_ns,
     fmt_age,
     fmt_duration,
     fmt_value,
     history_values,
     key_rows,
+    series_fields,
     tag_suffix,
+    unit_of,
 )
 from cygno_online.tui.screens.base import Panel, ViewContext
 from cygno_online.tui.widgets.sparkline import sparkline
@@ -110,16 +113,19 @@ def key_metrics_table(ctx: ViewContext, width: int) -> Table:
     table.add_column("Trend", no_wrap=True)
     shown = 0
     for km in KEY_METRICS:
-        for sid, rec, fld in key_rows(st, km, limit=2):
-            stale = ctx.stale(sid)
+        rows = key_rows(st, km, limit=2)
+        for sid, rec, fld in rows:
+            stale = ctx.stale(sid, fld)
             style = STALE if stale else ""
             label = km.label
             extra = tag_suffix(rec.tags)
-            if extra and sum(1 for _ in key_rows(st, km, limit=2)) > 1:
+            if extra and len(rows) > 1:
                 label = f"{label} {extra}"
-            unit = rec.units.get(fld, "")
-            value = fmt_value(rec.fields.get(fld), km.fmt) + (f" {unit}" if unit else "")
-            age = fmt_age(ctx.now - rec.time_ns / 1e9)
+            unit = unit_of(st, sid, fld)
+            value = fmt_value(series_fields(st, sid).get(fld), km.fmt) + (
+                f" {unit}" if unit else ""
+            )
+            age = fmt_age(ctx.now - field_time_ns(st, sid, fld) / 1e9)
             spark = sparkline(history_values(st, sid, fld), spark_w)
             table.add_row(
                 Text(label, style=style),

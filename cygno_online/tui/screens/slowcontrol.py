@@ -18,10 +18,13 @@ from cygno_online.tui.keymetrics import (
     SLOW_EXTRA_FAMILIES,
     SLOW_EXTRA_FIELD,
     SLOW_FAMILIES,
+    field_time_ns,
     fmt_age,
     fmt_value,
     history_values,
+    series_fields,
     tag_suffix,
+    unit_of,
 )
 from cygno_online.tui.screens.base import Panel, ViewContext
 from cygno_online.tui.widgets.sparkline import sparkline
@@ -74,19 +77,18 @@ def collect_rows(ctx: ViewContext) -> list[Row]:
     st = ctx.state
     rows = []
     for sid, rec in st.series.items():
-        if rec.family in SLOW_FAMILIES:
-            fields = [f for f, v in rec.fields.items() if isinstance(v, (int, float))]
-        elif rec.family in SLOW_EXTRA_FAMILIES:
-            fields = [
-                f
-                for f, v in rec.fields.items()
-                if isinstance(v, (int, float)) and SLOW_EXTRA_FIELD.search(f)
-            ]
-        else:
+        if rec.family not in SLOW_FAMILIES and rec.family not in SLOW_EXTRA_FAMILIES:
             continue
-        stale = ctx.stale(sid)
-        for f in fields:
-            value = rec.fields[f]
+        values = series_fields(st, sid)
+        numeric = {
+            f: v
+            for f, v in values.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+        if rec.family not in SLOW_FAMILIES:
+            numeric = {f: v for f, v in numeric.items() if SLOW_EXTRA_FIELD.search(f)}
+        for f, value in numeric.items():
+            stale = ctx.stale(sid, f)
             limits = [lim for lim in ctx.limits if lim.matches(rec.family, rec.tags, f)]
             alarm = 0
             style = ""
@@ -113,10 +115,10 @@ def collect_rows(ctx: ViewContext) -> list[Row]:
                     f"{sid}|{f}",
                     name,
                     value,
-                    rec.units.get(f, ""),
+                    unit_of(st, sid, f),
                     "  ".join(lim.text() for lim in limits),
                     sparkline(history_values(st, sid, f), TREND_WIDTH),
-                    ctx.now - rec.time_ns / 1e9,
+                    ctx.now - field_time_ns(st, sid, f) / 1e9,
                     alarm,
                     style,
                 )
