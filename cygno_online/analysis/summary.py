@@ -323,6 +323,15 @@ def _one_camera(sec: Mapping, duration_s: float | None) -> dict[str, Any]:
         if rate is None and _is_number(clusters) and live:
             rate = clusters / live
     by_class = _get(sec, "clusters.by_class", "clusters_by_class")
+    boxes = []
+    for b in sec.get("boxes") or ():
+        if isinstance(b, Mapping):
+            boxes.append(
+                {
+                    "mean": _get(b, "ped_mean", "raw_mean", "mean"),
+                    "rms": _get(b, "ped_rms", "raw_rms", "rms"),
+                }
+            )
     fit = _get(sec, "fe55.fit")
     fe55_ok = isinstance(fit, Mapping) and fit.get("ok")
     return {
@@ -332,6 +341,7 @@ def _one_camera(sec: Mapping, duration_s: float | None) -> dict[str, Any]:
         "clusters": clusters,
         "cluster_rate_hz": rate,
         "clusters_by_class": dict(by_class) if isinstance(by_class, Mapping) else None,
+        "cluster_rates_hz_by_class": dict(rates) if isinstance(rates, Mapping) else None,
         "alpha_rate_hz": _get(sec, "alpha_rate_hz"),
         "muon_rate_hz": _get(sec, "muon_rate_hz"),
         "pedestal_source": _get(sec, "pedestal.source"),
@@ -342,6 +352,7 @@ def _one_camera(sec: Mapping, duration_s: float | None) -> dict[str, Any]:
         "fe55_entries": _get(sec, "fe55.entries"),
         "image_mean": _get(sec, "image.ped_mean", "image.raw_mean", "image_mean"),
         "image_rms": _get(sec, "image.ped_rms", "image.raw_rms", "image_rms"),
+        "boxes": boxes or None,
     }
 
 

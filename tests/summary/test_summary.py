@@ -143,6 +143,16 @@ def camera_section(
         "fe55": {"entries": 1200, "fit": fit},
         "pedestal": {"source": source, "age_days": age},
         "live_time_s": frames * 0.3,
+        "boxes": [
+            {
+                "bounds": [0, 1, 0, 1],
+                "raw_mean": 100.0,
+                "raw_rms": 3.0,
+                "ped_mean": 0.2,
+                "ped_rms": 2.4,
+            }
+        ]
+        * 9,
     }
     return {
         "pedestal_store": "/tmp/x",
@@ -172,6 +182,8 @@ def test_clean_run_has_no_flags_and_normalised_blocks():
     assert doc["camera"]["clusters"] == 2400 and doc["camera"]["clusters_by_class"]["fe55"] == 1200
     assert doc["cameras"]["cam0"]["fe55_resolution"] == pytest.approx(300 / 1850)
     assert doc["cameras"]["cam0"]["image_mean"] == 0.1
+    assert doc["cameras"]["cam0"]["boxes"][8] == {"mean": 0.2, "rms": 2.4}
+    assert doc["cameras"]["cam0"]["cluster_rates_hz_by_class"]["fe55"] == pytest.approx(10.0)
     assert doc["camera"]["fe55_peak"] == 1850.0 and doc["camera"]["fe55_width"] == 300.0
     assert doc["pmt"]["0/1"]["baseline_adc"] == 3850.0
     assert doc["environment"]["gas_temperature"]["mean"] == 22.0
