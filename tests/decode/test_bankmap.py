@@ -291,3 +291,17 @@ def test_unreadable_bank_area_is_an_error_not_an_exception():
     (err,) = res.errors
     assert "bank area unreadable" in str(err) and "runs past" in str(err)
     assert res.items == [res.seen] and res.seen.errors[0][1] == "format"
+
+
+def test_shipped_configs_bank_maps_are_valid():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "config"
+    files = sorted(root.glob("*.yaml"))
+    assert files
+    for path in files:
+        data = yaml.safe_load(path.read_text()) or {}
+        if "decode" in data:
+            EventDecoder.from_config(data["decode"], source=str(path))
+    lime = yaml.safe_load((root / "lime.yaml").read_text())
+    assert lime["decode"] == default_bank_map()
