@@ -55,6 +55,27 @@ def test_layout_a_lime_boards(ntrig):
     assert fast.key == "board0"
 
 
+@pytest.mark.parametrize("ntrig", [(0, 0), (1, 3)])
+def test_layout_b_trigger_counts(ntrig):
+    dgh, dig = lime_dgh0_a(ntrig, versioned=True)
+    _, res = run([("DGH0", TID_UINT32, dgh), ("DIG0", TID_UINT16, dig)])
+    assert not res.errors
+    assert [(b.layout, b.ntriggers, len(b.ttt1)) for b in boards_of(res)] == [
+        ("B", ntrig[0], ntrig[0]),
+        ("B", ntrig[1], ntrig[1]),
+    ]
+
+
+def test_several_fitting_layouts_refused(monkeypatch):
+    from cygno_online.decode import digitizer
+
+    monkeypatch.setattr(digitizer, "LAYOUTS", (*digitizer.LAYOUTS, ("A2", digitizer.LAYOUTS[0][1])))
+    dgh, dig = lime_dgh0_a((1, 1))
+    _, res = run([("DGH0", TID_UINT32, dgh), ("DIG0", TID_UINT16, dig)])
+    (err,) = res.errors
+    assert "fits several layouts (A, A2): refusing to guess" in str(err)
+
+
 def test_layout_b():
     dgh, dig = lime_dgh0_a((2, 1), versioned=True)
     _, res = run([("DGH0", TID_UINT32, dgh), ("DIG0", TID_UINT16, dig)])
