@@ -180,7 +180,9 @@ def parse_config(p: Params, *, state_dir: Path | None) -> InfluxConfig | None:
     spool_dir = Path(sdir).expanduser() if sdir else (Path(state_dir or ".") / "influx-spool")
     max_bytes = sp.integer("max_bytes", 1 << 30, minimum=1 << 16)
     max_age = sp.number("max_age_s", 7 * 86400.0, minimum=0, exclusive_minimum=True)
-    seg_bytes = sp.integer("segment_bytes", 16 << 20, minimum=1 << 12)
+    # default: 16 MiB, but at least 8 segments within max_bytes
+    seg_default = max(1 << 12, min(16 << 20, (max_bytes or 1 << 30) // 8))
+    seg_bytes = sp.integer("segment_bytes", seg_default, minimum=1 << 12)
     fsync = sp.choice("fsync", "batch", FSYNC_POLICIES)
     if isinstance(max_bytes, int) and isinstance(seg_bytes, int) and seg_bytes * 4 > max_bytes:
         sp.error(

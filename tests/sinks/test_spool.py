@@ -1,0 +1,198 @@
+"""The disk spool: order, checkpoint replay, rotation, corruption, bounds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cygno_online.sinks.spool import Spool, SpoolLockedError
+
+
+def lines(start: int, n: int) -> list[bytes]:
+    return [f"m,t=a v={i}.0 {i}".encode() for i in range(start, start + n)]
+
+
+def drain(sp: Spool, max_lines: int = 1000) -> list[bytes]:
+    out = []
+    while (b := sp.read_batch(max_lines)) is not None:
+        out.extend(b.lines)
+        assert sp.commit(b)
+    return out
+
+
+def test_append_read_commit_in_order(tmp_path: Path):
+    sp = Spool(tmp_path, segment_bytes=4096, max_record_lines=50)
+    sp.open()
+    for k in range(10):
+        assert sp.append(lines(k * 100, 100)) == 100
+    assert sp.pending_points == 1000
+    assert sp.segment_count() > 3  # rotation happened
+    got = drain(sp, 300)
+    assert got == lines(0, 1000)
+    assert sp.pending_points == 0 and sp.pending_bytes() == 0
+    # finished segments are deleted, only the one being written is left
+    assert len(list(tmp_path.glob("*.seg"))) == 1
+    sp.close()
+
+
+def test_batches_respect_max_lines(tmp_path: Path):
+    sp = Spool(tmp_path, max_record_lines=10)
+    sp.open()
+    sp.append(lines(0, 95))
+    b = sp.read_batch(30)
+    assert b is not None and len(b.lines) == 30 and b.npoints == 30
+    sp.close()
+
+
+def test_uncommitted_batch_is_replayed_after_reopen(tmp_path: Path):
+    sp = Spool(tmp_path, max_record_lines=10)
+    sp.open()
+    sp.append(lines(0, 40))
+    b1 = sp.read_batch(20)
+    assert sp.commit(b1)
+    b2 = sp.read_batch(20)  # read but never acknowledged
+    assert b2 is not None
+    sp.close()
+    ck = json.loads((tmp_path / "checkpoint").read_text())
+    assert ck["offset"] > 0
+    sp2 = Spool(tmp_path, max_record_lines=10)
+    sp2.open()
+    assert sp2.pending_points == 20
+    assert drain(sp2) == lines(20, 20)
+    sp2.close()
+
+
+def test_rewind_rereads(tmp_path: Path):
+    sp = Spool(tmp_path)
+    sp.open()
+    sp.append(lines(0, 5))
+    b = sp.read_batch(100)
+    assert sp.read_batch(100) is None
+    sp.rewind()
+    assert sp.read_batch(100).lines == b.lines
+    sp.close()
+
+
+def test_second_process_cannot_open(tmp_path: Path):
+    sp = Spool(tmp_path)
+    sp.open()
+    with pytest.raises(SpoolLockedError):
+        Spool(tmp_path).open()
+    sp.close()
+    Spool(tmp_path).open()
+
+
+def _two_segments(tmp_path: Path) -> None:
+    sp = Spool(tmp_path, segment_bytes=1 << 20, max_record_lines=10)
+    sp.open()
+    sp.append(lines(0, 30))  # 3 records in segment 1
+    sp.close()
+    sp = Spool(tmp_path, segment_bytes=1 << 20, max_record_lines=10)
+    sp.open()  # a new process starts segment 2
+    sp.append(lines(30, 10))
+    sp.close()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garble"])
+def test_corrupt_tail_recovers_up_to_damage(tmp_path: Path, damage: str, caplog):
+    _two_segments(tmp_path)
+    seg1 = tmp_path / "00000001.seg"
+    data = bytearray(seg1.read_bytes())
+    if damage == "truncate":
+        data = data[:-7]  # the last record is torn
+    else:
+        data[-3] ^= 0xFF  # CRC of the last record no longer matches
+    seg1.write_bytes(bytes(data))
+    sp = Spool(tmp_path, max_record_lines=10)
+    with caplog.at_level("ERROR"):
+        sp.open()
+    assert sp.stats["corrupt_records"] == 1
+    assert sp.stats["corrupt_bytes"] > 0
+    assert "damaged" in caplog.text and "00000001.seg" in caplog.text
+    got = drain(sp)
+    # the first two records of segment 1, then all of segment 2
+    assert got == lines(0, 20) + lines(30, 10)
+    sp.close()
+
+
+def test_garbage_in_the_middle_stops_that_segment_only(tmp_path: Path):
+    _two_segments(tmp_path)
+    seg1 = tmp_path / "00000001.seg"
+    data = bytearray(seg1.read_bytes())
+    data[4] ^= 0x55  # CRC of the first record
+    seg1.write_bytes(bytes(data))
+    sp = Spool(tmp_path)
+    sp.open()
+    assert sp.stats["corrupt_records"] == 1
+    assert drain(sp) == lines(30, 10)
+    sp.close()
+
+
+def test_max_bytes_drops_oldest_first_and_counts(tmp_path: Path):
+    drops = []
+    sp = Spool(
+        tmp_path,
+        max_bytes=20_000,
+        segment_bytes=4096,
+        max_record_lines=20,
+        on_drop=lambda n, reason: drops.append((n, reason)),
+    )
+    sp.open()
+    total = 0
+    for k in range(150):
+        total += sp.append(lines(k * 20, 20))
+    assert total == 3000  # every append is accepted...
+    assert sp.pending_bytes() <= 20_000  # ...the bound holds
+    dropped = sp.stats["dropped"]
+    assert dropped > 0 and sum(n for n, _ in drops) == dropped
+    assert {r for _, r in drops} == {"max_bytes"}
+    assert sp.stats["dropped_by_reason"] == {"max_bytes": dropped}
+    got = drain(sp)
+    # what is left is the newest data, contiguous and in order
+    assert got == lines(3000 - len(got), len(got))
+    assert len(got) + dropped == 3000
+    sp.close()
+
+
+def test_max_age_drops_old_segments(tmp_path: Path):
+    drops = []
+    sp = Spool(tmp_path, max_age_s=60, on_drop=lambda n, r: drops.append((n, r)))
+    sp.open()
+    sp.append(lines(0, 10))
+    now = sp._segments[-1].last_append_ns
+    assert sp.enforce_age(now + int(30e9)) == 0
+    assert sp.enforce_age(now + int(61e9)) == 10
+    assert drops == [(10, "max_age")]
+    assert sp.pending_points == 0
+    sp.append(lines(10, 5))
+    assert drain(sp) == lines(10, 5)
+    sp.close()
+
+
+def test_drop_overtakes_in_flight_batch(tmp_path: Path):
+    sp = Spool(tmp_path, max_bytes=8192, segment_bytes=2048, max_record_lines=10)
+    sp.open()
+    sp.append(lines(0, 10))
+    batch = sp.read_batch(100)
+    for k in range(1, 80):
+        sp.append(lines(k * 10, 10))
+    assert sp.stats["dropped"] > 0
+    assert not sp.commit(batch)  # the batch's data was dropped meanwhile
+    got = drain(sp)
+    assert len(got) + sp.stats["dropped"] == 800
+    sp.close()
+
+
+def test_fsync_always_and_never(tmp_path: Path):
+    for policy in ("always", "never"):
+        d = tmp_path / policy
+        sp = Spool(d, fsync=policy)
+        sp.open()
+        sp.append(lines(0, 3))
+        sp.sync()
+        assert drain(sp) == lines(0, 3)
+        sp.close()
+    with pytest.raises(ValueError):
+        Spool(tmp_path, fsync="sometimes")
