@@ -406,6 +406,9 @@ class MidasReader:
             if self._avail:
                 self._skip(self._avail)
             return
+        if self.follow and self.stop is not None and self.stop.is_set():
+            # stopped while following a live file: a partial event is expected
+            return
         if self._avail:
             event_id = serial = None
             head = self._peek(min(self._avail, EVENT_HEADER_SIZE))
