@@ -14,7 +14,7 @@ import getpass
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -34,6 +34,8 @@ from cygno_online.tui.screens.slowcontrol import SlowControlPanel
 from cygno_online.tui.source import Limit, StateSource, fetch_limits, track_units
 from cygno_online.tui.widgets.banner import Banner
 from cygno_online.tui.widgets.statusline import StatusLine, status_text
+
+P = TypeVar("P", bound=Panel)
 
 #: state poll period (the visible tab repaints only when something changed)
 POLL_S = 0.25
@@ -172,6 +174,7 @@ class MonitorApp(App[int]):
         self._was_connected: bool | None = None
         self._limits_pending = False
         self.last_ack: dict[str, Any] | None = None
+        self._panels: dict[str, Panel] = {}
         track_units(source)
 
     # -- layout ----------------------------------------------------------------------
@@ -185,17 +188,25 @@ class MonitorApp(App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # References to the main screen's widgets: app.query_one() searches the
+        # active screen, which is a modal while help or a confirmation is open.
+        self._tabs = self.query_one(TabbedContent)
+        self._banner = self.query_one(Banner)
+        self._status = self.query_one(StatusLine)
+        self._panels = {pane: self.query_one(f"#{pane} Panel", Panel) for pane, _, _ in TABS}
         self.set_interval(self.poll_s, self.poll)
         self.poll_now()
 
     # -- helpers ---------------------------------------------------------------------
     @property
     def active_tab(self) -> str:
-        return self.query_one(TabbedContent).active or "overview"
+        return self._tabs.active or "overview"
 
     def panel(self, pane: str | None = None) -> Panel:
-        pane = pane or self.active_tab
-        return self.query_one(f"#{pane} Panel", Panel)
+        return self._panels[pane or self.active_tab]
+
+    def _get(self, cls: type[P]) -> P:
+        return next(p for p in self._panels.values() if isinstance(p, cls))
 
     def context(self) -> ViewContext:
         return ViewContext(
@@ -212,6 +223,8 @@ class MonitorApp(App[int]):
         self.poll()
 
     def poll(self) -> None:
+        if not self._panels:
+            return
         self.polls += 1
         src = self.source
         connected = bool(src.connected)
@@ -225,16 +238,14 @@ class MonitorApp(App[int]):
             return
         self._last_key = key
         self.repaints += 1
-        self.query_one(Banner).show(connected, src.disconnected_since, now)
-        self.query_one("#tabs").set_class(not connected, "-disconnected")
+        self._banner.show(connected, src.disconnected_since, now)
+        self._tabs.set_class(not connected, "-disconnected")
         with state.lock:
             ctx = ViewContext(state, now, connected, self.limits, self.camera)
             counts = state.alarm_counts()
-            self.query_one(StatusLine).set(
-                status_text(self.title, state.run, counts, connected, now)
-            )
+            self._status.set(status_text(self.title, state.run, counts, connected, now))
             n = sum(counts.values())
-            tab = self.query_one(TabbedContent).get_tab("alarms")
+            tab = self._tabs.get_tab("alarms")
             label = f"6 Alarms ({n})" if n else "6 Alarms"
             if str(tab.label) != label:
                 tab.label = label
@@ -259,6 +270,8 @@ class MonitorApp(App[int]):
 
     # -- tabs ------------------------------------------------------------------------
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id not in self._panels:
+            return  # before on_mount
         self.refresh_bindings()
         target = self.panel(event.pane.id).focus_target()
         if target is not None:
@@ -266,7 +279,7 @@ class MonitorApp(App[int]):
         self.poll_now()
 
     def action_show_tab(self, pane: str) -> None:
-        self.query_one(TabbedContent).active = pane
+        self._tabs.active = pane
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         tabs = TAB_ACTIONS.get(action)
@@ -283,7 +296,7 @@ class MonitorApp(App[int]):
 
     # -- camera ----------------------------------------------------------------------
     def _camera(self) -> CameraPanel:
-        return self.query_one(CameraPanel)
+        return self._get(CameraPanel)
 
     def action_camera_pause(self) -> None:
         self._camera().toggle_pause()
@@ -318,14 +331,14 @@ class MonitorApp(App[int]):
 
     # -- clusters / pmt ------------------------------------------------------------
     def action_clusters_log(self) -> None:
-        self.query_one(ClustersPanel).toggle_log()
+        self._get(ClustersPanel).toggle_log()
 
     def action_clusters_spectrum(self) -> None:
-        self.query_one(ClustersPanel).next_spectrum()
+        self._get(ClustersPanel).next_spectrum()
         self.poll_now()
 
     def action_pmt_board(self) -> None:
-        p = self.query_one(PmtPanel)
+        p = self._get(PmtPanel)
         with self.source.state.lock:
             bs = boards(self.source.state)
         if bs:
@@ -335,28 +348,28 @@ class MonitorApp(App[int]):
         self.poll_now()
 
     def action_pmt_mode(self) -> None:
-        self.query_one(PmtPanel).toggle_mode()
+        self._get(PmtPanel).toggle_mode()
         self.poll_now()
 
     def action_pmt_channel(self) -> None:
-        self.query_one(PmtPanel).next_channel()
+        self._get(PmtPanel).next_channel()
         self.poll_now()
 
     # -- slow control --------------------------------------------------------------------
     def action_slow_sort(self) -> None:
-        self.query_one(SlowControlPanel).cycle_sort()
+        self._get(SlowControlPanel).cycle_sort()
         self.poll_now()
 
     def action_slow_filter(self) -> None:
-        self.query_one(SlowControlPanel).open_filter()
+        self._get(SlowControlPanel).open_filter()
 
     def action_slow_clear(self) -> None:
-        self.query_one(SlowControlPanel).clear_filter()
+        self._get(SlowControlPanel).clear_filter()
         self.poll_now()
 
     # -- alarms ----------------------------------------------------------------------
     def action_ack(self) -> None:
-        alarm_id = self.query_one(AlarmsPanel).selected_alarm()
+        alarm_id = self._get(AlarmsPanel).selected_alarm()
         if alarm_id is None:
             self.notify("no alarm selected", severity="warning")
             return

@@ -34,6 +34,7 @@ def is_grey(style) -> bool:
 
 
 def run_app(source, body, *, size=(80, 24), clock=None, **kw):
+    """``clock``: None for the tests' fixed NOW, ``time.time`` for live data."""
     """Run ``body(app, pilot)`` (a coroutine function) inside a headless app."""
     import asyncio
 
@@ -46,7 +47,7 @@ def run_app(source, body, *, size=(80, 24), clock=None, **kw):
     async def main():
         app = MonitorApp(
             source,
-            clock=clock or (lambda: NOW),
+            clock=(lambda: NOW) if clock is None else clock,
             user="tester",
             image_interval_s=kw.pop("image_interval_s", 0.0),
             **kw,

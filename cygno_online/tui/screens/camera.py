@@ -52,7 +52,10 @@ def boxes_table(boxes: list[tuple[float, float]] | None, stale: bool) -> Table |
         cells = []
         for c in range(3):
             m, s = boxes[3 * r + c]
-            txt = "-" if math.isnan(m) else f"{m:.1f}±{s:.1f}" if not math.isnan(s) else f"{m:.1f}"
+            txt = "-" if math.isnan(m) else f"{m:.1f}"
+            if not math.isnan(m) and not math.isnan(s):
+                # keep each cell <= 9 characters so three fit at 80 columns
+                txt += f"±{s:.1f}" if s < 10 else f"±{s:.0f}"
             cells.append(Text(txt, style=style))
         t.add_row(*cells)
     return t
@@ -62,7 +65,7 @@ class CameraPanel(Panel):
     DEFAULT_CSS = """
     CameraPanel #cam-title { height: 1; padding: 0 1; }
     CameraPanel #cam-body { height: 1fr; }
-    CameraPanel #cam-side { width: 32; padding: 0 1; }
+    CameraPanel #cam-side { width: 33; padding: 0 1; }
     CameraPanel #cam-bar { margin: 0 1; }
     CameraPanel Heatmap.-stale { tint: black 45%; }
     """
