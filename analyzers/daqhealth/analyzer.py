@@ -90,6 +90,8 @@ class _IdState:
     last_time_ns: int | None = None
     #: (time_ns, serial, size) of recent events, for the sliding window
     window: deque = field(default_factory=deque)
+    #: sum of the sizes in ``window`` (kept, not recomputed: O(1) per event)
+    window_bytes: int = 0
     period_sum: float = 0.0
     period_n: int = 0
 
@@ -186,6 +188,7 @@ class DaqHealthAnalyzer(Analyzer):
             st.serial_resets += 1
             st.first_serial = serial
             st.window.clear()
+            st.window_bytes = 0
         st.last_serial = serial
 
     def process(self, item: EventSeen, flow: Flow) -> Iterable[Output]:
@@ -208,9 +211,10 @@ class DaqHealthAnalyzer(Analyzer):
             st.decode_errors += len(item.errors)
             w = st.window
             w.append((t, int(ctx.serial), int(item.size_bytes)))
+            st.window_bytes += int(item.size_bytes)
             horizon = t - int(self.window_s * 1e9)
             while len(w) > 1 and w[0][0] < horizon:
-                w.popleft()
+                st.window_bytes -= w.popleft()[2]
             fields: dict[str, Any] = {
                 "events_seen": st.seen,
                 "size_bytes": int(item.size_bytes),
@@ -224,7 +228,8 @@ class DaqHealthAnalyzer(Analyzer):
             span_s = (w[-1][0] - w[0][0]) / 1e9
             if len(w) > 1 and span_s > 0:
                 fields["rate_hz"] = (len(w) - 1) / span_s
-                fields["bytes_per_s"] = sum(x[2] for x in list(w)[1:]) / span_s
+                # bytes that arrived after the window's first event, per second
+                fields["bytes_per_s"] = (st.window_bytes - w[0][2]) / span_s
                 fields["daq_rate_hz"] = (w[-1][1] - w[0][1]) / span_s
                 if st.camera and w[-1][1] > w[0][1]:
                     period = span_s / (w[-1][1] - w[0][1])
