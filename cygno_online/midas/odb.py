@@ -147,7 +147,10 @@ class Odb:
         if first == "{":
             odb = cls._from_json_text(text, source)
         elif first == "<":
-            odb = cls._from_xml_text(text, source)
+            try:
+                odb = cls._from_xml_text(text, source)
+            except RecursionError as exc:
+                raise MidasFormatError("ODB XML dump nested too deeply", source=source) from exc
         elif first == "[" or text.startswith("/"):
             raise UnsupportedFormatError(
                 "old ASCII ODB dump format is not supported; configure the logger to "

@@ -304,7 +304,8 @@ class MidasReader:
             self._fill(_PEEK)
             head = self._peek(_PEEK)
             event_id, mask, serial, _stamp, data_size = _HDR16.unpack_from(head, 0)
-            if is_big_endian_header(event_id, mask):
+            # only the first event decides: mid-stream it is plain corruption
+            if not self._started and is_big_endian_header(event_id, mask):
                 raise self._error(
                     UnsupportedFormatError,
                     "big-endian MIDAS file (byte-swapped special event header "
