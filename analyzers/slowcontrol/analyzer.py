@@ -20,7 +20,9 @@ Families (all fields carry units):
   so), fields ``demand`` V, ``measured`` V, ``current`` uA, ``status``,
   ``temperature`` degC; one point per bank (InfluxDB merges fields of equal
   time and tags).
-* ``gas`` - equipment ``gas``: fields by name; demand values get ``_demand``.
+* ``gas`` - equipment ``gas``: fields by name; demand values get ``_demand``;
+  ``alarms_active`` counts the measured channels ``gas_alarm_channels``
+  (298..305, the PLC's alarm flags) that are > 0.
 * ``camera`` - equipment ``camera`` (TCAM): tags ``{"camera": "cam<index>"}``,
   field ``sensor_temperature`` degC, on the camera analyzer's series.
 * ``daq`` - equipment ``trigger_module`` (TMOD): tags
@@ -118,11 +120,14 @@ class SlowControlAnalyzer(Analyzer):
         self._stats: dict[str, dict[str, dict[str, _Stats]]] = {}
         self.skipped_non_finite = 0
         self.summary_gas = True
+        self.gas_alarm_channels: frozenset[int] = frozenset(range(298, 306))
         self.environment_names = dict(LIME_ENVIRONMENT_NAMES)
 
     def configure(self, params: Params, env: AnalyzerEnv) -> None:
         # The gas PLC has ~330 values: the run summary may leave them out.
         summary_gas = params.boolean("summary_gas", True)
+        # lime.md: /Equipment/GasSystem/Variables/Measured[298..305] > 0 are alarms
+        alarm_channels = params.list_of("gas_alarm_channels", list(range(298, 306)), int)
         raw = params.raw("environment_names", None)
         names = dict(LIME_ENVIRONMENT_NAMES)
         if raw is not None:
@@ -141,6 +146,7 @@ class SlowControlAnalyzer(Analyzer):
                 params.error("environment_names", "must be a mapping name -> field", value=raw)
         self.env = env
         self.summary_gas = summary_gas
+        self.gas_alarm_channels = frozenset(alarm_channels)
         self.environment_names = names
 
     def begin_run(self, run: RunInfo) -> Iterable[Output]:
@@ -236,6 +242,15 @@ class SlowControlAnalyzer(Analyzer):
                 units[fld] = unit
                 if family != "gas" or self.summary_gas:
                     self._note(group, "", fld, r.value, unit)
+        if family == "gas":
+            watched = [
+                r for r in rest if r.quantity == "measured" and r.channel in self.gas_alarm_channels
+            ]
+            if watched:
+                active = sum(1 for r in watched if r.value > 0)
+                fields["alarms_active"] = active
+                units["alarms_active"] = ""
+                self._note("gas_alarms", "", "alarms_active", active, "")
         return [self._metric(item, family, fields, dict(tags), units)]
 
     def _hv(self, item: SlowControl, readings: list[Reading]) -> list[Output]:

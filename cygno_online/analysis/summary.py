@@ -92,6 +92,8 @@ DEFAULT_RULES: tuple[QualityRule, ...] = (
                 reason="PMT {where} saturated in {value:.1%} of the triggers"),
     QualityRule("pmt_no_signal", "pmt.*.silent_fraction", above=0.999, skip_pedestal=True,
                 reason="PMT {where} saw no pulse in the whole run"),
+    QualityRule("gas_alarm", "gas.alarms_active_max", above=0, severity="error",
+                reason="the gas system raised up to {value:.0f} alarm flags"),
     QualityRule("env_out_of_band", "environment.gas_temperature.mean", below=15, above=35,
                 reason="gas temperature {value:.1f} degC outside {below:g}..{above:g}"),
     QualityRule("env_out_of_band", "environment.lime_pressure.mean", below=0.8, above=1.2,
@@ -424,6 +426,13 @@ def _pmt_block(sec: Mapping | None) -> tuple[dict[str, Any], int | None]:
     return out, sec.get("triggers_total")
 
 
+def _gas_block(sec: Mapping | None) -> dict[str, Any]:
+    st = _get(sec or {}, "gas_alarms.alarms_active")
+    if not isinstance(st, Mapping):
+        return {}
+    return {"alarms_active_max": st.get("max"), "alarms_active_last": st.get("last")}
+
+
 def _slow_blocks(sec: Mapping | None) -> tuple[dict[str, Any], dict[str, Any]]:
     if not sec:
         return {}, {}
@@ -538,6 +547,7 @@ def build_summary(
         "pmt": pmt_block,
         "environment": env,
         "hv": hv,
+        "gas": _gas_block(slow),
         "references": dict(config.references),
         "sections": sections,
         "generated_ns": time.time_ns(),

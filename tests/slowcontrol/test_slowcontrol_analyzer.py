@@ -219,3 +219,16 @@ def test_output_colliding_with_input_gets_suffix():
         {},
     )
     assert m.fields == {"level": 1.0, "level_out": 2.0}
+
+
+def test_gas_alarm_flags_counted():
+    a = make({"summary_gas": False})
+    readings = [rd(f"gas_{i:03d}", "measured", 0.0, "", i) for i in range(296, 306)]
+    readings[4] = rd("gas_300", "measured", 1.0, "", 300)
+    readings[0] = rd("gas_296", "measured", 5.0, "", 296)  # not an alarm channel
+    (m,) = a.process(sc("gas", "MSRD", readings), {})
+    assert m.fields["alarms_active"] == 1 and m.units["alarms_active"] == ""
+    (d,) = a.process(sc("gas", "DMND", [rd("gas_300", "demand", 1.0, "", 300)]), {})
+    assert "alarms_active" not in d.fields
+    doc = a.end_run(RUN)
+    assert doc["gas_alarms"]["alarms_active"]["max"] == 1

@@ -74,7 +74,7 @@ def pmt_section(drift=1.0, saturated=0, silent=0):
     }
 
 
-def slow_section(temp=22.0):
+def slow_section(temp=22.0, alarms=0):
     st = {"mean": temp, "min": temp - 1, "max": temp + 1, "last": temp, "n": 4, "unit": "degC"}
     return {
         "environment": {"gas_temperature": st},
@@ -90,6 +90,9 @@ def slow_section(temp=22.0):
                     "unit": "V",
                 }
             }
+        },
+        "gas_alarms": {
+            "alarms_active": {"mean": 0.0, "min": 0, "max": alarms, "last": 0, "n": 3, "unit": ""}
         },
         "skipped_non_finite": 0,
     }
@@ -198,7 +201,7 @@ def test_every_default_flag_can_fire():
     sections = {
         "daqhealth": daq_section(lost=5),
         "pmt": pmt_section(drift=35.0, saturated=20, silent=50),
-        "slowcontrol": slow_section(temp=40.0),
+        "slowcontrol": slow_section(temp=40.0, alarms=2),
         "camera": camera_section(
             frames=100, sparks=30, age=12.0, fe55=(1500.0, 250.0), cams=("cam0", "cam1")
         ),
@@ -215,6 +218,7 @@ def test_every_default_flag_can_fire():
             "decode_errors",
             "env_out_of_band",
             "fe55_peak_shifted",
+            "gas_alarm",
             "high_drop_fraction",
             "incomplete_run",
             "pedestal_too_old",
