@@ -238,7 +238,9 @@ class MonitorApp(App[int]):
             return
         self._last_key = key
         self.repaints += 1
-        self._banner.show(connected, src.disconnected_since, now)
+        self._banner.show(
+            connected, src.disconnected_since, now, str(getattr(src, "endpoint", "") or "")
+        )
         self._tabs.set_class(not connected, "-disconnected")
         with state.lock:
             ctx = ViewContext(state, now, connected, self.limits, self.camera)

@@ -300,6 +300,26 @@ def test_disconnect_banner_greys_everything_and_goes_away_on_reconnect():
     assert not out["visible_after"] and not out["grey_after"]
 
 
+def test_polling_while_a_modal_is_open_keeps_working():
+    src = make_source()
+
+    async def body(app, pilot):
+        await pilot.press("question_mark")
+        await pilot.pause()
+        src.metric("daq", {"rate_hz": 3.25}, tags={"event_id": "1"}, time_ns=NOW_NS)
+        src.disconnect(since=NOW - 5)
+        app.poll_now()
+        await pilot.pause()
+        help_open = isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        return help_open, screen_text(app)
+
+    help_open, text = run_app(src, body)["value"]
+    assert help_open
+    assert "3.25 Hz" in text and "DISCONNECTED since" in text
+
+
 def test_old_metrics_are_greyed_out():
     async def body(app, pilot):
         return styles_of(app, "Trigger rate"), styles_of(app, "Image mean")

@@ -10,11 +10,15 @@ from textual.widgets import Static
 from cygno_online.tui.keymetrics import fmt_age
 
 
-def banner_text(since: float | None, now: float) -> str:
+def banner_text(since: float | None, now: float, endpoint: str = "") -> str:
+    where = f" from {endpoint}" if endpoint else ""
     if since is None:
-        return "DISCONNECTED - waiting for the daemon (values greyed out are not live)"
+        return f"DISCONNECTED{where} - waiting for the daemon; greyed values are not live"
     when = dt.datetime.fromtimestamp(since).strftime("%H:%M:%S")
-    return f"DISCONNECTED since {when} ({fmt_age(now - since)}) - reconnecting; greyed values are not live"
+    return (
+        f"DISCONNECTED since {when} ({fmt_age(now - since)}){where} - reconnecting; "
+        "greyed values are not live"
+    )
 
 
 class Banner(Static):
@@ -27,9 +31,9 @@ class Banner(Static):
         super().__init__("", id=id)
         self._text = ""
 
-    def show(self, connected: bool, since: float | None, now: float) -> None:
+    def show(self, connected: bool, since: float | None, now: float, endpoint: str = "") -> None:
         self.set_class(not connected, "-visible")
-        text = "" if connected else banner_text(since, now)
+        text = "" if connected else banner_text(since, now, endpoint)
         if text != self._text:
             self._text = text
             self.update(text)
