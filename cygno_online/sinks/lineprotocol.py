@@ -196,6 +196,10 @@ class LineEncoder:
     def _field_text(
         self, measurement: str, name: str, value: object, unit: str | None
     ) -> str | None:
+        if value is None:
+            # "no value this time" (e.g. a rate before the second event): not an error
+            self.counters.fields_skipped += 1
+            return None
         kind = self._wire_kind(measurement, name, value)
         if kind is None:
             self._conflict(measurement, name, f"unsupported value type {type(value).__name__}")

@@ -126,3 +126,10 @@ def test_damaged_registry_file_is_ignored(tmp_path: Path):
     path.write_text("{not json")
     reg = TypeRegistry(path)
     assert reg.kind("camera", "x") is None
+
+
+def test_none_values_are_skipped_quietly():
+    enc = LineEncoder("LIME")
+    line = enc.encode(m({"rate": None, "n": 1.0}))
+    assert b"rate" not in line and enc.counters.conflicts == {}
+    assert enc.counters.fields_skipped == 1
