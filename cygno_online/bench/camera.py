@@ -1,0 +1,338 @@
+"""``cygno-online bench camera``: the camera chain, numba kernels side by side
+with the plain numpy/scipy/scikit-learn reference on the same simulated frames.
+
+Rows (median ms per frame; the reference column runs the same stage of
+``analyzers/camera/reference.py`` on the same frames):
+
+* ``floor: read frame (sum)`` / ``floor: copy frame`` - touching the frame once
+  from memory, the physical floor of any per-frame work;
+* ``frame pass ...`` - clip, pedestal subtraction, zero suppression,
+  acceptance, 2x2 median, rebin and image statistics (one fused kernel; the
+  reference does the same stages one after the other);
+* ``box stats``, ``noise filter``, ``dbscan`` (vs sklearn), ``features``
+  (integration region, features, classes);
+* ``full chain`` - ``FrameChain.process`` (everything above) vs
+  ``reference.process_frame``.
+
+Before timing, the results are checked to agree (same clusters, features to
+float tolerance). Info lines: clusters per frame, warm start (a fresh process
+importing the plugin and loading every kernel from the numba cache), peak
+memory above the frame buffers of the fast and the reference chain (each in a
+fresh process, from the maximum resident set size), and the targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from typing import Any
+
+from cygno_online.bench.harness import Case, Report, run_cases
+
+BENCH = "camera"
+HELP = "camera chain per frame: numba kernels vs numpy/scipy/sklearn reference"
+
+#: targets of the project (reported, never asserted)
+TARGET_MS = 20.0
+TARGET_SPEEDUP = 20.0
+
+
+def _shape(text: str) -> tuple[int, int]:
+    t = text.strip().lower()
+    if t == "lime":
+        return (2304, 2304)
+    if t == "quest":
+        return (2304, 4096)
+    try:
+        r, c = (int(x) for x in t.split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"shape must be lime, quest or ROWSxCOLS, got {text!r}"
+        ) from None
+    if not (16 <= r <= 8192 and 16 <= c <= 8192):
+        raise argparse.ArgumentTypeError("rows and cols must be 16..8192")
+    return (r, c)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--shape", type=_shape, default=(2304, 2304), help="lime (default), quest or ROWSxCOLS"
+    )
+    parser.add_argument("--frames", type=int, default=5, help="simulated frames (5)")
+    parser.add_argument("--seed", type=int, default=1, help="simulator seed (1)")
+    parser.add_argument(
+        "--reference-repeat", type=int, default=2, help="timed reference calls per row (2)"
+    )
+    parser.add_argument(
+        "--no-subprocess",
+        action="store_true",
+        help="skip the fresh-process measurements (warm start, peak memory)",
+    )
+
+
+def make_frames(shape: tuple[int, int], n: int, seed: int) -> tuple[list[Any], Any, Any]:
+    """``n`` simulated physics frames and the simulator's pedestal maps."""
+    import numpy as np
+
+    from cygno_online.simulate.layouts import Layout
+    from cygno_online.simulate.run import Simulator
+
+    sim = Simulator(Layout(f"bench:{shape[0]}x{shape[1]}", (shape,)), seed=seed, pmt=False)
+    frames = [sim.trigger(i).images[0] for i in range(n)]
+    mean = np.ascontiguousarray(sim.pedestal_map(0), dtype=np.float32)
+    # digitisation adds 1/12 ADU^2 to the Gaussian noise
+    sigma = np.sqrt(sim.noise_map(0).astype(np.float64) ** 2 + 1 / 12).astype(np.float32)
+    return frames, mean, sigma
+
+
+def _child(mode: str, rows: int, cols: int, seed: int) -> None:
+    """Fresh-process measurements, printed as one JSON line."""
+    import resource
+    import time
+
+    t0 = time.perf_counter()
+    from cygno_online.analyzers.camera import chain as ch
+
+    t_import = time.perf_counter() - t0
+    if mode == "warm":
+        t1 = time.perf_counter()
+        ch.warm_up_kernels()
+        print(json.dumps({"import_s": t_import, "warm_s": time.perf_counter() - t1}))
+        return
+    frames, mean, sigma = make_frames((rows, cols), 2, seed)
+    cfg = ch.CameraConfig()
+    fc = ch.FrameChain(cfg, (rows, cols), "cam0")
+    from cygno_online.analyzers.camera.pedestals import PedestalMaps, threshold_map
+
+    fc.set_pedestal(PedestalMaps("cam0", mean, sigma, 1, 0, 0))
+    thr = threshold_map(sigma, cfg.nsigma)
+    ch.warm_up_kernels()
+    from cygno_online.analyzers.camera import reference as ref
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for raw in frames:
+        if mode == "fast":
+            fc.process(raw, run=0, serial=0, time_ns=0, source="store")
+        else:
+            ref.process_frame(
+                raw,
+                mean,
+                thr,
+                clip=cfg.clip,
+                acc=fc.acc,
+                factor=cfg.rebin,
+                nb_mean_min=cfg.nb_mean_min,
+                min_count=cfg.nb_min_count,
+                eps=cfg.eps,
+                min_samples=cfg.min_samples,
+                boxes=fc.box_table,
+                margin=cfg.integral_margin,
+            )
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_extra_mb": (after - before) / 1024.0}))
+
+
+def _run_child(mode: str, shape: tuple[int, int], seed: int) -> dict[str, Any]:
+    code = (
+        "from cygno_online.bench.camera import _child; "
+        f"_child({mode!r}, {shape[0]}, {shape[1]}, {seed})"
+    )
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True
+        )
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def run(args: argparse.Namespace) -> Report:
+    import numpy as np
+
+    from cygno_online.analyzers.camera import kernels as kn
+    from cygno_online.analyzers.camera import reference as ref
+    from cygno_online.analyzers.camera.chain import CameraConfig, FrameChain, warm_up_kernels
+    from cygno_online.analyzers.camera.classify import classify
+    from cygno_online.analyzers.camera.pedestals import PedestalMaps, threshold_map
+
+    shape = args.shape
+    n = max(1, int(args.frames))
+    frames, mean, sigma = make_frames(shape, n, args.seed)
+    warm_up_kernels()
+    cfg = CameraConfig()
+    fc = FrameChain(cfg, shape, "cam0")
+    fc.set_pedestal(PedestalMaps("cam0", mean, sigma, 1, 0, 0))
+    thr = threshold_map(sigma, cfg.nsigma)
+    r0, r1, c0, c1 = fc.acc
+    f = cfg.rebin
+
+    # Per-frame intermediate inputs for the later stages (same for both sides).
+    prepared = []
+    for raw in frames:
+        res = fc.process(raw, run=0, serial=0, time_ns=0, source="store")
+        rb = fc.rebinned.copy()
+        rbf = kn.neighbour_filter(rb, cfg.nb_mean_min, cfg.nb_min_count)
+        pr, pc = kn.nonzero_points(rbf)
+        labels = kn.dbscan(pr, pc, cfg.eps, cfg.min_samples)
+        prepared.append((raw, rb, rbf, pr, pc, labels, res))
+
+    # Same answers first: a fast wrong answer is not a result.
+    n_clusters = []
+    for raw, _rb, _rbf, _pr, _pc, labels, res in prepared:
+        want = ref.process_frame(
+            raw,
+            mean,
+            thr,
+            clip=cfg.clip,
+            acc=fc.acc,
+            factor=f,
+            nb_mean_min=cfg.nb_mean_min,
+            min_count=cfg.nb_min_count,
+            eps=cfg.eps,
+            min_samples=cfg.min_samples,
+            boxes=fc.box_table,
+            margin=cfg.integral_margin,
+        )
+        if not np.array_equal(labels, want["labels"]):
+            raise AssertionError("bench camera: numba DBSCAN labels differ from sklearn")
+        got = res.clusters.features if res.clusters is not None else np.zeros((0, 0))
+        if got.shape != want["features"].shape or not np.allclose(
+            got, want["features"], rtol=1e-6, atol=1e-6
+        ):
+            raise AssertionError("bench camera: cluster features differ from the reference")
+        n_clusters.append(len(got))
+
+    state = {"i": 0}
+
+    def nxt() -> int:
+        state["i"] = (state["i"] + 1) % n
+        return state["i"]
+
+    def case(name, fast, reference=None) -> Case:
+        return Case(
+            name,
+            lambda: fast(prepared[nxt()]),
+            (lambda: reference(prepared[nxt()])) if reference is not None else None,
+            units=1.0,
+            unit_name="frame",
+            repeat=max(9, 2 * n),
+            reference_repeat=max(1, int(args.reference_repeat)),
+        )
+
+    cut = fc.cut
+
+    def fast_pass(p):
+        return kn.frame_pass(
+            p[0],
+            mean,
+            cut,
+            fc.hot_cut,
+            fc.hot_count,
+            fc.hot_rows,
+            cfg.clip,
+            r0,
+            r1,
+            c0,
+            c1,
+            f,
+            cfg.hot_frames,
+            fc.rebinned,
+            fc.zrows,
+        )
+
+    def ref_pass(p):
+        z = ref.zero_suppress(p[0], mean, thr, cfg.clip, fc.acc)
+        ref.frame_stats(p[0], mean)
+        return ref.rebin_mean(ref.median2x2(z), f)
+
+    def fast_features(p):
+        raw, _rb, _rbf, pr, pc, labels, _ = p
+        ncl = int(labels.max()) + 1 if labels.size else 0
+        own = kn.owner_map(pr, pc, labels, fc.rb_shape[0], fc.rb_shape[1], cfg.integral_margin)
+        feats = kn.cluster_features(
+            raw, mean, cut, cfg.clip, r0, r1, c0, c1, f, pr, pc, labels, ncl, own
+        )
+        return classify(feats, cfg.cuts)
+
+    def ref_features(p):
+        raw, _rb, _rbf, pr, pc, labels, _ = p
+        feats = ref.cluster_features(
+            raw, mean, thr, cfg.clip, fc.acc, f, pr, pc, labels, cfg.integral_margin
+        )
+        return classify(feats, cfg.cuts)
+
+    cases = [
+        case("floor: read frame (sum)", lambda p: p[0].sum()),
+        case("floor: copy frame", lambda p: p[0].copy()),
+        case("frame pass (clip..rebin+stats)", fast_pass, ref_pass),
+        case(
+            "box stats (9 boxes)",
+            lambda p: kn.box_stats(p[0], mean, fc.box_table, True),
+            lambda p: ref.box_stats(p[0], mean, fc.box_table),
+        ),
+        case(
+            "noise filter (rebinned)",
+            lambda p: kn.neighbour_filter(p[1], cfg.nb_mean_min, cfg.nb_min_count),
+            lambda p: ref.neighbour_filter(p[1], cfg.nb_mean_min, cfg.nb_min_count),
+        ),
+        case(
+            "dbscan (vs sklearn)",
+            lambda p: kn.dbscan(p[3], p[4], cfg.eps, cfg.min_samples),
+            lambda p: ref.dbscan_points(p[3], p[4], cfg.eps, cfg.min_samples),
+        ),
+        case("features + classes", fast_features, ref_features),
+        case(
+            "full chain",
+            lambda p: fc.process(p[0], run=0, serial=0, time_ns=0, source="store"),
+            lambda p: ref.process_frame(
+                p[0],
+                mean,
+                thr,
+                clip=cfg.clip,
+                acc=fc.acc,
+                factor=f,
+                nb_mean_min=cfg.nb_mean_min,
+                min_count=cfg.nb_min_count,
+                eps=cfg.eps,
+                min_samples=cfg.min_samples,
+                boxes=fc.box_table,
+                margin=cfg.integral_margin,
+            ),
+        ),
+    ]
+    info: dict[str, Any] = {
+        "shape": f"{shape[0]}x{shape[1]}",
+        "frames": n,
+        "clusters_per_frame": round(float(np.mean(n_clusters)), 1),
+        "rebinned_points_per_frame": round(float(np.mean([p[3].size for p in prepared])), 1),
+    }
+    report = run_cases(BENCH, cases, info)
+    info = report.info
+    full = report.rows[-1]
+    floor = report.rows[0]
+    full.extra["vs_floor"] = round(full.median_ms / floor.median_ms, 1)
+    info["target"] = (
+        f"full chain <= {TARGET_MS:.0f} ms and >= {TARGET_SPEEDUP:.0f}x reference: "
+        + (
+            "met"
+            if full.median_ms <= TARGET_MS and (full.speedup or 0) >= TARGET_SPEEDUP
+            else "NOT met"
+        )
+    )
+    if not args.no_subprocess:
+        warm = _run_child("warm", shape, args.seed)
+        info["warm_start"] = (
+            f"import {warm['import_s']:.2f} s + load kernels {warm['warm_s']:.2f} s"
+            if "warm_s" in warm
+            else warm.get("error")
+        )
+        for mode in ("fast", "reference"):
+            m = _run_child(mode, shape, args.seed)
+            info[f"peak_memory_{mode}"] = (
+                f"+{m['peak_extra_mb']:.0f} MB max RSS over the setup (frames, maps)"
+                if "peak_extra_mb" in m
+                else m.get("error")
+            )
+    return report
