@@ -19,6 +19,7 @@ from typing import Any, ClassVar, TypeVar
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.css.query import NoMatches
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from cygno_online.tui.keymetrics import cameras
@@ -175,6 +176,8 @@ class MonitorApp(App[int]):
         self._limits_pending = False
         self.last_ack: dict[str, Any] | None = None
         self._panels: dict[str, Panel] = {}
+        self._alarm_tab: Any = None
+        self._alarm_label = "6 Alarms"
         track_units(source)
 
     # -- layout ----------------------------------------------------------------------
@@ -247,11 +250,19 @@ class MonitorApp(App[int]):
             counts = state.alarm_counts()
             self._status.set(status_text(self.title, state.run, counts, connected, now))
             n = sum(counts.values())
-            tab = self._tabs.get_tab("alarms")
-            label = f"6 Alarms ({n})" if n else "6 Alarms"
-            if str(tab.label) != label:
-                tab.label = label
+            self._label_alarm_tab(f"6 Alarms ({n})" if n else "6 Alarms")
             self.panel().update_view(ctx)
+
+    def _label_alarm_tab(self, label: str) -> None:
+        if label == self._alarm_label:
+            return
+        if self._alarm_tab is None:
+            try:
+                self._alarm_tab = self._tabs.get_tab("alarms")
+            except NoMatches:
+                return  # tabs not mounted yet: next poll
+        self._alarm_tab.label = label
+        self._alarm_label = label
 
     def _fetch_limits(self) -> None:
         if self._limits_pending:
