@@ -360,7 +360,7 @@ class InfluxSink:
                 return
             self._thread = None
         if self._encoder is not None:
-            with contextlib.suppress(OSError):
+            with self._encode_lock, contextlib.suppress(OSError):
                 self._encoder.registry.save()
         if self._sender is not None:
             with contextlib.suppress(Exception):
@@ -405,7 +405,13 @@ class InfluxSink:
                 for key, text in conflicts.items():
                     log.warning("influx sink: field %s left out: %s (first occurrence)", key, text)
                 conflicts.clear()
-        return self.spool.append(lines)
+        try:
+            return self.spool.append(lines)
+        except RuntimeError:
+            # stop() closed the spool meanwhile: reopen; the points stay durable
+            # and are sent by the next start()
+            self._ensure_open()
+            return self.spool.append(lines)
 
     def _dropped(self, count: int, reason: str) -> None:
         if self.on_drop is not None and count:
@@ -448,10 +454,12 @@ class InfluxSink:
             self.spool.sync()
             self.spool.enforce_age()
             if self._encoder is not None:
-                try:
-                    self._encoder.registry.save()
-                except OSError as exc:
-                    log.error("influx sink: cannot save schema registry: %s", exc)
+                # under the encode lock: submit() may be adding fields right now
+                with self._encode_lock:
+                    try:
+                        self._encoder.registry.save()
+                    except OSError as exc:
+                        log.error("influx sink: cannot save schema registry: %s", exc)
 
     def _deliver(self, lines: list[bytes], batch: Batch) -> None:
         """Send ``lines``; split rejected batches down to the bad lines."""

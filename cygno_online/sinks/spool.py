@@ -249,10 +249,13 @@ class Spool:
     # -- writing ------------------------------------------------------------------------
     def _new_segment(self) -> None:
         if self._wfile is not None:
-            self._wfile.flush()
-            if self.fsync != "never":
-                os.fsync(self._wfile.fileno())
-            self._wfile.close()
+            old, self._wfile = self._wfile, None
+            try:
+                old.flush()
+                if self.fsync != "never":
+                    os.fsync(old.fileno())
+            finally:
+                old.close()
             self._unsynced = False
         n = self._segments[-1].number + 1 if self._segments else max(1, self._commit[0])
         path = self._path(n)
@@ -286,6 +289,8 @@ class Spool:
                     payload = _PAYLOAD_HEAD.pack(now, len(chunk)) + b"\n".join(chunk)
                     record = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
                     drops.extend(self._make_room(len(record), now))
+                    if self._wfile is None:  # an earlier I/O error closed it
+                        self._new_segment()
                     seg = self._segments[-1]
                     if seg.size and seg.size + len(record) > self.segment_bytes:
                         self._new_segment()
@@ -319,10 +324,11 @@ class Spool:
     def _recover_writer(self) -> None:
         # After a failed write the file position is unknown: start a fresh segment
         # whose size we know, so the reader never walks into half a record.
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError):
             seg = self._segments[-1]
-            self._wfile.close()
-            self._wfile = None
+            if self._wfile is not None:
+                old, self._wfile = self._wfile, None
+                old.close()
             with open(seg.path, "r+b") as f:
                 f.truncate(seg.size)
             self._new_segment()

@@ -196,3 +196,28 @@ def test_fsync_always_and_never(tmp_path: Path):
         sp.close()
     with pytest.raises(ValueError):
         Spool(tmp_path, fsync="sometimes")
+
+
+def test_disk_error_counts_drop_and_recovers(tmp_path: Path):
+    drops = []
+    sp = Spool(tmp_path, on_drop=lambda n, r: drops.append((n, r)))
+    sp.open()
+    sp.append(lines(0, 5))
+
+    class Full:
+        def __init__(self, real):
+            self.real = real
+
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+    sp._wfile = Full(sp._wfile)
+    assert sp.append(lines(5, 3)) == 0  # no exception into the producer
+    assert drops == [(3, "spool_io_error")]
+    assert sp.stats["io_errors"] == 1
+    assert sp.append(lines(8, 2)) == 2  # a fresh segment takes over
+    assert drain(sp) == lines(0, 5) + lines(8, 2)
+    sp.close()
