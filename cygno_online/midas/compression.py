@@ -198,6 +198,22 @@ class ByteStream:
                 source=self.name,
             ) from exc
 
+    def readinto(self, buf: memoryview) -> int:
+        """Plain streams only: read raw bytes straight into ``buf`` (no
+        intermediate chunk, so a big event costs one copy from the page
+        cache). Returns 0 at the current end of the data."""
+        if self.compression != "none" or self._head:
+            raise ValueError("readinto is only available on an uncompressed stream")
+        readinto = getattr(self._f, "readinto", None)
+        if readinto is None:
+            data = self._read(len(buf))
+            n = len(data)
+            buf[:n] = data
+        else:
+            n = readinto(buf) or 0
+        self.raw_bytes_read += n
+        return n
+
     @property
     def in_member(self) -> bool:
         """True if the compressed stream stopped inside a gzip member/LZ4 frame."""

@@ -327,6 +327,7 @@ def _parse_banks(
     banks: dict[str, Bank] = {}
     dups: list[str] = []
     base = mv.obj if isinstance(mv.obj, bytes | bytearray) and len(mv.obj) == len(mv) else mv
+    writable = not mv.readonly
     while pos < end:
         if pos + hsize > end:
             raise fail(f"bank header at event byte {pos} overruns the bank area ({end} bytes)")
@@ -351,6 +352,9 @@ def _parse_banks(
                     name,
                 )
             data: Any = np.frombuffer(base, DTYPES[type_id], size // itemsize, start)
+            if writable:
+                # raw data are never modified in place, whatever the buffer type
+                data.flags.writeable = False
         else:
             data = mv[start : start + size]
         if name in banks:

@@ -190,7 +190,10 @@ class Odb:
         if not isinstance(raw, dict):
             raise MidasFormatError("ODB JSON dump is not an object", source=source)
         types: dict[str, int] = {}
-        return cls(_strip_json(raw, "", types), types=types)
+        try:
+            return cls(_strip_json(raw, "", types), types=types)
+        except RecursionError as exc:
+            raise MidasFormatError("ODB JSON dump nested too deeply", source=source) from exc
 
     @classmethod
     def _from_xml_text(cls, text: str, source: str) -> Odb:

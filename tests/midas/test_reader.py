@@ -57,8 +57,9 @@ def test_real_files(shared_data: Path, name: str) -> None:
         cam = ev.banks["CAM0"].data
         assert cam.dtype == np.dtype("<u2") and cam.size == side * side
         buf = ev.payload.obj
-        assert isinstance(buf, bytes) and len(buf) == ev.nbytes
+        assert isinstance(buf, bytes | bytearray) and len(buf) == ev.nbytes
         assert np.shares_memory(cam, np.frombuffer(buf, np.uint8))
+        assert not cam.flags.writeable
     # serials of each id count up from 0
     for eid in (1, 5, 7):
         assert [e.serial for e in events if e.event_id == eid] == list(range(counts[eid]))
@@ -351,3 +352,80 @@ def test_parse_event_accepts_memoryview_slice() -> None:
     e = _events()[0]
     ev = parse_event(memoryview(b"xx" + e)[2:])
     assert ev.banks["CAM0"].data.shape == (64 * 64,)
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_held_events_are_never_recycled(shared_data: Path, name: str, tmp_path: Path) -> None:
+    """Big-event buffers are recycled only when nobody holds the event: events
+    kept in a list keep their content while the reader goes on."""
+    import hashlib
+
+    def digest(ev) -> str:
+        return hashlib.sha1(ev.payload).hexdigest()
+
+    streamed = [digest(ev) for ev in MidasReader(shared_data / "midas" / name)]
+    held = list(MidasReader(shared_data / "midas" / name))
+    cams = [ev.banks["CAM0"].data for ev in held if ev.event_id == 1]
+    del held[1:]  # bank views alone must keep their buffers too
+    assert [digest(e) for e in held] == streamed[:1]
+    again = list(MidasReader(shared_data / "midas" / name))
+    assert [digest(e) for e in again] == streamed
+    firsts = [ev.banks["CAM0"].data for ev in again if ev.event_id == 1]
+    for a, b in zip(cams, firsts, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # plain copy: big events go through the direct-read path
+    plain = tmp_path / "plain.mid"
+    with MidasWriter(plain, compression="none") as w:
+        for ev in again:
+            w.write_event(ev)
+    assert [digest(e) for e in MidasReader(plain)] == streamed
+    kept = list(MidasReader(plain))
+    assert [digest(e) for e in kept] == streamed
+
+
+def _big_events() -> list[bytes]:
+    img = np.arange(512 * 512, dtype=np.uint16).reshape(512, 512)
+    return [
+        encode_event(1, i, [("CAM0", TID_UINT16, img + i)], bank_format=BANK32) for i in range(3)
+    ]
+
+
+def test_plain_big_event_truncated(tmp_path: Path) -> None:
+    events = _big_events()
+    path = tmp_path / "big.mid"
+    path.write_bytes(b"".join(events)[: -len(events[-1]) // 2])
+    reader = MidasReader(path, resync=False)
+    got = [bytes(e.payload.obj) for e in reader]
+    assert got == events[:2]
+    assert reader.truncated and isinstance(reader.problems[0], TruncatedEventError)
+    assert reader.problems[0].serial == 2
+
+
+def test_follow_big_event_written_in_pieces(tmp_path: Path) -> None:
+    events = _big_events()
+    path = tmp_path / "live_big.mid"
+    f = open(path, "wb")  # noqa: SIM115 - closed below
+
+    def put(b: bytes) -> None:
+        f.write(b)
+        f.flush()
+
+    put(events[0] + events[1][:1000])
+    stop = threading.Event()
+    reader = MidasReader(path, follow=True, stop=stop, poll_s=0.01)
+    got: list[bytes] = []
+    t = threading.Thread(target=lambda: got.extend(bytes(e.payload.obj) for e in reader))
+    t.start()
+    try:
+        wait_for(lambda: len(got) == 1, what="first event")
+        put(events[1][1000:300_000])
+        wait_for(lambda: reader.raw_bytes_read >= len(events[0]) + 300_000, what="partial read")
+        put(events[1][300_000:] + events[2])
+        wait_for(lambda: len(got) == 3, what="appended events")
+    finally:
+        stop.set()
+        t.join(10)
+        f.close()
+    assert not t.is_alive()
+    assert got == events
+    assert reader.problems == [] and not reader.truncated
