@@ -192,6 +192,7 @@ class Daemon:
             Params(self.cfg.data.get("influx"), "influx"),
             state_dir=self.cfg.state_dir,
             experiment=self.cfg.experiment,
+            on_drop=lambda n, reason: self.health.drop(f"sink_{reason}", n=int(n)),
         )
         self.sink.start()
 
@@ -392,9 +393,9 @@ class Daemon:
         for m in metrics:
             self.alarms.observe(m)
         if self.sink is not None and metrics:
-            dropped = self.sink.submit(metrics)
-            if dropped:
-                self.health.drop("sink", n=int(dropped))
+            accepted = self.sink.submit(metrics)
+            if accepted < len(metrics):
+                self.health.drop("sink", n=len(metrics) - int(accepted))
 
     def _publish_log(
         self, level: str, text: str, *, run: int | None = None, serial: int | None = None

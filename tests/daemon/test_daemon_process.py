@@ -187,3 +187,41 @@ def test_sighup_good_and_bad_configs(tmp_path, numba_cache):
     assert code == 0, err
     assert "reload of" in err and "rejected" in err
     assert "pipeline.wokers" in err and "no_such_plugin" in err
+
+
+def test_replay_from_the_command_line_exits_at_end(tmp_path, numba_cache):
+    from cygno_online.simulate import write_run
+
+    mid = tmp_path / "run00021.mid.lz4"
+    write_run(mid, events=5, layout="crop:128", seed=4, run=21)
+    data = config(tmp_path)
+    path = tmp_path / "daemon.yaml"
+    path.write_text(yaml.safe_dump(data))
+    env = dict(os.environ, NUMBA_CACHE_DIR=numba_cache)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cygno_online",
+            "daemon",
+            "--config",
+            str(path),
+            "--replay",
+            str(mid),
+            "--speed",
+            "max",
+            "--exit-at-end",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = tmp_path / "summaries" / "run00021-summary.json"
+    assert summary.exists(), result.stderr
+    import json
+
+    doc = json.loads(summary.read_text())
+    assert doc["run"] == 21

@@ -26,12 +26,14 @@ def write_run(path, run=12, n=N_EVENTS):
     from cygno_online.simulate import Simulator
 
     sim = Simulator(LAYOUT, seed=5, run=run, pedestal=False, exposure_s=0.3)
+    count = 0
     with open(path, "wb") as fh:
         fh.write(sim.bor())
-        for ev in sim.events(n):
+        for ev in sim.events(n):  # n images plus the slow-control events between them
             fh.write(ev.data)
+            count += 1
         fh.write(sim.eor())
-    return path
+    return path, count
 
 
 class Gated:
@@ -75,7 +77,7 @@ def base_config(tmp_path, **source):
 
 
 def test_replay_subscriber_late_viewer_and_stuck_viewer(tmp_path):
-    path = write_run(tmp_path / "run00012.mid")
+    path, n_events = write_run(tmp_path / "run00012.mid")
     cfg, chain = parse_config(base_config(tmp_path), source="test")
     gate = threading.Event()
     source = Gated(ReplaySource([path], speed="max"), gate)
@@ -103,14 +105,14 @@ def test_replay_subscriber_late_viewer_and_stuck_viewer(tmp_path):
         runs = [m.body["state"] for m in messages if m.kind == "run"]
         assert runs[:1] == ["running"]
         summary = next(m for m in messages if m.kind == "summary").body
-        assert summary["counters"]["events_processed"] == N_EVENTS
+        assert summary["counters"]["events_processed"] == n_events
         assert summary["counters"]["events_dropped"] == 0
         per_event = [
             m.body["serial"] for m in messages if m.kind == "metric" and m.body["serial"] > 0
         ]
         assert per_event == sorted(per_event) and per_event
         # the stuck viewer (never reads) did not stop the daemon: everything was processed
-        assert daemon.health.counters()["events_processed"] == N_EVENTS
+        assert daemon.health.counters()["events_processed"] == n_events
         # a late viewer gets the same state from the snapshot
         with MonitorClient(ep["pub"], ep["snapshot"], ep["control"]) as late:
             wait_for(lambda: late.snapshots >= 1, what="late snapshot")
