@@ -22,7 +22,7 @@ into a sparse float buffer and only the pixels under them are re-digitised.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -130,8 +130,6 @@ class CameraModel:
     noise: np.ndarray
     #: (k, 2) int array of (row, col)
     hot_pixels: np.ndarray
-    #: reusable sparse signal buffer (zero outside of a frame being rendered)
-    signal: np.ndarray = field(repr=False)
 
     @classmethod
     def build(cls, camera: int, shape: tuple[int, int], detector_seed: int) -> CameraModel:
@@ -161,14 +159,12 @@ class CameraModel:
         levels = rng.uniform(400.0, 8000.0, n_hot).astype(np.float32)
         ped[hot[:, 0], hot[:, 1]] = levels
         noise[hot[:, 0], hot[:, 1]] = 3.0 * noise[hot[:, 0], hot[:, 1]]
-        return cls(
-            camera=camera,
-            shape=(rows, cols),
-            pedestal=np.ascontiguousarray(ped, dtype=np.float32),
-            noise=np.ascontiguousarray(noise, dtype=np.float32),
-            hot_pixels=hot,
-            signal=np.zeros(shape, np.float32),
-        )
+        ped = np.ascontiguousarray(ped, dtype=np.float32)
+        noise = np.ascontiguousarray(noise, dtype=np.float32)
+        # shared by every simulator of this detector (cache): read-only
+        for a in (ped, noise, hot):
+            a.setflags(write=False)
+        return cls(camera=camera, shape=(rows, cols), pedestal=ped, noise=noise, hot_pixels=hot)
 
     @property
     def npix(self) -> int:
@@ -360,9 +356,13 @@ def render_frame(
     rates: Rates,
     *,
     physics: bool,
+    signal: np.ndarray,
     out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[InjectedObject]]:
-    """One uint16 image (rows, cols) of ``cam`` and the truth of what it holds."""
+    """One uint16 image (rows, cols) of ``cam`` and the truth of what it holds.
+
+    ``signal`` is a float32 scratch buffer of the image's shape, all zero on
+    entry and left all zero (the caller's own: camera models are shared)."""
     drawn = draw_objects(rng, cam, rates, physics=physics)
     off_a, off_b = bank.offsets(rng)
     if out is None:
@@ -381,7 +381,7 @@ def render_frame(
     )
     objects = []
     for d in drawn:
-        inside = kernels.deposit_gaussians(cam.signal, d.rows, d.cols, d.integrals, d.sigmas)
+        inside = kernels.deposit_gaussians(signal, d.rows, d.cols, d.integrals, d.sigmas)
         t = d.truth
         if t.kind == "spark":
             t.integral = inside + d.glow * cam.npix
@@ -392,7 +392,7 @@ def render_frame(
     for d in drawn:
         kernels.apply_signal(
             out,
-            cam.signal,
+            signal,
             cam.pedestal,
             cam.noise,
             bank.za,

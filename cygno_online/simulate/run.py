@@ -99,7 +99,8 @@ class SimTrigger:
 
 
 class Simulator:
-    """A deterministic LIME-like run.
+    """A deterministic LIME-like run. Not thread-safe: one simulator per
+    thread (simulators of the same detector share its read-only maps).
 
     Parameters
     ----------
@@ -185,6 +186,7 @@ class Simulator:
         self._digi = DigitizerModel(self.layout.boards, self.detector_seed) if self.pmt else None
         self._sc = SlowControlModel(self.layout.ncameras, self.pedestal, self.detector_seed)
         self._buffers = [np.empty(c.shape, np.uint16) for c in self._cams]
+        self._signals = [np.zeros(c.shape, np.float32) for c in self._cams]
         self._truth: OrderedDict[int, FrameTruth] = OrderedDict()
         self._counts: dict[int, int] = {}
         self._last_time_ns = self.start_time_ns
@@ -301,7 +303,13 @@ class Simulator:
         for c in self._cams:
             out = self._buffers[c.camera] if reuse_buffers else None
             img, objs = cam_mod.render_frame(
-                self._rng(serial, c.camera), c, self._bank, self.rates, physics=physics, out=out
+                self._rng(serial, c.camera),
+                c,
+                self._bank,
+                self.rates,
+                physics=physics,
+                signal=self._signals[c.camera],
+                out=out,
             )
             images.append(img)
             objects += objs

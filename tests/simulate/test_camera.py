@@ -68,6 +68,19 @@ def test_maps_plausible() -> None:
     assert ped[mask].std() > 0.1  # structure and per-pixel spread
     assert 2.0 < np.median(noise) < 3.0
     assert len(hot) >= 3 and (ped[hot[:, 0], hot[:, 1]] > 300).all()
+    # shared between simulators of the same detector: read-only
+    with pytest.raises(ValueError):
+        ped[0, 0] = 0
+
+
+def test_simulators_do_not_share_scratch_buffers() -> None:
+    rates = Rates(fe55=5, alpha=1, muon=1, spark=0)
+    a, b = Simulator(CROP, seed=1, rates=rates), Simulator(CROP, seed=2, rates=rates)
+    ref = Simulator(CROP, seed=1, rates=rates).trigger(0).images[0].copy()
+    # interleave frame generation of two simulators of the same detector
+    img = a.trigger(0, reuse_buffers=True).images[0]
+    b.trigger(0, reuse_buffers=True)
+    assert np.array_equal(img, ref)
 
 
 def test_pedestal_frames_match_maps() -> None:
