@@ -216,6 +216,16 @@ def parse_config(p: Params, *, state_dir: Path | None) -> InfluxConfig | None:
 
 
 def make_sender(cfg: InfluxConfig) -> V1Sender | V2Sender:
+    if not cfg.verify_tls and cfg.url.startswith("https:"):
+        # said once here instead of urllib3's warning on every request
+        log.warning(
+            "influx sink: TLS certificate of %s is NOT verified (verify_tls: false)", cfg.url
+        )
+        import warnings
+
+        from urllib3.exceptions import InsecureRequestWarning
+
+        warnings.filterwarnings("ignore", category=InsecureRequestWarning)
     if cfg.api == "v1":
         return V1Sender(
             cfg.url,
