@@ -47,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="this viewer's secret key file (NAME.key_secret) when the daemon only admits "
         "authorized viewer keys",
     )
+    parser.add_argument(
+        "--palette",
+        choices=("auto", "truecolor", "256"),
+        default="auto",
+        help="camera heatmap colours: auto (by terminal), truecolor, or 256 (xterm palette)",
+    )
     parser.add_argument("--title", default="CYGNO online", help="title on the status line")
 
 
@@ -58,6 +64,6 @@ def run(args: argparse.Namespace) -> int:
         args.connect, args.snapshot, args.control, args.server_key, client_key_file=args.client_key
     )
     try:
-        return run_tui(source, title=args.title)
+        return run_tui(source, title=args.title, palette=args.palette)
     finally:
         source.close()

@@ -156,6 +156,7 @@ class MonitorApp(App[int]):
         user: str | None = None,
         poll_s: float = POLL_S,
         image_interval_s: float | None = None,
+        palette: str = "auto",
     ) -> None:
         super().__init__()
         self.source = source
@@ -163,6 +164,8 @@ class MonitorApp(App[int]):
         self.clock = clock
         self.user = user
         self.poll_s = poll_s
+        #: heatmap colours: "auto" (by terminal), "truecolor" or "256"
+        self.palette = palette
         #: minimum time between two repaints of the camera frame
         self.image_interval_s = (
             IMAGE_MIN_INTERVAL_S if image_interval_s is None else image_interval_s

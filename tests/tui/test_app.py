@@ -86,6 +86,17 @@ def test_heatmap_renders_half_blocks_and_changes_with_a_new_frame():
     assert "#30" in title
 
 
+def test_heatmap_palette_follows_the_choice():
+    async def body(app, pilot):
+        await pilot.press("2")
+        await pilot.pause()
+        hm = app.query_one(Heatmap)
+        return {s.style.bgcolor.type.name for y in range(3) for s in hm.render_line(y) if s.style}
+
+    assert run_app(make_source(), body, palette="256")["value"] == {"EIGHT_BIT"}
+    assert run_app(make_source(), body, palette="truecolor")["value"] == {"TRUECOLOR"}
+
+
 def test_cluster_boxes_are_drawn_and_can_be_hidden():
     async def body(app, pilot):
         await pilot.press("2")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from fakedata import NOW, NOW_NS, make_source
@@ -62,6 +64,26 @@ def test_resample_shrinks_by_block_mean_and_enlarges_by_nearest():
     assert _resample(img[:2, :2], 4, 4)[0].tolist() == [0, 0, 1, 1]
     lo, hi = auto_range(np.full((10, 10), 5.0))
     assert hi > lo
+
+
+def test_256_colour_palette_stays_readable():
+    from rich.color import ColorSystem
+
+    from cygno_online.tui.widgets.heatmap import PALETTE, palette_for
+
+    assert palette_for("truecolor") is PALETTE
+    pal = palette_for("256")
+    assert all(c.type.name == "EIGHT_BIT" for c in pal)
+
+    def lum(c):
+        t = c.get_truecolor()
+        return 0.2126 * t.red + 0.7152 * t.green + 0.0722 * t.blue
+
+    steps = [lum(c) for c in pal]
+    assert all(b >= a for a, b in itertools.pairwise(steps))  # monotonic
+    assert len({c.number for c in pal}) >= 15
+    # what Rich's own downgrade of the truecolour palette would give: fewer steps
+    assert len({c.downgrade(ColorSystem.EIGHT_BIT).number for c in PALETTE}) < 15
 
 
 def test_staleness_rules():
@@ -198,5 +220,6 @@ def test_tui_command_arguments():
     )
     assert args.command == "tui" and args.connect == "tcp://daq:6000"
     assert args.server_key == "k.key" and args.control == "tcp://daq:7000" and args.snapshot is None
+    assert args.palette == "auto"
     defaults = build_parser().parse_args(["tui"])
     assert defaults.connect == "tcp://127.0.0.1:5556"

@@ -25,7 +25,10 @@ def utc(monkeypatch):
 
 
 def make_app() -> MonitorApp:
-    return MonitorApp(make_source(), clock=lambda: NOW, user="tester", image_interval_s=0.0)
+    # The palette follows the terminal by default: pin it for the snapshots.
+    return MonitorApp(
+        make_source(), clock=lambda: NOW, user="tester", image_interval_s=0.0, palette="truecolor"
+    )
 
 
 def test_overview_snapshot(snap_compare, utc):

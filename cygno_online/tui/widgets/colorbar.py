@@ -7,10 +7,10 @@ from rich.text import Text
 from textual.widget import Widget
 
 from cygno_online.tui.keymetrics import fmt_value
-from cygno_online.tui.widgets.heatmap import LEVELS, PALETTE
+from cygno_online.tui.widgets.heatmap import LEVELS, PALETTE, app_color_system, palette_for
 
 
-def colorbar_text(lo: float, hi: float, width: int, auto: bool) -> Text:
+def colorbar_text(lo: float, hi: float, width: int, auto: bool, palette: list = PALETTE) -> Text:
     left = fmt_value(lo, "{:.4g}")
     right = fmt_value(hi, "{:.4g}")
     mode = "auto" if auto else "manual"
@@ -18,7 +18,7 @@ def colorbar_text(lo: float, hi: float, width: int, auto: bool) -> Text:
     text = Text(left + " ", style="bold")
     for i in range(n):
         level = round(i * (LEVELS - 1) / max(n - 1, 1))
-        text.append(" ", Style(bgcolor=PALETTE[level]))
+        text.append(" ", Style(bgcolor=palette[level]))
     text.append(" " + right, style="bold")
     text.append(f" {mode}", style="dim")
     return text
@@ -37,4 +37,5 @@ class ColorBar(Widget):
             self.refresh()
 
     def render(self) -> Text:
-        return colorbar_text(self.lo, self.hi, self.size.width, self.auto)
+        palette = palette_for(app_color_system(self))
+        return colorbar_text(self.lo, self.hi, self.size.width, self.auto, palette)

@@ -55,7 +55,38 @@ def _palette_rgb(n: int) -> list[tuple[int, int, int]]:
 
 PALETTE_RGB = _palette_rgb(LEVELS)
 PALETTE = [Color.from_rgb(*rgb) for rgb in PALETTE_RGB]
-_COLORS: list[Color | None] = [*PALETTE, Color.from_rgb(*BOX_RGB), None]
+
+#: xterm-256 colours along the viridis path with strictly increasing
+#: luminance: Rich's automatic downgrade of PALETTE merges its dark half
+#: into two colours, this keeps 15 distinguishable steps.
+XTERM_VIRIDIS = (53, 54, 24, 25, 30, 31, 36, 37, 72, 77, 113, 149, 185, 220, 226)
+PALETTE_256 = [
+    Color.from_ansi(XTERM_VIRIDIS[i * (len(XTERM_VIRIDIS) - 1) // (LEVELS - 1)])
+    for i in range(LEVELS)
+]
+
+
+def app_color_system(widget: Widget) -> str | None:
+    """The app's ``palette`` choice ("truecolor", "256"), else what the
+    terminal supports."""
+    try:
+        app = widget.app
+    except Exception:
+        return None
+    choice = getattr(app, "palette", "auto")
+    if choice and choice != "auto":
+        return str(choice)
+    return app.console.color_system
+
+
+def palette_for(color_system: str | None) -> list[Color]:
+    """The heatmap palette for the terminal's colour system."""
+    return PALETTE if color_system in (None, "truecolor") else PALETTE_256
+
+
+def _colors(color_system: str | None) -> list[Color | None]:
+    box = Color.from_rgb(*BOX_RGB) if color_system in (None, "truecolor") else Color.from_ansi(196)
+    return [*palette_for(color_system), box, None]
 
 
 def auto_range(image: np.ndarray) -> tuple[float, float]:
@@ -122,6 +153,7 @@ class Heatmap(Widget, can_focus=True):
         self._grid_for: tuple | None = None
         self._strips: dict[int, Strip] = {}
         self._styles: dict[tuple[int, int], Style] = {}
+        self._colors: list[Color | None] | None = None
 
     # -- data --------------------------------------------------------------------
     def set_frame(self, image: np.ndarray, boxes: list | None = None) -> None:
@@ -261,11 +293,18 @@ class Heatmap(Widget, can_focus=True):
         self._offset = (size.width - cols) // 2
         self.frames_drawn += 1
 
+    @property
+    def colors(self) -> list[Color | None]:
+        if self._colors is None:
+            self._colors = _colors(app_color_system(self))
+        return self._colors
+
     def _style(self, upper: int, lower: int) -> Style:
         key = (upper, lower)
         style = self._styles.get(key)
         if style is None:
-            style = Style(color=_COLORS[upper], bgcolor=_COLORS[lower])
+            colors = self.colors
+            style = Style(color=colors[upper], bgcolor=colors[lower])
             self._styles[key] = style
         return style
 
@@ -296,7 +335,7 @@ class Heatmap(Widget, can_focus=True):
             if u == NONE and lo == NONE:
                 segments.append(Segment(" " * (b - a)))
             elif u == NONE:
-                segments.append(Segment("▄" * (b - a), Style(color=_COLORS[lo])))
+                segments.append(Segment("▄" * (b - a), Style(color=self.colors[lo])))
             else:
                 segments.append(Segment(HALF * (b - a), self._style(u, lo)))
         strip = Strip(segments).extend_cell_length(size.width).crop(0, size.width)
