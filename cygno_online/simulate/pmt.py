@@ -15,8 +15,9 @@ area); tracks spread it over a longer pulse. A 3000-ADU 55Fe spot gives
 pulses of a few tens of ADC on the fast board, an alpha hundreds, a spark
 saturates.
 
-Time tags: a 31-bit counter of 8 ns ticks since the start of the run (ttt);
-layout B adds ``ttt1`` = the high word of the 64-bit tick count.
+Time tags: a 31-bit counter of 8 ns ticks since the start of the run (ttt),
+wrapping every 17.2 s as on the boards; layout B adds ``ttt1`` = the number
+of wraps, so ``ttt1 * 2**31 + ttt`` is the full tick count.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class PmtTrigger:
     #: pulse decay constant (ns): longer for long tracks
     decay_ns: float
     #: relative light of PMT 1..4 (mean 1)
-    weights: tuple[float, float, float, float]
+    weights: tuple[float, ...]
     kind: str = ""
 
 
@@ -78,7 +79,7 @@ def trigger_for(obj: InjectedObject, shape: tuple[int, int], t_ns: float) -> Pmt
     else:
         decay = 200.0
     charge = CHARGE_PER_ADU * obj.integral
-    return PmtTrigger(t_ns, charge, decay, pmt_weights(obj.center, shape), obj.kind)  # type: ignore[arg-type]
+    return PmtTrigger(t_ns, charge, decay, pmt_weights(obj.center, shape), obj.kind)
 
 
 def _unit_area(rise: float, decay: float) -> float:
@@ -136,7 +137,7 @@ class DigitizerModel:
             words += [DAC_OFFSET] * board.nchannels
             words += [int(t) & 0x7FFFFFFF for t in ticks]
             if dgh_layout == "B":
-                words += [int(t) >> 32 for t in ticks]
+                words += [(int(t) >> 31) & 0xFFFFFFFF for t in ticks]
             if board.model == 1742:
                 words += [int(v) for v in rng.integers(0, 1024, nev)]
             for trig in triggers:

@@ -160,3 +160,22 @@ def test_odb_shape() -> None:
     ped = Simulator("crop:256", pedestal=True).odb()
     assert "PED" in ped["Experiment"]["Run Parameters"]["Run description"]
     assert ped["Configurations"]["Pedestal"] is True
+
+
+def test_time_tags_follow_trigger_times_and_wrap_like_the_boards() -> None:
+    sim = Simulator("cygno04", cameras=1, seed=3, rates=Rates(fe55=3, alpha=0, muon=0, spark=0))
+    period_ns = sim.period_s * 1e9
+    wrapped = False
+    for serial in (0, 1, 40, 41):  # 40 * 0.6 s = 24 s: past one 17.2 s wrap
+        t = sim.trigger(serial, reuse_buffers=True)
+        boards = parse_dgh0(t.dgh0, "B")
+        b = boards[0]
+        assert b["nevents"] >= 1
+        full = [hi * 2**31 + lo for hi, lo in zip(b["ttt1"], b["ttt"], strict=True)]
+        wrapped |= any(hi > 0 for hi in b["ttt1"])
+        assert all(v < 2**31 for v in b["ttt"])
+        start = serial * period_ns
+        for ticks in full:
+            assert start - 8 <= ticks * 8 <= start + sim.exposure_s * 1e9
+        assert full == sorted(full)
+    assert wrapped
