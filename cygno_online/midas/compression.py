@@ -21,8 +21,9 @@ from typing import Any, BinaryIO
 from cygno_online.errors import MidasFormatError
 
 RAW_CHUNK = 1 << 20
-#: upper bound of one decompressed chunk (bounds memory for very compressible data)
-MAX_OUT = 8 << 20
+#: upper bound of one decompressed chunk: bounds memory for very compressible
+#: data, and a chunk small enough to stay in cache until it is copied into its event
+MAX_OUT = 1 << 20
 
 GZIP_MAGIC = b"\x1f\x8b"
 LZ4_MAGIC = b"\x04\x22\x4d\x18"

@@ -49,8 +49,8 @@ DEFAULT_MAX_EVENT_SIZE = 512 << 20
 #: problems kept in ``MidasReader.problems``; later ones are only counted
 MAX_PROBLEMS = 1000
 _PEEK = 24  # event header + bank-area header
-#: plain files: events with at least this many bytes still to read are read
-#: straight into their buffer
+#: events with at least this many bytes still to read are assembled straight
+#: into their buffer (see _take_direct)
 _DIRECT_MIN = 256 << 10
 #: events at least this big get a recycled buffer (see _BufferPool)
 _POOL_MIN = 256 << 10
@@ -251,9 +251,10 @@ class MidasReader:
         return out
 
     def _take_direct(self, n: int) -> bytearray | None:
-        """Plain files: the event's bytes read straight into its own buffer
-        (one copy instead of chunk + join); None at the end of the data (the
-        bytes read so far go back to the buffer)."""
+        """A big event assembled straight into its own (recycled) buffer:
+        plain files are read into it, decompressed chunks are copied in as
+        they arrive (still in cache) and dropped. None at the end of the data
+        (the bytes read so far go back to the buffer)."""
         out = self._pool.get(n)
         mv = memoryview(out)
         pos = 0
@@ -264,23 +265,40 @@ class MidasReader:
         self._chunks.clear()
         self._head = 0
         self._avail = 0
+        plain = self._stream.compression == "none"
         while pos < n:
-            try:
-                got = self._stream.readinto(mv[pos:])
-            except OSError as exc:
-                raise MidasFormatError(f"read error: {exc}", source=self.source) from exc
+            if plain:
+                try:
+                    got = self._stream.readinto(mv[pos:])
+                except OSError as exc:
+                    raise MidasFormatError(f"read error: {exc}", source=self.source) from exc
+            elif self._more():
+                c = self._chunks.popleft()
+                got = min(len(c), n - pos)
+                mv[pos : pos + got] = memoryview(c)[:got]
+                self._avail -= len(c)
+                if got < len(c):
+                    self._chunks.appendleft(c)
+                    self._head = got
+                    self._avail += len(c) - got
+            else:
+                got = 0
             if got:
                 pos += got
                 continue
-            if self.follow and not (self.stop is not None and self.stop.is_set()):
+            if (
+                self.follow
+                and not self._broken
+                and not (self.stop is not None and self.stop.is_set())
+            ):
                 if self.stop is not None:
                     self.stop.wait(self.poll_s)
                 else:
                     time.sleep(self.poll_s)
                 continue
             if pos:
-                self._chunks.append(bytes(mv[:pos]))
-                self._avail = pos
+                self._chunks.appendleft(bytes(mv[:pos]))
+                self._avail += pos
             mv.release()
             return None
         mv.release()
@@ -424,7 +442,7 @@ class MidasReader:
             total = EVENT_HEADER_SIZE + data_size
             offset = self._pos
             buf: bytes | bytearray | None = None
-            if self._stream.compression == "none" and total - self._avail >= _DIRECT_MIN:
+            if total - self._avail >= _DIRECT_MIN:
                 buf = self._take_direct(total)
             elif self._fill(total):
                 buf = self._take(total)
