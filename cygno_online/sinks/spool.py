@@ -116,6 +116,7 @@ class Spool:
         self._wfile = None
         self._rfile = None
         self._rnum = -1
+        self._next_number = 1
         self._lockfd: int | None = None
         self._last_fsync = 0.0
         self._unsynced = False
@@ -147,6 +148,8 @@ class Spool:
         with self._lock:
             ck = self._load_checkpoint()
             numbers = sorted(int(p.stem) for p in self.dir.glob("*.seg") if p.stem.isdigit())
+            # numbers only grow: a stale checkpoint can never match a new segment
+            self._next_number = max([*numbers, ck[0] if ck is not None else 0]) + 1
             for n in numbers:
                 path = self._path(n)
                 if ck is not None and n < ck[0]:
@@ -156,15 +159,22 @@ class Spool:
                     continue
                 start = ck[1] if ck is not None and n == ck[0] else 0
                 seg = self._scan(n, path, start)
+                if seg.points == 0:
+                    # nothing left to send (sent, empty, or only damage, which
+                    # _scan reported): restarts must not pile up files
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                    continue
                 self._segments.append(seg)
             if ck is not None and (not self._segments or self._segments[0].number != ck[0]):
                 ck = None
             if ck is None:
-                first = self._segments[0].number if self._segments else 1
+                first = self._segments[0].number if self._segments else self._next_number
                 ck = (first, 0)
             self._commit = self._read = ck
             self.pending_points = sum(s.points for s in self._segments)
             self._new_segment()
+            self._write_checkpoint()
             self.opened = True
             if self.pending_points:
                 log.info(
@@ -257,7 +267,8 @@ class Spool:
             finally:
                 old.close()
             self._unsynced = False
-        n = self._segments[-1].number + 1 if self._segments else max(1, self._commit[0])
+        n = self._next_number
+        self._next_number += 1
         path = self._path(n)
         self._wfile = open(path, "ab")  # noqa: SIM115 - kept open across calls
         self._segments.append(Segment(n, path, 0, time.time_ns(), 0))

@@ -221,3 +221,38 @@ def test_disk_error_counts_drop_and_recovers(tmp_path: Path):
     assert sp.append(lines(8, 2)) == 2  # a fresh segment takes over
     assert drain(sp) == lines(0, 5) + lines(8, 2)
     sp.close()
+
+
+def test_restarts_do_not_pile_up_segments(tmp_path: Path):
+    for k in range(5):
+        sp = Spool(tmp_path)
+        sp.open()
+        sp.append(lines(k * 10, 10))
+        assert drain(sp) == lines(k * 10, 10)
+        sp.close()
+    assert len(list(tmp_path.glob("*.seg"))) == 1
+    sp = Spool(tmp_path)
+    sp.open()
+    assert sp.pending_points == 0 and sp.read_batch(10) is None
+    sp.append(lines(100, 3))
+    assert drain(sp) == lines(100, 3)
+    sp.close()
+
+
+def test_unsent_data_after_an_idle_restart_survives_a_crash(tmp_path: Path):
+    sp = Spool(tmp_path)
+    sp.open()
+    sp.append(lines(0, 10))
+    drain(sp)
+    sp.close()
+    sp = Spool(tmp_path)
+    sp.open()  # nothing pending: the old segment is removed
+    sp.append(lines(10, 7))
+    sp.close()  # "crash": never acknowledged
+    sp = Spool(tmp_path)
+    sp.open()
+    assert sp.pending_points == 7
+    assert drain(sp) == lines(10, 7)
+    sp.close()
+    numbers = [int(p.stem) for p in tmp_path.glob("*.seg")]
+    assert numbers and min(numbers) > 2  # numbering never restarts
