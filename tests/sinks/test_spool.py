@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cygno_online.sinks.spool import Spool, SpoolLockedError
 
@@ -256,3 +258,48 @@ def test_unsent_data_after_an_idle_restart_survives_a_crash(tmp_path: Path):
     sp.close()
     numbers = [int(p.stem) for p in tmp_path.glob("*.seg")]
     assert numbers and min(numbers) > 2  # numbering never restarts
+
+
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("append"), st.integers(1, 40)),
+        st.tuples(st.just("send"), st.integers(1, 60)),
+        st.tuples(st.just("lose"), st.integers(1, 60)),  # read, never acknowledged
+        st.tuples(st.just("restart"), st.just(0)),
+    ),
+    max_size=30,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=OPS)
+def test_any_history_delivers_everything_in_order(tmp_path_factory, ops):
+    """Whatever happens (sends, lost acks, restarts), every appended line is
+    delivered, in order, at least once, and nothing after its acknowledgement."""
+    d = tmp_path_factory.mktemp("prop")
+    sp = Spool(d, segment_bytes=1024, max_record_lines=7)
+    sp.open()
+    appended: list[bytes] = []
+    delivered: list[bytes] = []
+    for op, n in ops:
+        if op == "append":
+            new = lines(len(appended), n)
+            assert sp.append(new) == n
+            appended += new
+        elif op == "send":
+            b = sp.read_batch(n)
+            if b is not None:
+                delivered += b.lines
+                assert sp.commit(b)
+        elif op == "lose":
+            sp.read_batch(n)
+            sp.rewind()
+        else:
+            sp.close()
+            sp = Spool(d, segment_bytes=1024, max_record_lines=7)
+            sp.open()
+    delivered += drain(sp)
+    sp.close()
+    assert delivered == appended  # acknowledged lines are never sent again here
