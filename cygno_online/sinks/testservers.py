@@ -150,8 +150,13 @@ class InfluxDB1(ServerProcess):
 
     name = "influxd"
 
-    def __init__(self, workdir: Path, binary: str | None = None, **kw: Any) -> None:
+    def __init__(
+        self, workdir: Path, binary: str | None = None, *, auth: bool = False, **kw: Any
+    ) -> None:
         super().__init__(binary or find_binary(INFLUXD) or INFLUXD, workdir, **kw)
+        self.auth = auth
+        #: admin credentials for query() when auth is on (create_admin() sets them)
+        self.admin: tuple[str, str] | None = None
         self.rpc_port = free_port()
         self.config_path = self.workdir / "influxdb.conf"
         self._write_config()
@@ -178,7 +183,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
 [http]
   enabled = true
   bind-address = "127.0.0.1:{self.port}"
-  auth-enabled = false
+  auth-enabled = {"true" if self.auth else "false"}
   log-enabled = false
 
 [continuous_queries]
@@ -196,6 +201,8 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         params = {"q": q, "epoch": "ns"}
         if db:
             params["db"] = db
+        if self.admin is not None:
+            params["u"], params["p"] = self.admin
         status, body = http("POST", self.url + "/query?" + urllib.parse.urlencode(params))
         doc = json.loads(body or b"{}")
         if status != 200:
@@ -207,6 +214,11 @@ bind-address = "127.0.0.1:{self.rpc_port}"
 
     def create_database(self, db: str) -> None:
         self.query(f'CREATE DATABASE "{db}"')
+
+    def create_admin(self, user: str, password: str) -> None:
+        """The first admin user (allowed without credentials on a fresh server)."""
+        self.query(f"CREATE USER \"{user}\" WITH PASSWORD '{password}' WITH ALL PRIVILEGES")
+        self.admin = (user, password)
 
     def rows(self, q: str, db: str) -> list[dict]:
         """The rows of the first series result of ``q`` as dicts (column -> value)."""

@@ -23,13 +23,14 @@ from sinks_helpers import (  # noqa: F401 - fixtures
     fresh_influxd,
     fresh_victoria,
     influxd,
+    need_binary,
     victoria,
 )
 
 from cygno_online.analysis.outputs import Metric
 from cygno_online.params import Params
 from cygno_online.sinks.influx import InfluxSink
-from cygno_online.sinks.testservers import InfluxDB1, VictoriaMetrics, free_port
+from cygno_online.sinks.testservers import INFLUXD, InfluxDB1, VictoriaMetrics, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -346,3 +347,39 @@ def test_victoria_outage_nothing_lost(fresh_victoria: VictoriaMetrics, tmp_path:
     assert st["dropped"] == 0
     assert sorted(vm_values(server, "pmt_serial", 41).values()) == list(range(1000))
     assert sorted(vm_values(server, "pmt_serial", 42).values()) == list(range(1500))
+
+
+def test_influx1_auth_error_then_recovery(tmp_path: Path):
+    """A real 401 from InfluxDB 1.x with authentication on: points stay spooled,
+    the state says auth_error; once the account exists they all arrive."""
+    binary = need_binary(INFLUXD)
+    server = InfluxDB1(tmp_path / "influxd", binary=binary, auth=True)
+    server.start()
+    try:
+        server.create_admin("admin", "adminpw")
+        server.create_database("secured")
+        pw = tmp_path / "pw"
+        pw.write_text("writerpw\n")
+        sink = v1_sink(
+            server,
+            "secured",
+            tmp_path / "spool",
+            username="writer",
+            password_file=str(pw),
+            auth_retry_s=0.2,
+        )
+        sink.start()
+        try:
+            sink.submit(camera_metrics(300, run=50))
+            wait_for(lambda: sink.stats()["state"] == "auth_error", what="auth_error")
+            assert sink.stats()["points_pending"] == 300
+            assert "401" in sink.stats()["last_error"]
+            server.query("CREATE USER \"writer\" WITH PASSWORD 'writerpw'")
+            server.query('GRANT WRITE ON "secured" TO "writer"')
+            assert sink.flush(30)
+            assert sink.stats()["state"] == "ok"
+        finally:
+            sink.stop(5)
+        assert serials_by_run(server, "secured") == {"50": list(range(300))}
+    finally:
+        server.stop()
