@@ -25,6 +25,8 @@ from cygno_online.midas.event import (
     parse_event,
 )
 from cygno_online.midas.odb import Odb
+from cygno_online.midas.reader import MidasReader, read_events
+from cygno_online.midas.writer import MidasWriter
 
 __all__ = [
     "BANK16",
@@ -37,8 +39,11 @@ __all__ = [
     "Bank",
     "Event",
     "EventHeader",
+    "MidasReader",
+    "MidasWriter",
     "Odb",
     "encode_event",
     "encode_special",
     "parse_event",
+    "read_events",
 ]

@@ -270,6 +270,9 @@ def parse_event(
     mv = buf if isinstance(buf, memoryview) else memoryview(buf)
     if mv.ndim != 1 or mv.itemsize != 1:
         mv = mv.cast("B")
+    # raw data are never modified in place, whatever the buffer type
+    if not mv.readonly:
+        mv = mv.toreadonly()
     n = len(mv)
     if n < EVENT_HEADER_SIZE:
         raise MidasFormatError(
@@ -326,8 +329,9 @@ def _parse_banks(
     end = pos + all_bank_size
     banks: dict[str, Bank] = {}
     dups: list[str] = []
-    base = mv.obj if isinstance(mv.obj, bytes | bytearray) and len(mv.obj) == len(mv) else mv
-    writable = not mv.readonly
+    # views of an immutable bytes object directly (data.base is the event's
+    # bytes); anything else through the read-only memoryview
+    base = mv.obj if isinstance(mv.obj, bytes) and len(mv.obj) == len(mv) else mv
     while pos < end:
         if pos + hsize > end:
             raise fail(f"bank header at event byte {pos} overruns the bank area ({end} bytes)")
@@ -352,9 +356,6 @@ def _parse_banks(
                     name,
                 )
             data: Any = np.frombuffer(base, DTYPES[type_id], size // itemsize, start)
-            if writable:
-                # raw data are never modified in place, whatever the buffer type
-                data.flags.writeable = False
         else:
             data = mv[start : start + size]
         if name in banks:

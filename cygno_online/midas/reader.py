@@ -146,6 +146,7 @@ class MidasReader:
         self._broken = False
         self._started = False
         self._pool = _BufferPool()
+        self._iterated = False
 
     # ------------------------------------------------------------ properties
 
@@ -390,6 +391,9 @@ class MidasReader:
     # ------------------------------------------------------------ iteration
 
     def __iter__(self) -> Iterator[Event]:
+        if self._iterated:
+            raise RuntimeError(f"{self.source}: a MidasReader can be iterated only once")
+        self._iterated = True
         try:
             yield from self._events()
         finally:

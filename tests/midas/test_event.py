@@ -210,3 +210,17 @@ def test_non_contiguous_and_big_endian_arrays() -> None:
     ev = parse_event(encode_event(1, 0, [("NC", TID_UINT16, a), ("BE", TID_UINT32, b)]))
     np.testing.assert_array_equal(ev.banks["NC"].data, a.ravel())
     np.testing.assert_array_equal(ev.banks["BE"].data, [0, 1, 2])
+
+
+def test_mutable_buffers_give_read_only_views() -> None:
+    buf = bytearray(
+        encode_event(
+            1, 0, [("CAM0", TID_UINT16, np.arange(10, dtype="<u2")), ("S", TID_STRING, b"ab")]
+        )
+    )
+    ev = parse_event(buf)
+    cam = ev.banks["CAM0"].data
+    assert not cam.flags.writeable and ev.payload.readonly and ev.banks["S"].data.readonly
+    assert np.shares_memory(cam, np.frombuffer(buf, np.uint8))
+    with pytest.raises(ValueError):
+        cam[0] = 1

@@ -429,3 +429,12 @@ def test_follow_big_event_written_in_pieces(tmp_path: Path) -> None:
     assert not t.is_alive()
     assert got == events
     assert reader.problems == [] and not reader.truncated
+
+
+def test_reader_iterates_once(tmp_path: Path) -> None:
+    path = tmp_path / "once.mid"
+    path.write_bytes(b"".join(_events()))
+    reader = MidasReader(path)
+    assert len(list(reader)) == 18
+    with pytest.raises(RuntimeError, match="only once"):
+        list(reader)
