@@ -439,7 +439,8 @@ class InfluxSink:
             if batch is None:
                 # appends notify the condition; the timeout keeps housekeeping going
                 with self.spool.changed:
-                    self.spool.changed.wait(0.5)
+                    if not self.spool.has_unread() and not self._stop.is_set():
+                        self.spool.changed.wait(0.5)
                 continue
             self._in_flight = True
             try:

@@ -315,9 +315,12 @@ class Spool:
                     self.pending_points += len(chunk)
                     stored += len(chunk)
                     self._unsynced = True
-                if self.fsync == "always":
+                if self.fsync == "always" or (
+                    self.fsync == "batch" and time.monotonic() - self._last_fsync >= 1.0
+                ):
                     os.fsync(self._wfile.fileno())
                     self._unsynced = False
+                    self._last_fsync = time.monotonic()
             except OSError as exc:
                 lost = len(lines) - stored
                 self.stats["io_errors"] += 1
@@ -495,6 +498,15 @@ class Spool:
         if len(payload) < length or zlib.crc32(payload) != crc:
             return None
         return payload, off + _HEADER.size + length
+
+    def has_unread(self) -> bool:
+        """True when records after the read position exist (sender wake-up check)."""
+        with self._lock:
+            num, off = self._read
+            for seg in self._segments:
+                if seg.number >= num and seg.size > (off if seg.number == num else 0):
+                    return True
+            return False
 
     def rewind(self) -> None:
         """Forget the look-ahead (a batch that was not delivered is read again)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 from conftest import wait_for
@@ -50,9 +49,7 @@ def test_flush_times_out_while_server_is_down_and_data_stays(tmp_path: Path):
     sink.start()
     try:
         sink.submit(camera_metrics(10))
-        t0 = time.monotonic()
         assert sink.flush(0.3) is False
-        assert time.monotonic() - t0 < 5
         assert sink.stats()["points_pending"] == 10
         wait_for(lambda: sink.stats()["state"] == "retrying", what="retrying state")
         assert "connection failed" in sink.stats()["last_error"]

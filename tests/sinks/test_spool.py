@@ -303,3 +303,18 @@ def test_any_history_delivers_everything_in_order(tmp_path_factory, ops):
     delivered += drain(sp)
     sp.close()
     assert delivered == appended  # acknowledged lines are never sent again here
+
+
+def test_has_unread_after_rotation(tmp_path: Path):
+    sp = Spool(tmp_path, segment_bytes=4096, max_record_lines=10)
+    sp.open()
+    assert not sp.has_unread()
+    while sp.segment_count() < 2:
+        sp.append(lines(0, 10))
+    assert sp.has_unread()
+    drain(sp)
+    # reader at the end of everything, with an empty write segment after it
+    assert not sp.has_unread()
+    sp.append(lines(0, 1))
+    assert sp.has_unread()
+    sp.close()
