@@ -8,6 +8,7 @@ it compactly for an 80-column terminal.
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +137,7 @@ def inspect_file(path: str | Path) -> dict[str, Any]:
     return {
         "path": name,
         "compression": reader.compression,
-        "bytes": size,
+        "bytes": size if size is not None else reader.raw_bytes_read,
         "decompressed_bytes": reader.bytes_read,
         "run": bor_serial if bor_serial is not None else run_from_name(name),
         "run_from": "BOR" if bor_serial is not None else "file name",
@@ -220,7 +221,15 @@ def render_text(report: dict[str, Any]) -> str:
             where = f"@{p['offset']}" if p["offset"] is not None else "@?"
             if p["serial"] is not None:
                 where += f" serial {p['serial']}"
-            lines.append(_clip(f"    {where} [{p['kind']}] {p['message']}", 80))
+            lines.extend(
+                textwrap.wrap(
+                    f"{where} [{p['kind']}] {p['message']}",
+                    80,
+                    initial_indent="    ",
+                    subsequent_indent="      ",
+                    break_long_words=True,
+                )
+            )
         if report["problems_total"] > len(report["problems"]):
             lines.append(f"    ... {report['problems_total'] - len(report['problems'])} more")
     else:

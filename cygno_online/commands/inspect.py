@@ -24,6 +24,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
+    reader_log = logging.getLogger("cygno_online.midas.reader")
+    old_level = reader_log.level
+    if getattr(args, "log_level", "INFO") != "DEBUG":
+        # every problem is in the report: the reader's warnings would repeat them
+        reader_log.setLevel(logging.ERROR)
+    try:
+        return _inspect_all(args)
+    finally:
+        reader_log.setLevel(old_level)
+
+
+def _inspect_all(args: argparse.Namespace) -> int:
     from cygno_online.inspect_report import inspect_file, render_text
 
     reports = []

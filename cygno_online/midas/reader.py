@@ -535,9 +535,9 @@ class MidasReader:
             head = self._peek(min(self._avail, EVENT_HEADER_SIZE))
             if len(head) >= EVENT_HEADER_SIZE:
                 event_id, _m, serial, _t, data_size = _HDR16.unpack_from(head, 0)
-                what = f"{self._avail} of {EVENT_HEADER_SIZE + data_size} bytes present"
+                what = f"{self._avail} of {EVENT_HEADER_SIZE + data_size} bytes"
             else:
-                what = f"{self._avail} bytes, less than an event header"
+                what = f"{self._avail} bytes, less than a header"
             exc = self._error(
                 TruncatedEventError,
                 f"stream ends inside an event ({what}; file still being written?)",
