@@ -177,6 +177,10 @@ class LineEncoder:
         self.integer_fields = frozenset(DEFAULT_INTEGER_FIELDS | set(integer_fields))
         self.registry = registry if registry is not None else TypeRegistry()
         self.counters = EncodeCounters()
+        # (measurement, field, python type, unit) -> ("escaped_name=", kind) for
+        # fields whose registered kind needs no conversion: the hot path is
+        # one dict lookup per field instead of the full rule
+        self._plans: dict[tuple, tuple[str, str]] = {}
 
     def _integer_field(self, measurement: str, name: str) -> bool:
         return name in self.integer_fields or f"{measurement}.{name}" in self.integer_fields
@@ -269,12 +273,33 @@ class LineEncoder:
                 parts.append(f"{escape_key(k)}={escape_key(v)}")
         units = metric.units
         fields = []
+        plans = self._plans
         for name, value in metric.fields.items():
             if name == "serial":
                 continue  # the metric's own serial wins
-            text = self._field_text(measurement, name, value, units.get(name))
+            unit = units.get(name)
+            key = (measurement, name, type(value), unit)
+            plan = plans.get(key)
+            if plan is not None:
+                prefix, kind = plan
+                if kind == FLOAT:
+                    number = float(value)  # type: ignore[arg-type]
+                    if math.isfinite(number):
+                        fields.append(prefix + repr(number))
+                        continue
+                elif kind == BOOLEAN:
+                    fields.append(prefix + ("true" if value else "false"))
+                    continue
+                elif kind == STRING:
+                    fields.append(prefix + escape_string_field(value))  # type: ignore[arg-type]
+                    continue
+                else:
+                    fields.append(f"{prefix}{int(value)}i")  # type: ignore[call-overload]
+                    continue
+            text = self._field_text(measurement, name, value, unit)
             if text is not None:
                 fields.append(f"{escape_key(name)}={text}")
+                self._learn(key, measurement, name, value)
         if not fields:
             self.counters.invalid_points += 1
             return None
@@ -283,6 +308,14 @@ class LineEncoder:
             fields.append(f"serial={serial}")
         line = ",".join(parts) + " " + ",".join(fields) + f" {time_ns}"
         return line.encode()
+
+    def _learn(self, key: tuple, measurement: str, name: str, value: object) -> None:
+        kind = self._wire_kind(measurement, name, value)
+        if kind is None or kind != self.registry.kind(measurement, name):
+            return  # converted values keep going through the full rule
+        if kind == INTEGER and not isinstance(value, int):
+            return  # a float in an integer field needs the integral check
+        self._plans[key] = (escape_key(name) + "=", kind)
 
     def encode_many(self, metrics: Iterable[Metric]) -> list[bytes]:
         out = []

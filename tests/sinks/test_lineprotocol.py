@@ -133,3 +133,21 @@ def test_none_values_are_skipped_quietly():
     line = enc.encode(m({"rate": None, "n": 1.0}))
     assert b"rate" not in line and enc.counters.conflicts == {}
     assert enc.counters.fields_skipped == 1
+
+
+def test_cached_plans_give_the_same_lines():
+    import numpy as np
+
+    metrics = [
+        m({"a": 1, "b": 2.5, "c": True, "d": "x y", "counts": 3, "e": np.float32(0.5)}),
+        m({"a": 2.0, "b": True, "c": False, "d": "z", "counts": 4.0, "e": math.nan}),
+        m({"a": "bad", "b": 1, "c": 1.0, "d": 5, "counts": 2.5, "e": 1}),
+    ]
+    fresh = [LineEncoder("LIME", integer_fields=["counts"]).encode(x) for x in metrics]
+    enc = LineEncoder("LIME", integer_fields=["counts"])
+    first = [enc.encode(x) for x in metrics]
+    again = [enc.encode(x) for x in metrics]
+    assert first == again
+    assert first[0] == fresh[0]
+    assert b"a=2.0" in first[1] and b"b=1.0" in first[1] and b"counts=4i" in first[1]
+    assert b"e=" not in first[1]  # NaN still left out on the cached path
