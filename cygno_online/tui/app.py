@@ -39,7 +39,7 @@ from cygno_online.tui.widgets.statusline import StatusLine, status_text
 P = TypeVar("P", bound=Panel)
 
 #: state poll period (the visible tab repaints only when something changed)
-POLL_S = 0.25
+POLL_S = 0.5
 #: repaint at least this often (run time, ages, staleness)
 TICK_S = 1.0
 

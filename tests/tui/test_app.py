@@ -188,8 +188,9 @@ def test_clusters_tab_shows_fit_and_class_counts():
         return screen_text(app)
 
     text = run_app(make_source(), body)["value"]
-    assert "55Fe μ=7000 σ=900" in text  # noqa: RUF001
-    assert "n_fe55" in text and "120" in text
+    assert "μ=7000 σ=900 (13%)" in text  # noqa: RUF001
+    assert "55Fe" in text and "/s 60s" in text
+    assert "alpha" in text and "120" in text
     assert "integral (ADU) vs length (px)" in text
     assert "●" in text or "o" in text
 

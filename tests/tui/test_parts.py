@@ -223,3 +223,20 @@ def test_tui_command_arguments():
     assert args.palette == "auto"
     defaults = build_parser().parse_args(["tui"])
     assert defaults.connect == "tcp://127.0.0.1:5556"
+
+
+def test_cluster_class_rates_over_the_last_minute():
+    from cygno_online.tui.screens.clusters import class_rate
+
+    src = FakeSource()
+    for i in range(200):  # 2 alphas per image, 2 images per second
+        src.metric(
+            "clusters",
+            {"n_alpha": 2},
+            tags={"camera": "cam0"},
+            time_ns=NOW_NS - (199 - i) * 500_000_000,
+        )
+    sid = "clusters{camera=cam0}"
+    assert class_rate(src.state, sid, "n_alpha", NOW) == pytest.approx(4.0)
+    assert class_rate(src.state, sid, "n_alpha", NOW + 3600) == 0.0  # nothing recent
+    assert class_rate(src.state, sid, "n_muon", NOW) is None

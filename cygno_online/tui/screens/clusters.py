@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
 from cygno_online.publish.state import series_id
-from cygno_online.tui.keymetrics import cameras, fmt_age, fmt_value
+from cygno_online.tui.keymetrics import cameras, fmt_age, fmt_value, unit_of
 from cygno_online.tui.screens.base import Panel, ViewContext
 from cygno_online.tui.widgets.histogram import HistogramPlot
 from cygno_online.tui.widgets.scatter import ScatterPlot
@@ -44,7 +44,7 @@ def fit_note(meta: dict, fit: dict | None = None) -> tuple[str, float | None]:
     sigma = fit.get("sigma")
     if not isinstance(mu, (int, float)):
         return "", None
-    note = f"55Fe μ={mu:.4g}"
+    note = f"μ={mu:.4g}"
     if isinstance(sigma, (int, float)):
         note += f" σ={sigma:.3g}"  # noqa: RUF001
         if mu:
@@ -52,12 +52,43 @@ def fit_note(meta: dict, fit: dict | None = None) -> tuple[str, float | None]:
     return note, float(mu)
 
 
+RATE_WINDOW_S = 60.0
+#: short labels of the camera analyzer's per-image cluster fields
+LABELS = {
+    "n_clusters": "clusters",
+    "n_fe55": "55Fe",
+    "n_alpha": "alpha",
+    "n_muon": "muon",
+    "n_other": "other",
+    "integral_total": "integral",
+    "fe55_integral_mean": "55Fe mean",
+}
+
+
+def label_of(field: str) -> str:
+    return LABELS.get(field, field)
+
+
+def class_rate(state, sid: str, field: str, now: float) -> float | None:
+    """Counts per second over the last minute (from the field's history)."""
+    pts = state.history.get(sid, {}).get(field)
+    if not pts:
+        return None
+    t0 = (now - RATE_WINDOW_S) * 1e9
+    recent = [(t, v) for t, v in pts if t > t0]
+    if len(recent) < 3:
+        return None if len(pts) < 3 else 0.0
+    # images in the window = len(recent); their time span ~ len-1 periods
+    span = (recent[-1][0] - recent[0][0]) / 1e9 * len(recent) / (len(recent) - 1)
+    return sum(v for _, v in recent) / span if span > 0 else None
+
+
 class ClustersPanel(Panel):
     DEFAULT_CSS = """
     ClustersPanel #cl-plots { width: 1fr; }
     ClustersPanel HistogramPlot { height: 1fr; min-height: 6; padding: 0 1; }
     ClustersPanel ScatterPlot { height: 1fr; min-height: 6; padding: 0 1; }
-    ClustersPanel #cl-stats { width: 30; padding: 0 1; }
+    ClustersPanel #cl-stats { width: 34; padding: 0 1; }
     """
 
     def __init__(self) -> None:
@@ -164,27 +195,33 @@ class ClustersPanel(Panel):
         ]
         sig = (tuple((r.time_ns, len(r.fields)) for r in recs), ctx.connected, int(ctx.now) // 5)
         if self._changed("stats", sig):
-            t = Table(box=None, padding=(0, 1), show_header=False)
-            t.add_column(style="bold", no_wrap=True, max_width=18)
-            t.add_column(justify="right", no_wrap=True)
+            t = Table(box=None, padding=(0, 1), show_header=True, header_style="bold dim")
+            t.add_column("per image", style="bold", no_wrap=True, max_width=16)
+            t.add_column("last", justify="right", no_wrap=True)
+            t.add_column(f"/s {RATE_WINDOW_S:.0f}s", justify="right", no_wrap=True)
             for r in sorted(recs, key=lambda r: sorted(r.tags.items())):
-                stale = ctx.stale(series_id(r.family, r.tags))
+                sid = series_id(r.family, r.tags)
+                stale = ctx.stale(sid)
+                style = "grey50" if stale else ""
                 extra = {k: v for k, v in r.tags.items() if k != "camera"}
                 if extra:
-                    t.add_row(Text(" ".join(extra.values()), style="underline"), "")
+                    t.add_row(Text(" ".join(extra.values()), style="underline"), "", "")
                 for k, v in r.fields.items():
-                    if isinstance(v, (int, float)):
-                        unit = r.units.get(k, "")
-                        t.add_row(
-                            k,
-                            Text(
-                                fmt_value(v) + (f" {unit}" if unit else ""),
-                                style="grey50" if stale else "",
-                            ),
-                        )
+                    if not isinstance(v, (int, float)) or isinstance(v, bool):
+                        continue
+                    unit = unit_of(st, sid, k)
+                    # counts by class -> rates over the last minute
+                    rate = class_rate(st, sid, k, ctx.now) if k.startswith("n_") else None
+                    t.add_row(
+                        label_of(k),
+                        Text(fmt_value(v) + (f" {unit}" if unit else ""), style=style),
+                        Text(fmt_value(rate, "{:.3g}") if rate is not None else "", style=style),
+                    )
                 t.add_row(
-                    Text("age", style="dim"), Text(fmt_age(ctx.now - r.time_ns / 1e9), style="dim")
+                    Text("age", style="dim"),
+                    Text(fmt_age(ctx.now - r.time_ns / 1e9), style="dim"),
+                    "",
                 )
             if not recs:
-                t.add_row(Text("no cluster metrics yet", style="dim"), "")
+                t.add_row(Text("no cluster metrics yet", style="dim"), "", "")
             self.query_one("#cl-stats", Static).update(t)
