@@ -169,10 +169,10 @@ class MidasReader:
                 chunk = self._stream.read()
             except MidasFormatError as exc:
                 # no way to resynchronise inside a damaged compressed stream
-                exc.offset = self._pos + self._avail
-                exc.args = (exc._format(),)
                 self._broken = True
-                self._fail(exc)
+                self._fail(
+                    MidasFormatError(exc.reason, source=self.source, offset=self._pos + self._avail)
+                )
                 return False
             if chunk is None:
                 return False
@@ -186,7 +186,7 @@ class MidasReader:
         while True:
             if self._more():
                 return True
-            if not self.follow or (self.stop is not None and self.stop.is_set()):
+            if self._broken or not self.follow or (self.stop is not None and self.stop.is_set()):
                 return False
             if self.stop is not None:
                 if self.stop.wait(self.poll_s):
