@@ -273,6 +273,10 @@ def test_corrupt_compressed_stream(tmp_path: Path) -> None:
     assert reader.problems and all(isinstance(p, MidasFormatError) for p in reader.problems)
     with pytest.raises(MidasFormatError):
         list(MidasReader(path, resync=False))
+    # following a damaged stream ends too (nothing more can ever be decoded)
+    follower = MidasReader(path, follow=True, stop=threading.Event(), poll_s=0.01)
+    list(follower)
+    assert follower.problems
 
 
 def test_big_endian_rejected(tmp_path: Path) -> None:
