@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 from fakedata import NOW, NOW_NS, frame, make_source
 from helpers import is_grey, run_app, screen_lines, screen_text, styles_of
 
@@ -424,3 +425,66 @@ def test_large_screen_scales():
 
     size = run_app(make_source(), body, size=(200, 60))["value"]
     assert size.height > 40 and size.width > 100
+
+
+def test_camera_board_channel_and_spectrum_keys_cycle():
+    src = make_source()
+    src.display(
+        "image", "camera/cam1/frame", {"image": frame(2, (64, 128))}, time_ns=NOW_NS, serial=5
+    )
+    src.display(
+        "waveforms", "pmt/1/latest", {"ch1": frame(0)[0], "ch2": frame(1)[0]}, time_ns=NOW_NS
+    )
+    src.display(
+        "histogram",
+        "pmt/0/amplitude/ch2",
+        {"counts": np.ones(10), "edges": np.arange(11.0)},
+        meta={"label": "PMT2"},
+        time_ns=NOW_NS,
+    )
+    src.display(
+        "histogram",
+        "clusters/cam0/integral",
+        {"counts": np.ones(10), "edges": np.logspace(2, 5, 11)},
+        meta={"log_x": True},
+        time_ns=NOW_NS,
+    )
+
+    async def body(app, pilot):
+        out = {}
+        await pilot.press("2")
+        await pilot.pause()
+        out["cam0"] = screen_lines(app)[3]
+        await pilot.press("c")
+        await pilot.pause()
+        out["cam1"] = screen_lines(app)[3]
+        out["shape"] = app.query_one(Heatmap).image.shape
+        await pilot.press("3")
+        await pilot.pause()
+        out["cam1_clusters"] = screen_text(app)  # the camera choice is shared
+        await pilot.press("c")
+        await pilot.pause()
+        out["spec0"] = screen_lines(app)[3]
+        await pilot.press("i")
+        await pilot.pause()
+        out["spec1"] = screen_lines(app)[3]
+        await pilot.press("4")
+        await pilot.pause()
+        out["board0"] = screen_text(app)
+        await pilot.press("h")
+        await pilot.pause()
+        out["chan2"] = screen_text(app)
+        await pilot.press("n")
+        await pilot.pause()
+        out["board1"] = screen_text(app)
+        return out
+
+    out = run_app(src, body)["value"]
+    assert "camera/cam0/frame" in out["cam0"]
+    assert "camera/cam1/frame" in out["cam1"] and out["shape"] == (64, 128)
+    assert "no data yet" in out["cam1_clusters"]
+    assert "55Fe integral" in out["spec0"]
+    assert "Cluster integral (log x)" in out["spec1"]
+    assert "board 0" in out["board0"] and "amplitude: ch1" in out["board0"]
+    assert "amplitude: ch2" in out["chan2"] and "Amplitude PMT2" in out["chan2"]
+    assert "board 1" in out["board1"] and "ch2" in out["board1"]

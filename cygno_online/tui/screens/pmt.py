@@ -78,7 +78,7 @@ class PmtPanel(Panel):
         self._seen[key] = sig
         return True
 
-    def update_view(self, ctx: ViewContext, board: str | None = None) -> None:
+    def update_view(self, ctx: ViewContext) -> None:
         st = ctx.state
         bs = boards(st)
         b = self.board if self.board in bs else (bs[0] if bs else None)
