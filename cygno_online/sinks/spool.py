@@ -146,6 +146,10 @@ class Spool:
             raise SpoolLockedError(f"{self.dir} is in use by another process") from None
         self._lockfd = fd
         with self._lock:
+            # a reopened Spool object starts from what is on disk, not from memory
+            self._segments = []
+            self._rfile, self._rnum = None, -1
+            self.generation += 1
             ck = self._load_checkpoint()
             numbers = sorted(int(p.stem) for p in self.dir.glob("*.seg") if p.stem.isdigit())
             # numbers only grow: a stale checkpoint can never match a new segment

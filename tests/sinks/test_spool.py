@@ -318,3 +318,15 @@ def test_has_unread_after_rotation(tmp_path: Path):
     sp.append(lines(0, 1))
     assert sp.has_unread()
     sp.close()
+
+
+def test_same_object_reopened(tmp_path: Path):
+    sp = Spool(tmp_path)
+    sp.open()
+    sp.append(lines(0, 4))
+    sp.close()
+    sp.open()
+    sp.append(lines(4, 2))
+    assert sp.pending_points == 6
+    assert drain(sp) == lines(0, 6)
+    sp.close()
