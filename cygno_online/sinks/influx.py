@@ -270,6 +270,7 @@ class InfluxSink:
         self.experiment = experiment
         self.on_drop = on_drop
         self._sender = sender
+        self._own_sender = False
         self.spool = Spool(
             config.spool.dir,
             max_bytes=config.spool.max_bytes,
@@ -348,6 +349,7 @@ class InfluxSink:
             raise RuntimeError(f"influx sink: {exc}") from None
         if self._sender is None:
             self._sender = make_sender(self.config)
+            self._own_sender = True
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="influx-sender", daemon=True)
         self._thread.start()
@@ -372,9 +374,10 @@ class InfluxSink:
         if self._encoder is not None:
             with self._encode_lock, contextlib.suppress(OSError):
                 self._encoder.registry.save()
-        if self._sender is not None:
+        if self._sender is not None and self._own_sender:
             with contextlib.suppress(Exception):
                 self._sender.close()
+            self._sender = None  # a later start() makes a fresh one
         if self.spool.opened:
             self.spool.close()
         self.state = "stopped"

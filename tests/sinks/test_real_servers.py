@@ -383,3 +383,18 @@ def test_influx1_auth_error_then_recovery(tmp_path: Path):
         assert serials_by_run(server, "secured") == {"50": list(range(300))}
     finally:
         server.stop()
+
+
+def test_victoria_stop_then_start_again(victoria: VictoriaMetrics, tmp_path: Path):
+    sink = v2_sink(victoria, tmp_path / "spool")
+    sink.start()
+    sink.submit(ms_metrics(100, run=61))
+    assert sink.flush(20)
+    sink.stop(5)
+    sink.submit(ms_metrics(50, run=61, start=100))  # spooled while stopped
+    sink.start()
+    try:
+        assert sink.flush(20)
+    finally:
+        sink.stop(5)
+    assert sorted(vm_values(victoria, "pmt_serial", 61).values()) == list(range(150))
