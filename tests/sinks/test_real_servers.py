@@ -398,3 +398,43 @@ def test_victoria_stop_then_start_again(victoria: VictoriaMetrics, tmp_path: Pat
     finally:
         sink.stop(5)
     assert sorted(vm_values(victoria, "pmt_serial", 61).values()) == list(range(150))
+
+
+def test_influx1_outage_while_a_producer_keeps_submitting(fresh_influxd: InfluxDB1, tmp_path: Path):
+    """A producer thread submits all the time; the server goes away and comes
+    back under it. Every point arrives, exactly the serials submitted."""
+    import threading
+
+    server = fresh_influxd
+    server.create_database("live")
+    sink = v1_sink(server, "live", tmp_path / "spool", batch_size=300)
+    total = 6000
+    accepted = [0]
+    done = threading.Event()
+
+    def produce() -> None:
+        while accepted[0] < total and not done.is_set():
+            n = min(50, total - accepted[0])
+            accepted[0] += sink.submit(camera_metrics(n, run=70, start=accepted[0]))
+            done.wait(0.002)  # pacing only: a stream, not one burst
+
+    sink.start()
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        wait_for(lambda: accepted[0] >= 1500, timeout=30, what="first points")
+        server.stop()
+        at_stop = accepted[0]
+        wait_for(lambda: sink.stats()["retries"] > 0, timeout=30, what="a failed send")
+        wait_for(lambda: accepted[0] >= min(total, at_stop + 1000), timeout=30, what="more points")
+        server.start()
+        wait_for(lambda: accepted[0] >= total, timeout=60, what="all points submitted")
+        producer.join(10)
+        assert sink.flush(60)
+        st = sink.stats()
+    finally:
+        done.set()
+        producer.join(10)
+        sink.stop(5)
+    assert st["dropped"] == 0 and st["retries"] > 0
+    assert serials_by_run(server, "live") == {"70": list(range(total))}
