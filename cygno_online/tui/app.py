@@ -10,6 +10,7 @@ ages, staleness). Images repaint at most twice a second.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import time
 from collections.abc import Callable
@@ -42,6 +43,10 @@ P = TypeVar("P", bound=Panel)
 POLL_S = 0.5
 #: repaint at least this often (run time, ages, staleness)
 TICK_S = 1.0
+#: alarm limits are asked again this often (rules change on a daemon reload)
+LIMITS_REFRESH_S = 300.0
+#: ... and this soon when the daemon did not answer
+LIMITS_RETRY_S = 30.0
 
 #: (pane id, tab title, panel class)
 TABS: tuple[tuple[str, str, type[Panel]], ...] = (
@@ -177,6 +182,8 @@ class MonitorApp(App[int]):
         self._last_key: tuple | None = None
         self._was_connected: bool | None = None
         self._limits_pending = False
+        #: monotonic time of the next limits refresh (rules change on reload)
+        self._limits_due = 0.0
         self.last_ack: dict[str, Any] | None = None
         self._panels: dict[str, Panel] = {}
         self._alarm_tab: Any = None
@@ -214,15 +221,6 @@ class MonitorApp(App[int]):
     def _get(self, cls: type[P]) -> P:
         return next(p for p in self._panels.values() if isinstance(p, cls))
 
-    def context(self) -> ViewContext:
-        return ViewContext(
-            self.source.state,
-            self.clock(),
-            bool(self.source.connected),
-            self.limits,
-            self.camera,
-        )
-
     def poll_now(self) -> None:
         """Refresh at once (after a key press), whatever changed."""
         self._last_key = None
@@ -235,7 +233,8 @@ class MonitorApp(App[int]):
         src = self.source
         connected = bool(src.connected)
         now = self.clock()
-        if connected and self._was_connected is not True:
+        mono = time.monotonic()
+        if connected and (self._was_connected is not True or mono >= self._limits_due):
             self._fetch_limits()
         self._was_connected = connected
         state = src.state
@@ -271,16 +270,21 @@ class MonitorApp(App[int]):
         if self._limits_pending:
             return
         self._limits_pending = True
+        self._limits_due = time.monotonic() + LIMITS_REFRESH_S
 
         def work() -> None:
             limits = fetch_limits(self.source)
-            self.call_from_thread(self._set_limits, limits)
+            with contextlib.suppress(RuntimeError):  # the app closed meanwhile
+                self.call_from_thread(self._set_limits, limits)
 
         self.run_worker(work, thread=True, exclusive=False, group="limits")
 
     def _set_limits(self, limits: list[Limit] | None) -> None:
         self._limits_pending = False
-        if limits is not None:
+        if limits is None:
+            # the daemon did not answer: try again soon
+            self._limits_due = min(self._limits_due, time.monotonic() + LIMITS_RETRY_S)
+        elif limits != self.limits:
             self.limits = limits
             self.poll_now()
 
@@ -412,7 +416,8 @@ class MonitorApp(App[int]):
                 reply = self.source.ack(alarm_id, user=user)
             except Exception as exc:
                 reply = {"ok": False, "error": str(exc)}
-            self.call_from_thread(self._ack_done, alarm_id, reply)
+            with contextlib.suppress(RuntimeError):  # the app closed meanwhile
+                self.call_from_thread(self._ack_done, alarm_id, reply)
 
         self.run_worker(work, thread=True, group="ack")
 

@@ -488,3 +488,36 @@ def test_camera_board_channel_and_spectrum_keys_cycle():
     assert "board 0" in out["board0"] and "amplitude: ch1" in out["board0"]
     assert "amplitude: ch2" in out["chan2"] and "Amplitude PMT2" in out["chan2"]
     assert "board 1" in out["board1"] and "ch2" in out["board1"]
+
+
+def test_limits_are_asked_from_the_daemon_and_retried(monkeypatch):
+    import cygno_online.tui.app as app_mod
+
+    monkeypatch.setattr(app_mod, "LIMITS_RETRY_S", 0.0)
+    src = make_source()
+    src.limits = None  # ask like a real client does
+    calls = []
+
+    def query(cmd, timeout_s=3.0):
+        calls.append(cmd)
+        if len(calls) == 1:
+            return {"ok": False, "error": "timeout"}
+        rule = {"id": "p", "family": "environment", "field": "lime_pressure", "band": [0.9, 1.1]}
+        return {"ok": True, "config": {"alarms": {"rules": [rule]}}}
+
+    src.query = query
+
+    async def body(app, pilot):
+        await app.workers.wait_for_complete()
+        first = list(app.limits)
+        app.poll_now()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("5")
+        await pilot.pause()
+        return first, list(app.limits), screen_text(app)
+
+    first, limits, text = run_app(src, body)["value"]
+    assert first == [] and calls == ["config", "config"]
+    assert [(x.rule_id, x.low, x.high) for x in limits] == [("p", 0.9, 1.1)]
+    assert "0.9..1.1" in text
