@@ -460,9 +460,12 @@ class Spool:
                 if rec is None:
                     # damage inside a segment seen only now (e.g. changed under us)
                     self._corrupt(seg.path, off, seg.size - off)
-                    lost = seg.points
+                    # what this batch already holds from the segment stays pending
+                    # until its commit; everything after the damage is lost
+                    kept = per_segment.get(num, 0)
+                    lost = max(0, seg.points - kept)
                     seg.size = off
-                    seg.points = 0
+                    seg.points = kept
                     self.pending_points -= lost
                     if seg is self._segments[-1]:
                         self._new_segment()

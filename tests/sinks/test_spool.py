@@ -330,3 +330,21 @@ def test_same_object_reopened(tmp_path: Path):
     assert sp.pending_points == 6
     assert drain(sp) == lines(0, 6)
     sp.close()
+
+
+def test_damage_appearing_while_running(tmp_path: Path):
+    sp = Spool(tmp_path, segment_bytes=1 << 20, max_record_lines=10)
+    sp.open()
+    sp.append(lines(0, 30))  # three records in the write segment
+    seg = sorted(tmp_path.glob("*.seg"))[-1]
+    data = bytearray(seg.read_bytes())
+    data[-2] ^= 0xFF  # the third record goes bad on disk
+    seg.write_bytes(bytes(data))
+    got = drain(sp, 100)
+    assert got == lines(0, 20)
+    assert sp.stats["corrupt_records"] == 1
+    assert sp.pending_points == 0
+    sp.append(lines(30, 5))  # writing goes on in a fresh segment
+    assert drain(sp) == lines(30, 5)
+    assert sp.pending_points == 0
+    sp.close()
