@@ -468,7 +468,9 @@ class PmtAnalyzer(Analyzer):
         with self._lock:
             states = dict(self._boards)
         for b, st in sorted(states.items()):
-            total += st.triggers
+            # Every board digitises the same PMT trigger: the run's trigger
+            # count is the largest per-board count, not their sum.
+            total = max(total, st.triggers)
             images = max(images, st.images)
             channels: dict[str, Any] = {}
             for ch, cr in sorted(st.channels.items()):

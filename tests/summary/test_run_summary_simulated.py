@@ -69,7 +69,7 @@ def test_pmt_multiplicity_and_baselines_match_the_simulation(simulated):
     for m in board:
         assert m.fields["multiplicity"] == truth[m.serial].n_pmt_triggers
     total = sum(t.n_pmt_triggers for t in truth.values())
-    assert total > 0 and doc["pmt_triggers"] == 2 * total
+    assert total > 0 and doc["pmt_triggers"] == total
     chans = [m for m in metrics if m.family == "pmt" and "channel" in m.tags]
     fast = [m for m in chans if m.tags["board"] == "0"]
     slow = [m for m in chans if m.tags["board"] == "1"]
