@@ -15,8 +15,9 @@ area); tracks spread it over a longer pulse. A 3000-ADU 55Fe spot gives
 pulses of a few tens of ADC on the fast board, an alpha hundreds, a spark
 saturates.
 
-Time tags: a 31-bit counter of 8 ns ticks since the start of the run (ttt),
-wrapping every 17.2 s as on the boards; layout B adds ``ttt1`` = the number
+Time tags: a 31-bit counter of ticks since the start of the run (ttt) with
+the boards' clocks (8 ns on the V1720, 8.5 ns on the V1742), wrapping as on
+the boards; layout B adds ``ttt1`` = the number
 of wraps, so ``ttt1 * 2**31 + ttt`` is the full tick count.
 """
 
@@ -32,7 +33,9 @@ from cygno_online.simulate import kernels
 from cygno_online.simulate.layouts import Board
 from cygno_online.simulate.truth import InjectedObject
 
-TICK_NS = 8.0
+#: trigger-time-tag tick per digitizer model (the analyzer's defaults)
+TICK_NS = {1742: 8.5, 1720: 8.0}
+DEFAULT_TICK_NS = 8.0
 CHARGE_PER_ADU = 1.0
 #: position of the trigger in the acquisition window (post-trigger 60 %)
 TRIGGER_FRACTION = 0.4
@@ -117,15 +120,15 @@ class DigitizerModel:
         ``exposure_start_ns`` counts from the start of the run (time tags)."""
         triggers = sorted(triggers, key=lambda t: t.t_ns)[:128]
         nev = len(triggers)
-        ticks = np.array(
-            [int((exposure_start_ns + t.t_ns) / TICK_NS) for t in triggers], dtype=np.uint64
-        )
+        times_ns = [exposure_start_ns + t.t_ns for t in triggers]
         words: list[int] = []
         if dgh_layout == "B":
             words.append(DGH_VERSION_B)
         words.append(len(self.boards))
         waves: list[np.ndarray] = []
         for bi, board in enumerate(self.boards):
+            tick = TICK_NS.get(board.model, DEFAULT_TICK_NS)
+            ticks = [int(t / tick) for t in times_ns]
             words += [
                 board.model,
                 board.nsamples,

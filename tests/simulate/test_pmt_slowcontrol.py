@@ -47,7 +47,11 @@ def test_dgh0_dig0_consistent(layout: str, dgh: str) -> None:
         assert ttt == sorted(ttt) and (not ttt or ttt[0] > last_ttt)
         if ttt:
             last_ttt = ttt[-1]
-        assert ttt == boards[1]["ttt"]
+        # Same trigger times on both boards, counted with each board's clock.
+        tick = {1742: 8.5, 1720: 8.0}
+        assert [int(v * tick[1742] // tick[1720]) for v in ttt] == pytest.approx(
+            boards[1]["ttt"], abs=2
+        )
         for e in range(b0["nevents"]):
             base_f = fast[e, :, :100].mean(axis=1)
             base_s = slow[e, :, :400].mean(axis=1)
@@ -175,7 +179,8 @@ def test_time_tags_follow_trigger_times_and_wrap_like_the_boards() -> None:
         wrapped |= any(hi > 0 for hi in b["ttt1"])
         assert all(v < 2**31 for v in b["ttt"])
         start = serial * period_ns
+        tick = {1742: 8.5, 1720: 8.0}[b["model"]]
         for ticks in full:
-            assert start - 8 <= ticks * 8 <= start + sim.exposure_s * 1e9
+            assert start - tick <= ticks * tick <= start + sim.exposure_s * 1e9
         assert full == sorted(full)
     assert wrapped
