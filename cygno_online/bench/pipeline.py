@@ -72,7 +72,8 @@ class _Collector:
 
     def __init__(self, publisher: Any) -> None:
         self.publisher = publisher
-        self.received: dict[int, int] = {}
+        #: (event id, serial) -> receive time
+        self.received: dict[tuple[int, int], int] = {}
         self.latencies: list[float] = []
         self.done = threading.Event()
         self.expected = 0
@@ -80,9 +81,10 @@ class _Collector:
         publisher.listeners.append(self._published)
 
     def _published(self, msg: Any) -> None:
-        if msg.kind == "log" and msg.body.get("text") == "bench-marker":
-            serial = msg.body["serial"]
-            self.latencies.append((time.time_ns() - self.received.pop(serial)) / 1e9)
+        text = msg.body.get("text", "") if msg.kind == "log" else ""
+        if text.startswith("bench-marker "):
+            key = (int(text.split()[1]), msg.body["serial"])
+            self.latencies.append((time.time_ns() - self.received.pop(key)) / 1e9)
             if len(self.latencies) >= self.expected:
                 self.done.set()
 
@@ -102,7 +104,7 @@ class _Collector:
                     "time_ns": 0,
                     "level": "debug",
                     "origin": "bench",
-                    "text": "bench-marker",
+                    "text": f"bench-marker {event.header.event_id}",
                     "run": run.run,
                     "serial": serial,
                 },
@@ -187,7 +189,7 @@ def run(args: argparse.Namespace) -> Report:
     original_event = pipeline.event
 
     def timed_event(ev: Any, received_ns: int) -> None:
-        collector.received[ev.header.serial_number] = received_ns
+        collector.received[(ev.header.event_id, ev.header.serial_number)] = received_ns
         original_event(ev, received_ns)
 
     pipeline.event = timed_event  # type: ignore[method-assign]
