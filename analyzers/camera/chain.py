@@ -427,17 +427,22 @@ def warm_up_kernels() -> float:
     raw[20:24, 20:40] += 200
     mean = np.full(shape, 100.0, np.float32)
     sigma = np.full(shape, 3.0, np.float32)
+    # decoded frames are read-only views of the event buffer: a different
+    # numba signature from writable arrays, so warm both
+    frozen = raw.copy()
+    frozen.setflags(write=False)
     ch = FrameChain(cfg, shape, "warmup")
     ch.set_pedestal(PedestalMaps("warmup", mean, sigma, 1, 0, 0))
-    res = ch.process(raw, run=0, serial=0, time_ns=0, source="store")
-    ch.raw_only(raw, "estimating")
-    ch.display_image(raw, res)
-    res.rebinned = None
-    ch.display_image(raw, res)
+    for img in (raw, frozen):
+        res = ch.process(img, run=0, serial=0, time_ns=0, source="store")
+        ch.raw_only(img, "estimating")
+        ch.display_image(img, res)
+        res.rebinned = None
+        ch.display_image(img, res)
+        kn.pedestal_accumulate(img, raw, np.zeros(shape, np.int64), np.zeros(shape, np.int64))
     kn.zero_suppress(raw, mean, ch.cut, cfg.clip, 0, 64, 0, 64)
     kn.median2x2(np.zeros(shape, np.float32))
     kn.rebin_mean(np.zeros(shape, np.float32), 4)
-    kn.pedestal_accumulate(raw, raw, np.zeros(shape, np.int64), np.zeros(shape, np.int64))
     kn.pedestal_estimate(np.stack([raw, raw, raw]), 3.0, 3.0)
     return time.perf_counter() - t0
 

@@ -419,3 +419,17 @@ def test_frame_chain_matches_reference_pipeline(gen):
     np.testing.assert_allclose(res.clusters.features, ref["features"], rtol=1e-6, atol=1e-6)
     assert res.raw_mean == pytest.approx(ref["stats"]["raw_mean"])
     np.testing.assert_allclose(res.boxes, ref["boxes"], rtol=1e-6, atol=1e-6)
+
+
+def test_read_only_frames_from_the_decoder(gen):
+    # decoded images are read-only views of the event buffer
+    a = make({"pedestal": {"estimate_frames": 2}})
+    a.begin_run(RunInfo(run=1, start_time_ns=T0))
+    srcs = []
+    for i in range(3):
+        img = gen.frame(n_fe=2)[0]
+        img.setflags(write=False)
+        flow = {}
+        out = a.process(frame(img, i), flow)
+        srcs.append(metric(out, "camera")[0].fields["pedestal_source"])
+    assert srcs == ["estimating", "estimating", "estimated"] and len(flow["clusters"]) >= 1
