@@ -155,6 +155,14 @@ class MidasLiveSource(Source):
     # -- the owning thread ---------------------------------------------------------------
     def run(self, sink: SourceSink, stop: threading.Event) -> None:
         self._sink = sink
+        try:
+            import midas.client  # noqa: F401
+        except ImportError as exc:
+            # Not a transient condition: retrying would hide it.
+            raise RuntimeError(
+                "the MIDAS Python bindings are not importable "
+                f"(PYTHONPATH=$MIDASSYS/python, libmidas-c-compat.so): {exc}"
+            ) from exc
         backoff = self.retry_initial_s
         while not stop.is_set():
             connected_at = time.monotonic()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from conftest import wait_for
 from standin import get_midas, small_event, standin, standin_autouse  # noqa: F401
 
@@ -179,3 +180,12 @@ def test_unpackable_events_are_counted_not_fatal():
     finally:
         stop.set()
         t.join(5)
+
+
+def test_missing_bindings_fail_fast(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "midas.client", None)  # import raises ImportError
+    source = make_source("none")
+    with pytest.raises(RuntimeError, match="MIDAS Python bindings"):
+        source.run(Sink(), threading.Event())
