@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def numba_cache(tmp_path_factory) -> str:
-    return str(tmp_path_factory.mktemp("numba-cache-commands"))
+    path = tmp_path_factory.getbasetemp() / "numba-cache"  # shared by every module
+    path.mkdir(exist_ok=True)
+    return str(path)
 
 
 @pytest.mark.parametrize("name", ["lime.yaml", "cygno04.yaml", "demo.yaml"])

@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="session")
 def numba_cache(tmp_path_factory) -> str:
     # One cache for every subprocess of the session: kernels compile once.
-    return str(tmp_path_factory.mktemp("numba-cache"))
+    path = tmp_path_factory.getbasetemp() / "numba-cache"  # shared by every module
+    path.mkdir(exist_ok=True)
+    return str(path)
 
 
 def free_ports(n: int) -> list[int]:
