@@ -214,3 +214,27 @@ def test_reload_applies_good_config_and_rejects_bad(tmp_path):
     finally:
         d.request_stop()
         d.shutdown()
+
+
+def test_influx_sink_gets_metrics_and_alarm_points(tmp_path):
+    data = dict(CONFIG)
+    data["influx"] = {
+        "enabled": True,
+        "url": "http://127.0.0.1:9",  # nothing listens: points stay in the spool
+        "org": "-",
+        "bucket": "cygno/autogen",
+    }
+    source = FakeSource(n=10, endless=True, lossless=True)
+    d, _ = make_daemon(tmp_path, source, data)
+    run_in_thread(d)
+    try:
+        wait_for(
+            lambda: d.pipeline.chain.run is None and d.health.counters()["events_processed"] == 10,
+            what="run done",
+        )
+        # camera metrics, the alarm transition and monitor points, all spooled
+        wait_for(lambda: d.sink.stats()["points_pending"] >= 11, what="points spooled")
+        wait_for(lambda: d.publisher.state.health.get("sink"), what="sink stats in health")
+    finally:
+        d.request_stop()
+        d.shutdown()
