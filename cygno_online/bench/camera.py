@@ -87,9 +87,25 @@ def make_frames(shape: tuple[int, int], n: int, seed: int) -> tuple[list[Any], A
     return frames, mean, sigma
 
 
-def _child(mode: str, rows: int, cols: int, seed: int) -> None:
-    """Fresh-process measurements, printed as one JSON line."""
-    import resource
+def _rss_kb(key: str) -> int:
+    """``VmRSS`` (now) or ``VmHWM`` (high-water mark) of this process in kB,
+    from /proc (``ru_maxrss`` would start at the forking parent's peak); 0
+    where /proc is not available."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _child(mode: str, folder: str) -> None:
+    """Fresh-process measurements, printed as one JSON line. ``folder`` holds
+    the frames and maps saved by the parent; the memory figure is the peak
+    resident size while running the chain minus the resident size before it
+    (frames, maps, per-camera buffers, imported libraries)."""
     import time
 
     t0 = time.perf_counter()
@@ -101,17 +117,21 @@ def _child(mode: str, rows: int, cols: int, seed: int) -> None:
         ch.warm_up_kernels()
         print(json.dumps({"import_s": t_import, "warm_s": time.perf_counter() - t1}))
         return
-    frames, mean, sigma = make_frames((rows, cols), 2, seed)
-    cfg = ch.CameraConfig()
-    fc = ch.FrameChain(cfg, (rows, cols), "cam0")
+    import numpy as np
+
+    from cygno_online.analyzers.camera import reference as ref
     from cygno_online.analyzers.camera.pedestals import PedestalMaps, threshold_map
 
+    d = np.load(f"{folder}/data.npz")
+    frames = [d["frame0"], d["frame1"]]
+    mean, sigma = d["mean"], d["sigma"]
+    shape = frames[0].shape
+    cfg = ch.CameraConfig()
+    fc = ch.FrameChain(cfg, shape, "cam0")
     fc.set_pedestal(PedestalMaps("cam0", mean, sigma, 1, 0, 0))
     thr = threshold_map(sigma, cfg.nsigma)
     ch.warm_up_kernels()
-    from cygno_online.analyzers.camera import reference as ref
-
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _rss_kb("VmRSS")
     for raw in frames:
         if mode == "fast":
             fc.process(raw, run=0, serial=0, time_ns=0, source="store")
@@ -130,15 +150,12 @@ def _child(mode: str, rows: int, cols: int, seed: int) -> None:
                 boxes=fc.box_table,
                 margin=cfg.integral_margin,
             )
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_extra_mb": (after - before) / 1024.0}))
+    after = _rss_kb("VmHWM")
+    print(json.dumps({"peak_extra_mb": max(after - before, 0) / 1024.0}))
 
 
-def _run_child(mode: str, shape: tuple[int, int], seed: int) -> dict[str, Any]:
-    code = (
-        "from cygno_online.bench.camera import _child; "
-        f"_child({mode!r}, {shape[0]}, {shape[1]}, {seed})"
-    )
+def _run_child(mode: str, folder: str) -> dict[str, Any]:
+    code = f"from cygno_online.bench.camera import _child; _child({mode!r}, {folder!r})"
     try:
         out = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True
@@ -322,17 +339,27 @@ def run(args: argparse.Namespace) -> Report:
         )
     )
     if not args.no_subprocess:
-        warm = _run_child("warm", shape, args.seed)
-        info["warm_start"] = (
-            f"import {warm['import_s']:.2f} s + load kernels {warm['warm_s']:.2f} s"
-            if "warm_s" in warm
-            else warm.get("error")
-        )
-        for mode in ("fast", "reference"):
-            m = _run_child(mode, shape, args.seed)
-            info[f"peak_memory_{mode}"] = (
-                f"+{m['peak_extra_mb']:.0f} MB max RSS over the setup (frames, maps)"
-                if "peak_extra_mb" in m
-                else m.get("error")
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="cygno-bench-camera-") as folder:
+            np.savez(
+                f"{folder}/data.npz",
+                frame0=frames[0],
+                frame1=frames[1 % n],
+                mean=mean,
+                sigma=sigma,
             )
+            warm = _run_child("warm", folder)
+            info["warm_start"] = (
+                f"import {warm['import_s']:.2f} s + load kernels {warm['warm_s']:.2f} s"
+                if "warm_s" in warm
+                else warm.get("error")
+            )
+            for mode in ("fast", "reference"):
+                m = _run_child(mode, folder)
+                info[f"peak_memory_{mode}"] = (
+                    f"+{m['peak_extra_mb']:.0f} MB peak RSS over the resident frames and maps"
+                    if "peak_extra_mb" in m
+                    else m.get("error")
+                )
     return report
