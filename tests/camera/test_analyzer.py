@@ -3,6 +3,7 @@ outputs, concurrency, run summary."""
 
 from __future__ import annotations
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -301,6 +302,8 @@ def test_summary_keys(tmp_path, gen):
     assert set(cam["clusters"]["by_class"]) == {"other", "fe55", "alpha", "muon"}
     assert cam["image"]["raw_mean"] == pytest.approx(100, abs=3)
     assert cam["image"]["ped_rms"] < 10
+    # the summary is written as JSON by the host
+    json.loads(json.dumps(s, allow_nan=False))
 
 
 def test_spark_frame_is_flagged_and_not_clustered(tmp_path, gen):
