@@ -322,6 +322,12 @@ class Daemon:
 
     # -- Dispatcher (analysis thread) -------------------------------------------------------
     def run_started(self, run: RunInfo, outputs: list) -> None:
+        if run.extra.get("synthetic"):
+            # events outside a run: no run is in progress
+            self.publisher.submit(Message("run", run_body(run, "idle")))
+            self.alarms.set_running(False)
+            self._outputs(outputs)
+            return
         self._run_number = run.run
         log.info(
             "run %s started (%s%s)",

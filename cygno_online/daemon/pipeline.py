@@ -325,13 +325,15 @@ class Pipeline:
     def _process(self, item: QItem) -> None:
         event = item.payload
         if self.chain.run is None:
-            # Events outside a run (live MIDAS joined before the run info
-            # arrived, or leftovers after a stop): run 0, nothing known.
+            # Events outside a run (slow control between runs, leftovers of
+            # a stopped run in the MIDAS buffer): analysed under a synthetic
+            # run 0 that is "idle", not running, and gets no summary.
             run = RunInfo(
                 run=0,
                 start_time_ns=int(event.header.time_stamp) * 1_000_000_000,
                 experiment=self.experiment or "",
                 source=self.source.name,
+                extra={"synthetic": True},
             )
             self.counters = RunCounters()
             self.dispatcher.run_started(run, self.chain.begin_run(run))
@@ -359,6 +361,10 @@ class Pipeline:
     def _finish_run(self, stop_time_ns: int | None, complete: bool) -> None:
         run = self.chain.run
         if run is None:
+            return
+        if run.extra.get("synthetic"):
+            self.chain.end_run()
+            self.chain.run = None
             return
         build_summary, write_summary = self._summarize, self._write_summary
         if build_summary is None or write_summary is None:

@@ -12,6 +12,7 @@ from cygno_online.daemon.config import parse_config
 from cygno_online.daemon.health import Health
 from cygno_online.daemon.main import Daemon, run_in_thread
 from cygno_online.daemon.pipeline import EventQueue, Pipeline, QItem
+from cygno_online.decode.items import RunInfo
 from cygno_online.publish.client import MonitorClient
 
 
@@ -107,14 +108,17 @@ def test_call_runs_between_events_and_stop_closes_run(tmp_path):
     chain = FakeChain()
     p, rec = make_pipeline(chain, FakeSource(n=0, endless=True), tmp_path)
     p.start()
-    p.event(fake_event(1), 0)  # no BOR seen yet for this one: comes after the fake run
+    p.event(fake_event(1), 0)  # outside any run: analysed under a synthetic "idle" run 0
     wait_for(lambda: rec.done == [1], what="event processed")
+    assert rec.started[-1] == 0
     assert p.call(lambda: chain.seen[-1]) == 1
     # stop with a run still open: it is closed as incomplete, summary written
-    p.begin_run(type("R", (), {"run": 9, "start_time_ns": 0})())
+    p.begin_run(RunInfo(run=9, start_time_ns=0))
     wait_for(lambda: 9 in rec.started, what="run 9")
     assert p.stop()
-    assert rec.finished[-1]["run"] == 9 and rec.finished[-1]["counters"]["complete"] is False
+    # the synthetic run got no summary; run 9 is closed as incomplete
+    assert [doc["run"] for doc in rec.finished] == [5, 9]  # 5: the fake source's own run
+    assert rec.finished[-1]["counters"]["complete"] is False
 
 
 CONFIG = {
