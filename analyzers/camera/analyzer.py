@@ -225,6 +225,20 @@ class CameraState:
                     log.warning(
                         "camera %s: unreadable pedestal %s: %s", self.camera, entry["path"], exc
                     )
+        cached = self.maps_cache
+        if (
+            maps is None
+            and cached is not None
+            and cached.shape == chain.shape
+            and (
+                exposure is None
+                or cached.exposure_s is None
+                or abs(cached.exposure_s - exposure) < 5e-4
+            )
+        ):
+            # a pedestal run of this process that could not be stored (no
+            # store, saving disabled): better than an estimate from signal frames
+            maps = cached
         if maps is not None:
             chain.set_pedestal(maps)
             self.maps_cache = maps
@@ -647,6 +661,8 @@ class CameraState:
             info.update(
                 stored=False, reason="no pedestal store" if store is None else "saving disabled"
             )
+            # still used by the next runs of this process (see _resolve_pedestal)
+            self.maps_cache = maps
         else:
             path = store.save(maps)
             self.maps_cache = maps

@@ -436,3 +436,12 @@ def test_read_only_frames_from_the_decoder(gen):
         out = a.process(frame(img, i), flow)
         srcs.append(metric(out, "camera")[0].fields["pedestal_source"])
     assert srcs == ["estimating", "estimating", "estimated"] and len(flow["clusters"]) >= 1
+
+
+def test_unstored_pedestal_run_is_used_in_memory(gen):
+    a = make({"pedestal": {"save": False}})
+    s_ped, outs, _, s = _pedestal_then_physics(a, gen, n_phys=2)
+    assert s_ped["cameras"]["cam0"]["pedestal_run"]["reason"] == "no pedestal store"
+    m = metric(outs[0], "camera")[0]
+    assert m.fields["pedestal_source"] == "store" and m.fields["clustered"]
+    assert s["cameras"]["cam0"]["pedestal"]["run"] == 1
