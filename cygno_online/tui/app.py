@@ -188,6 +188,8 @@ class MonitorApp(App[int]):
         self._panels: dict[str, Panel] = {}
         self._alarm_tab: Any = None
         self._alarm_label = "6 Alarms"
+        self._bad_alarms: int | None = None
+        self.bells = 0
         track_units(source)
 
     # -- layout ----------------------------------------------------------------------
@@ -253,7 +255,17 @@ class MonitorApp(App[int]):
             self._status.set(status_text(self.title, state.run, counts, connected, now))
             n = sum(counts.values())
             self._label_alarm_tab(f"6 Alarms ({n})" if n else "6 Alarms")
+            self._ring_on_new_alarm(counts)
             self.panel().update_view(ctx)
+
+    def _ring_on_new_alarm(self, counts: dict[str, int]) -> None:
+        """Terminal bell when more error/critical alarms need attention than
+        at the previous repaint (not for those already there at start)."""
+        bad = counts.get("critical", 0) + counts.get("error", 0)
+        if self._bad_alarms is not None and bad > self._bad_alarms:
+            self.bell()
+            self.bells += 1
+        self._bad_alarms = bad
 
     def _label_alarm_tab(self, label: str) -> None:
         if label == self._alarm_label:

@@ -333,6 +333,53 @@ def test_polling_while_a_modal_is_open_keeps_working():
     assert "3.25 Hz" in text and "DISCONNECTED since" in text
 
 
+def test_verdict_line_and_bell_on_a_new_error_alarm():
+    src = make_source()
+
+    async def body(app, pilot):
+        out = {"first": screen_lines(app)[3], "bells0": app.bells}
+        src.ack("lime_pressure", "tester")
+        src.alarm(
+            id="lime_pressure",
+            name="LIME gas pressure",
+            severity="error",
+            state="ok",
+            transition="cleared",
+        )
+        src.ack("no_events", "tester")
+        app.poll_now()
+        await pilot.pause()
+        out["ok"] = screen_lines(app)[3]
+        src.alarm(
+            id="hv_trip", name="HV trip", severity="critical", state="active", transition="raised"
+        )
+        app.poll_now()
+        await pilot.pause()
+        out["alarm"] = screen_lines(app)[3]
+        out["bells"] = app.bells
+        return out
+
+    out = run_app(src, body)["value"]
+    assert "ALARM" in out["first"] and out["bells0"] == 0  # no bell for what was there
+    assert "OK" in out["ok"] and "data flowing" in out["ok"]
+    assert "ALARM  1 critical" in out["alarm"] and out["bells"] == 1
+
+
+def test_verdict_says_no_data_when_triggers_stop_during_a_run():
+    src = make_source()
+
+    async def body(app, pilot):
+        return screen_lines(app)[3]
+
+    line = run_app(src, body, clock=lambda: NOW + 120)["value"]
+    assert "ALARM" in line  # the error alarm still wins
+    src.ack("lime_pressure", "tester")
+    src.alarm(id="lime_pressure", name="p", severity="error", state="ok", transition="cleared")
+    src.ack("no_events", "tester")
+    line = run_app(src, body, clock=lambda: NOW + 120)["value"]
+    assert "NO DATA" in line and "2m" in line
+
+
 def test_old_metrics_are_greyed_out():
     async def body(app, pilot):
         return styles_of(app, "Trigger rate"), styles_of(app, "Image mean")

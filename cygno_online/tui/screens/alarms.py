@@ -56,20 +56,28 @@ class AlarmsPanel(Panel):
     def compose(self) -> ComposeResult:
         yield Static("Alarms (a: acknowledge selected)", classes="al-title", id="al-title")
         cur = DataTable(id="al-current", cursor_type="row")
-        for key, label in (
-            ("status", "Status"),
-            ("sev", "Severity"),
-            ("name", "Alarm"),
-            ("value", "Value"),
-            ("since", "Since"),
-            ("ack", "Ack"),
+        # Fixed widths: DataTable keeps the widths of the first rows after
+        # clear(), which would crop later, longer texts ("tester" -> "tes").
+        for key, label, width in (
+            ("status", "Status", 13),
+            ("sev", "Severity", 8),
+            ("name", "Alarm", 24),
+            ("value", "Value", 8),
+            ("since", "Since", 8),
+            ("ack", "Ack", 10),
         ):
-            cur.add_column(label, key=key)
+            cur.add_column(label, key=key, width=width)
         yield cur
         yield Static("History", classes="al-title")
         hist = DataTable(id="al-history", cursor_type="row")
-        for label in ("Time", "Transition", "Severity", "Alarm", "Message"):
-            hist.add_column(label)
+        for label, width in (
+            ("Time", 8),
+            ("Transition", 12),
+            ("Severity", 8),
+            ("Alarm", 20),
+            ("Message", 60),
+        ):
+            hist.add_column(label, width=width)
         yield hist
 
     def focus_target(self) -> object | None:

@@ -103,6 +103,31 @@ def run_summary(ctx: ViewContext) -> Table:
     return grid
 
 
+def verdict(ctx: ViewContext) -> Text:
+    """One line answering "is the detector healthy and the data good?"."""
+    st = ctx.state
+    if not ctx.connected:
+        return Text(" NOT LIVE  no contact with the monitor daemon ", style="bold white on grey30")
+    counts = st.alarm_counts()
+    bad = counts.get("critical", 0) + counts.get("error", 0)
+    warn = counts.get("warning", 0)
+    parts = [f"{counts[s]} {s}" for s in ("critical", "error", "warning", "info") if counts.get(s)]
+    if bad:
+        return Text(f" ALARM  {', '.join(parts)}: see tab 6 ", style="bold white on red")
+    running = st.run.get("state") == "running"
+    if running:
+        rows = key_rows(st, KEY_METRICS[0], limit=1)
+        if rows and ctx.stale(rows[0][0], rows[0][2]):
+            age = fmt_age(ctx.now - field_time_ns(st, rows[0][0], rows[0][2]) / 1e9)
+            return Text(
+                f" NO DATA  no trigger events for {age} during a run ", style="bold black on yellow"
+            )
+    if warn:
+        return Text(f" WARNING  {', '.join(parts)}: see tab 6 ", style="bold black on yellow")
+    what = "running, data flowing" if running else "no run in progress"
+    return Text(f" OK  {what}; no alarm needs attention ", style="bold black on green")
+
+
 def key_metrics_table(ctx: ViewContext, width: int) -> Table:
     st = ctx.state
     spark_w = max(8, min(60, width - 44))
@@ -142,7 +167,8 @@ def key_metrics_table(ctx: ViewContext, width: int) -> Table:
 class OverviewPanel(Panel):
     DEFAULT_CSS = """
     OverviewPanel #ov-summary { height: auto; padding: 0 1; }
-    OverviewPanel #ov-metrics { height: auto; padding: 0 1; margin-top: 1; }
+    OverviewPanel #ov-verdict { height: 1; padding: 0 1; }
+    OverviewPanel #ov-metrics { height: auto; padding: 0 1; }
     """
 
     def __init__(self) -> None:
@@ -151,6 +177,7 @@ class OverviewPanel(Panel):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="ov-scroll"):
+            yield Static(id="ov-verdict")
             yield Static(id="ov-summary")
             yield Static(id="ov-metrics")
 
@@ -163,5 +190,6 @@ class OverviewPanel(Panel):
         if key == self._key:
             return
         self._key = key
+        self.query_one("#ov-verdict", Static).update(verdict(ctx))
         self.query_one("#ov-summary", Static).update(run_summary(ctx))
         self.query_one("#ov-metrics", Static).update(key_metrics_table(ctx, self.size.width))

@@ -30,13 +30,16 @@ from cygno_online.tui.screens.base import Panel, ViewContext
 from cygno_online.tui.widgets.sparkline import sparkline
 
 SORTS = ("name", "value", "age", "alarm")
+TREND_WIDTH = 12
+#: (key, label, width): values change in place (update_cell does not resize
+#: columns), so every column but the name has a fixed width
 COLUMNS = (
-    ("name", "Variable"),
-    ("value", "Value"),
-    ("unit", "Unit"),
-    ("limits", "Limits"),
-    ("trend", "Trend"),
-    ("age", "Age"),
+    ("name", "Variable", None),
+    ("value", "Value", 10),
+    ("unit", "Unit", 7),
+    ("age", "Age", 5),
+    ("limits", "Limits", 11),
+    ("trend", "Trend", TREND_WIDTH),
 )
 SEVERITY_RANK = {"critical": 4, "error": 3, "warning": 2, "info": 1}
 ALARM_STYLE = {
@@ -46,7 +49,6 @@ ALARM_STYLE = {
     "info": "cyan",
 }
 REBUILD_MIN_S = 1.0
-TREND_WIDTH = 16
 
 
 @dataclass(slots=True)
@@ -63,13 +65,14 @@ class Row:
 
     def cells(self, now_age: str) -> tuple[Text, ...]:
         s = self.style
+        # in COLUMNS order
         return (
             Text(self.name, style=s),
             Text(fmt_value(self.value), style=s or "bold", justify="right"),
             Text(self.unit, style=s or "dim"),
+            Text(now_age, style=s if s else "dim", justify="right"),
             Text(self.limits, style=s or "dim"),
             Text(self.trend, style=s or "green"),
-            Text(now_age, style=s if s else "dim", justify="right"),
         )
 
 
@@ -165,8 +168,8 @@ class SlowControlPanel(Panel):
         yield Static(id="sc-title")
         yield Input(placeholder="filter (Enter to keep, Esc to clear)", id="sc-filter")
         table = DataTable(id="sc-table", cursor_type="row", zebra_stripes=False)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
+        for key, label, width in COLUMNS:
+            table.add_column(label, key=key, width=width)
         yield table
 
     def focus_target(self) -> object | None:
@@ -236,7 +239,7 @@ class SlowControlPanel(Panel):
                 if old == plain:
                     continue
                 self._cells[r.key] = plain
-                for (col, _), cell, prev in zip(
+                for (col, _, _), cell, prev in zip(
                     COLUMNS, cells, old or ("",) * len(cells), strict=False
                 ):
                     if cell.plain + "\0" + str(cell.style) != prev:
