@@ -159,7 +159,8 @@ class Pipeline:
         self._source_thread: threading.Thread | None = None
         self._analysis_thread: threading.Thread | None = None
         self.counters = RunCounters()
-        self.summaries: list[dict[str, Any]] = []
+        #: the last run summaries (bounded: the daemon runs for months)
+        self.summaries: deque[dict[str, Any]] = deque(maxlen=20)
         self._last_time_ns = 0
         self.lossless = bool(getattr(source, "lossless", False))
         health.queue_depth = self.queue.depth
