@@ -294,3 +294,39 @@ def test_count_in_window_for_flags():
     assert [r.transition for r in seen] == ["raised", "cleared"]
     with pytest.raises(ConfigErrors):
         rules({"id": "x", "family": "f", "above": 1, "window_s": 10}, {"id": "y", "family": "f"})
+
+
+def test_shipped_lime_gas_rule_fires_on_the_slowcontrol_gas_flags():
+    """The LIME config's gas alarm watches the field the slowcontrol analyzer
+    really emits, whatever names the ODB gives the PLC channels."""
+    from pathlib import Path
+
+    import yaml
+
+    from cygno_online.analysis.plugin import AnalyzerEnv
+    from cygno_online.analyzers.slowcontrol.analyzer import SlowControlAnalyzer
+    from cygno_online.decode.items import EventContext, Reading, SlowControl
+
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "lime.yaml").read_text())
+    p = Params(cfg["alarms"], "alarms")
+    lime_rules = [r for r in parse_rules(p) if r.family == "gas"]
+    assert lime_rules, "config/lime.yaml has no gas alarm rule"
+    analyzer = SlowControlAnalyzer()
+    analyzer.configure(Params({}), AnalyzerEnv())
+    ctx = EventContext(run=1, serial=1, event_id=6, trigger_mask=0, time_ns=5 * S)
+    readings = [
+        Reading(f"a{i}_PT_Segnalazioni d", "measured", 0.0, "", 0.0, 298 + i) for i in range(8)
+    ]
+    readings[3] = Reading("a3_PT_Segnalazioni d", "measured", 1.0, "", 1.0, 301)
+    outs = analyzer.process(SlowControl(ctx, "gas", "MSRD", readings), {})
+    clock = Clock()
+    raised = []
+    eng = AlarmEngine(lime_rules, clock=clock, on_transition=raised.append)
+    eng.set_running(True)
+    for m in outs:
+        if isinstance(m, Metric):
+            eng.observe(m)
+    for _ in range(120):  # past any configured delay
+        clock.now += S
+        eng.tick()
+    assert any(r.transition == "raised" and r.severity == "critical" for r in raised)
