@@ -302,9 +302,9 @@ def test_shipped_lime_gas_rule_fires_on_the_slowcontrol_gas_flags():
     from pathlib import Path
 
     import yaml
+    from cygno_online.analyzers.slowcontrol.analyzer import SlowControlAnalyzer
 
     from cygno_online.analysis.plugin import AnalyzerEnv
-    from cygno_online.analyzers.slowcontrol.analyzer import SlowControlAnalyzer
     from cygno_online.decode.items import EventContext, Reading, SlowControl
 
     cfg = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "lime.yaml").read_text())
