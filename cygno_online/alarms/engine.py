@@ -91,8 +91,13 @@ class AlarmEngine:
                     inst.record.name = rule.name
                     inst.record.severity = rule.severity
                     kept[iid] = inst
+            removed = [inst for iid, inst in self._instances.items() if iid not in kept]
             self._instances = kept
             self.rules = list(rules)
+            # Viewers delete these records; without it an alarm of a rule
+            # removed by SIGHUP would stay on every screen until restart.
+            for inst in removed:
+                self._emit(inst, "removed")
             for rule in rules:
                 # A rule with no series yet still exists (no-data alarms, and
                 # restored state must be visible at once).

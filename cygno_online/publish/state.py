@@ -67,7 +67,8 @@ class AlarmRecord:
     acked_by: str = ""
     latched: bool = False
     acked: bool = False
-    #: the transition that produced this record: raised, cleared, acknowledged, updated
+    #: the transition that produced this record: raised, cleared, acknowledged,
+    #: updated, or removed (its rule is gone from the configuration)
     transition: str = "updated"
 
     @property
@@ -140,6 +141,10 @@ class MonitorState:
 
     def _apply_alarm(self, msg: Message) -> None:
         rec = AlarmRecord(**{k: v for k, v in msg.body.items() if k in AlarmRecord.__slots__})
+        if rec.transition == "removed":
+            # its rule was removed from the configuration (SIGHUP)
+            self.alarms.pop(rec.id, None)
+            return
         self.alarms[rec.id] = rec
         if rec.transition in ("raised", "cleared", "acknowledged"):
             self.alarm_history.append(AlarmRecord(**asdict(rec)))

@@ -267,6 +267,18 @@ def test_reload_keeps_state_of_unchanged_rules():
     eng.set_rules(rules({"id": "n", "family": "x", "above": 1}))
     with pytest.raises(KeyError):
         eng.get("k")
+    # viewers are told, and their MonitorState forgets the record
+    removed = [r for r in _seen if r.transition == "removed"]
+    assert [r.id for r in removed] == ["k"]
+    from cygno_online.publish.messages import Message
+    from cygno_online.publish.state import MonitorState
+
+    state = MonitorState()
+    present = []
+    for r in _seen:
+        state.apply(Message("alarm", {k: getattr(r, k) for k in r.__slots__}))
+        present.append("k" in state.alarms)
+    assert present[0] and not present[-1]
 
 
 def test_count_in_window_for_flags():
