@@ -23,6 +23,9 @@ HISTORY_POINTS = 240
 LOG_LINES = 500
 #: finished alarm records kept in the history
 ALARM_HISTORY = 200
+#: series kept; a high-cardinality tag (per-cluster rows) must not grow a
+#: daemon that runs for months: the least recently updated series goes first
+MAX_SERIES = 5000
 
 SEVERITIES = ("info", "warning", "error", "critical")
 
@@ -103,6 +106,8 @@ class MonitorState:
     health: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     last_heartbeat_ns: int = 0
+    #: series dropped because of MAX_SERIES (counted, never silent)
+    series_evicted: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     # -- applying live messages ------------------------------------------------
@@ -117,6 +122,11 @@ class MonitorState:
     def _apply_metric(self, msg: Message) -> None:
         b = msg.body
         sid = series_id(b["family"], b.get("tags") or {})
+        if sid not in self.series and len(self.series) >= MAX_SERIES:
+            oldest = min(self.series, key=lambda k: self.series[k].time_ns)
+            del self.series[oldest]
+            self.history.pop(oldest, None)
+            self.series_evicted += 1
         self.series[sid] = SeriesRecord(
             b["family"],
             dict(b.get("tags") or {}),

@@ -88,3 +88,16 @@ def test_late_viewer_snapshot_equals_live_viewer():
         late.displays["camera/cam0/frame"].arrays["image"], np.ones((2, 2))
     )
     assert late.alarm_counts()["error"] == 1
+
+
+def test_series_are_capped_and_evictions_counted(monkeypatch):
+    import cygno_online.publish.state as st
+
+    monkeypatch.setattr(st, "MAX_SERIES", 3)
+    state = MonitorState()
+    for i in range(5):
+        m = Metric("clusters", 100 + i, 1, i, {"integral": 1.0}, {"cluster": str(i)})
+        state.apply(metric_message(m))
+    assert len(state.series) == 3 and state.series_evicted == 2
+    assert "clusters{cluster=0}" not in state.series and "clusters{cluster=4}" in state.series
+    assert "clusters{cluster=0}" not in state.history
