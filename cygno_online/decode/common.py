@@ -7,54 +7,26 @@ from typing import Any
 
 import numpy as np
 
-# MIDAS type ids (midas.md) and the numpy dtype each maps to (little-endian)
-TID_UINT8 = 1
-TID_INT8 = 2
-TID_CHAR = 3
-TID_UINT16 = 4
-TID_INT16 = 5
-TID_UINT32 = 6
-TID_INT32 = 7
-TID_BOOL = 8
-TID_FLOAT = 9
-TID_DOUBLE = 10
-TID_BITFIELD = 11
-TID_STRING = 12
-TID_INT64 = 17
-TID_UINT64 = 18
-
-DTYPES: dict[int, np.dtype] = {
-    TID_UINT8: np.dtype("u1"),
-    TID_INT8: np.dtype("i1"),
-    TID_CHAR: np.dtype("u1"),
-    TID_UINT16: np.dtype("<u2"),
-    TID_INT16: np.dtype("<i2"),
-    TID_UINT32: np.dtype("<u4"),
-    TID_INT32: np.dtype("<i4"),
-    TID_BOOL: np.dtype("<u4"),
-    TID_FLOAT: np.dtype("<f4"),
-    TID_DOUBLE: np.dtype("<f8"),
-    TID_BITFIELD: np.dtype("<u4"),
-    TID_INT64: np.dtype("<i8"),
-    TID_UINT64: np.dtype("<u8"),
-}
-
-TYPE_NAMES = {
-    TID_UINT8: "UINT8",
-    TID_INT8: "INT8",
-    TID_CHAR: "CHAR",
-    TID_UINT16: "UINT16",
-    TID_INT16: "INT16",
-    TID_UINT32: "UINT32",
-    TID_INT32: "INT32",
-    TID_BOOL: "BOOL",
-    TID_FLOAT: "FLOAT",
-    TID_DOUBLE: "DOUBLE",
-    TID_BITFIELD: "BITFIELD",
-    TID_STRING: "STRING",
-    TID_INT64: "INT64",
-    TID_UINT64: "UINT64",
-}
+# The MIDAS type ids and dtypes live with the event format; re-exported here
+# because every decoder needs them.
+from cygno_online.midas.event import (  # noqa: F401
+    DTYPES,
+    TID_BITFIELD,
+    TID_BOOL,
+    TID_CHAR,
+    TID_DOUBLE,
+    TID_FLOAT,
+    TID_INT8,
+    TID_INT16,
+    TID_INT32,
+    TID_INT64,
+    TID_STRING,
+    TID_UINT8,
+    TID_UINT16,
+    TID_UINT32,
+    TID_UINT64,
+    TYPE_NAMES,
+)
 
 
 class BankError(Exception):
