@@ -8,7 +8,6 @@ daemon computes live for the same events: the daemon and this runner share the
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -19,10 +18,9 @@ from typing import Any
 from cygno_online.analysis.chain import AnalysisChain
 from cygno_online.analysis.outputs import Output
 from cygno_online.decode.items import RunInfo
+from cygno_online.decode.runinfo import RunTracker
 
 log = logging.getLogger(__name__)
-
-_RUN_IN_NAME = re.compile(r"run(\d+)")
 
 
 @dataclass(slots=True)
@@ -48,11 +46,6 @@ class OfflineCounters:
         }
 
 
-def run_number_from_name(path: str | Path) -> int:
-    m = _RUN_IN_NAME.search(Path(path).name)
-    return int(m.group(1)) if m else 0
-
-
 class OfflineRunner:
     """Feeds events of MIDAS files through a chain; one summary per run."""
 
@@ -69,6 +62,7 @@ class OfflineRunner:
         self.pedestal = pedestal
         self.experiment = experiment
         self.summaries: list[dict[str, Any]] = []
+        self.tracker = RunTracker(pedestal=pedestal, experiment=experiment)
         self.counters = OfflineCounters()
         self._last_time_ns = 0
         self._reader: Any = None
@@ -108,69 +102,27 @@ class OfflineRunner:
         self.summaries.append(doc)
         self.chain.run = None
 
-    def _run_info(self, event: Any, source: str) -> RunInfo:
-        from cygno_online.decode.runinfo import run_info_from_odb
-
-        odb = None
-        try:
-            odb = event.odb()
-        except Exception as exc:  # a damaged ODB dump must not lose the run's events
-            log.warning(
-                "%s: run %s: begin-of-run ODB unreadable (%s); using defaults",
-                source,
-                event.serial,
-                exc,
-            )
-        return run_info_from_odb(
-            odb,
-            run=event.serial,
-            time_stamp=event.header.time_stamp,
-            source=source,
-            pedestal=self.pedestal,
-            experiment=self.experiment,
-        )
-
     def feed(self, events: Iterable[Any], source: str) -> None:
         for event in events:
-            if event.is_bor:
-                if self.chain.run is not None:
-                    log.warning(
-                        "%s: begin of run %s before end of run %s",
-                        source,
-                        event.serial,
-                        self.chain.run.run,
-                    )
-                    self._finish(None, complete=False)
-                self._begin(self._run_info(event, source))
-                continue
-            if event.is_eor:
-                if self.chain.run is not None:
-                    self._finish(event.header.time_stamp * 1_000_000_000, complete=True)
-                continue
-            if self.chain.run is None:
-                # A sub-run file or a file without its BOR: analyse anyway.
-                from cygno_online.decode.runinfo import run_info_from_odb
+            for kind, *args in self.tracker.transitions(event, source):
+                if kind == "begin":
+                    self._begin(args[0])
+                elif kind == "end":
+                    self._finish(args[0], complete=args[1])
+                else:
+                    self._process(event, source)
 
-                self._begin(
-                    run_info_from_odb(
-                        None,
-                        run=run_number_from_name(source),
-                        time_stamp=event.header.time_stamp,
-                        source=source,
-                        pedestal=self.pedestal,
-                        experiment=self.experiment,
-                    )
-                )
-            self.counters.events += 1
-            self.counters.by_event_id[event.event_id] += 1
-            result = self.chain.process_event(
-                event, run=self.chain.run.run, source=source, received_ns=time.time_ns()
-            )
-            self.counters.processed += 1
-            self.counters.decode_errors += len(result.errors)
-            self.counters.analyzer_errors += len(result.analyzer_errors)
-            self._last_time_ns = max(self._last_time_ns, event.header.time_stamp * 1_000_000_000)
-            self._emit(result.outputs)
+    def _process(self, event: Any, source: str) -> None:
+        self.counters.events += 1
+        self.counters.by_event_id[event.event_id] += 1
+        result = self.chain.process_event(
+            event, run=self.chain.run.run, source=source, received_ns=time.time_ns()
+        )
+        self.counters.processed += 1
+        self.counters.decode_errors += len(result.errors)
+        self.counters.analyzer_errors += len(result.analyzer_errors)
+        self._last_time_ns = max(self._last_time_ns, event.header.time_stamp * 1_000_000_000)
+        self._emit(result.outputs)
 
     def run_files(self, paths: Iterable[str | Path]) -> list[dict[str, Any]]:
         from cygno_online.midas.reader import MidasReader
@@ -180,8 +132,8 @@ class OfflineRunner:
             # Problems are attributed to the run that was open when they occurred.
             self._reader, self._problems_before, self._skipped_before = reader, 0, 0
             self.feed(reader, str(path))
-        if self.chain.run is not None:
-            # Files ended without an end-of-run event (logger still writing,
-            # or the run crashed): the summary says so.
-            self._finish(None, complete=False)
+        # Files that ended without an end-of-run event (logger still writing,
+        # or the run crashed): the summary says so.
+        for _kind, stop_ns, complete in self.tracker.finish():
+            self._finish(stop_ns, complete)
         return self.summaries

@@ -114,3 +114,80 @@ def run_info_from_odb(
         source=source,
         extra=extra,
     )
+
+
+_RUN_IN_NAME = re.compile(r"run(\d+)")
+
+
+def run_number_from_name(path: str) -> int:
+    """``run00042sub0003.mid.lz4`` -> 42; 0 when the name carries no number."""
+    m = _RUN_IN_NAME.search(str(path).rsplit("/", 1)[-1])
+    return int(m.group(1)) if m else 0
+
+
+class RunTracker:
+    """Turns a stream of MIDAS events (files, replay) into run transitions.
+
+    :meth:`transitions` yields, for one event, what it implies, in order:
+    ``("end", stop_time_ns | None, complete)`` - a run ends (``complete`` is
+    False when no end-of-run event closed it), ``("begin", RunInfo)`` and
+    ``("event", event)`` for a data event. A begin-of-run event starts a run
+    (closing an open one), an end-of-run event ends it, and data without a
+    begin-of-run event (a sub-run file, a file cut at the start) open a run
+    named after the file. One tracker spans several files, so sub-run files
+    given in order are one run.
+    """
+
+    def __init__(self, *, pedestal: bool | None = None, experiment: str | None = None) -> None:
+        self.pedestal = pedestal
+        self.experiment = experiment
+        self.open = False
+
+    def _info(self, odb: Any, run: int, time_stamp: int, source: str) -> RunInfo:
+        return run_info_from_odb(
+            odb,
+            run=run,
+            time_stamp=time_stamp,
+            source=source,
+            pedestal=self.pedestal,
+            experiment=self.experiment,
+        )
+
+    def transitions(self, event: Any, source: str) -> Any:
+        if event.is_bor:
+            if self.open:
+                log.warning(
+                    "%s: begin of run %s while a run is open: closing it", source, event.serial
+                )
+                yield ("end", None, False)
+            odb = None
+            try:
+                odb = event.odb()
+            except Exception as exc:  # a damaged ODB dump must not lose the run's events
+                log.warning(
+                    "%s: run %s: begin-of-run ODB unreadable (%s); using defaults",
+                    source,
+                    event.serial,
+                    exc,
+                )
+            self.open = True
+            yield ("begin", self._info(odb, event.serial, event.header.time_stamp, source))
+            return
+        if event.is_eor:
+            if self.open:
+                yield ("end", event.header.time_stamp * 1_000_000_000, True)
+            self.open = False
+            return
+        if not self.open:
+            self.open = True
+            yield (
+                "begin",
+                self._info(None, run_number_from_name(source), event.header.time_stamp, source),
+            )
+        yield ("event", event)
+
+    def finish(self) -> Any:
+        """At the end of the input: close a run no end-of-run event closed."""
+        if self.open:
+            self.open = False
+            yield ("end", None, False)

@@ -58,22 +58,24 @@ class ReplaySource(Source):
         return float(self.speed)
 
     def run(self, sink: SourceSink, stop: threading.Event) -> None:
+        from cygno_online.decode.runinfo import RunTracker
         from cygno_online.midas.reader import MidasReader
 
         pacer = Pacer(self._factor(), stop)
-        run_open = False
+        tracker = RunTracker(pedestal=self.pedestal, experiment=self.experiment)
         for i, path in enumerate(self.files):
             if stop.is_set():
                 break
             follow = self.follow and i == len(self.files) - 1
             sink.status("replaying", str(path))
             reader = MidasReader(path, resync=True, follow=follow, stop=stop, poll_s=self.poll_s)
-            run_open = self._feed(reader, str(path), sink, stop, pacer, run_open)
+            self._feed(reader, str(path), sink, stop, pacer, tracker)
             self.problems += len(getattr(reader, "problems", ()))
             self.skipped_bytes += int(getattr(reader, "skipped_bytes", 0))
-        if run_open and not stop.is_set():
+        if not stop.is_set():
             # The files ended without an end-of-run event.
-            sink.end_run(None, complete=False)
+            for _kind, stop_ns, complete in tracker.finish():
+                sink.end_run(stop_ns, complete=complete)
         sink.status("finished" if not stop.is_set() else "stopped")
 
     def _feed(
@@ -83,52 +85,17 @@ class ReplaySource(Source):
         sink: SourceSink,
         stop: threading.Event,
         pacer: Pacer,
-        run_open: bool,
-    ) -> bool:
-        from cygno_online.analysis.offline import run_number_from_name
-        from cygno_online.decode.runinfo import run_info_from_odb
-
+        tracker: Any,
+    ) -> None:
         for event in reader:
             if stop.is_set():
                 break
             sink.heartbeat()
-            if event.is_bor:
-                if run_open:
-                    sink.end_run(None, complete=False)
-                odb = None
-                try:
-                    odb = event.odb()
-                except Exception as exc:  # damaged dump: keep the run's events
-                    log.warning("%s: run %s: BOR ODB unreadable (%s)", source, event.serial, exc)
-                sink.begin_run(
-                    run_info_from_odb(
-                        odb,
-                        run=event.serial,
-                        time_stamp=event.header.time_stamp,
-                        source=source,
-                        pedestal=self.pedestal,
-                        experiment=self.experiment,
-                    )
-                )
-                run_open = True
-                continue
-            if event.is_eor:
-                if run_open:
-                    sink.end_run(event.header.time_stamp * 1_000_000_000, complete=True)
-                run_open = False
-                continue
-            if not run_open:
-                sink.begin_run(
-                    run_info_from_odb(
-                        None,
-                        run=run_number_from_name(source),
-                        time_stamp=event.header.time_stamp,
-                        source=source,
-                        pedestal=self.pedestal,
-                        experiment=self.experiment,
-                    )
-                )
-                run_open = True
-            pacer.wait(float(event.header.time_stamp))
-            sink.event(event, time.time_ns())
-        return run_open
+            for kind, *args in tracker.transitions(event, source):
+                if kind == "begin":
+                    sink.begin_run(args[0])
+                elif kind == "end":
+                    sink.end_run(args[0], complete=args[1])
+                else:
+                    pacer.wait(float(event.header.time_stamp))
+                    sink.event(event, time.time_ns())
