@@ -4,8 +4,10 @@ same terminal. No MIDAS, no servers, no configuration."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 
 NAME = "demo"
 HELP = "run the monitor on simulated LIME data with a live view (no setup needed)"
@@ -63,6 +65,34 @@ def text_view(state: object, daemon: object) -> str:
     )
 
 
+@contextlib.contextmanager
+def logs_to_viewers(daemon: object) -> Iterator[None]:
+    """While the TUI owns the terminal, log lines written to stderr would be
+    painted over the screen: send them to the TUI's Log tab instead."""
+    import logging
+
+    main_logger = "cygno_online.daemon.main"  # publishes its own lines already
+
+    class ToViewers(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.name == main_logger:
+                return
+            try:
+                daemon._publish_log(
+                    record.levelname.lower(), f"{record.name}: {record.getMessage()}"
+                )
+            except Exception:
+                self.handleError(record)
+
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers[:] = [ToViewers()]
+    try:
+        yield
+    finally:
+        root.handlers[:] = saved
+
+
 def run(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -94,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
                 except ImportError:
                     tui = None
             if tui is not None:
-                tui(client, title="CYGNO online demo (simulated LIME data)")
+                with logs_to_viewers(daemon):
+                    tui(client, title="CYGNO online demo (simulated LIME data)")
             else:
                 deadline = None if args.duration is None else time.monotonic() + args.duration
                 while not daemon.signals.stop:

@@ -86,3 +86,25 @@ def test_demo_runs_without_any_setup(tmp_path, numba_cache):
     processed = int(last.split("events ")[1].split("/")[0])
     assert processed > 0, last
     assert "demo finished" in result.stderr
+
+
+def test_demo_sends_log_lines_to_the_viewers_while_the_tui_runs():
+    import logging
+
+    from cygno_online.commands.demo import logs_to_viewers
+
+    class FakeDaemon:
+        def __init__(self):
+            self.lines = []
+
+        def _publish_log(self, level, text, **kw):
+            self.lines.append((level, text))
+
+    d = FakeDaemon()
+    root = logging.getLogger()
+    before = root.handlers[:]
+    with logs_to_viewers(d):
+        logging.getLogger("cygno_online.sources.replay").warning("file %s truncated", "x.mid")
+        logging.getLogger("cygno_online.daemon.main").warning("already published by the daemon")
+    assert d.lines == [("warning", "cygno_online.sources.replay: file x.mid truncated")]
+    assert root.handlers == before
