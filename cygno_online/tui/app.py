@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import logging
 import time
 from collections.abc import Callable
 from functools import partial
@@ -36,6 +37,8 @@ from cygno_online.tui.screens.slowcontrol import SlowControlPanel
 from cygno_online.tui.source import Limit, StateSource, fetch_limits, track_units
 from cygno_online.tui.widgets.banner import Banner
 from cygno_online.tui.widgets.statusline import StatusLine, status_text
+
+log = logging.getLogger(__name__)
 
 P = TypeVar("P", bound=Panel)
 
@@ -190,6 +193,8 @@ class MonitorApp(App[int]):
         self._alarm_label = "6 Alarms"
         self._bad_alarms: int | None = None
         self.bells = 0
+        #: exceptions while updating a tab (shown once, logged always)
+        self.view_errors = 0
         track_units(source)
 
     # -- layout ----------------------------------------------------------------------
@@ -256,7 +261,16 @@ class MonitorApp(App[int]):
             n = sum(counts.values())
             self._label_alarm_tab(f"6 Alarms ({n})" if n else "6 Alarms")
             self._ring_on_new_alarm(counts)
-            self.panel().update_view(ctx)
+            try:
+                self.panel().update_view(ctx)
+            except Exception as exc:
+                # A message the panel cannot show must not end the shift's TUI.
+                self.view_errors += 1
+                log.exception("cannot show tab %s", self.active_tab)
+                if self.view_errors == 1 or self.view_errors % 100 == 0:
+                    self.notify(
+                        f"cannot show part of tab {self.active_tab}: {exc}", severity="error"
+                    )
 
     def _ring_on_new_alarm(self, counts: dict[str, int]) -> None:
         """Terminal bell when more error/critical alarms need attention than

@@ -568,3 +568,49 @@ def test_limits_are_asked_from_the_daemon_and_retried(monkeypatch):
     assert first == [] and calls == ["config", "config"]
     assert [(x.rule_id, x.low, x.high) for x in limits] == [("p", 0.9, 1.1)]
     assert "0.9..1.1" in text
+
+
+def test_bad_data_never_crashes_the_tui():
+    src = make_source()
+    nan = float("nan")
+    src.display("image", "camera/cam0/frame", {"image": np.zeros(5)}, time_ns=NOW_NS)  # 1-D
+    src.display("image", "camera/cam9/frame", {"image": np.full((4, 4), nan)}, time_ns=NOW_NS)
+    src.display(
+        "histogram",
+        "clusters/cam0/fe55_integral",
+        {"counts": np.ones(7), "edges": np.arange(3.0)},  # mismatched
+        meta={"fit": {"mu": "x"}},
+        time_ns=NOW_NS,
+    )
+    src.display("histogram", "clusters/cam0/integral", {"counts": np.array([])}, time_ns=NOW_NS)
+    src.display(
+        "scatter",
+        "clusters/cam0/length_integral",
+        {"x": np.ones(3), "y": np.ones(5)},
+        time_ns=NOW_NS,
+    )
+    src.display(
+        "waveforms", "pmt/0/latest", {"ch1": np.ones((3, 4)), "ch2": np.array([])}, time_ns=NOW_NS
+    )
+    src.display("histogram", "pmt/0/multiplicity", {"counts": np.array([nan, nan])}, time_ns=NOW_NS)
+    src.metric("environment", {"lime_pressure": "n/a", "x": nan}, time_ns=NOW_NS)
+    src.metric("hv", {"measured": True}, tags={"channel": "G"}, time_ns=NOW_NS)
+    src.apply(
+        __import__("cygno_online.publish.messages", fromlist=["Message"]).Message(
+            "run", {"run": "?"}
+        )
+    )
+    src.alarm(id="weird", name="", severity="unknown", state="active", value=[1, 2])
+
+    async def body(app, pilot):
+        for key in "12345671":
+            await pilot.press(key)
+            await pilot.pause()
+            for extra in ("c", "i", "l", "n", "v", "h", "s", "z", "x"):
+                await pilot.press(extra)
+            await pilot.pause()
+        return app.is_running, app.view_errors, screen_text(app)
+
+    running, errors, text = run_app(src, body)["value"]
+    assert running and errors == 0
+    assert "Experiment" in text  # the overview still renders

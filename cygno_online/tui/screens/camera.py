@@ -116,8 +116,7 @@ class CameraPanel(Panel):
         due = now_mono - self._last_image >= interval
         if d is not None and not self.paused and d.time_ns != self.shown_time_ns and due:
             img = image_array(d.arrays)
-            if img is not None:
-                hm.set_frame(img, image_boxes(d.meta))
+            if img is not None and hm.set_frame(img, image_boxes(d.meta)):
                 self.query_one(ColorBar).set_range(hm.lo, hm.hi, hm.auto)
                 self.shown_time_ns = d.time_ns
                 self._shown = (

@@ -34,6 +34,10 @@ STATE_STYLE = {"running": "bold green", "stopped": "bold yellow", "paused": "bol
 STALE = "grey50"
 
 
+def _number(v: object) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
+
+
 def run_summary(ctx: ViewContext) -> Table:
     st = ctx.state
     run = st.run
@@ -55,8 +59,8 @@ def run_summary(ctx: ViewContext) -> Table:
             (state.upper() + kind, dim or STATE_STYLE.get(state, "")),
         ),
     )
-    start = run.get("start_time_ns") or 0
-    stop = run.get("stop_time_ns") or 0
+    start = _number(run.get("start_time_ns"))
+    stop = _number(run.get("stop_time_ns"))
     if start:
         end = stop / 1e9 if stop else ctx.now
         runtime = fmt_duration(end - start / 1e9)
@@ -86,8 +90,9 @@ def run_summary(ctx: ViewContext) -> Table:
     )
     p50, p99 = h.get("latency_ms_p50"), h.get("latency_ms_p99")
     lag = f"{fmt_value(p50, '{:.0f}')}/{fmt_value(p99, '{:.0f}')} ms (p50/p99)"
-    dropped = h.get("events_dropped") or 0
-    other = sum(v for k, v in (h.get("drops") or {}).items() if k != "queue_full")
+    dropped = int(_number(h.get("events_dropped")))
+    drops = h.get("drops") if isinstance(h.get("drops"), dict) else {}
+    other = int(sum(_number(v) for k, v in drops.items() if k != "queue_full"))
     drop_text = Text(f"{dropped} events", style=dim or ("bold red" if dropped else ""))
     if other:
         drop_text.append(f" +{other} msgs", style=dim or "yellow")

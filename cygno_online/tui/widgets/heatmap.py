@@ -156,10 +156,12 @@ class Heatmap(Widget, can_focus=True):
         self._colors: list[Color | None] | None = None
 
     # -- data --------------------------------------------------------------------
-    def set_frame(self, image: np.ndarray, boxes: list | None = None) -> None:
+    def set_frame(self, image: np.ndarray, boxes: list | None = None) -> bool:
+        """Show ``image``; False (and nothing changes) when it is not a
+        non-empty 2-D numeric array."""
         img = np.asarray(image)
-        if img.ndim != 2 or img.size == 0:
-            return
+        if img.ndim != 2 or img.size == 0 or not np.issubdtype(img.dtype, np.number):
+            return False
         if self.image is None or self.image.shape != img.shape:
             self.center = (img.shape[0] / 2, img.shape[1] / 2)
         self.image = img
@@ -167,6 +169,7 @@ class Heatmap(Widget, can_focus=True):
         if self.auto:
             self.lo, self.hi = auto_range(img)
         self._invalidate()
+        return True
 
     # -- view controls -------------------------------------------------------------
     @property
@@ -309,6 +312,13 @@ class Heatmap(Widget, can_focus=True):
         return style
 
     def render_line(self, y: int) -> Strip:
+        try:
+            return self._render_line(y)
+        except Exception:  # bad data must not take the TUI down
+            self._levels = None
+            return Strip.blank(self.size.width)
+
+    def _render_line(self, y: int) -> Strip:
         size = self.size
         self._grid(size)
         strip = self._strips.get(y)

@@ -96,6 +96,12 @@ class HistogramPlot(Widget):
         self.refresh()
 
     def render(self) -> Text:
+        try:
+            return self._draw()
+        except Exception as exc:  # bad data must not take the TUI down
+            return Text(f"{self.title}: cannot draw ({exc})", style="red")
+
+    def _draw(self) -> Text:
         w, h = self.size.width, self.size.height
         head = Text(self.title, style="bold")
         if self.counts is not None and self.counts.size:

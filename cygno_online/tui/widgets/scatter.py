@@ -13,8 +13,10 @@ DENSITY = " ·∘o●"
 
 
 def scatter_lines(x: np.ndarray, y: np.ndarray, width: int, height: int) -> list[Text]:
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64).ravel()
+    y = np.asarray(y, dtype=np.float64).ravel()
+    n = min(x.size, y.size)
+    x, y = x[:n], y[:n]
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
     rows = max(1, height - 1)
@@ -68,6 +70,12 @@ class ScatterPlot(Widget):
         self.refresh()
 
     def render(self) -> Text:
+        try:
+            return self._draw()
+        except Exception as exc:  # bad data must not take the TUI down
+            return Text(f"{self.title}: cannot draw ({exc})", style="red")
+
+    def _draw(self) -> Text:
         head = Text(self.title, style="bold")
         if self.y is not None and len(self.y):
             ys = np.asarray(self.y, dtype=np.float64)

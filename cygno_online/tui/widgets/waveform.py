@@ -59,6 +59,12 @@ class WaveformPlot(Widget):
         self.refresh()
 
     def render(self) -> Text:
+        try:
+            return self._draw()
+        except Exception as exc:  # bad data must not take the TUI down
+            return Text(f"{self.label}: cannot draw ({exc})", style="red")
+
+    def _draw(self) -> Text:
         head = Text(self.label, style="bold")
         if self.samples is None or len(self.samples) == 0:
             return Text.assemble(head, "\n", Text("no data", style="dim"))
