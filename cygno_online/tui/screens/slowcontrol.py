@@ -76,6 +76,22 @@ class Row:
         )
 
 
+_TRENDS: dict[tuple[str, str], tuple[object, str]] = {}
+
+
+def trend(state, sid: str, field: str) -> str:
+    """Sparkline of a field, recomputed only when a point was added (the gas
+    system alone has ~330 fields)."""
+    pts = state.history.get(sid, {}).get(field)
+    last = pts[-1] if pts else None
+    cached = _TRENDS.get((sid, field))
+    if cached is not None and cached[0] is last:
+        return cached[1]
+    text = sparkline(history_values(state, sid, field)[-TREND_WIDTH:], TREND_WIDTH)
+    _TRENDS[(sid, field)] = (last, text)
+    return text
+
+
 def collect_rows(ctx: ViewContext) -> list[Row]:
     st = ctx.state
     rows = []
@@ -120,7 +136,7 @@ def collect_rows(ctx: ViewContext) -> list[Row]:
                     value,
                     unit_of(st, sid, f),
                     "  ".join(lim.text() for lim in limits),
-                    sparkline(history_values(st, sid, f), TREND_WIDTH),
+                    trend(st, sid, f),
                     ctx.now - field_time_ns(st, sid, f) / 1e9,
                     alarm,
                     style,
