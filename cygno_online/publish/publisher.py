@@ -285,6 +285,8 @@ class Publisher:
         body = dict(msg.body)
         meta = dict(body.get("meta") or {})
         meta["scale"] = meta.get("scale", 1) * scale
+        if meta.get("boxes"):
+            meta["boxes"] = [_scale_box(b, scale) for b in meta["boxes"]]
         body["meta"] = meta
         return Message(msg.kind, body, arrays, topic=msg.topic)
 
@@ -309,3 +311,16 @@ class Publisher:
             self.dropped_send += 1
             if self.on_drop:
                 self.on_drop("publish_hwm", 1)
+
+
+_BOX_KEYS = ("row0", "col0", "row1", "col1")
+
+
+def _scale_box(box: Any, factor: int) -> Any:
+    """A cluster box in the coordinates of an image downsampled by ``factor``
+    (boxes are dicts with row0/col0/row1/col1 or [r0, c0, r1, c1] lists)."""
+    if isinstance(box, dict):
+        return {k: (v / factor if k in _BOX_KEYS else v) for k, v in box.items()}
+    if isinstance(box, (list, tuple)):
+        return [v / factor if i < 4 else v for i, v in enumerate(box)]
+    return box

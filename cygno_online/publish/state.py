@@ -127,15 +127,23 @@ class MonitorState:
             del self.series[oldest]
             self.history.pop(oldest, None)
             self.series_evicted += 1
-        self.series[sid] = SeriesRecord(
-            b["family"],
-            dict(b.get("tags") or {}),
-            dict(b["fields"]),
-            dict(b.get("units") or {}),
-            b["time_ns"],
-            b["run"],
-            b["serial"],
-        )
+        rec = self.series.get(sid)
+        if rec is None:
+            self.series[sid] = SeriesRecord(
+                b["family"],
+                dict(b.get("tags") or {}),
+                dict(b["fields"]),
+                dict(b.get("units") or {}),
+                b["time_ns"],
+                b["run"],
+                b["serial"],
+            )
+        else:
+            # Several analyzers (and HV's one-field-per-bank messages) feed one
+            # series: merge, so no field or unit disappears from the viewers.
+            rec.fields.update(b["fields"])
+            rec.units.update(b.get("units") or {})
+            rec.time_ns, rec.run, rec.serial = b["time_ns"], b["run"], b["serial"]
         hist = self.history.setdefault(sid, {})
         for name, value in b["fields"].items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -99,10 +99,21 @@ def test_display_rate_limit_and_downsampling():
     try:
         big = np.ones((256, 200), dtype=np.uint16)
         for i in range(20):
-            pub.submit_outputs([Display("image", "cam/x", 1, i, i, {"image": big * i})])
+            boxes = [
+                {"row0": 40, "col0": 8, "row1": 80, "col1": 24, "class": "alpha"},
+                [4, 8, 12, 16],
+            ]
+            pub.submit_outputs(
+                [Display("image", "cam/x", 1, i, i, {"image": big * i}, {"boxes": boxes})]
+            )
         wait_for(lambda: "cam/x" in pub.state.displays, what="first display")
         d = pub.state.displays["cam/x"]
         assert max(d.arrays["image"].shape) <= 64 and d.meta["scale"] == 4
+        # cluster boxes follow the image into its downsampled coordinates
+        assert d.meta["boxes"] == [
+            {"row0": 10, "col0": 2, "row1": 20, "col1": 6, "class": "alpha"},
+            [1, 2, 3, 4],
+        ]
         # at 0.5 Hz one or two of the 20 displays went out, the rest
         # were replaced by newer ones before being sent
         wait_for(lambda: pub.displays_skipped >= 15, what="replaced displays")

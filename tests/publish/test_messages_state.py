@@ -101,3 +101,28 @@ def test_series_are_capped_and_evictions_counted(monkeypatch):
     assert len(state.series) == 3 and state.series_evicted == 2
     assert "clusters{cluster=0}" not in state.series and "clusters{cluster=4}" in state.series
     assert "clusters{cluster=0}" not in state.history
+
+
+def test_metrics_of_one_series_from_several_analyzers_are_merged():
+    state = MonitorState()
+    state.apply(
+        metric_message(
+            Metric("camera", 1, 7, 1, {"mean": 99.0}, {"camera": "cam0"}, {"mean": "ADU"})
+        )
+    )
+    state.apply(
+        metric_message(
+            Metric(
+                "camera",
+                2,
+                7,
+                2,
+                {"sensor_temperature": -18.0},
+                {"camera": "cam0"},
+                {"sensor_temperature": "degC"},
+            )
+        )
+    )
+    rec = state.series["camera{camera=cam0}"]
+    assert rec.fields == {"mean": 99.0, "sensor_temperature": -18.0}
+    assert rec.units == {"mean": "ADU", "sensor_temperature": "degC"} and rec.serial == 2
