@@ -15,6 +15,7 @@ from __future__ import annotations
 import bz2
 import sys
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -82,15 +83,14 @@ class _Gzip:
         return out
 
 
-class _Lz4:
-    @staticmethod
-    def _new() -> Any:
-        import lz4.frame
+class _Concatenated:
+    """Incremental decompression of concatenated members (LZ4 frames, bz2
+    streams): each member's decompressor ends at its end-of-stream, and the
+    bytes after it start the next member."""
 
-        return lz4.frame.LZ4FrameDecompressor()
-
-    def __init__(self) -> None:
-        self._d = self._new()
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+        self._d = factory()
         self._pending = b""
         self.in_member = False
 
@@ -106,38 +106,24 @@ class _Lz4:
         self.in_member = True
         out = self._d.decompress(data, MAX_OUT)
         if self._d.eof:
-            # frame ended: the decompressor resets itself for the next frame
             self._pending = self._d.unused_data or b""
             self.in_member = False
-            self._d = self._new()
+            self._d = self._factory()
         return out
 
 
-class _Bz2:
-    def __init__(self) -> None:
-        self._d = bz2.BZ2Decompressor()
-        self._pending = b""
-        self.in_member = False
+def _lz4_frames() -> Any:
+    import lz4.frame
 
-    def has_pending(self) -> bool:
-        return bool(self._pending) or not self._d.needs_input
-
-    def decompress(self, data: bytes) -> bytes:
-        if self._pending:
-            data = self._pending + data if data else self._pending
-            self._pending = b""
-        if not data and self._d.needs_input:
-            return b""
-        self.in_member = True
-        out = self._d.decompress(data, MAX_OUT)
-        if self._d.eof:
-            self._pending = self._d.unused_data
-            self._d = bz2.BZ2Decompressor()
-            self.in_member = False
-        return out
+    return lz4.frame.LZ4FrameDecompressor()
 
 
-_DECODERS = {"none": _Plain, "gzip": _Gzip, "lz4": _Lz4, "bz2": _Bz2}
+_DECODERS: dict[str, Callable[[], Any]] = {
+    "none": _Plain,
+    "gzip": _Gzip,
+    "lz4": lambda: _Concatenated(_lz4_frames),
+    "bz2": lambda: _Concatenated(bz2.BZ2Decompressor),
+}
 
 
 class ByteStream:
