@@ -183,9 +183,8 @@ def test_write_run_reads_back(tmp_path, ext: str) -> None:
 
 
 def test_simulate_command(tmp_path, capsys) -> None:
-    from cygno_online.midas.reader import read_events
-
     from cygno_online.cli import main
+    from cygno_online.midas.reader import read_events
 
     out = tmp_path / "run00009.mid.lz4"
     tj = tmp_path / "truth.json"
