@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import sys
 
 NAME = "bench"
 HELP = "benchmark hot paths side by side with their numpy/scipy reference"
 ORDER = 80
+
+#: what the plain references import (the `reference` extra of the package)
+REFERENCE_MODULES = ("scipy", "sklearn")
 
 
 def _benches() -> dict[str, object]:
@@ -34,6 +38,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from cygno_online.bench.harness import print_report
 
-    report = args._bench.run(args)
+    try:
+        report = args._bench.run(args)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in REFERENCE_MODULES:
+            raise
+        print(
+            f"cygno-online bench {args.bench}: the reference implementation needs {exc.name!r}; "
+            "install the reference extra: pip install -e '.[reference]'",
+            file=sys.stderr,
+        )
+        return 2
     print_report(report, as_json=args.json)
     return 0
