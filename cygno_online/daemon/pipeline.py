@@ -255,7 +255,8 @@ class Pipeline:
             log.info("MIDAS requested shutdown")
             self.dispatcher.shutdown_requested()
         except Exception as exc:
-            log.exception("source failed")
+            # One line for the operator; the traceback only when debugging.
+            log.error("source failed: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
             self.dispatcher.source_failed(exc)
         finally:
             self.source_done.set()
