@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
                     tui = None
             if tui is not None:
                 with logs_to_viewers(daemon):
-                    tui(client, title="CYGNO online demo (simulated LIME data)")
+                    tui(client, title="CYGNO online demo")
             else:
                 deadline = None if args.duration is None else time.monotonic() + args.duration
                 while not daemon.signals.stop:
