@@ -39,6 +39,18 @@ class Panel(Container):
 
     DEFAULT_CSS = "Panel { height: 1fr; }"
 
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        #: last drawn signature per part: repaint only what changed
+        self._seen: dict[str, tuple] = {}
+
+    def _changed(self, key: str, sig: tuple) -> bool:
+        """True (and remembered) when part ``key`` must be redrawn for ``sig``."""
+        if self._seen.get(key) == sig:
+            return False
+        self._seen[key] = sig
+        return True
+
     def update_view(self, ctx: ViewContext) -> None:
         raise NotImplementedError
 

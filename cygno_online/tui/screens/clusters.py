@@ -93,7 +93,6 @@ class ClustersPanel(Panel):
 
     def __init__(self) -> None:
         super().__init__(id="panel-clusters")
-        self._seen: dict[str, tuple] = {}
         self.log_scale = False
         self.spectrum_index = 0
 
@@ -113,12 +112,6 @@ class ClustersPanel(Panel):
     def next_spectrum(self) -> None:
         self.spectrum_index += 1
         self._seen.pop("hist", None)
-
-    def _changed(self, key: str, sig: tuple) -> bool:
-        if self._seen.get(key) == sig:
-            return False
-        self._seen[key] = sig
-        return True
 
     def update_view(self, ctx: ViewContext) -> None:
         st = ctx.state

@@ -49,7 +49,6 @@ class PmtPanel(Panel):
         self.board: str | None = None
         self.mode = "latest"
         self.channel_index = 0
-        self._seen: dict[str, tuple] = {}
         self._channels: tuple[str, ...] = ()
 
     def compose(self) -> ComposeResult:
@@ -71,12 +70,6 @@ class PmtPanel(Panel):
     def next_channel(self) -> None:
         self.channel_index += 1
         self._seen.clear()
-
-    def _changed(self, key: str, sig: tuple) -> bool:
-        if self._seen.get(key) == sig:
-            return False
-        self._seen[key] = sig
-        return True
 
     def update_view(self, ctx: ViewContext) -> None:
         st = ctx.state
