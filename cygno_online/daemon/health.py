@@ -191,6 +191,11 @@ def health_metric(body: dict[str, Any], run: int, time_ns: int | None = None) ->
         fields[f"drops_{reason}"] = int(n)
     for name, ms in (body.get("analyzer_ms") or {}).items():
         fields[f"ms_{name}"] = float(ms)
+    # Viewer-side losses are drops too: they must reach InfluxDB and alarms.
+    publisher = body.get("publisher") or {}
+    for key in ("dropped_queue", "dropped_send", "displays_skipped", "series_evicted"):
+        if isinstance(publisher.get(key), int):
+            fields[f"publisher_{key}"] = int(publisher[key])
     fields["source_state"] = str(body.get("source_state", ""))
     return Metric(
         "monitor",

@@ -135,6 +135,8 @@ class Publisher:
             "dropped_send": self.dropped_send,
             "displays_skipped": self.displays_skipped,
             "queue_depth": self._queue.qsize(),
+            # series forgotten because of state.MAX_SERIES (high-cardinality tags)
+            "series_evicted": self.state.series_evicted,
         }
 
     def start(self, timeout: float = 10.0) -> None:
