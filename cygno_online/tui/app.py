@@ -469,5 +469,35 @@ def run_tui(source: StateSource, *, title: str = "CYGNO online", **kw: Any) -> i
     """Run the TUI in this terminal until the shifter quits. The caller owns
     ``source`` (and closes it)."""
     app = MonitorApp(source, title=title, **kw)
-    result = app.run()
+    with _exit_on_hangup(app):
+        result = app.run()
     return int(result or 0)
+
+
+@contextlib.contextmanager
+def _exit_on_hangup(app: App) -> Any:
+    """A dropped SSH session (SIGHUP) or a SIGTERM ends the TUI cleanly; without
+    this, a TUI whose terminal is gone keeps running (and, in ``demo``, the
+    daemon's SIGHUP handler would take the hangup for a reload)."""
+    import asyncio
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        try:
+            # Runs on the main thread, inside the app's event loop: hand the
+            # exit to the loop instead of touching the app mid-step.
+            asyncio.get_running_loop().call_soon_threadsafe(app.exit)
+        except RuntimeError:
+            raise SystemExit(128 + signum) from None
+
+    saved = {sig: signal.signal(sig, handler) for sig in (signal.SIGHUP, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
