@@ -27,6 +27,7 @@ import argparse
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from cygno_online.bench.harness import Case, Report, run_cases
@@ -87,6 +88,29 @@ def make_frames(shape: tuple[int, int], n: int, seed: int) -> tuple[list[Any], A
     return frames, mean, sigma
 
 
+def reference_chain(cfg: Any, fc: Any, mean: Any, thr: Any) -> Callable[[Any], dict[str, Any]]:
+    """The plain numpy/scipy/sklearn chain with exactly ``fc``'s settings."""
+    from cygno_online.analyzers.camera import reference as ref
+
+    def process(raw: Any) -> dict[str, Any]:
+        return ref.process_frame(
+            raw,
+            mean,
+            thr,
+            clip=cfg.clip,
+            acc=fc.acc,
+            factor=cfg.rebin,
+            nb_mean_min=cfg.nb_mean_min,
+            min_count=cfg.nb_min_count,
+            eps=cfg.eps,
+            min_samples=cfg.min_samples,
+            boxes=fc.box_table,
+            margin=cfg.integral_margin,
+        )
+
+    return process
+
+
 def _rss_kb(key: str) -> int:
     """``VmRSS`` (now) or ``VmHWM`` (high-water mark) of this process in kB,
     from /proc (``ru_maxrss`` would start at the forking parent's peak); 0
@@ -119,7 +143,6 @@ def _child(mode: str, folder: str) -> None:
         return
     import numpy as np
 
-    from cygno_online.analyzers.camera import reference as ref
     from cygno_online.analyzers.camera.pedestals import PedestalMaps, threshold_map
 
     d = np.load(f"{folder}/data.npz")
@@ -130,26 +153,14 @@ def _child(mode: str, folder: str) -> None:
     fc = ch.FrameChain(cfg, shape, "cam0")
     fc.set_pedestal(PedestalMaps("cam0", mean, sigma, 1, 0, 0))
     thr = threshold_map(sigma, cfg.nsigma)
+    reference_frame = reference_chain(cfg, fc, mean, thr)
     ch.warm_up_kernels()
     before = _rss_kb("VmRSS")
     for raw in frames:
         if mode == "fast":
             fc.process(raw, run=0, serial=0, time_ns=0, source="store")
         else:
-            ref.process_frame(
-                raw,
-                mean,
-                thr,
-                clip=cfg.clip,
-                acc=fc.acc,
-                factor=cfg.rebin,
-                nb_mean_min=cfg.nb_mean_min,
-                min_count=cfg.nb_min_count,
-                eps=cfg.eps,
-                min_samples=cfg.min_samples,
-                boxes=fc.box_table,
-                margin=cfg.integral_margin,
-            )
+            reference_frame(raw)
     after = _rss_kb("VmHWM")
     print(json.dumps({"peak_extra_mb": max(after - before, 0) / 1024.0}))
 
@@ -182,6 +193,7 @@ def run(args: argparse.Namespace) -> Report:
     fc = FrameChain(cfg, shape, "cam0")
     fc.set_pedestal(PedestalMaps("cam0", mean, sigma, 1, 0, 0))
     thr = threshold_map(sigma, cfg.nsigma)
+    reference_frame = reference_chain(cfg, fc, mean, thr)
     r0, r1, c0, c1 = fc.acc
     f = cfg.rebin
 
@@ -198,20 +210,7 @@ def run(args: argparse.Namespace) -> Report:
     # Same answers first: a fast wrong answer is not a result.
     n_clusters = []
     for raw, _rb, _rbf, _pr, _pc, labels, res in prepared:
-        want = ref.process_frame(
-            raw,
-            mean,
-            thr,
-            clip=cfg.clip,
-            acc=fc.acc,
-            factor=f,
-            nb_mean_min=cfg.nb_mean_min,
-            min_count=cfg.nb_min_count,
-            eps=cfg.eps,
-            min_samples=cfg.min_samples,
-            boxes=fc.box_table,
-            margin=cfg.integral_margin,
-        )
+        want = reference_frame(raw)
         if not np.array_equal(labels, want["labels"]):
             raise AssertionError("bench camera: numba DBSCAN labels differ from sklearn")
         got = res.clusters.features if res.clusters is not None else np.zeros((0, 0))
@@ -303,20 +302,7 @@ def run(args: argparse.Namespace) -> Report:
         case(
             "full chain",
             lambda p: fc.process(p[0], run=0, serial=0, time_ns=0, source="store"),
-            lambda p: ref.process_frame(
-                p[0],
-                mean,
-                thr,
-                clip=cfg.clip,
-                acc=fc.acc,
-                factor=f,
-                nb_mean_min=cfg.nb_mean_min,
-                min_count=cfg.nb_min_count,
-                eps=cfg.eps,
-                min_samples=cfg.min_samples,
-                boxes=fc.box_table,
-                margin=cfg.integral_margin,
-            ),
+            lambda p: reference_frame(p[0]),
         ),
     ]
     info: dict[str, Any] = {
