@@ -458,6 +458,28 @@ def nonzero_points(rb):
 
 
 @numba.njit(**_NJIT)
+def _grid_neighbours(r, c, e, head, nxt, height, width, out):
+    """Indices of the points within cityblock distance ``e`` of grid cell
+    (r, c), written to ``out`` in a fixed walk order; returns their number."""
+    m = 0
+    for dr in range(-e, e + 1):
+        rr = r + dr
+        if rr < 0 or rr >= height:
+            continue
+        rem = e - abs(dr)
+        for dc in range(-rem, rem + 1):
+            cc = c + dc
+            if cc < 0 or cc >= width:
+                continue
+            q = head[rr * width + cc]
+            while q >= 0:
+                out[m] = q
+                m += 1
+                q = nxt[q]
+    return m
+
+
+@numba.njit(**_NJIT)
 def dbscan(prow, pcol, eps, min_samples):
     """DBSCAN with the cityblock metric on non-negative integer points.
 
@@ -485,25 +507,15 @@ def dbscan(prow, pcol, eps, min_samples):
         cell = (prow[k] - rmin) * width + (pcol[k] - cmin)
         nxt[k] = head[cell]
         head[cell] = k
+    # Core-point counting and cluster expansion walk the same neighbourhoods,
+    # in the same order (the order decides border points, as in sklearn).
+    nbr = np.empty(n, np.int64)
     core = np.zeros(n, np.bool_)
     for k in range(n):
-        cnt = 0
-        r = prow[k] - rmin
-        c = pcol[k] - cmin
-        for dr in range(-e, e + 1):
-            rr = r + dr
-            if rr < 0 or rr >= height:
-                continue
-            rem = e - abs(dr)
-            for dc in range(-rem, rem + 1):
-                cc = c + dc
-                if cc < 0 or cc >= width:
-                    continue
-                q = head[rr * width + cc]
-                while q >= 0:
-                    cnt += 1
-                    q = nxt[q]
-        core[k] = cnt >= min_samples
+        core[k] = (
+            _grid_neighbours(prow[k] - rmin, pcol[k] - cmin, e, head, nxt, height, width, nbr)
+            >= min_samples
+        )
     stack = np.empty(n, np.int64)
     label = 0
     for k in range(n):
@@ -516,25 +528,14 @@ def dbscan(prow, pcol, eps, min_samples):
         while sp > 0:
             sp -= 1
             p = stack[sp]
-            r = prow[p] - rmin
-            c = pcol[p] - cmin
-            for dr in range(-e, e + 1):
-                rr = r + dr
-                if rr < 0 or rr >= height:
-                    continue
-                rem = e - abs(dr)
-                for dc in range(-rem, rem + 1):
-                    cc = c + dc
-                    if cc < 0 or cc >= width:
-                        continue
-                    q = head[rr * width + cc]
-                    while q >= 0:
-                        if labels[q] == -1:
-                            labels[q] = label
-                            if core[q]:
-                                stack[sp] = q
-                                sp += 1
-                        q = nxt[q]
+            m = _grid_neighbours(prow[p] - rmin, pcol[p] - cmin, e, head, nxt, height, width, nbr)
+            for i in range(m):
+                q = nbr[i]
+                if labels[q] == -1:
+                    labels[q] = label
+                    if core[q]:
+                        stack[sp] = q
+                        sp += 1
         label += 1
     return labels
 
