@@ -37,46 +37,30 @@ def need_binary(name: str) -> str:
 def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB1]:
     """One InfluxDB 1.x per test module; tests use their own databases."""
     binary = need_binary(INFLUXD)
-    server = InfluxDB1(tmp_path_factory.mktemp("influxd"), binary=binary)
-    server.start()
-    try:
+    with InfluxDB1(tmp_path_factory.mktemp("influxd"), binary=binary) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetrics]:
     binary = need_binary(VICTORIA)
-    server = VictoriaMetrics(tmp_path_factory.mktemp("vm"), binary=binary)
-    server.start()
-    try:
+    with VictoriaMetrics(tmp_path_factory.mktemp("vm"), binary=binary) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def fresh_influxd(tmp_path: Path) -> Iterator[InfluxDB1]:
     """A private InfluxDB 1.x a test may stop and restart."""
     binary = need_binary(INFLUXD)
-    server = InfluxDB1(tmp_path / "influxd", binary=binary)
-    server.start()
-    try:
+    with InfluxDB1(tmp_path / "influxd", binary=binary) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def fresh_victoria(tmp_path: Path) -> Iterator[VictoriaMetrics]:
     binary = need_binary(VICTORIA)
-    server = VictoriaMetrics(tmp_path / "vm", binary=binary)
-    server.start()
-    try:
+    with VictoriaMetrics(tmp_path / "vm", binary=binary) as server:
         yield server
-    finally:
-        server.stop()
 
 
 BASE_NS = 1_764_000_000_000_000_000  # 2025-11-24, inside any retention used here
