@@ -9,41 +9,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cygno_online.analysis.chain import AnalysisChain
+from cygno_online.analysis.counters import RunCounters
 from cygno_online.analysis.outputs import Output
 from cygno_online.decode.items import RunInfo
 from cygno_online.decode.runinfo import RunTracker
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class OfflineCounters:
-    events: int = 0
-    processed: int = 0
-    decode_errors: int = 0
-    analyzer_errors: int = 0
-    format_problems: int = 0
-    skipped_bytes: int = 0
-    by_event_id: Counter = field(default_factory=Counter)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "events_seen": self.events,
-            "events_processed": self.processed,
-            "events_dropped": 0,
-            "decode_errors": self.decode_errors,
-            "analyzer_errors": self.analyzer_errors,
-            "format_problems": self.format_problems,
-            "skipped_bytes": self.skipped_bytes,
-            "events_by_id": {str(k): v for k, v in sorted(self.by_event_id.items())},
-        }
 
 
 class OfflineRunner:
@@ -63,7 +39,7 @@ class OfflineRunner:
         self.experiment = experiment
         self.summaries: list[dict[str, Any]] = []
         self.tracker = RunTracker(pedestal=pedestal, experiment=experiment)
-        self.counters = OfflineCounters()
+        self.counters = RunCounters()
         self._last_time_ns = 0
         self._reader: Any = None
         self._problems_before = 0
@@ -74,7 +50,7 @@ class OfflineRunner:
             self.on_outputs(outputs)
 
     def _begin(self, run: RunInfo) -> None:
-        self.counters = OfflineCounters()
+        self.counters = RunCounters()
         if self._reader is not None:
             self._problems_before = len(self._reader.problems)
             self._skipped_before = self._reader.skipped_bytes

@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from cygno_online.analysis.counters import RunCounters
 from cygno_online.decode.items import RunInfo
 from cygno_online.sources.base import Source
 
@@ -101,28 +102,6 @@ class Dispatcher(Protocol):
     def source_failed(self, exc: BaseException) -> None: ...
 
     def shutdown_requested(self) -> None: ...
-
-
-@dataclass(slots=True)
-class RunCounters:
-    events: int = 0
-    processed: int = 0
-    dropped: int = 0
-    decode_errors: int = 0
-    analyzer_errors: int = 0
-    by_event_id: Counter = field(default_factory=Counter)
-    dropped_by_event_id: Counter = field(default_factory=Counter)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "events_seen": self.events,
-            "events_processed": self.processed,
-            "events_dropped": self.dropped,
-            "decode_errors": self.decode_errors,
-            "analyzer_errors": self.analyzer_errors,
-            "events_by_id": {str(k): v for k, v in sorted(self.by_event_id.items())},
-            "dropped_by_id": {str(k): v for k, v in sorted(self.dropped_by_event_id.items())},
-        }
 
 
 class Pipeline:
