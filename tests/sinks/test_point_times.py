@@ -189,11 +189,13 @@ def test_influx1_real_file_one_environment_point_per_inpt_event(
     influxd.create_database("realfile")
     for k in range(2):  # replayed twice
         got: list[Metric] = []
+
+        def keep(outs: list, got: list[Metric] = got) -> None:
+            got.extend(o for o in outs if isinstance(o, Metric))
+
         chain = slow_chain()
         try:
-            OfflineRunner(chain, on_outputs=lambda outs: got.extend(
-                o for o in outs if isinstance(o, Metric)
-            )).run_files([path])
+            OfflineRunner(chain, on_outputs=keep).run_files([path])
         finally:
             chain.close()
         assert len(env_points(got)) == n_inpt
