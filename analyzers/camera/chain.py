@@ -8,6 +8,7 @@ counters) and turns one raw frame into a :class:`FrameResult`.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -220,6 +221,13 @@ class CameraConfig:
         return out
 
 
+def noise_fraction(nsigma: float) -> float:
+    """Fraction of pixels that Gaussian noise alone puts over ``nsigma``
+    sigma (one-sided tail, ``P(x > nsigma)``): the occupancy of an empty
+    frame, 0.0968 at the online nsigma 1.3."""
+    return 0.5 * math.erfc(nsigma / math.sqrt(2.0))
+
+
 @dataclass(slots=True)
 class FrameResult:
     """Everything the chain computed on one frame."""
@@ -255,6 +263,10 @@ class FrameChain:
         self.shape = (int(shape[0]), int(shape[1]))
         self.camera = camera
         self.acc = cfg.acceptance(self.shape)
+        r0, r1, c0, c1 = self.acc
+        #: pixels inside the acceptance (the denominator of the occupancy)
+        self.n_accepted = max(r1 - r0, 0) * max(c1 - c0, 0)
+        self.noise_fraction = noise_fraction(cfg.nsigma)
         self.box_table = cfg.boxes(self.shape)
         self.spark_sum = cfg.spark_sum(self.shape)
         f = cfg.rebin

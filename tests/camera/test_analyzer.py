@@ -445,3 +445,29 @@ def test_unstored_pedestal_run_is_used_in_memory(gen):
     m = metric(outs[0], "camera")[0]
     assert m.fields["pedestal_source"] == "store" and m.fields["clustered"]
     assert s["cameras"]["cam0"]["pedestal"]["run"] == 1
+
+
+def test_occupancy_is_a_fraction_beside_the_gaussian_noise_expectation(tmp_path, gen):
+    """Noise-only frames: the fraction over threshold (of the acceptance)
+    sits at what Gaussian noise passes at nsigma (9.7 % at 1.3, slightly less
+    after digitisation); a frame with tracks is well above it."""
+    from cygno_online.analyzers.camera.chain import noise_fraction
+
+    assert noise_fraction(1.3) == pytest.approx(0.0968, abs=1e-4)
+    assert noise_fraction(3.0) == pytest.approx(0.00135, abs=1e-5)
+    a = make({"acceptance": {"rows": [0, 128]}}, state_dir=tmp_path)
+    ped = RunInfo(run=1, start_time_ns=T0, exposure_s=0.3, pedestal=True)
+    # 40 frames: a short pedestal run underestimates sigma (ddof 0) and
+    # raises the noise occupancy (12 frames: ~12.5 %)
+    feed(a, [frame(gen.pedestal_frame(), i) for i in range(40)], ped)
+    phys = RunInfo(run=2, start_time_ns=T0, exposure_s=0.3)
+    noise = [frame(gen.pedestal_frame(), i, run=2) for i in range(3)]
+    busy = frame(gen.frame(n_fe=0, n_alpha=4, margin=10)[0], 3, run=2)
+    outs, _, _ = feed(a, [*noise, busy], phys)
+    for o in outs[:3]:
+        f = metric(o, "camera")[0].fields
+        assert f["frac_over_threshold_noise"] == pytest.approx(0.0968, abs=1e-4)
+        assert f["n_over_threshold"] / (128 * 256) == f["frac_over_threshold"]
+        assert 0.08 < f["frac_over_threshold"] < 0.115, f["frac_over_threshold"]
+    f = metric(outs[3], "camera")[0].fields
+    assert f["frac_over_threshold"] > f["frac_over_threshold_noise"] + 0.01
