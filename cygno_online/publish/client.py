@@ -182,11 +182,18 @@ class MonitorClient:
         need_snapshot = True
         asked_at = 0.0
         buffered: list[Message] = []
-        last_rx = time.monotonic()
+        last_rx = opened_at = time.monotonic()
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
-                if need_snapshot and now - asked_at > self.snapshot_timeout_s:
+                # Ask for the snapshot only once the subscription is live (a
+                # first message arrived, or the daemon is silent for longer
+                # than the snapshot timeout): a snapshot taken before the
+                # publisher knows of this SUB ("slow joiner") would be followed
+                # by a seq gap and a second snapshot that folds the updates
+                # in between into the state instead of delivering them.
+                live = bool(buffered) or now - opened_at > self.snapshot_timeout_s
+                if need_snapshot and live and now - asked_at > self.snapshot_timeout_s:
                     if asked_at:
                         # The daemon is not answering: a fresh socket drops
                         # the stale request once it comes back.
@@ -255,6 +262,7 @@ class MonitorClient:
                     need_snapshot = True
                     asked_at = 0.0
                     buffered = []
+                    opened_at = now
         finally:
             self.in_sync = False
             self._close_extra()
