@@ -30,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--json", action="store_true", help="print the summaries as one JSON document"
     )
     parser.add_argument(
+        "--registry",
+        metavar="URL",
+        help="also write each run's row into this run registry (sqlite:///PATH, "
+        "mysql://USER@HOST/DB?password_file=F, postgresql://...): fills it for past runs",
+    )
+    parser.add_argument(
         "--pedestal",
         action="store_true",
         default=None,
@@ -82,6 +88,13 @@ def run(args: argparse.Namespace) -> int:
             summaries = runner.run_files(args.files)
         finally:
             chain.close()
+    if args.registry:
+        from cygno_online.sinks.registry import RunRegistry
+
+        with RunRegistry(args.registry) as reg:
+            for doc in summaries:
+                reg.record(doc)
+                print(f"run {doc.get('run')}: recorded in {reg.url.display()}", file=sys.stderr)
     if args.out:
         for doc in summaries:
             path = write_summary(doc, Path(args.out))
