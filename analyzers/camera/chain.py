@@ -59,6 +59,7 @@ class CameraConfig:
     pedestal_estimate_frames: int = 10
     pedestal_estimate_clip_nsigma: float = 3.0
     pedestal_min_frames: int = 10
+    pedestal_max_deferred: int = 8
     pedestal_save: bool = True
     # outputs
     display_every: int = 1
@@ -116,6 +117,7 @@ class CameraConfig:
             exclusive_minimum=True,
         )
         min_frames = ped.integer("min_frames", d.pedestal_min_frames, minimum=1)
+        max_deferred = ped.integer("max_deferred", d.pedestal_max_deferred, minimum=0)
         save = ped.boolean("save", d.pedestal_save)
         ped.check_unknown()
         disp = p.section("display")
@@ -167,6 +169,7 @@ class CameraConfig:
             pedestal_estimate_frames=est_frames,
             pedestal_estimate_clip_nsigma=est_clip,
             pedestal_min_frames=min_frames,
+            pedestal_max_deferred=max_deferred,
             pedestal_save=save,
             display_every=display_every,
             display_scale=display_scale,
@@ -247,6 +250,8 @@ class FrameResult:
     clustered: bool = False
     #: too many rebinned pixels to cluster (a spark-like or very noisy frame)
     overflow: bool = False
+    #: analysed after the fact with a pedestal estimated after the frame came
+    late: bool = False
     n_points: int = 0
     clusters: ClusterTable | None = None
     #: rebinned (median-filtered, zero-suppressed) map, before noise reduction

@@ -33,10 +33,12 @@ from typing import Any
 import numpy as np
 
 from cygno_online.analysis.outputs import Display, Metric
+from cygno_online.logs import RateLimitedLog
 from cygno_online.publish.messages import Message, display_message, encode, metric_message
 from cygno_online.publish.state import MonitorState
 
 log = logging.getLogger(__name__)
+_loop_errors = RateLimitedLog(log, "publisher-loop")
 
 
 def downsample_image(image: np.ndarray, max_side: int) -> tuple[np.ndarray, int]:
@@ -108,6 +110,10 @@ class Publisher:
         self._last_display: dict[str, float] = {}
         #: called on the publisher thread after a message is applied/sent
         self.listeners: list[Callable[[Message], None]] = []
+        #: called on every loop of the publisher thread (the daemon's watchdog)
+        self.on_beat: Callable[[], None] | None = None
+        #: exceptions caught in the loop (the thread survives them)
+        self.loop_errors = 0
 
     # -- any thread ----------------------------------------------------------------
     def submit(self, msg: Message) -> bool:
@@ -214,6 +220,8 @@ class Publisher:
             next_hb = 0.0
             deadline = None
             while True:
+                if self.on_beat is not None:
+                    self.on_beat()
                 try:
                     msg = self._queue.get(timeout=0.02)
                 except queue.Empty:
@@ -233,16 +241,22 @@ class Publisher:
                     except queue.Empty:
                         msg = None
                 now = time.monotonic()
-                self._flush_displays(pub, now, force=self._stopping.is_set())
-                if now >= next_hb:
-                    next_hb = now + self.heartbeat_s
-                    self._publish(Message("hb", {"time_ns": time.time_ns()}), pub)
-                if poller is not None:
-                    for sock, _ in poller.poll(0):
-                        if sock is snap:
-                            snapshot_server.handle()
-                        elif sock is ctl:
-                            control_server.handle()
+                try:
+                    self._flush_displays(pub, now, force=self._stopping.is_set())
+                    if now >= next_hb:
+                        next_hb = now + self.heartbeat_s
+                        self._publish(Message("hb", {"time_ns": time.time_ns()}), pub)
+                    if poller is not None:
+                        for sock, _ in poller.poll(0):
+                            if sock is snap:
+                                snapshot_server.handle()
+                            elif sock is ctl:
+                                control_server.handle()
+                except Exception:
+                    # Nothing a viewer or a control client sends may end the
+                    # thread that owns every socket.
+                    self.loop_errors += 1
+                    _loop_errors.error("publisher loop error (the thread goes on)", exc_info=True)
                 if self._stopping.is_set():
                     if deadline is None:
                         deadline = time.monotonic() + 2.0
