@@ -205,7 +205,17 @@ def health_metric(body: dict[str, Any], run: int, time_ns: int | None = None) ->
         fields[f"ms_{name}"] = float(ms)
     # Viewer-side losses are drops too: they must reach InfluxDB and alarms.
     publisher = body.get("publisher") or {}
-    for key in ("dropped_queue", "dropped_send", "displays_skipped", "series_evicted"):
+    for key in (
+        "dropped_queue",
+        "dropped_send",
+        "displays_skipped",
+        "series_evicted",
+        "loop_errors",
+        "snapshot_rejected",
+        "snapshot_dropped",
+        "control_rejected",
+        "control_dropped",
+    ):
         if isinstance(publisher.get(key), int):
             fields[f"publisher_{key}"] = int(publisher[key])
     fields["source_state"] = str(body.get("source_state", ""))
