@@ -54,8 +54,6 @@ def default_config() -> dict:
 def run(args: argparse.Namespace) -> int:
     import tempfile
 
-    import yaml
-
     from cygno_online.analysis.chain import AnalysisChain
     from cygno_online.analysis.offline import OfflineRunner
     from cygno_online.analysis.plugin import AnalyzerEnv
@@ -63,8 +61,12 @@ def run(args: argparse.Namespace) -> int:
     from cygno_online.params import Params
 
     if args.config:
-        with open(args.config) as fh:
-            cfg = yaml.safe_load(fh) or {}
+        from cygno_online.daemon.config import read_yaml
+        from cygno_online.errors import ConfigError
+
+        cfg = read_yaml(args.config)  # any bytes: one ConfigError with file and position
+        if not isinstance(cfg, dict):
+            raise ConfigError(args.config, "must be a YAML mapping of sections")
         cfg = {k: cfg[k] for k in ("decode", "analyzers", "plugin_paths", "experiment") if k in cfg}
     else:
         cfg = default_config()
