@@ -112,7 +112,7 @@ def test_mutated_shipped_configs_are_valid_or_one_clear_error(tmp_path, name, se
     path = tmp_path / name
     path.write_bytes(mutate(SHIPPED[name], seed))
     try:
-        _, chain = load_config(path, build_chain=False)
+        load_config(path, build_chain=False)
     except (ConfigError, ConfigErrors) as exc:
         text = str(exc)
         assert text and "Traceback" not in text
@@ -145,7 +145,7 @@ def test_shipped_configs_with_a_bad_byte_at_many_places(tmp_path, capsys):
             b"a: &a [1,1,1,1,1,1,1,1,1,1]\n"
             + b"".join(
                 b"%s: &%s [%s]\n" % (c, c, b",".join([b"*" + p] * 10))
-                for p, c in zip(b"abcdef", b"bcdefg")
+                for p, c in zip(b"abcdef", b"bcdefg", strict=True)
                 for p, c in [(bytes([p]), bytes([c]))]
             ),
             "expands to more than",
