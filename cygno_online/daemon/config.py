@@ -45,9 +45,13 @@ class MidasConfig:
     max_event_size: int = 0
     receive_timeout_ms: int = 100
     communicate_ms: int = 10
-    retry_initial_s: float = 1.0
-    retry_max_s: float = 60.0
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 2.0
     messages_to_midas: bool = True
+    #: shared-memory hand-off slots between the reader process and the daemon
+    slots: int = 4
+    #: the reader's longest stretch of receiving between two yields to MIDAS
+    budget_ms: int = 20
 
 
 @dataclass(slots=True)
@@ -124,6 +128,8 @@ class DaemonConfig:
     watchdog_stall_s: float = 15.0
     #: end-of-run summary rules (``summary`` section), SummaryConfig
     summary_config: Any = None
+    #: run registry URL (``registry``; default SQLite in state_dir; None = off)
+    registry_url: str | None = None
     #: the whole file as read (chain sections are re-read on SIGHUP)
     data: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
@@ -226,10 +232,13 @@ def _parse_midas(p: Params, shapes_bytes: int) -> MidasConfig:
             allowed=f">= {shapes_bytes}",
         )
     c.receive_timeout_ms = p.integer("receive_timeout_ms", 100, minimum=2, maximum=10000)
-    c.communicate_ms = p.integer("communicate_ms", 10, minimum=0, maximum=1000)
+    # communicate(0) does nothing in libmidas: the reader always yields > 0 ms
+    c.communicate_ms = p.integer("communicate_ms", 10, minimum=1, maximum=1000)
+    c.slots = p.integer("slots", 4, minimum=1, maximum=64)
+    c.budget_ms = p.integer("budget_ms", 20, minimum=1, maximum=80)
     retry = p.section("retry")
-    c.retry_initial_s = retry.number("initial_s", 1.0, minimum=0.01)
-    c.retry_max_s = retry.number("max_s", 60.0, minimum=0.01)
+    c.retry_initial_s = retry.number("initial_s", 0.5, minimum=0.01)
+    c.retry_max_s = retry.number("max_s", 2.0, minimum=0.01)
     retry.check_unknown()
     if c.retry_max_s < c.retry_initial_s:
         retry.error("max_s", "must be >= initial_s", value=c.retry_max_s)
@@ -448,6 +457,7 @@ def parse_config(
     sm = root.section("summary")
     cfg.summary_config = SummaryConfig.from_params(sm)
     sm.check_unknown()
+    cfg.registry_url = _registry_url(root, cfg)
 
     chain = None
     if build_chain:
@@ -525,6 +535,28 @@ def _check_alarm_messages(al: Params, rules: list) -> None:
             al.error(
                 f"rules[{i}].message", f"rule {rule.id!r}: message {problem}", value=rule.message
             )
+
+
+def _registry_url(root: Params, cfg: DaemonConfig) -> str | None:
+    """``registry: URL`` (sqlite:///PATH, mysql://..., postgresql://...),
+    ``registry: false`` for none; default the SQLite file in state_dir."""
+    from cygno_online.sinks.registry import default_url, parse_url
+
+    value = root.raw("registry", None)
+    if value is False:
+        return None
+    if value is None:
+        return default_url(cfg.state_dir)
+    if not isinstance(value, str):
+        root.error("registry", "must be a URL (sqlite:///PATH, mysql://USER@HOST/DB) or false",
+                   value=value)  # fmt: skip
+        return None
+    try:
+        parse_url(value, key=root.key_path("registry"))
+    except ConfigError as exc:
+        root.errors.append(exc)
+        return None
+    return value
 
 
 def _check_influx(root: Params, cfg: DaemonConfig) -> bool:
