@@ -53,9 +53,7 @@ def test_keys_are_independent_and_a_continuous_flood_is_one_line_per_interval(ca
     # per key: one full line, then one summary per 10 s window
     assert len([x for x in out if "from a" in x]) <= 12
     assert len([x for x in out if "from b" in x]) <= 12
-    total_a = sum(
-        int(x.split("(")[1].split()[0]) for x in out if "from a" in x and "more in" in x
-    )
+    total_a = sum(int(x.split("(")[1].split()[0]) for x in out if "from a" in x and "more in" in x)
     assert total_a + 1 == 1000  # every occurrence is counted in a summary
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from cygno_online.analysis.outputs import Display, Metric
+from cygno_online.errors import ConfigError
 from cygno_online.logs import RateLimitedLog
 from cygno_online.publish.messages import Message, display_message, encode, metric_message
 from cygno_online.publish.state import MonitorState
@@ -110,6 +111,9 @@ class Publisher:
         self._last_display: dict[str, float] = {}
         #: called on the publisher thread after a message is applied/sent
         self.listeners: list[Callable[[Message], None]] = []
+        #: the request servers (publisher thread; None until started/disabled)
+        self.snapshot_server: Any = None
+        self.control_server: Any = None
         #: called on every loop of the publisher thread (the daemon's watchdog)
         self.on_beat: Callable[[], None] | None = None
         #: exceptions caught in the loop (the thread survives them)
@@ -143,7 +147,23 @@ class Publisher:
             "queue_depth": self._queue.qsize(),
             # series forgotten because of state.MAX_SERIES (high-cardinality tags)
             "series_evicted": self.state.series_evicted,
+            "loop_errors": self.loop_errors,
+            **self.request_stats(),
         }
+
+    def request_stats(self) -> dict[str, int]:
+        """Requests refused (typed error reply) and dropped (rate limit,
+        reply not read) on the snapshot and control sockets."""
+        out: dict[str, int] = {}
+        for name in ("snapshot", "control"):
+            server = getattr(self, f"{name}_server", None)
+            if server is None:
+                continue
+            st = server.stats
+            out[f"{name}_requests"] = st.requests
+            out[f"{name}_rejected"] = sum(st.rejected.values())
+            out[f"{name}_dropped"] = sum(st.dropped.values())
+        return out
 
     def start(self, timeout: float = 10.0) -> None:
         self._thread = threading.Thread(target=self._main, name="publisher", daemon=True)
@@ -184,9 +204,25 @@ class Publisher:
                 setup_curve_server(s, self.curve_secret_key_file)
             if kind == zmq.PUB:
                 s.sndhwm = self.hwm
-            s.bind(endpoint)
+            else:
+                from cygno_online.publish.guard import configure_socket
+
+                configure_socket(s)
+            try:
+                s.bind(endpoint)
+            except zmq.ZMQError as exc:
+                s.close(linger=0)
+                for other in opened:
+                    other.close(linger=0)
+                key = {"pub": "bind"}.get(name, f"{name}_bind")
+                raise ConfigError(
+                    f"publish.{key}", f"cannot bind {endpoint}: {exc.strerror or exc}"
+                ) from None
+            opened.append(s)
             self.endpoints[name] = s.getsockopt_string(zmq.LAST_ENDPOINT)
             return s
+
+        opened: list[Any] = []
 
         pub = make(zmq.PUB, self.bind, "pub")
         snap = make(zmq.ROUTER, self.snapshot_bind, "snapshot") if self.snapshot_bind else None
@@ -212,6 +248,7 @@ class Publisher:
                 control_server = (
                     ControlServer(ctl, self.control_handlers) if ctl is not None else None
                 )
+                self.snapshot_server, self.control_server = snapshot_server, control_server
                 poller = zmq.Poller()
                 for s in (snap, ctl):
                     if s is not None:
@@ -247,11 +284,16 @@ class Publisher:
                         next_hb = now + self.heartbeat_s
                         self._publish(Message("hb", {"time_ns": time.time_ns()}), pub)
                     if poller is not None:
+                        # Each socket gets a bounded budget per iteration:
+                        # a flood waits in libzmq's bounded queue while the
+                        # live messages above go on.
                         for sock, _ in poller.poll(0):
                             if sock is snap:
                                 snapshot_server.handle()
                             elif sock is ctl:
                                 control_server.handle()
+                        if snapshot_server is not None:
+                            snapshot_server.serve_pending()
                 except Exception:
                     # Nothing a viewer or a control client sends may end the
                     # thread that owns every socket.

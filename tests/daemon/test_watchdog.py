@@ -139,7 +139,7 @@ def test_daemon_stops_feeding_systemd_when_a_thread_stalls(tmp_path, component):
     try:
         wait_for(lambda: notifier.feeds >= 1, what="systemd fed while healthy")
         wait_for(
-            lambda: (d.watchdog.component(component).state == "stalled"),
+            lambda: d.watchdog.component(component).state == "stalled",
             what=f"{component} stalled",
         )
         fed = notifier.feeds
