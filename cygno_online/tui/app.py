@@ -24,6 +24,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.css.query import NoMatches
 from textual.widgets import Footer, TabbedContent, TabPane
 
+from cygno_online.alarms.summary import summarize
 from cygno_online.tui.keymetrics import cameras
 from cygno_online.tui.screens.alarms import AlarmsPanel
 from cygno_online.tui.screens.base import Panel, ViewContext
@@ -256,8 +257,11 @@ class MonitorApp(App[int]):
         self._tabs.set_class(not connected, "-disconnected")
         with state.lock:
             ctx = ViewContext(state, now, connected, self.limits, self.camera)
-            counts = state.alarm_counts()
-            self._status.set(status_text(self.title, state.run, counts, connected, now))
+            summary = summarize(state.alarms.values())
+            counts = summary.counts
+            self._status.set(
+                status_text(self.title, state.run, counts, connected, now, summary.acked)
+            )
             n = sum(counts.values())
             self._label_alarm_tab(f"6 Alarms ({n})" if n else "6 Alarms")
             self._ring_on_new_alarm(counts)

@@ -343,7 +343,7 @@ def test_verdict_line_and_bell_on_a_new_error_alarm():
             id="lime_pressure",
             name="LIME gas pressure",
             severity="error",
-            state="ok",
+            state="normal",
             transition="cleared",
         )
         src.ack("no_events", "tester")
@@ -351,7 +351,12 @@ def test_verdict_line_and_bell_on_a_new_error_alarm():
         await pilot.pause()
         out["ok"] = screen_lines(app)[3]
         src.alarm(
-            id="hv_trip", name="HV trip", severity="critical", state="active", transition="raised"
+            id="hv_trip",
+            name="HV trip",
+            severity="critical",
+            state="active_unack",
+            message="channel 3 tripped",
+            transition="raised",
         )
         app.poll_now()
         await pilot.pause()
@@ -362,7 +367,9 @@ def test_verdict_line_and_bell_on_a_new_error_alarm():
     out = run_app(src, body)["value"]
     assert "ALARM" in out["first"] and out["bells0"] == 0  # no bell for what was there
     assert "OK" in out["ok"] and "data flowing" in out["ok"]
-    assert "ALARM  1 critical" in out["alarm"] and out["bells"] == 1
+    # the verdict names the most severe alarm and its message
+    assert "ALARM  critical: HV trip - channel 3 tripped" in out["alarm"]
+    assert out["bells"] == 1
 
 
 def test_verdict_says_no_data_when_triggers_stop_during_a_run():
@@ -374,7 +381,7 @@ def test_verdict_says_no_data_when_triggers_stop_during_a_run():
     line = run_app(src, body, clock=lambda: NOW + 120)["value"]
     assert "ALARM" in line  # the error alarm still wins
     src.ack("lime_pressure", "tester")
-    src.alarm(id="lime_pressure", name="p", severity="error", state="ok", transition="cleared")
+    src.alarm(id="lime_pressure", name="p", severity="error", state="normal", transition="cleared")
     src.ack("no_events", "tester")
     line = run_app(src, body, clock=lambda: NOW + 120)["value"]
     assert "NO DATA" in line and "2m" in line
@@ -600,7 +607,7 @@ def test_bad_data_never_crashes_the_tui():
             "run", {"run": "?"}
         )
     )
-    src.alarm(id="weird", name="", severity="unknown", state="active", value=[1, 2])
+    src.alarm(id="weird", name="", severity="unknown", state="active_unack", value=[1, 2])
 
     async def body(app, pilot):
         keys = ["2", "z", "x", "c", "3", "i", "c", "l", "4", "n", "h", "v", "5", "s", "6", "7"]

@@ -8,6 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from cygno_online.alarms.summary import summarize
 from cygno_online.publish.state import SEVERITIES
 from cygno_online.tui.keymetrics import (
     KEY_METRICS,
@@ -113,12 +114,12 @@ def verdict(ctx: ViewContext) -> Text:
     st = ctx.state
     if not ctx.connected:
         return Text(" NOT LIVE  no contact with the monitor daemon ", style="bold white on grey30")
-    counts = st.alarm_counts()
-    bad = counts.get("critical", 0) + counts.get("error", 0)
-    warn = counts.get("warning", 0)
-    parts = [f"{counts[s]} {s}" for s in ("critical", "error", "warning", "info") if counts.get(s)]
-    if bad:
-        return Text(f" ALARM  {', '.join(parts)}: see tab 6 ", style="bold white on red")
+    # One summary for every view (issue 12): acknowledged-but-active alarms
+    # count; the verdict names the most severe one and its message.
+    summary = summarize(st.alarms.values())
+    level = summary.level
+    if level == "alarm":
+        return Text(f" ALARM  {summary.verdict()}: see tab 6 ", style="bold white on red")
     running = st.run.get("state") == "running"
     if running:
         rows = key_rows(st, KEY_METRICS[0], limit=1)
@@ -127,8 +128,8 @@ def verdict(ctx: ViewContext) -> Text:
             return Text(
                 f" NO DATA  no trigger events for {age} during a run ", style="bold black on yellow"
             )
-    if warn:
-        return Text(f" WARNING  {', '.join(parts)}: see tab 6 ", style="bold black on yellow")
+    if level == "warning":
+        return Text(f" WARNING  {summary.verdict()}: see tab 6 ", style="bold black on yellow")
     what = "running, data flowing" if running else "no run in progress"
     return Text(f" OK  {what}; no alarm needs attention ", style="bold black on green")
 

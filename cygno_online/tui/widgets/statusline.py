@@ -15,7 +15,16 @@ SEVERITY_STYLE = {
 }
 
 
-def status_text(title: str, run: dict, counts: dict[str, int], connected: bool, now: float) -> Text:
+def status_text(
+    title: str,
+    run: dict,
+    counts: dict[str, int],
+    connected: bool,
+    now: float,
+    acked: dict[str, int] | None = None,
+) -> Text:
+    """``counts``/``acked``: :func:`cygno_online.alarms.summary.summarize`'s
+    ``counts`` (active, acknowledged or not, and latched) and ``acked``."""
     t = Text(title, style="bold")
     if run:
         t.append(f"  {run.get('experiment') or ''} run {run.get('run', '-')} ", style="")
@@ -23,14 +32,18 @@ def status_text(title: str, run: dict, counts: dict[str, int], connected: bool, 
         t.append(state.upper(), style="bold green" if state == "running" else "bold yellow")
     t.append("  ")
     t.append("● live" if connected else "○ offline", style="green" if connected else "bold red")
-    active = [(s, n) for s, n in counts.items() if n]
     t.append("  alarms: ", style="dim")
-    if not active:
+    if not any(counts.values()):
         t.append("none", style="green")
+    acked = acked or {}
     for sev in ("critical", "error", "warning", "info"):
         n = counts.get(sev, 0)
         if n:
+            k = acked.get(sev, 0)
             t.append(f"{n} {sev}", style=SEVERITY_STYLE[sev])
+            if k:
+                # acknowledged but still active: counted, and said so
+                t.append(" (acked)" if k == n else f" ({k} acked)", style="dim")
             t.append(" ")
     t.append(" " + dt.datetime.fromtimestamp(now).strftime("%H:%M:%S"), style="dim")
     return t
