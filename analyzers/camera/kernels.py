@@ -737,6 +737,26 @@ def pedestal_accumulate(raw, shift, s1, s2):
 
 
 @numba.njit(**_NJIT)
+def _sort_small(a, n):
+    """In-place insertion sort of ``a[:n]`` (n is the handful of frames of an
+    estimate: no allocation, unlike ``np.sort``, in the per-pixel loop)."""
+    for k in range(1, n):
+        v = a[k]
+        m = k - 1
+        while m >= 0 and a[m] > v:
+            a[m + 1] = a[m]
+            m -= 1
+        a[m + 1] = v
+
+
+@numba.njit(**_NJIT)
+def _median_sorted(a, n):
+    if n % 2 == 1:
+        return a[n // 2]
+    return 0.5 * (a[n // 2 - 1] + a[n // 2])
+
+
+@numba.njit(**_NJIT)
 def pedestal_estimate(stack, clip_nsigma, min_spread):
     """Robust per-pixel pedestal from a few physics frames (n, rows, cols):
     median and MAD scale, then mean and standard deviation (ddof=1) of the
@@ -746,23 +766,19 @@ def pedestal_estimate(stack, clip_nsigma, min_spread):
     mean = np.empty((rows, cols), np.float32)
     sigma = np.empty((rows, cols), np.float32)
     buf = np.empty(n, np.float64)
+    srt = np.empty(n, np.float64)
     dev = np.empty(n, np.float64)
     for i in range(rows):
         for j in range(cols):
             for k in range(n):
                 buf[k] = stack[k, i, j]
-            srt = np.sort(buf)
-            if n % 2 == 1:
-                med = srt[n // 2]
-            else:
-                med = 0.5 * (srt[n // 2 - 1] + srt[n // 2])
+                srt[k] = buf[k]
+            _sort_small(srt, n)
+            med = _median_sorted(srt, n)
             for k in range(n):
                 dev[k] = abs(srt[k] - med)
-            ds = np.sort(dev)
-            if n % 2 == 1:
-                mad = ds[n // 2]
-            else:
-                mad = 0.5 * (ds[n // 2 - 1] + ds[n // 2])
+            _sort_small(dev, n)
+            mad = _median_sorted(dev, n)
             lim = max(clip_nsigma * 1.4826 * mad, min_spread)
             s = 0.0
             q = 0.0

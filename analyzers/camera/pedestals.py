@@ -114,26 +114,86 @@ class PedestalAccumulator:
 
 
 class PedestalEstimator:
-    """Collects the first ``n_frames`` frames of a run without a stored map and
-    estimates a robust pedestal from them (:func:`kernels.pedestal_estimate`)."""
+    """Collects the first ``n_frames`` frames of a run without a stored map
+    (into one preallocated stack) and estimates a robust pedestal from them
+    (:func:`kernels.pedestal_estimate`) on a background thread: the kernel is
+    ``nogil``, so the analysis of live frames goes on meanwhile (a LIME
+    estimate takes a few hundred ms to seconds on a busy core).
+
+    Life cycle: ``add`` until it returns True, then ``start``; ``ready``
+    polls without blocking, ``wait`` blocks (end of run only), ``result``
+    gives ``(mean, sigma)`` or raises what the estimate raised."""
 
     def __init__(self, n_frames: int, clip_nsigma: float = 3.0, min_spread: float = 3.0) -> None:
         self.n_frames = n_frames
         self.clip_nsigma = clip_nsigma
         self.min_spread = min_spread
-        self.frames: list[np.ndarray] = []
+        self.stack: np.ndarray | None = None
+        self.n = 0
+        self.seconds: float | None = None
+        self._thread: threading.Thread | None = None
+        self._done = threading.Event()
+        self._result: tuple[np.ndarray, np.ndarray] | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def frames(self) -> list[np.ndarray]:
+        """The frames collected so far (views into the stack)."""
+        return [] if self.stack is None else [self.stack[k] for k in range(self.n)]
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
 
     def add(self, raw: np.ndarray) -> bool:
         """Keep a copy of the frame; True when enough frames are collected."""
-        if self.frames and raw.shape != self.frames[0].shape:
-            self.frames.clear()
-        self.frames.append(np.array(raw, dtype=np.uint16, copy=True))
-        return len(self.frames) >= self.n_frames
+        if self.started:
+            raise RuntimeError("estimate already started")
+        if self.stack is None or raw.shape != self.stack.shape[1:]:
+            self.stack = np.empty((self.n_frames, *raw.shape), np.uint16)
+            self.n = 0
+        self.stack[self.n] = raw
+        self.n += 1
+        return self.n >= self.n_frames
+
+    def start(self) -> None:
+        """Run the estimate on a daemon thread (the kernel releases the GIL)."""
+        if self.stack is None or self.n < 2:
+            raise ValueError("a pedestal estimate needs at least 2 frames")
+        stack = self.stack[: self.n]
+
+        def job() -> None:
+            t0 = time.perf_counter()
+            try:
+                self._result = kn.pedestal_estimate(stack, self.clip_nsigma, self.min_spread)
+            except BaseException as exc:  # handed to the analysis thread by result()
+                self._error = exc
+            finally:
+                self.seconds = time.perf_counter() - t0
+                self._done.set()
+
+        self._thread = threading.Thread(target=job, name="pedestal-estimate", daemon=True)
+        self._thread.start()
+
+    def ready(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self._done.is_set():
+            raise RuntimeError("pedestal estimate not finished")
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
 
     def estimate(self) -> tuple[np.ndarray, np.ndarray]:
-        stack = np.stack(self.frames)
-        self.frames.clear()
-        return kn.pedestal_estimate(stack, self.clip_nsigma, self.min_spread)
+        """Synchronous estimate (tests, tools): start, wait, result."""
+        self.start()
+        self.wait()
+        return self.result()
 
 
 class PedestalStore:

@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from cygno_online.analysis.outputs import Output
+from cygno_online.analysis.outputs import Metric, Output
 from cygno_online.analysis.plugin import Analyzer, AnalyzerEnv, discover
 from cygno_online.decode.items import RunInfo
 from cygno_online.errors import ConfigError, DecodeError
@@ -114,6 +114,17 @@ def build_analyzers(
         sub.check_unknown()
         analyzers.append(analyzer)
     return analyzers
+
+
+def _stamp_points(outputs: list[Output], ctx: Any) -> None:
+    """Give this event's metrics their point time (unique per event, the same
+    on every replay: decode.timebase.point_time_ns). Only metrics stamped with
+    this very event's time and serial are moved; an analyzer that emits a
+    point for another time (a run total, a rate window) keeps its own."""
+    t, serial, point = ctx.time_ns, ctx.serial, ctx.point_ns
+    for out in outputs:
+        if isinstance(out, Metric) and out.time_ns == t and out.serial == serial:
+            out.time_ns = point
 
 
 class AnalysisChain:
@@ -274,12 +285,15 @@ class AnalysisChain:
         failures: list[tuple[str, str]] = []
         for item in items:
             flow: dict[str, Any] = {}
+            ctx = getattr(item, "ctx", None)
             for a in self._route(type(item)):
                 t0 = time.perf_counter()
                 try:
-                    outputs.extend(a.process(item, flow) or ())
+                    produced = list(a.process(item, flow) or ())
+                    if ctx is not None and ctx.point_ns:
+                        _stamp_points(produced, ctx)
+                    outputs.extend(produced)
                 except Exception as exc:
-                    ctx = getattr(item, "ctx", None)
                     failures.append(
                         (
                             a.instance_name,

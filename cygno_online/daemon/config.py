@@ -118,6 +118,9 @@ class DaemonConfig:
     state_dir: Path | None = None
     log_level: str = "INFO"
     influx_enabled: bool = False
+    #: watchdog: a thread (or the reader process) without progress for this
+    #: long is stalled (``watchdog.stall_s``)
+    watchdog_stall_s: float = 15.0
     #: end-of-run summary rules (``summary`` section), SummaryConfig
     summary_config: Any = None
     #: the whole file as read (chain sections are re-read on SIGHUP)
@@ -389,6 +392,10 @@ def parse_config(
     al.check_unknown()
 
     cfg.influx_enabled = _check_influx(root, cfg)
+
+    wd = root.section("watchdog")
+    cfg.watchdog_stall_s = wd.number("stall_s", 15.0, minimum=1, maximum=3600)
+    wd.check_unknown()
 
     from cygno_online.analysis.summary import SummaryConfig
 

@@ -63,10 +63,20 @@ class Health:
         self.started = clock()
         self.queue_depth: Callable[[], int] = lambda: 0
         self.extra: Callable[[], dict[str, Any]] = dict
+        #: the daemon's progress watchdog (``watchdog.Watchdog``); beats are
+        #: forwarded to it
+        self.watchdog: Any = None
 
     # -- writers ---------------------------------------------------------------
     def beat(self, thread: str) -> None:
         self.beats[thread] = self.clock()
+        if self.watchdog is not None:
+            self.watchdog.beat(thread)
+
+    def finished(self, thread: str) -> None:
+        """``thread`` ended on purpose (not a watchdog failure)."""
+        if self.watchdog is not None:
+            self.watchdog.done(thread)
 
     def event_in(self) -> None:
         with self._lock:
@@ -148,6 +158,8 @@ class Health:
                 "sampling": self.sampling,
                 "threads_alive_s": {k: round(now - v, 3) for k, v in self.beats.items()},
             }
+            if self.watchdog is not None:
+                body["watchdog"] = self.watchdog.report()
             self._last = (now, cpu, self.events_in, self.events_processed)
             self._analyzer_s.clear()
             self._analyzer_n = 0
@@ -194,10 +206,24 @@ def health_metric(body: dict[str, Any], run: int, time_ns: int | None = None) ->
         fields[f"ms_{name}"] = float(ms)
     # Viewer-side losses are drops too: they must reach InfluxDB and alarms.
     publisher = body.get("publisher") or {}
-    for key in ("dropped_queue", "dropped_send", "displays_skipped", "series_evicted"):
+    for key in (
+        "dropped_queue",
+        "dropped_send",
+        "displays_skipped",
+        "series_evicted",
+        "loop_errors",
+        "snapshot_rejected",
+        "snapshot_dropped",
+        "control_rejected",
+        "control_dropped",
+    ):
         if isinstance(publisher.get(key), int):
             fields[f"publisher_{key}"] = int(publisher[key])
     fields["source_state"] = str(body.get("source_state", ""))
+    if isinstance(body.get("watchdog"), dict):
+        from cygno_online.daemon.watchdog import watchdog_fields
+
+        fields.update(watchdog_fields(body["watchdog"]))
     return Metric(
         "monitor",
         time_ns or time.time_ns(),

@@ -21,8 +21,10 @@ from cygno_online.daemon.config import DaemonConfig, load_config
 from cygno_online.daemon.health import Health, health_metric
 from cygno_online.daemon.pipeline import Pipeline
 from cygno_online.daemon.service import Notifier, SignalFlags, every
+from cygno_online.daemon.watchdog import Watchdog
 from cygno_online.decode.items import RunInfo
 from cygno_online.errors import ConfigError, ConfigErrors
+from cygno_online.logs import flush_summaries
 from cygno_online.publish.messages import Message
 from cygno_online.publish.publisher import Publisher
 from cygno_online.publish.state import AlarmRecord
@@ -112,6 +114,9 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.signals = SignalFlags()
         self.health = Health()
+        #: every thread (and issue 10's reader process) reports progress here
+        self.watchdog = Watchdog(on_change=self._watchdog_change)
+        self.health.watchdog = self.watchdog
         self.exit_code = 0
         self._source_error: BaseException | None = None
         self._log_budget = LOG_BUDGET
@@ -148,6 +153,7 @@ class Daemon:
             summary_dir=cfg.summary_dir,
             experiment=cfg.experiment,
             summary_config=cfg.summary_config,
+            stall_s=cfg.watchdog_stall_s,
         )
         self.health.extra = self._health_extra
         self._health_due = every(cfg.pipeline.health_every_s)
@@ -167,6 +173,11 @@ class Daemon:
         warm = self.chain.warm_up()
         log.info("analyzers warmed up in %.2f s", warm)
         self.publisher.start()
+        if self.publisher._thread is not None:
+            pub = self.watchdog.register(
+                "publisher", stall_s=self.cfg.watchdog_stall_s, thread=self.publisher._thread
+            )
+            self.publisher.on_beat = pub.beat
         if self.cfg.publish.enabled:
             log.info(
                 "publishing on %s (snapshot %s, control %s)",
@@ -198,6 +209,11 @@ class Daemon:
             on_drop=lambda n, reason: self.health.drop(f"sink_{reason}", n=int(n)),
         )
         self.sink.start()
+        if getattr(self.sink, "_thread", None) is not None:
+            # a send may block for the HTTP timeout (and retries wake each second)
+            stall = max(self.cfg.watchdog_stall_s, 3 * float(self.sink.config.timeout_s))
+            comp = self.watchdog.register("sink", stall_s=stall, thread=self.sink._thread)
+            self.sink.on_beat = comp.beat
 
     def shutdown(self) -> None:
         """Stop the source, analyse what is queued, write the summary of the
@@ -205,6 +221,8 @@ class Daemon:
         if self._stopped:
             return
         self._stopped = True
+        # threads ending from here on are stopping, not failing
+        self.watchdog.done_all()
         self.notifier.stopping()
         t0 = time.monotonic()
         self.pipeline.stop(timeout=6.0)
@@ -216,6 +234,7 @@ class Daemon:
                 log.exception("sink did not stop cleanly")
         self.publisher.stop(timeout=1.0)
         self.chain.close()
+        flush_summaries(force=True)
         log.info("daemon stopped in %.2f s", time.monotonic() - t0)
 
     # -- main loop -------------------------------------------------------------------
@@ -233,6 +252,7 @@ class Daemon:
         wd = self.notifier.watchdog_s
         wd_due = every(wd / 2) if wd else None
         status_due = every(5.0)
+        summaries_due = every(1.0)
         last = (time.monotonic(), 0, 0)
         while not self.signals.stop:
             self.signals.wake.wait(0.25 if wd is None else min(0.25, wd / 4))
@@ -246,7 +266,10 @@ class Daemon:
             if self.exit_at_end and self.pipeline.finished:
                 break
             now = time.monotonic()
-            if wd_due is not None and wd_due(now) and self.alive(wd / 2):
+            self.watchdog.check()
+            if summaries_due(now):
+                flush_summaries()
+            if wd_due is not None and wd_due(now) and self.alive():
                 self.notifier.watchdog()
             if status_due(now):
                 c = self.health.counters()
@@ -260,11 +283,23 @@ class Daemon:
                 self.notifier.status(text)
                 last = (now, c["events_in"], c["events_processed"])
 
-    def alive(self, within_s: float) -> bool:
-        """The watchdog rule (see ``service.py``)."""
-        if not self.health.alive(("analysis",), within_s):
-            return False
-        return self.pipeline.source_done.is_set() or self.health.alive(("source",), within_s)
+    def alive(self) -> bool:
+        """The systemd watchdog rule: every registered component (threads,
+        reader process) progressed within its ``stall_s`` and none died
+        (see ``watchdog.py``)."""
+        return self.watchdog.healthy()
+
+    def _watchdog_change(self, comp: Any, old: str) -> None:
+        # main thread; the publisher may be the failed one (then this is lost,
+        # the log line and the missing systemd feed remain)
+        if comp.state in ("stalled", "dead"):
+            self._publish_log(
+                "error",
+                f"watchdog: {comp.name} {'died' if comp.state == 'dead' else 'stalled'}; "
+                "the service will be restarted by systemd",
+            )
+        elif comp.state == "ok":
+            self._publish_log("info", f"watchdog: {comp.name} progressing again")
 
     def request_stop(self) -> None:
         self.signals.request_stop()

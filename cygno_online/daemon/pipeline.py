@@ -119,8 +119,11 @@ class Pipeline:
         summarize: Callable[..., dict[str, Any]] | None = None,
         write_summary: Callable[[dict[str, Any], Any], Any] | None = None,
         summary_config: Any = None,
+        stall_s: float = 15.0,
     ) -> None:
         self.chain = chain
+        #: watchdog: a thread without a loop iteration for this long is stalled
+        self.stall_s = stall_s
         self.source = source
         self.dispatcher = dispatcher
         self.health = health
@@ -150,8 +153,14 @@ class Pipeline:
         self._analysis_thread = threading.Thread(
             target=self._analysis_main, name="analysis", daemon=True
         )
-        self._analysis_thread.start()
         self._source_thread = threading.Thread(target=self._source_main, name="source", daemon=True)
+        watchdog = getattr(self.health, "watchdog", None)
+        if watchdog is not None:
+            # registered before they start: a thread that ends at once
+            # (done or dead) is never mistaken for one not yet running
+            for t in (self._analysis_thread, self._source_thread):
+                watchdog.register(t.name, stall_s=self.stall_s, thread=t)
+        self._analysis_thread.start()
         self._source_thread.start()
 
     def stop(self, timeout: float = 8.0) -> bool:
@@ -229,7 +238,9 @@ class Pipeline:
         self.health.beat("source")
         try:
             self.source.run(self, self.stop_source)
+            self.health.finished("source")
         except SystemExit:
+            self.health.finished("source")
             # libmidas answered a shutdown request (signal, odbedit "shutdown").
             log.info("MIDAS requested shutdown")
             self.dispatcher.shutdown_requested()
@@ -270,6 +281,7 @@ class Pipeline:
                         log.exception("periodic task failed")
             # Drained: events queued before "stop" were processed above.
             self._finish_run(None, complete=False)
+            self.health.finished("analysis")
         except Exception:
             log.exception("analysis thread failed")
         finally:

@@ -5,12 +5,14 @@ sd_notify: datagrams ``KEY=VALUE\\n...`` to the AF_UNIX socket named by
 ``$NOTIFY_SOCKET`` (a leading ``@`` means the Linux abstract namespace).
 Outside systemd (no variable) every call is a no-op.
 
-Watchdog rule (``WATCHDOG=1`` every ``WatchdogSec/2``): sent only while the
-pipeline is *alive*: the analysis thread and the source thread each completed
-a loop iteration within the last ``WatchdogSec/2``. Both loops wake at least
-every 0.5 s even without events, so an idle but healthy daemon (no run, MIDAS
-retrying its connection) keeps the watchdog fed; an analysis thread stuck in
-one event, or a source thread hung in a C call, does not.
+Watchdog rule (``WATCHDOG=1`` every ``WatchdogSec/2``): sent only while every
+component registered with the daemon's progress watchdog
+(:mod:`cygno_online.daemon.watchdog`: source, analysis, publisher, InfluxDB
+sender, the MIDAS reader process) beat within its ``stall_s`` and none died.
+Every loop wakes at least every 0.5 s even without events, so an idle but
+healthy daemon (no run, MIDAS retrying its connection) keeps the watchdog fed;
+an analysis thread stuck in one event, a source thread hung in a C call or a
+dead publisher thread does not, and systemd restarts the service.
 """
 
 from __future__ import annotations

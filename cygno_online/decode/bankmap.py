@@ -428,8 +428,9 @@ class EventDecoder:
 
         try:
             time_ns = self.time_base.time_ns(event_id, int(header.time_stamp))
+            point_ns = self.time_base.point_ns(event_id, int(header.time_stamp), serial)
         except Exception:  # pragma: no cover - defensive: time stamps are ints
-            time_ns = 0
+            time_ns = point_ns = 0
         ctx = EventContext(
             run=run,
             serial=serial,
@@ -437,6 +438,7 @@ class EventDecoder:
             trigger_mask=int(header.trigger_mask),
             time_ns=time_ns,
             source=source,
+            point_ns=point_ns,
         )
 
         if event_id == EVENT_MESSAGE:

@@ -26,6 +26,10 @@ class EventContext:
     time_ns: int
     #: file name, ``"midas:SYSTEM"``, ``"simulator"``...
     source: str = ""
+    #: time of this event's stored points: ``time_ns`` plus a sub-second slot
+    #: from serial and event id (decode.timebase.point_time_ns); unique per
+    #: event and the same on every replay. 0 = same as ``time_ns``.
+    point_ns: int = 0
 
 
 @dataclass(slots=True)

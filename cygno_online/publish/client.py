@@ -32,6 +32,10 @@ from cygno_online.publish.state import MonitorState
 
 log = logging.getLogger(__name__)
 
+#: after a snapshot, a live message it already contains is stale, not a sign
+#: of a daemon restart (a restart is still seen once this window has passed)
+STALE_WINDOW_S = 1.0
+
 
 def _next_port(endpoint: str, offset: int) -> str:
     scheme, rest = endpoint.split("://", 1)
@@ -71,6 +75,16 @@ class MonitorClient:
         self.snapshots = 0
         self.messages = 0
         self.protocol_errors = 0
+        #: True while the state is a snapshot plus every update since (no gap
+        #: pending); a relay serves snapshots only then
+        self.in_sync = False
+        #: the ZeroMQ context of the thread's sockets (None: the global one);
+        #: a relay with its own CURVE authenticator needs its own context
+        self.context: Any = None
+        #: live messages already in a just-loaded snapshot (they travel on
+        #: another connection and may arrive after it): ignored, counted
+        self.stale = 0
+        self._stale_until = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if start:
@@ -167,20 +181,28 @@ class MonitorClient:
     def _main(self) -> None:
         import zmq
 
-        ctx = zmq.Context.instance()
+        ctx = self.context or zmq.Context.instance()
         sub = self._open_sub(ctx)
         snap = self._open_snap(ctx)
         poller = zmq.Poller()
         poller.register(sub, zmq.POLLIN)
         poller.register(snap, zmq.POLLIN)
+        self._open_extra(ctx, poller)
         need_snapshot = True
         asked_at = 0.0
         buffered: list[Message] = []
-        last_rx = time.monotonic()
+        last_rx = opened_at = time.monotonic()
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
-                if need_snapshot and now - asked_at > self.snapshot_timeout_s:
+                # Ask for the snapshot only once the subscription is live (a
+                # first message arrived, or the daemon is silent for longer
+                # than the snapshot timeout): a snapshot taken before the
+                # publisher knows of this SUB ("slow joiner") would be followed
+                # by a seq gap and a second snapshot that folds the updates
+                # in between into the state instead of delivering them.
+                live = bool(buffered) or now - opened_at > self.snapshot_timeout_s
+                if need_snapshot and live and now - asked_at > self.snapshot_timeout_s:
                     if asked_at:
                         # The daemon is not answering: a fresh socket drops
                         # the stale request once it comes back.
@@ -192,6 +214,8 @@ class MonitorClient:
                     asked_at = now
                 events = dict(poller.poll(100))
                 now = time.monotonic()
+                self.in_sync = not need_snapshot
+                self._handle_extra(events)
                 if snap in events:
                     frames = snap.recv_multipart(copy=False)
                     try:
@@ -204,6 +228,7 @@ class MonitorClient:
                         self.state.apply(msg)
                         self.snapshots += 1
                         need_snapshot = False
+                        self._stale_until = now + STALE_WINDOW_S
                         asked_at = 0.0
                         self._set_connected(True)
                         last_rx = now
@@ -232,6 +257,9 @@ class MonitorClient:
                             if len(buffered) > 100000:
                                 buffered = buffered[-50000:]
                             continue
+                        if msg.seq <= self.state.seq and now < self._stale_until:
+                            self.stale += 1
+                            continue
                         if not self._apply_live(msg):
                             need_snapshot = True
                             buffered = [msg]
@@ -243,9 +271,22 @@ class MonitorClient:
                     need_snapshot = True
                     asked_at = 0.0
                     buffered = []
+                    opened_at = now
         finally:
+            self.in_sync = False
+            self._close_extra()
             sub.close()
             snap.close()
+
+    # -- hooks for a subclass that serves other sockets on this thread (relay) ----
+    def _open_extra(self, ctx: Any, poller: Any) -> None:
+        """Open more sockets on the client thread and register them in ``poller``."""
+
+    def _handle_extra(self, events: dict[Any, int]) -> None:
+        """Called after every poll with its events (``in_sync`` is current)."""
+
+    def _close_extra(self) -> None:
+        """Close the sockets of :meth:`_open_extra` (the thread is ending)."""
 
     def _apply_live(self, msg: Message) -> bool:
         """Apply one live message; False when a new snapshot is needed."""

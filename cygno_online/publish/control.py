@@ -7,9 +7,13 @@ and answering one JSON reply::
     {"cmd": "status"}  -> {"ok": true, "status": {run, health, source...}}
     {"cmd": "alarms"}  -> {"ok": true, "alarms": [AlarmRecord...]}
     {"cmd": "config"}  -> {"ok": true, "config": {...the loaded file...}}
-    anything else      -> {"ok": false, "error": "..."}
+    anything else      -> {"ok": false, "error": "...", "code": "..."}
 
-Handlers run on the publisher thread (which owns the socket) and must be quick.
+Requests are bounded by :mod:`cygno_online.publish.guard` (size, frames,
+nesting, a rate per peer, a budget per publisher-loop iteration): a refused
+request gets a typed error reply, a peer over its rate is dropped and
+counted. Handlers run on the publisher thread (which owns the socket) and must
+be quick; any exception of a handler becomes an error reply.
 """
 
 from __future__ import annotations
@@ -19,55 +23,112 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from cygno_online.publish.snapshot import parse_request
+from cygno_online.logs import RateLimitedLog
+from cygno_online.publish import guard
 
 log = logging.getLogger(__name__)
+_bad = RateLimitedLog(log, "control")
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
+#: longest command name echoed back in an error reply
+_ECHO = 64
+
 
 class ControlServer:
-    def __init__(self, socket: Any, handlers: dict[str, Handler]) -> None:
+    def __init__(
+        self,
+        socket: Any,
+        handlers: dict[str, Handler],
+        *,
+        buckets: guard.PeerBuckets | None = None,
+    ) -> None:
         self.socket = socket
         self.handlers = handlers
-        self.requests = 0
+        self.buckets = buckets or guard.PeerBuckets()
+        self.stats = guard.RequestStats()
+
+    @property
+    def requests(self) -> int:
+        return self.stats.requests
 
     def answer(self, req: dict[str, Any] | None) -> dict[str, Any]:
-        if req is None:
-            return {"ok": False, "error": "request must be a JSON object"}
+        if not isinstance(req, dict):
+            return {"ok": False, "error": "request must be a JSON object", "code": "malformed"}
         cmd = req.get("cmd")
         handler = self.handlers.get(cmd) if isinstance(cmd, str) else None
         if handler is None:
+            shown = repr(cmd)
+            if len(shown) > _ECHO:
+                shown = shown[:_ECHO] + "..."
             return {
                 "ok": False,
-                "error": f"unknown command {cmd!r}",
+                "error": f"unknown command {shown}",
+                "code": "unknown_command",
                 "commands": sorted(self.handlers),
             }
         try:
             reply = handler(req)
         except KeyError as exc:
-            return {"ok": False, "error": f"unknown {exc.args[0]!r}" if exc.args else "not found"}
+            return {
+                "ok": False,
+                "error": f"unknown {exc.args[0]!r}" if exc.args else "not found",
+                "code": "not_found",
+            }
         except (ValueError, TypeError) as exc:
-            return {"ok": False, "error": str(exc)}
+            return {"ok": False, "error": str(exc), "code": "bad_request"}
         except Exception as exc:
-            log.exception("control command %s failed", cmd)
-            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            _bad.error("control command %s failed", cmd, key=f"handler:{cmd}", exc_info=True)
+            return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "code": "internal"}
         return {"ok": True, **reply}
 
-    def handle(self) -> None:
+    def handle(self, budget: int = guard.BUDGET_REQUESTS) -> int:
+        """Answer up to ``budget`` pending requests (non-blocking); returns
+        how many were taken off the socket."""
         import zmq
 
-        while True:
+        n = 0
+        while n < budget:
             try:
-                frames = self.socket.recv_multipart(zmq.NOBLOCK)
+                frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=True)
             except zmq.Again:
-                return
-            prefix, req = parse_request(frames)
-            self.requests += 1
-            reply = self.answer(req)
-            try:
-                self.socket.send_multipart(
-                    [*prefix, json.dumps(reply, default=str).encode()], zmq.NOBLOCK
+                break
+            n += 1
+            self.stats.requests += 1
+            if not self.buckets.allow(bytes(frames[0]) if frames else b""):
+                self.stats.dropped["rate_limited"] += 1
+                _bad.warning(
+                    "control: a client exceeds %.0f requests/s; its requests are dropped",
+                    guard.PEER_RATE_HZ,
+                    key="rate",
                 )
-            except zmq.Again:
-                log.warning("control reply dropped: client not reading")
+                continue
+            try:
+                prefix, req = guard.parse_request(frames)
+            except guard.RequestError as exc:
+                self.stats.rejected[exc.code] += 1
+                _bad.warning("control: request refused: %s", exc, key=exc.code)
+                if frames:
+                    prefix, _ = guard.split_envelope(frames)
+                    self._send(prefix, exc.reply())
+                continue
+            reply = self.answer(req)
+            if not reply.get("ok") and "code" in reply:
+                self.stats.rejected[reply["code"]] += 1
+            self._send(prefix, reply)
+        return n
+
+    def _send(self, prefix: list[bytes], reply: dict[str, Any]) -> None:
+        import zmq
+
+        try:
+            body = json.dumps(reply, default=str).encode()
+        except (TypeError, ValueError, RecursionError) as exc:
+            body = json.dumps(
+                {"ok": False, "error": f"reply not encodable: {exc}", "code": "internal"}
+            ).encode()
+        try:
+            self.socket.send_multipart([*prefix, body], zmq.NOBLOCK)
+        except zmq.Again:
+            self.stats.dropped["reply_not_read"] += 1
+            _bad.warning("control reply dropped: client not reading", key="not_reading")

@@ -33,10 +33,12 @@ from typing import Any
 import numpy as np
 
 from cygno_online.analysis.outputs import Display, Metric
+from cygno_online.logs import RateLimitedLog
 from cygno_online.publish.messages import Message, display_message, encode, metric_message
 from cygno_online.publish.state import MonitorState
 
 log = logging.getLogger(__name__)
+_loop_errors = RateLimitedLog(log, "publisher-loop")
 
 
 def downsample_image(image: np.ndarray, max_side: int) -> tuple[np.ndarray, int]:
@@ -108,6 +110,13 @@ class Publisher:
         self._last_display: dict[str, float] = {}
         #: called on the publisher thread after a message is applied/sent
         self.listeners: list[Callable[[Message], None]] = []
+        #: the request servers (publisher thread; None until started/disabled)
+        self.snapshot_server: Any = None
+        self.control_server: Any = None
+        #: called on every loop of the publisher thread (the daemon's watchdog)
+        self.on_beat: Callable[[], None] | None = None
+        #: exceptions caught in the loop (the thread survives them)
+        self.loop_errors = 0
 
     # -- any thread ----------------------------------------------------------------
     def submit(self, msg: Message) -> bool:
@@ -137,7 +146,23 @@ class Publisher:
             "queue_depth": self._queue.qsize(),
             # series forgotten because of state.MAX_SERIES (high-cardinality tags)
             "series_evicted": self.state.series_evicted,
+            "loop_errors": self.loop_errors,
+            **self.request_stats(),
         }
+
+    def request_stats(self) -> dict[str, int]:
+        """Requests refused (typed error reply) and dropped (rate limit,
+        reply not read) on the snapshot and control sockets."""
+        out: dict[str, int] = {}
+        for name in ("snapshot", "control"):
+            server = getattr(self, f"{name}_server", None)
+            if server is None:
+                continue
+            st = server.stats
+            out[f"{name}_requests"] = st.requests
+            out[f"{name}_rejected"] = sum(st.rejected.values())
+            out[f"{name}_dropped"] = sum(st.dropped.values())
+        return out
 
     def start(self, timeout: float = 10.0) -> None:
         self._thread = threading.Thread(target=self._main, name="publisher", daemon=True)
@@ -178,6 +203,10 @@ class Publisher:
                 setup_curve_server(s, self.curve_secret_key_file)
             if kind == zmq.PUB:
                 s.sndhwm = self.hwm
+            else:
+                from cygno_online.publish.guard import configure_socket
+
+                configure_socket(s)
             s.bind(endpoint)
             self.endpoints[name] = s.getsockopt_string(zmq.LAST_ENDPOINT)
             return s
@@ -206,6 +235,7 @@ class Publisher:
                 control_server = (
                     ControlServer(ctl, self.control_handlers) if ctl is not None else None
                 )
+                self.snapshot_server, self.control_server = snapshot_server, control_server
                 poller = zmq.Poller()
                 for s in (snap, ctl):
                     if s is not None:
@@ -214,6 +244,8 @@ class Publisher:
             next_hb = 0.0
             deadline = None
             while True:
+                if self.on_beat is not None:
+                    self.on_beat()
                 try:
                     msg = self._queue.get(timeout=0.02)
                 except queue.Empty:
@@ -233,16 +265,27 @@ class Publisher:
                     except queue.Empty:
                         msg = None
                 now = time.monotonic()
-                self._flush_displays(pub, now, force=self._stopping.is_set())
-                if now >= next_hb:
-                    next_hb = now + self.heartbeat_s
-                    self._publish(Message("hb", {"time_ns": time.time_ns()}), pub)
-                if poller is not None:
-                    for sock, _ in poller.poll(0):
-                        if sock is snap:
-                            snapshot_server.handle()
-                        elif sock is ctl:
-                            control_server.handle()
+                try:
+                    self._flush_displays(pub, now, force=self._stopping.is_set())
+                    if now >= next_hb:
+                        next_hb = now + self.heartbeat_s
+                        self._publish(Message("hb", {"time_ns": time.time_ns()}), pub)
+                    if poller is not None:
+                        # Each socket gets a bounded budget per iteration:
+                        # a flood waits in libzmq's bounded queue while the
+                        # live messages above go on.
+                        for sock, _ in poller.poll(0):
+                            if sock is snap:
+                                snapshot_server.handle()
+                            elif sock is ctl:
+                                control_server.handle()
+                        if snapshot_server is not None:
+                            snapshot_server.serve_pending()
+                except Exception:
+                    # Nothing a viewer or a control client sends may end the
+                    # thread that owns every socket.
+                    self.loop_errors += 1
+                    _loop_errors.error("publisher loop error (the thread goes on)", exc_info=True)
                 if self._stopping.is_set():
                     if deadline is None:
                         deadline = time.monotonic() + 2.0

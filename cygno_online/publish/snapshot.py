@@ -9,67 +9,146 @@ buffered live messages with a higher ``seq``.
 Requests may come from DEALER sockets (``[request]``) or REQ sockets
 (``["", request]``); the reply mirrors the envelope. The socket belongs to the
 publisher thread (ZeroMQ sockets are not thread-safe).
+
+Bounded cost: a request only puts its peer on the *pending* list (at most
+:data:`MAX_PENDING` peers, one entry per peer however often it asks). At most
+once per ``min_interval_s`` one snapshot is prepared (state copied and
+encoded once) and sent to every pending peer; the snapshot is prepared after
+their requests arrived, so the clone pattern holds for each of them. A flood
+of requests therefore costs one snapshot per interval, never one per
+request; refused requests get a typed JSON error reply (see
+:mod:`cygno_online.publish.guard`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
+from cygno_online.logs import RateLimitedLog
+from cygno_online.publish import guard
 from cygno_online.publish.messages import encode
 from cygno_online.publish.state import MonitorState
 
 log = logging.getLogger(__name__)
+_bad = RateLimitedLog(log, "snapshot")
+
+#: peers waiting for the next prepared snapshot
+MAX_PENDING = 256
+#: at most one snapshot prepared per this many seconds
+MIN_INTERVAL_S = 0.2
 
 
 def parse_request(frames: list[bytes]) -> tuple[list[bytes], dict[str, Any] | None]:
-    """``(reply_prefix, request)`` of a ROUTER message; request None if unreadable."""
-    identity = frames[0]
-    rest = frames[1:]
-    prefix = [identity]
-    if rest and rest[0] == b"":
-        prefix.append(b"")
-        rest = rest[1:]
-    if len(rest) != 1:
-        return prefix, None
+    """``(reply_prefix, request)`` of a ROUTER message; request None if refused."""
     try:
-        req = json.loads(bytes(rest[0]).decode())
-    except (UnicodeDecodeError, ValueError):
-        return prefix, None
-    return prefix, req if isinstance(req, dict) else None
+        return guard.parse_request(frames)
+    except guard.RequestError:
+        return guard.split_envelope(frames)[0] if frames else [], None
 
 
 class SnapshotServer:
-    def __init__(self, socket: Any, state: MonitorState) -> None:
+    def __init__(
+        self,
+        socket: Any,
+        state: MonitorState,
+        *,
+        min_interval_s: float = MIN_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+        buckets: guard.PeerBuckets | None = None,
+    ) -> None:
         self.socket = socket
         self.state = state
+        self.min_interval_s = min_interval_s
+        self.clock = clock
+        self.buckets = buckets or guard.PeerBuckets(clock=clock)
+        self.stats = guard.RequestStats()
+        #: replies sent
         self.served = 0
+        #: snapshots prepared (one serves every peer pending at that time)
+        self.prepared = 0
+        self._pending: OrderedDict[bytes, list[bytes]] = OrderedDict()
+        self._last_prepared = -1e18
 
-    def handle(self) -> None:
-        """Answer every pending request (non-blocking)."""
+    def handle(self, budget: int = guard.BUDGET_REQUESTS) -> int:
+        """Take up to ``budget`` requests off the socket (non-blocking) and
+        serve the pending peers if a snapshot is due."""
         import zmq
 
-        while True:
+        n = 0
+        while n < budget:
             try:
-                frames = self.socket.recv_multipart(zmq.NOBLOCK)
+                frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=True)
             except zmq.Again:
-                return
-            prefix, req = parse_request(frames)
-            if req is None or req.get("cmd") != "snapshot":
-                reply = [
-                    json.dumps({"ok": False, "error": 'expected {"cmd": "snapshot"}'}).encode()
-                ]
-                self._send(prefix + reply)
-                continue
-            msg = self.state.to_message()
-            self._send(prefix + encode(msg))
-            self.served += 1
+                break
+            n += 1
+            self._request(frames)
+        self.serve_pending()
+        return n
 
-    def _send(self, frames: list) -> None:
+    def _request(self, frames: list[bytes]) -> None:
+        self.stats.requests += 1
+        peer = bytes(frames[0]) if frames else b""
+        if not self.buckets.allow(peer):
+            self.stats.dropped["rate_limited"] += 1
+            _bad.warning(
+                "snapshot: a viewer exceeds %.0f requests/s; its requests are dropped",
+                guard.PEER_RATE_HZ,
+                key="rate",
+            )
+            return
+        try:
+            prefix, req = guard.parse_request(frames)
+            if req.get("cmd") != "snapshot":
+                raise guard.RequestError("unknown_command", 'expected {"cmd": "snapshot"}')
+        except guard.RequestError as exc:
+            self.stats.rejected[exc.code] += 1
+            _bad.warning("snapshot: request refused: %s", exc, key=exc.code)
+            if frames:
+                self._send(guard.split_envelope(frames)[0] + [json.dumps(exc.reply()).encode()])
+            return
+        if peer in self._pending:
+            return  # already waiting: one reply per peer
+        if len(self._pending) >= MAX_PENDING:
+            self.stats.dropped["busy"] += 1
+            _bad.warning("snapshot: %d viewers waiting; request dropped", MAX_PENDING, key="busy")
+            return
+        self._pending[peer] = prefix
+
+    def serve_pending(self) -> int:
+        """Prepare one snapshot for every waiting peer (at most once per
+        ``min_interval_s``); returns the number of replies sent."""
+        if not self._pending:
+            return 0
+        now = self.clock()
+        if now - self._last_prepared < self.min_interval_s:
+            return 0
+        self._last_prepared = now
+        frames = encode(self.state.to_message())
+        self.prepared += 1
+        pending, self._pending = self._pending, OrderedDict()
+        sent = 0
+        for prefix in pending.values():
+            if self._send(prefix + frames):
+                sent += 1
+        self.served += sent
+        return sent
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def _send(self, frames: list) -> bool:
         import zmq
 
         try:
             self.socket.send_multipart(frames, zmq.NOBLOCK, copy=False)
+            return True
         except zmq.Again:
-            log.warning("snapshot reply dropped: viewer not reading")
+            self.stats.dropped["reply_not_read"] += 1
+            _bad.warning("snapshot reply dropped: viewer not reading", key="not_reading")
+            return False

@@ -253,6 +253,10 @@ class _Abort(Exception):
     """The in-flight batch must be given up (stop requested or overtaken by a drop)."""
 
 
+def _nothing() -> None:
+    pass
+
+
 class InfluxSink:
     """Durable InfluxDB writer; see the module docstring."""
 
@@ -299,6 +303,8 @@ class InfluxSink:
             "quarantined": 0,
             "submit_errors": 0,
         }
+        #: called on every loop of the sender thread (the daemon's watchdog)
+        self.on_beat: Callable[[], None] = _nothing
         self.state = "idle"
         self.last_error = ""
         self._last_error_mono = 0.0
@@ -438,6 +444,7 @@ class InfluxSink:
     def _run(self) -> None:
         self.state = "ok"
         while not self._stop.is_set():
+            self.on_beat()
             self._housekeeping()
             batch = self.spool.read_batch(self.config.batch_size)
             if batch is None:
@@ -535,6 +542,7 @@ class InfluxSink:
                 return
             if self._stop.wait(min(left, 1.0)):
                 raise _Abort
+            self.on_beat()
             self._housekeeping()
             if batch.generation != self.spool.generation:
                 raise _Abort

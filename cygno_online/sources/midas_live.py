@@ -122,6 +122,9 @@ class MidasLiveSource(Source):
         self._outbox: deque[tuple[str, bool]] = deque(maxlen=1000)
         self._sink: SourceSink | None = None
         self._run_open = False
+        self._bindings: Any = None
+        #: what is missing from the MIDAS install (state ``incompatible``)
+        self.incompatible: list[str] = []
 
     @classmethod
     def from_config(cls, c: Any, experiment: str | None = None) -> MidasLiveSource:
@@ -155,14 +158,19 @@ class MidasLiveSource(Source):
     # -- the owning thread ---------------------------------------------------------------
     def run(self, sink: SourceSink, stop: threading.Event) -> None:
         self._sink = sink
+        from cygno_online.sources.midas_bindings import IncompatibleBindings, check_bindings
+
         try:
-            import midas.client  # noqa: F401
-        except ImportError as exc:
-            # Not a transient condition: retrying would hide it.
-            raise RuntimeError(
-                "the MIDAS Python bindings are not importable "
-                f"(PYTHONPATH=$MIDASSYS/python, libmidas-c-compat.so): {exc}"
-            ) from exc
+            self._bindings = check_bindings()
+        except IncompatibleBindings as exc:
+            # Not a transient condition: retrying a connection cannot fix it.
+            self.incompatible = exc.missing
+            log.error("%s: %s", self.name, exc)
+            sink.status("incompatible", "; ".join(exc.missing))
+            while not stop.is_set():
+                stop.wait(0.5)
+                sink.heartbeat()
+            return
         backoff = self.retry_initial_s
         while not stop.is_set():
             connected_at = time.monotonic()
@@ -190,15 +198,14 @@ class MidasLiveSource(Source):
                 backoff = min(backoff * 2, self.retry_max_s)
 
     def _session(self, sink: SourceSink, stop: threading.Event) -> None:
-        import midas
-        import midas.client
-
+        midas = self._bindings.midas
+        # the constants live in the top-level package, never in midas.client
         sampling = {
-            "nonblocking": midas.client.GET_NONBLOCKING,
-            "all": midas.client.GET_ALL,
-            "recent": midas.client.GET_RECENT,
+            "nonblocking": midas.GET_NONBLOCKING,
+            "all": midas.GET_ALL,
+            "recent": midas.GET_RECENT,
         }
-        client = midas.client.MidasClient(
+        client = self._bindings.client.MidasClient(
             self.client_name, host_name=self.host, expt_name=self.expt_name
         )
         try:

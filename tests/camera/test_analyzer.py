@@ -236,15 +236,27 @@ def test_short_pedestal_run_is_not_stored(tmp_path, gen):
 def test_without_map_the_pedestal_is_estimated(gen):
     a = make({"pedestal": {"estimate_frames": 5}})
     frames = [frame(gen.frame(n_fe=2)[0], i) for i in range(8)]
-    outs, _, s = feed(a, frames, RunInfo(run=3, start_time_ns=T0, exposure_s=0.3))
-    src = [metric(o, "camera")[0].fields["pedestal_source"] for o in outs]
-    assert src == ["estimating"] * 5 + ["estimated"] * 3
-    clustered = [metric(o, "camera")[0].fields["clustered"] for o in outs]
-    assert clustered == [False] * 5 + [True] * 3
-    first = metric(outs[0], "camera")[0].fields
-    assert "raw_mean" in first and "ped_mean" not in first
-    assert s["cameras"]["cam0"]["clusters"]["frames_without_pedestal"] == 5
-    assert s["cameras"]["cam0"]["pedestal"]["source"] == "estimated"
+    run = RunInfo(run=3, start_time_ns=T0, exposure_s=0.3)
+    a.begin_run(run)
+    outs = [a.process(f, {}) for f in frames[:5]]
+    assert a.state("cam0").estimator.wait(60)
+    outs += [a.process(f, {}) for f in frames[5:]]
+    s = a.end_run(run)
+    cams = [metric(o, "camera") for o in outs]
+    # frames 0-4 estimating; frame 5 brings the late analysis of 0-4, then itself
+    assert [c[0].fields["pedestal_source"] for c in cams[:5]] == ["estimating"] * 5
+    assert [m.serial for m in cams[5]] == [0, 1, 2, 3, 4, 5]
+    assert all(m.fields["analysed_late"] and m.fields["clustered"] for m in cams[5][:5])
+    assert "analysed_late" not in cams[5][5].fields
+    assert [c[-1].fields["pedestal_source"] for c in cams[5:]] == ["estimated"] * 3
+    first = cams[0][0].fields
+    assert "raw_mean" in first and "ped_mean" not in first and not first["clustered"]
+    cam = s["cameras"]["cam0"]
+    assert cam["frames"] == 8
+    assert cam["clusters"]["frames_without_pedestal"] == 0
+    assert cam["clusters"]["frames_analysed_late"] == 5
+    assert cam["clusters"]["frames_clustered"] == 8
+    assert cam["pedestal"]["source"] == "estimated" and cam["pedestal"]["estimate_s"] > 0
     assert metric(outs[-1], "clusters")[0].fields["n_fe55"] >= 1
 
 
@@ -358,7 +370,11 @@ def test_cameras_concurrently_equal_sequential(tmp_path):
 
         def cam(c):
             barrier.wait() if concurrent else None
-            for f in warm[c] + phys[c]:
+            for k, f in enumerate(warm[c] + phys[c]):
+                if k == len(warm[c]):
+                    # the estimate runs in the background: the first frame
+                    # clustered live depends on when it ends, so wait for it
+                    assert a.state(f"cam{c}").estimator.wait(60)
                 flow = {}
                 a.process(f, flow)
                 results[c].append(flow["clusters"].features.copy())
@@ -433,6 +449,8 @@ def test_read_only_frames_from_the_decoder(gen):
         img = gen.frame(n_fe=2)[0]
         img.setflags(write=False)
         flow = {}
+        if i == 2:
+            assert a.state("cam0").estimator.wait(60)
         out = a.process(frame(img, i), flow)
         srcs.append(metric(out, "camera")[0].fields["pedestal_source"])
     assert srcs == ["estimating", "estimating", "estimated"] and len(flow["clusters"]) >= 1
@@ -445,3 +463,29 @@ def test_unstored_pedestal_run_is_used_in_memory(gen):
     m = metric(outs[0], "camera")[0]
     assert m.fields["pedestal_source"] == "store" and m.fields["clustered"]
     assert s["cameras"]["cam0"]["pedestal"]["run"] == 1
+
+
+def test_occupancy_is_a_fraction_beside_the_gaussian_noise_expectation(tmp_path, gen):
+    """Noise-only frames: the fraction over threshold (of the acceptance)
+    sits at what Gaussian noise passes at nsigma (9.7 % at 1.3, slightly less
+    after digitisation); a frame with tracks is well above it."""
+    from cygno_online.analyzers.camera.chain import noise_fraction
+
+    assert noise_fraction(1.3) == pytest.approx(0.0968, abs=1e-4)
+    assert noise_fraction(3.0) == pytest.approx(0.00135, abs=1e-5)
+    a = make({"acceptance": {"rows": [0, 128]}}, state_dir=tmp_path)
+    ped = RunInfo(run=1, start_time_ns=T0, exposure_s=0.3, pedestal=True)
+    # 40 frames: a short pedestal run underestimates sigma (ddof 0) and
+    # raises the noise occupancy (12 frames: ~12.5 %)
+    feed(a, [frame(gen.pedestal_frame(), i) for i in range(40)], ped)
+    phys = RunInfo(run=2, start_time_ns=T0, exposure_s=0.3)
+    noise = [frame(gen.pedestal_frame(), i, run=2) for i in range(3)]
+    busy = frame(gen.frame(n_fe=0, n_alpha=4, margin=10)[0], 3, run=2)
+    outs, _, _ = feed(a, [*noise, busy], phys)
+    for o in outs[:3]:
+        f = metric(o, "camera")[0].fields
+        assert f["frac_over_threshold_noise"] == pytest.approx(0.0968, abs=1e-4)
+        assert f["n_over_threshold"] / (128 * 256) == f["frac_over_threshold"]
+        assert 0.08 < f["frac_over_threshold"] < 0.115, f["frac_over_threshold"]
+    f = metric(outs[3], "camera")[0].fields
+    assert f["frac_over_threshold"] > f["frac_over_threshold_noise"] + 0.01

@@ -37,8 +37,12 @@ def get_midas():
 
 
 @pytest.fixture
-def standin(monkeypatch):
+def standin(monkeypatch, tmp_path_factory):
     """The stand-in modules (midas, midas.client, midas.experiment)."""
+    midassys = tmp_path_factory.mktemp("midassys")
+    (midassys / "lib").mkdir()
+    (midassys / "lib" / "libmidas-c-compat.so").write_bytes(b"")
+    monkeypatch.setenv("MIDASSYS", str(midassys))
     for name in [m for m in sys.modules if m == "midas" or m.startswith("midas.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.syspath_prepend(midas_standin.path())

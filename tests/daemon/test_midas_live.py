@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 
-import pytest
 from conftest import wait_for
 from standin import get_midas, small_event, standin, standin_autouse  # noqa: F401
 
@@ -182,10 +181,50 @@ def test_unpackable_events_are_counted_not_fatal():
         t.join(5)
 
 
-def test_missing_bindings_fail_fast(monkeypatch):
+def run_until_state(source, state):
+    sink = Sink()
+    stop, t, _ = start(source, sink)
+    try:
+        wait_for(lambda: state in sink.states, what=f"state {state}")
+    finally:
+        stop.set()
+        t.join(5)
+    assert source.connects == 0 and source.failures == 0  # no connection retried
+    return sink
+
+
+def test_missing_bindings_are_incompatible_not_retried(monkeypatch, caplog):
     import sys
 
     monkeypatch.setitem(sys.modules, "midas.client", None)  # import raises ImportError
     source = make_source("none")
-    with pytest.raises(RuntimeError, match="MIDAS Python bindings"):
-        source.run(Sink(), threading.Event())
+    run_until_state(source, "incompatible")
+    assert any("midas.client" in m for m in source.incompatible)
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "midas.client" in errors[0].getMessage()
+
+
+def test_no_midassys_and_no_library_are_named(monkeypatch, tmp_path):
+    monkeypatch.delenv("MIDASSYS")
+    source = make_source("none")
+    run_until_state(source, "incompatible")
+    assert source.incompatible == ["MIDASSYS is not set"]
+    monkeypatch.setenv("MIDASSYS", str(tmp_path))
+    source = make_source("none")
+    run_until_state(source, "incompatible")
+    assert source.incompatible == [f"{tmp_path}/lib/libmidas-c-compat.so does not exist"]
+
+
+def test_constants_missing_from_the_package_are_named(monkeypatch):
+    midas = get_midas()
+    monkeypatch.delattr(midas, "GET_NONBLOCKING")
+    source = make_source("none")
+    run_until_state(source, "incompatible")
+    assert source.incompatible == ["midas.GET_NONBLOCKING is missing"]
+
+
+def test_client_module_does_not_reexport_constants():
+    # as the real bindings: the constants live in the package only
+    midas = get_midas()
+    assert not hasattr(midas.client, "GET_NONBLOCKING")
+    assert midas.GET_NONBLOCKING == 2

@@ -19,7 +19,7 @@ def test_receive_semantics_and_numpy_banks():
     midas = get_midas()
     exp, c = connect(midas)
     h = c.open_event_buffer("SYSTEM", max_event_size=1024)
-    c.register_event_request(h, sampling_type=midas.client.GET_NONBLOCKING)
+    c.register_event_request(h, sampling_type=midas.GET_NONBLOCKING)
     assert c.receive_event(h, async_flag=True) is None  # returns at once
     assert c.receive_event(h, async_flag=20) is None  # 20 ms timeout
     exp.produce(small_event(7))
@@ -38,7 +38,7 @@ def test_nonblocking_reader_misses_events_when_buffer_wraps():
     exp.buffer("SYSTEM", size=10 * 200)
     c = midas.client.MidasClient("t", expt_name="wrap")
     h = c.open_event_buffer("SYSTEM", max_event_size=1024)
-    c.register_event_request(h, sampling_type=midas.client.GET_NONBLOCKING)
+    c.register_event_request(h, sampling_type=midas.GET_NONBLOCKING)
     for i in range(50):
         exp.produce(small_event(i, size=150), timeout=1)  # never blocks the producer
     got = []
@@ -53,7 +53,7 @@ def test_get_all_reader_makes_the_producer_wait():
     exp.buffer("SYSTEM", size=3 * 200)
     c = midas.client.MidasClient("t", expt_name="all")
     h = c.open_event_buffer("SYSTEM", max_event_size=1024)
-    c.register_event_request(h, sampling_type=midas.client.GET_ALL)
+    c.register_event_request(h, sampling_type=midas.GET_ALL)
     for i in range(3):
         exp.produce(small_event(i, size=150), timeout=1)
     with pytest.raises(TimeoutError):
@@ -71,7 +71,7 @@ def test_request_filters_on_event_id():
     midas = get_midas()
     exp, c = connect(midas, "filter")
     h = c.open_event_buffer("SYSTEM", max_event_size=1024)
-    c.register_event_request(h, event_id=3, sampling_type=midas.client.GET_NONBLOCKING)
+    c.register_event_request(h, event_id=3, sampling_type=midas.GET_NONBLOCKING)
     exp.produce(small_event(1, event_id=1))
     exp.produce(small_event(2, event_id=3))
     assert c.receive_event(h, 500).header.serial_number == 2
@@ -81,7 +81,7 @@ def test_event_bigger_than_receive_buffer_is_an_error():
     midas = get_midas()
     exp, c = connect(midas, "big")
     h = c.open_event_buffer("SYSTEM", max_event_size=100)
-    c.register_event_request(h, sampling_type=midas.client.GET_NONBLOCKING)
+    c.register_event_request(h, sampling_type=midas.GET_NONBLOCKING)
     exp.produce(small_event(1, size=400))
     with pytest.raises(midas.MidasError):
         c.receive_event(h, 500)
@@ -91,7 +91,7 @@ def test_string_bank_makes_the_unpacker_raise():
     midas = get_midas()
     exp, c = connect(midas, "str")
     h = c.open_event_buffer("SYSTEM", max_event_size=1024)
-    c.register_event_request(h, sampling_type=midas.client.GET_NONBLOCKING)
+    c.register_event_request(h, sampling_type=midas.GET_NONBLOCKING)
     exp.produce(midas_event(1, {"TEXT": (12, b"hello\0")}))
     with pytest.raises(ValueError):
         c.receive_event(h, 500, use_numpy=True)
@@ -153,7 +153,7 @@ def test_recent_sampling_skips_old_events():
     midas = get_midas()
     exp, c = connect(midas, "recent")
     h = c.open_event_buffer("SYSTEM", max_event_size=1024)
-    c.register_event_request(h, sampling_type=midas.client.GET_RECENT)
+    c.register_event_request(h, sampling_type=midas.GET_RECENT)
     exp.produce(small_event(1))
     buf = exp.buffer("SYSTEM")
     buf.events[0].time -= 5  # pretend the event is 5 s old

@@ -30,3 +30,7 @@ class MidasError(Exception):
         self.code = code
         self.message = message
         super().__init__(f"MIDAS error {code}: {message}")
+
+
+#: status names the bindings expose (values as in midas.h where known)
+status_codes = {"SUCCESS": 1, "BM_ASYNC_RETURN": 209, "BM_TRUNCATED": 210}

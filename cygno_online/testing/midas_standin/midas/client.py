@@ -19,7 +19,7 @@ from typing import Any
 
 import midas
 import midas.event
-from midas import GET_ALL, GET_NONBLOCKING, GET_RECENT, MidasError
+from midas import MidasError
 from midas import experiment as _experiment
 
 # Status codes used in errors (values as in midas.h where they exist)
@@ -125,12 +125,12 @@ class MidasClient:
         buffer_handle: int,
         event_id: int = -1,
         trigger_mask: int = -1,
-        sampling_type: int = GET_ALL,
+        sampling_type: int = midas.GET_ALL,
     ) -> int:
         self._check()
         if buffer_handle not in self._handles:
             raise MidasError(204, f"invalid buffer handle {buffer_handle}")
-        if sampling_type not in (GET_ALL, GET_NONBLOCKING, GET_RECENT):
+        if sampling_type not in (midas.GET_ALL, midas.GET_NONBLOCKING, midas.GET_RECENT):
             raise ValueError(f"invalid sampling type {sampling_type}")
         buf, _ = self._handles[buffer_handle]
         reader = buf.reader(self._id)
