@@ -86,7 +86,7 @@ def test_raise_ack_clear_normal():
 
 
 def test_latched_until_acknowledged():
-    eng, seen, clock = engine(rules(HOT))
+    eng, _, clock = engine(rules(HOT))
     feed(eng, clock, "environment", {"t": 11})
     feed(eng, clock, "environment", {"t": 1})
     rec = eng.get("hot")
