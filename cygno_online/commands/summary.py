@@ -51,37 +51,54 @@ def default_config() -> dict:
     return {"analyzers": analyzers}
 
 
-def run(args: argparse.Namespace) -> int:
-    import tempfile
-
+def load_config(path: str | None) -> dict:
+    """The decode/analyzers/plugin_paths/experiment sections of a daemon YAML
+    (``None``: :func:`default_config`)."""
+    if not path:
+        return default_config()
     import yaml
+
+    with open(path) as fh:
+        cfg = yaml.safe_load(fh) or {}
+    return {k: cfg[k] for k in ("decode", "analyzers", "plugin_paths", "experiment") if k in cfg}
+
+
+def summarize(
+    files: list[str],
+    cfg: dict,
+    *,
+    config_path: str | None = None,
+    pedestal: bool | None = None,
+    runner_class: type | None = None,
+) -> list[dict]:
+    """The summaries of ``files`` read in order by one chain (what this command
+    prints; ``cygno-online reprocess`` runs it once per file on a cluster)."""
+    import tempfile
 
     from cygno_online.analysis.chain import AnalysisChain
     from cygno_online.analysis.offline import OfflineRunner
     from cygno_online.analysis.plugin import AnalyzerEnv
-    from cygno_online.analysis.summary import summary_to_text, write_summary
     from cygno_online.params import Params
 
-    if args.config:
-        with open(args.config) as fh:
-            cfg = yaml.safe_load(fh) or {}
-        cfg = {k: cfg[k] for k in ("decode", "analyzers", "plugin_paths", "experiment") if k in cfg}
-    else:
-        cfg = default_config()
-    missing = [f for f in args.files if f != "-" and not Path(f).exists()]
-    if missing:
-        print(f"cygno-online summary: error: no such file: {', '.join(missing)}", file=sys.stderr)
-        return 2
+    cfg = dict(cfg)
     experiment = cfg.pop("experiment", None)
     with tempfile.TemporaryDirectory(prefix="cygno-summary-") as state:
         # Offline runs must not update the daemon's pedestal store.
         env = AnalyzerEnv(experiment=experiment or "cygno", state_dir=Path(state))
-        chain = AnalysisChain.from_params(Params(cfg, "", source=args.config), env)
+        chain = AnalysisChain.from_params(Params(cfg, "", source=config_path), env)
         try:
-            runner = OfflineRunner(chain, pedestal=args.pedestal, experiment=experiment)
-            summaries = runner.run_files(args.files)
+            runner = (runner_class or OfflineRunner)(
+                chain, pedestal=pedestal, experiment=experiment
+            )
+            return runner.run_files(files)
         finally:
             chain.close()
+
+
+def write_outputs(summaries: list[dict], args: argparse.Namespace) -> None:
+    """``--out DIR`` files, then ``--json`` or the text rendering on stdout."""
+    from cygno_online.analysis.summary import summary_to_text, write_summary
+
     if args.out:
         for doc in summaries:
             path = write_summary(doc, Path(args.out))
@@ -93,4 +110,14 @@ def run(args: argparse.Namespace) -> int:
         for doc in summaries:
             sys.stdout.write(summary_to_text(doc))
             sys.stdout.write("\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    missing = [f for f in args.files if f != "-" and not Path(f).exists()]
+    if missing:
+        print(f"cygno-online summary: error: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    summaries = summarize(args.files, cfg, config_path=args.config, pedestal=args.pedestal)
+    write_outputs(summaries, args)
     return 0

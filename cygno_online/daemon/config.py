@@ -44,9 +44,13 @@ class MidasConfig:
     max_event_size: int = 0
     receive_timeout_ms: int = 100
     communicate_ms: int = 10
-    retry_initial_s: float = 1.0
-    retry_max_s: float = 60.0
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 2.0
     messages_to_midas: bool = True
+    #: shared-memory hand-off slots between the reader process and the daemon
+    slots: int = 4
+    #: the reader's longest stretch of receiving between two yields to MIDAS
+    budget_ms: int = 20
 
 
 @dataclass(slots=True)
@@ -186,10 +190,13 @@ def _parse_midas(p: Params, shapes_bytes: int) -> MidasConfig:
             allowed=f">= {shapes_bytes}",
         )
     c.receive_timeout_ms = p.integer("receive_timeout_ms", 100, minimum=2, maximum=10000)
-    c.communicate_ms = p.integer("communicate_ms", 10, minimum=0, maximum=1000)
+    # communicate(0) does nothing in libmidas: the reader always yields > 0 ms
+    c.communicate_ms = p.integer("communicate_ms", 10, minimum=1, maximum=1000)
+    c.slots = p.integer("slots", 4, minimum=1, maximum=64)
+    c.budget_ms = p.integer("budget_ms", 20, minimum=1, maximum=80)
     retry = p.section("retry")
-    c.retry_initial_s = retry.number("initial_s", 1.0, minimum=0.01)
-    c.retry_max_s = retry.number("max_s", 60.0, minimum=0.01)
+    c.retry_initial_s = retry.number("initial_s", 0.5, minimum=0.01)
+    c.retry_max_s = retry.number("max_s", 2.0, minimum=0.01)
     retry.check_unknown()
     if c.retry_max_s < c.retry_initial_s:
         retry.error("max_s", "must be >= initial_s", value=c.retry_max_s)

@@ -22,8 +22,30 @@ from cygno_online.analysis.outputs import Metric
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
+def memory(pid: int | str = "self") -> dict[str, int]:
+    """Resident memory of a process by kind (``/proc/PID/status``, bytes):
+    ``anon`` (heap, stacks), ``file`` (mapped code and files), ``shmem``
+    (shared memory: the MIDAS event buffer a local client maps, the hand-off
+    slots). Empty where /proc does not exist."""
+    out: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith(("RssAnon:", "RssFile:", "RssShmem:")):
+                    key, value = line.split(":", 1)
+                    out[key[3:].lower()] = int(value.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
 def rss_bytes() -> int:
-    """Resident memory now (``/proc``); peak RSS where /proc is missing."""
+    """The daemon's own resident memory: anonymous + file-backed pages,
+    without shared memory (a mapped 2 GB MIDAS buffer is not the monitor's
+    memory); peak RSS where /proc is missing."""
+    m = memory()
+    if m:
+        return m.get("anon", 0) + m.get("file", 0)
     try:
         with open("/proc/self/statm") as fh:
             return int(fh.read().split()[1]) * _PAGE
@@ -148,6 +170,7 @@ class Health:
                 "queue_depth": self.queue_depth(),
                 "cpu_percent": 100.0 * (cpu - cpu0) / dt,
                 "rss_bytes": rss_bytes(),
+                "memory": memory(),
                 "analyzer_ms": per_analyzer_ms,
                 "latency_ms_p50": 1000 * lat[len(lat) // 2] if lat else None,
                 "latency_ms_p99": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))]
@@ -219,6 +242,15 @@ def health_metric(body: dict[str, Any], run: int, time_ns: int | None = None) ->
     ):
         if isinstance(publisher.get(key), int):
             fields[f"publisher_{key}"] = int(publisher[key])
+    # memory by kind: the daemon's shared memory (hand-off slots) and the
+    # MIDAS reader's (its mapped event buffer) apart from rss_bytes
+    mem = body.get("memory") or {}
+    if isinstance(mem.get("shmem"), int):
+        fields["rss_shmem_bytes"] = mem["shmem"]
+    reader = (body.get("source") or {}).get("reader_memory") or {}
+    for kind in ("anon", "shmem"):
+        if isinstance(reader.get(kind), int):
+            fields[f"reader_{kind}_bytes"] = reader[kind]
     fields["source_state"] = str(body.get("source_state", ""))
     if isinstance(body.get("watchdog"), dict):
         from cygno_online.daemon.watchdog import watchdog_fields
@@ -231,7 +263,15 @@ def health_metric(body: dict[str, Any], run: int, time_ns: int | None = None) ->
         0,
         fields,
         {},
-        {"rate_in_hz": "Hz", "rate_processed_hz": "Hz", "cpu_percent": "%", "rss_bytes": "B"},
+        {
+            "rate_in_hz": "Hz",
+            "rate_processed_hz": "Hz",
+            "cpu_percent": "%",
+            "rss_bytes": "B",
+            "rss_shmem_bytes": "B",
+            "reader_anon_bytes": "B",
+            "reader_shmem_bytes": "B",
+        },
     )
 
 

@@ -489,6 +489,7 @@ class Daemon:
             "publisher": self.publisher.stats(),
             "sink": self.sink.stats() if self.sink is not None else None,
             "run": self._run_number,
+            "source": self.source.describe(),
             "alarms_active": sum(1 for r in self.alarms.records() if r.active),
         }
 
