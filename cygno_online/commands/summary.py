@@ -30,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--json", action="store_true", help="print the summaries as one JSON document"
     )
     parser.add_argument(
+        "--registry",
+        metavar="URL",
+        help="also write each run's row into this run registry (sqlite:///PATH, "
+        "mysql://USER@HOST/DB?password_file=F, postgresql://...): fills it for past runs",
+    )
+    parser.add_argument(
         "--pedestal",
         action="store_true",
         default=None,
@@ -119,5 +125,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"cygno-online summary: error: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
     summaries = summarize(args.files, cfg, config_path=args.config, pedestal=args.pedestal)
+    if args.registry:
+        from cygno_online.sinks.registry import RunRegistry
+
+        with RunRegistry(args.registry) as reg:
+            for doc in summaries:
+                reg.record(doc)
+                print(f"run {doc.get('run')}: recorded in {reg.url.display()}", file=sys.stderr)
     write_outputs(summaries, args)
     return 0

@@ -127,6 +127,8 @@ class DaemonConfig:
     watchdog_stall_s: float = 15.0
     #: end-of-run summary rules (``summary`` section), SummaryConfig
     summary_config: Any = None
+    #: run registry URL (``registry``; default SQLite in state_dir; None = off)
+    registry_url: str | None = None
     #: the whole file as read (chain sections are re-read on SIGHUP)
     data: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
@@ -409,6 +411,7 @@ def parse_config(
     sm = root.section("summary")
     cfg.summary_config = SummaryConfig.from_params(sm)
     sm.check_unknown()
+    cfg.registry_url = _registry_url(root, cfg)
 
     chain = None
     if build_chain:
@@ -427,6 +430,28 @@ def parse_config(
         chain.close()
     raise_if_errors(root.errors)
     return cfg, chain
+
+
+def _registry_url(root: Params, cfg: DaemonConfig) -> str | None:
+    """``registry: URL`` (sqlite:///PATH, mysql://..., postgresql://...),
+    ``registry: false`` for none; default the SQLite file in state_dir."""
+    from cygno_online.sinks.registry import default_url, parse_url
+
+    value = root.raw("registry", None)
+    if value is False:
+        return None
+    if value is None:
+        return default_url(cfg.state_dir)
+    if not isinstance(value, str):
+        root.error("registry", "must be a URL (sqlite:///PATH, mysql://USER@HOST/DB) or false",
+                   value=value)  # fmt: skip
+        return None
+    try:
+        parse_url(value, key=root.key_path("registry"))
+    except ConfigError as exc:
+        root.errors.append(exc)
+        return None
+    return value
 
 
 def _check_influx(root: Params, cfg: DaemonConfig) -> bool:

@@ -144,6 +144,13 @@ class Daemon:
             on_transition=self._alarm_transition,
         )
         self.sink: Any = None
+        self.registry: Any = None
+        if cfg.registry_url:
+            from cygno_online.sinks.registry import RunRegistry
+
+            self.registry = RunRegistry(cfg.registry_url)  # connects at the first run end
+        #: summaries not yet in the registry (its database was unreachable)
+        self._unrecorded: list[dict[str, Any]] = []
         self.pipeline = Pipeline(
             chain,
             self.source,
@@ -233,6 +240,8 @@ class Daemon:
             except Exception:
                 log.exception("sink did not stop cleanly")
         self.publisher.stop(timeout=1.0)
+        if self.registry is not None:
+            self.registry.close()
         self.chain.close()
         flush_summaries(force=True)
         log.info("daemon stopped in %.2f s", time.monotonic() - t0)
@@ -393,6 +402,43 @@ class Daemon:
         self.publisher.submit(Message("summary", summary))
         self.publisher.submit(Message("run", run_body(run, "stopped", stop_ns)))
         self.alarms.set_running(False)
+        if isinstance(summary, dict):
+            self._record_run(summary)
+
+    def _record_run(self, summary: dict[str, Any]) -> None:
+        """The run's ``run_summary`` point and its registry row. A registry that
+        cannot be reached keeps the rows (bounded) for the next run end; the
+        summary JSON file has them anyway (``summary --registry`` refills)."""
+        from cygno_online.sinks.registry import RegistryError, run_summary_metric
+
+        if self.sink is not None:
+            try:
+                self._outputs([run_summary_metric(summary)])
+            except Exception:
+                log.exception("run %s: run_summary point failed", summary.get("run"))
+        if self.registry is None:
+            return
+        self._unrecorded.append(summary)
+        over = len(self._unrecorded) - 50
+        if over > 0:
+            del self._unrecorded[:over]
+            self.health.drop("registry_rows_lost", n=over)  # counted, in the health report
+        while self._unrecorded:
+            doc = self._unrecorded[0]
+            try:
+                self.registry.record(doc)
+            except RegistryError as exc:
+                log.error(
+                    "run %s: not recorded in the run registry (%d pending, retried at the "
+                    "next run end): %s", doc.get("run"), len(self._unrecorded), exc,
+                )  # fmt: skip
+                return
+            except Exception:
+                log.exception("run %s: run registry failed", doc.get("run"))
+                self._unrecorded.pop(0)
+                continue
+            log.info("run %s: recorded in %s", doc.get("run"), self.registry.url.display())
+            self._unrecorded.pop(0)
 
     def periodic(self) -> None:
         self.alarms.tick()
