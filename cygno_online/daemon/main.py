@@ -176,10 +176,12 @@ class Daemon:
     # -- start / stop ----------------------------------------------------------------
     def start(self) -> None:
         t0 = time.perf_counter()
+        # Sockets first: an address that cannot be bound (in use, no such
+        # interface) stops the daemon with one clear error before anything runs.
+        self.publisher.start()
         self.notifier.status("warming up analyzers")
         warm = self.chain.warm_up()
         log.info("analyzers warmed up in %.2f s", warm)
-        self.publisher.start()
         if self.publisher._thread is not None:
             pub = self.watchdog.register(
                 "publisher", stall_s=self.cfg.watchdog_stall_s, thread=self.publisher._thread
@@ -338,6 +340,17 @@ class Daemon:
             return False
         except TimeoutError as exc:
             log.error("reload of %s not applied: %s", self.cfg.path, exc)
+            return False
+        except Exception as exc:
+            # whatever the file holds, SIGHUP never ends the daemon
+            log.error(
+                "reload of %s rejected (%s: %s), keeping the running configuration",
+                self.cfg.path,
+                type(exc).__name__,
+                exc,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
+            self._publish_log("error", f"configuration reload rejected: {exc}")
             return False
         finally:
             self.notifier.ready("running")
