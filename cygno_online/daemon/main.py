@@ -185,6 +185,10 @@ class Daemon:
             self._start_sink()
         for rec in self.alarms.records():
             self.publisher.submit(Message("alarm", asdict(rec)))
+        attach = getattr(self.source, "attach_watchdog", None)
+        if attach is not None:
+            # the MIDAS reader process (sources/midas_live.py)
+            attach(self.watchdog, self.cfg.watchdog_stall_s)
         self.pipeline.start()
         log.info(
             "daemon started in %.2f s: source %s (%s sampling), %d analyzers",
