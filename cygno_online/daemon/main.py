@@ -140,6 +140,13 @@ class Daemon:
             on_transition=self._alarm_transition,
         )
         self.sink: Any = None
+        self.registry: Any = None
+        if cfg.registry_url:
+            from cygno_online.sinks.registry import RunRegistry
+
+            self.registry = RunRegistry(cfg.registry_url)  # connects at the first run end
+        #: summaries not yet in the registry (its database was unreachable)
+        self._unrecorded: list[dict[str, Any]] = []
         self.pipeline = Pipeline(
             chain,
             self.source,
@@ -165,10 +172,12 @@ class Daemon:
     # -- start / stop ----------------------------------------------------------------
     def start(self) -> None:
         t0 = time.perf_counter()
+        # Sockets first: an address that cannot be bound (in use, no such
+        # interface) stops the daemon with one clear error before anything runs.
+        self.publisher.start()
         self.notifier.status("warming up analyzers")
         warm = self.chain.warm_up()
         log.info("analyzers warmed up in %.2f s", warm)
-        self.publisher.start()
         if self.publisher._thread is not None:
             pub = self.watchdog.register(
                 "publisher", stall_s=self.cfg.watchdog_stall_s, thread=self.publisher._thread
@@ -234,6 +243,8 @@ class Daemon:
             except Exception:
                 log.exception("sink did not stop cleanly")
         self.publisher.stop(timeout=1.0)
+        if self.registry is not None:
+            self.registry.close()
         self.chain.close()
         flush_summaries(force=True)
         log.info("daemon stopped in %.2f s", time.monotonic() - t0)
@@ -331,6 +342,17 @@ class Daemon:
         except TimeoutError as exc:
             log.error("reload of %s not applied: %s", self.cfg.path, exc)
             return False
+        except Exception as exc:
+            # whatever the file holds, SIGHUP never ends the daemon
+            log.error(
+                "reload of %s rejected (%s: %s), keeping the running configuration",
+                self.cfg.path,
+                type(exc).__name__,
+                exc,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
+            self._publish_log("error", f"configuration reload rejected: {exc}")
+            return False
         finally:
             self.notifier.ready("running")
         for section in ("source", "publish", "pipeline", "decode", "influx", "state_dir"):
@@ -395,6 +417,43 @@ class Daemon:
         self.publisher.submit(Message("summary", summary))
         self.publisher.submit(Message("run", run_body(run, "stopped", stop_ns)))
         self.alarms.set_running(False)
+        if isinstance(summary, dict):
+            self._record_run(summary)
+
+    def _record_run(self, summary: dict[str, Any]) -> None:
+        """The run's ``run_summary`` point and its registry row. A registry that
+        cannot be reached keeps the rows (bounded) for the next run end; the
+        summary JSON file has them anyway (``summary --registry`` refills)."""
+        from cygno_online.sinks.registry import RegistryError, run_summary_metric
+
+        if self.sink is not None:
+            try:
+                self._outputs([run_summary_metric(summary)])
+            except Exception:
+                log.exception("run %s: run_summary point failed", summary.get("run"))
+        if self.registry is None:
+            return
+        self._unrecorded.append(summary)
+        over = len(self._unrecorded) - 50
+        if over > 0:
+            del self._unrecorded[:over]
+            self.health.drop("registry_rows_lost", n=over)  # counted, in the health report
+        while self._unrecorded:
+            doc = self._unrecorded[0]
+            try:
+                self.registry.record(doc)
+            except RegistryError as exc:
+                log.error(
+                    "run %s: not recorded in the run registry (%d pending, retried at the "
+                    "next run end): %s", doc.get("run"), len(self._unrecorded), exc,
+                )  # fmt: skip
+                return
+            except Exception:
+                log.exception("run %s: run registry failed", doc.get("run"))
+                self._unrecorded.pop(0)
+                continue
+            log.info("run %s: recorded in %s", doc.get("run"), self.registry.url.display())
+            self._unrecorded.pop(0)
 
     def periodic(self) -> None:
         self.alarms.tick()

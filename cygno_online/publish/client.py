@@ -69,6 +69,9 @@ class MonitorClient:
         self.state = state or MonitorState()
         self.connected = False
         self.disconnected_since: float | None = time.time()
+        #: wall time of the last message from the daemon (data, heartbeat or
+        #: snapshot); None until the first one: "never connected"
+        self.last_message_at: float | None = None
         #: number of sequence gaps seen (each led to a new snapshot)
         self.gaps = 0
         #: number of snapshots loaded
@@ -223,6 +226,7 @@ class MonitorClient:
                         asked_at = 0.0
                         self._set_connected(True)
                         last_rx = now
+                        self.last_message_at = time.time()
                         self._notify(msg)
                         pending, buffered = buffered, []
                         for m in pending:
@@ -242,6 +246,7 @@ class MonitorClient:
                             log.warning("bad message: %s", exc)
                             continue
                         last_rx = now
+                        self.last_message_at = time.time()
                         self.messages += 1
                         if need_snapshot:
                             buffered.append(msg)
@@ -297,7 +302,8 @@ class MonitorClient:
         if value == self.connected:
             return
         self.connected = value
-        self.disconnected_since = None if value else time.time()
+        # "since" is the last message, not the moment the silence was noticed
+        self.disconnected_since = None if value else (self.last_message_at or time.time())
 
     def _notify(self, msg: Message) -> None:
         if self.on_update is not None:

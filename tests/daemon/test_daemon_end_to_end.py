@@ -120,6 +120,12 @@ def test_replay_subscriber_late_viewer_and_stuck_viewer(tmp_path):
             wait_for(lambda: late.state.run.get("state") == "stopped", what="run state")
             assert set(late.state.series) == set(daemon.publisher.state.series)
         assert list((tmp_path / "summaries").glob("*"))
+        # the run's row in the default registry (SQLite in the state directory)
+        from cygno_online.sinks.registry import RunRegistry
+
+        with RunRegistry(f"sqlite://{tmp_path}/state/runs.sqlite") as reg:
+            row = wait_for(lambda: reg.get(summary["run"]), what="registry row")
+        assert row["events_processed"] == n_events and row["verdict"] in ("good", "warning")
     finally:
         sub.close()
         stuck.close()
