@@ -150,7 +150,7 @@ def test_dashboard_queries_name_what_the_catalogue_declares():
     from cygno_online.analysis.catalogue import catalogue_of_chain
     from cygno_online.daemon.config import load_config
 
-    cfg, chain = load_config(ROOT / "config" / "lime.yaml")
+    _cfg, chain = load_config(ROOT / "config" / "lime.yaml")
     try:
         cat = catalogue_of_chain(chain)
     finally:
