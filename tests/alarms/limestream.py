@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from cygno_online.analysis.outputs import Metric
@@ -262,3 +263,24 @@ class Replay:
             for r in self.transitions
             if r.transition == "raised" and (rule_id is None or r.rule == rule_id)
         ]
+
+
+#: analysed triggers per configuration (cycled in the long streams)
+K = {"lime.yaml": 6, "cygno04.yaml": 2, "demo.yaml": 4}
+_CACHE: dict[str, Templates] = {}
+
+
+def _templates(name: str) -> Templates:
+    if name not in _CACHE:
+        _CACHE[name] = analyse(name, K[name])
+    return _CACHE[name]
+
+
+@pytest.fixture(scope="session")
+def shipped_templates():
+    """Analysed simulated events of the shipped configurations, shared by the
+    alarm and catalogue tests (the analysis is the slow part: once)."""
+    yield _templates
+    for tpl in _CACHE.values():
+        tpl.chain.close()
+    _CACHE.clear()

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the shipped_templates fixture imported from limestream is a parameter here
 """The metric catalogue: declared by the emitters, checked against what they
 really emit, used to validate alarm rules, printed by ``metrics`` and kept
 equal to docs/influx-schema.md."""
@@ -8,7 +9,14 @@ import json
 
 import pytest
 import yaml
-from limestream import ROOT, analyse, health_body, sink_metric, stream
+from limestream import (  # noqa: F401 - shipped_templates is a fixture
+    ROOT,
+    analyse,
+    health_body,
+    shipped_templates,
+    sink_metric,
+    stream,
+)
 
 from cygno_online.analysis.catalogue import catalogue_of_chain
 from cygno_online.cli import main

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the shipped_templates fixture imported from limestream is a parameter here
 """Every alarm rule shipped in config/lime.yaml, config/cygno04.yaml and
 config/demo.yaml fires on its condition, injected into simulated data, and
 the whole rule set stays silent over 15 minutes of nominal simulated data at
@@ -9,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 import yaml
-from limestream import ROOT, Replay, S, stream
+from limestream import ROOT, Replay, S, shipped_templates, stream  # noqa: F401 - fixture
 
 from cygno_online.analysis.outputs import Metric
 
