@@ -104,9 +104,8 @@ class OfflineRunner:
         self._emit(result.outputs)
 
     def run_files(self, paths: Iterable[str | Path]) -> list[dict[str, Any]]:
-        from cygno_online.midas.reader import MidasReader
-
         from cygno_online.errors import MidasFormatError
+        from cygno_online.midas.reader import MidasReader
 
         for path in paths:
             try:

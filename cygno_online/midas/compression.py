@@ -13,6 +13,7 @@ or a restarted logger produce) are read as one stream.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import os
 import sys
 import zlib
@@ -96,10 +97,8 @@ def _salvage(backup: Any, data: bytes, size: int) -> bytes:
             lo = mid
         except zlib.error:
             hi = mid
-    try:
+    with contextlib.suppress(zlib.error):
         out.append(d.copy().decompress(data[:lo], size))
-    except zlib.error:
-        pass
     return b"".join(out)
 
 
@@ -247,10 +246,8 @@ class ByteStream:
         else:
             what = f"corrupt {self.compression} stream ({text})"
         size = None
-        try:
+        with contextlib.suppress(OSError, AttributeError, ValueError):
             size = os.fstat(self._f.fileno()).st_size
-        except (OSError, AttributeError, ValueError):
-            pass
         lost = (
             f"; raw bytes {self.raw_bytes_read}..{size} not read"
             if size and size > self.raw_bytes_read
