@@ -25,8 +25,9 @@ def test_overview_shows_run_rates_alarms_and_key_metrics():
     assert "trigger 1.72 Hz  analysed 1.69 Hz" in text
     assert "latency 180 ms" in text
     assert "dropped 2 (0.032%)" in text  # a count with its fraction
-    # the verdict names the worst alarm and how many others there are
-    assert "ALARM  LIME gas pressure (error" in text and "+1 more" in text
+    # the verdict names the worst alarm, its message and how many others there are
+    assert "ALARM  LIME gas pressure: press" in text
+    assert "(error, active, unacked" in text and "+1 more" in text
     # 55Fe against the configured reference, pedestal boxes against the map
     assert "peak 7000 ADU" in text and "ref 7200 ±10%  OK" in text
     assert "!+24±30" in text and "1/9 boxes off" in text and "map age 2.4h" in text
