@@ -197,6 +197,10 @@ class Daemon:
         if self.cfg.influx_enabled:
             self._start_sink()
         self._publish_alarms(with_history=True)
+        attach = getattr(self.source, "attach_watchdog", None)
+        if attach is not None:
+            # the MIDAS reader process (sources/midas_live.py)
+            attach(self.watchdog, self.cfg.watchdog_stall_s)
         self.pipeline.start()
         log.info(
             "daemon started in %.2f s: source %s (%s sampling), %d analyzers",

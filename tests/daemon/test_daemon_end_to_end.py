@@ -5,6 +5,8 @@ coming back."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 
 import zmq
@@ -178,8 +180,15 @@ def test_live_midas_standin_disappears_and_returns(tmp_path, experiment, monkeyp
                 )
 
             wait_for(all_accounted, what="events flow again")
+            # the reader is a watchdog component; a reader crash is the
+            # supervisor's business, not a watchdog failure
+            os.kill(daemon.source.reader_pid, signal.SIGKILL)
+            wait_for(lambda: daemon.source.connects == 3, what="new reader")
+            daemon.watchdog.check()
+            assert daemon.watchdog.component("reader").state == "ok"
+            assert daemon.watchdog.healthy()
             health = daemon.health.report()
-            assert health["source"]["connects"] == 2
+            assert health["source"]["connects"] == 3
             assert set(health["memory"]) == {"anon", "file", "shmem"}
     finally:
         daemon.shutdown()
