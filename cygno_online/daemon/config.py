@@ -462,6 +462,12 @@ def parse_config(
     chain = None
     if build_chain:
         chain = _build_chain(root, cfg)
+    if chain is not None:
+        # Every rule must watch something the configured analyzers emit.
+        from cygno_online.alarms.rules import check_rules
+        from cygno_online.analysis.catalogue import catalogue_of_chain
+
+        check_rules(cfg.alarm_rules, catalogue_of_chain(chain), al)
     else:
         for key in ("decode", "analyzers", "plugin_paths"):
             root.raw(key)

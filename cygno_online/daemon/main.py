@@ -89,6 +89,25 @@ def run_body(run: RunInfo, state: str, stop_time_ns: int = 0) -> dict[str, Any]:
     }
 
 
+def run_end_text(run: int, summary: Any) -> str:
+    """The viewers' log line of a run end: duration, events, quality."""
+    if not isinstance(summary, dict):
+        return f"run {run} stopped"
+    parts = []
+    dur = summary.get("duration_s")
+    if isinstance(dur, (int, float)):
+        parts.append(f"{dur:.0f} s")
+    seen = (summary.get("counters") or {}).get("events_seen")
+    if isinstance(seen, int):
+        parts.append(f"{seen} events")
+    quality = summary.get("quality")
+    if quality:
+        flags = summary.get("quality_flags") or []
+        names = ", ".join(str(f.get("flag")) for f in flags[:3] if isinstance(f, dict))
+        parts.append(f"quality {quality}" + (f" ({names})" if names else ""))
+    return f"run {run} stopped" + (": " + ", ".join(parts) if parts else "")
+
+
 class Daemon:
     """One monitor instance. ``run()`` is the whole life of the process;
     tests and the demo use ``start()``/``shutdown()``."""
@@ -128,12 +147,24 @@ class Daemon:
                 "ack": self._cmd_ack,
                 "status": self._cmd_status,
                 "alarms": self._cmd_alarms,
+                "shelve": self._cmd_shelve,
+                "unshelve": self._cmd_unshelve,
+                "disable": self._cmd_disable,
+                "enable": self._cmd_enable,
                 "config": self._cmd_config,
             },
             on_drop=lambda reason, n: self.health.drop(reason, n=n),
         )
         if cfg.state_dir:
             cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        # the viewers' Log and Runs tabs survive a restart (see publish.memory)
+        self.viewer_memory: Any = None
+        if cfg.state_dir:
+            from cygno_online.publish.memory import ViewerMemory
+
+            self.viewer_memory = ViewerMemory(cfg.state_dir / "viewers.json")
+            self.viewer_memory.load_into(self.publisher.state)
+        self._memory_due = every(5.0)
         self.alarms = AlarmEngine(
             cfg.alarm_rules,
             state_path=(cfg.state_dir / "alarms.json") if cfg.state_dir else None,
@@ -192,8 +223,11 @@ class Daemon:
             )
         if self.cfg.influx_enabled:
             self._start_sink()
-        for rec in self.alarms.records():
-            self.publisher.submit(Message("alarm", asdict(rec)))
+        self._publish_alarms(with_history=True)
+        attach = getattr(self.source, "attach_watchdog", None)
+        if attach is not None:
+            # the MIDAS reader process (sources/midas_live.py)
+            attach(self.watchdog, self.cfg.watchdog_stall_s)
         self.pipeline.start()
         log.info(
             "daemon started in %.2f s: source %s (%s sampling), %d analyzers",
@@ -232,6 +266,8 @@ class Daemon:
         self.notifier.stopping()
         t0 = time.monotonic()
         self.pipeline.stop(timeout=6.0)
+        if self.viewer_memory is not None:
+            self.viewer_memory.save(self.publisher.state, force=True)
         if self.sink is not None:
             try:
                 self.sink.flush(1.5)
@@ -366,8 +402,7 @@ class Daemon:
         self.cfg.alarm_rules = new.alarm_rules
         # Viewers see new rules (and no longer see removed ones after their
         # next snapshot) at once.
-        for rec in self.alarms.records():
-            self.publisher.submit(Message("alarm", asdict(rec)))
+        self._publish_alarms()
         # Sections read only at start keep their running values.
         restart_only = ("source", "publish", "pipeline", "decode", "influx", "state_dir")
         data = dict(new.data)
@@ -393,6 +428,13 @@ class Daemon:
             ", pedestal" if run.pedestal else "",
         )
         self.publisher.submit(Message("run", run_body(run, "running")))
+        # the viewers' log shows where each run begins and ends
+        self._publish_log(
+            "info",
+            f"run {run.run} started: {run.description or 'no description'}"
+            + (" (pedestal)" if run.pedestal else ""),
+            run=run.run,
+        )
         self.alarms.set_running(True)
         self._outputs(outputs)
 
@@ -410,6 +452,7 @@ class Daemon:
             int(summary.get("stop_time_ns") or time.time_ns()) if isinstance(summary, dict) else 0
         )
         log.info("run %s finished", run.run)
+        self._publish_log("info", run_end_text(run.run, summary), run=run.run)
         self.publisher.submit(Message("summary", summary))
         self.publisher.submit(Message("run", run_body(run, "stopped", stop_ns)))
         self.alarms.set_running(False)
@@ -454,6 +497,8 @@ class Daemon:
     def periodic(self) -> None:
         self.alarms.tick()
         now = time.monotonic()
+        if self.viewer_memory is not None and self._memory_due(now):
+            self.viewer_memory.save(self.publisher.state)
         if self._health_due(now):
             self._log_budget = LOG_BUDGET
             body = self.health.report()
@@ -468,8 +513,7 @@ class Daemon:
         if self._alarms_due(now):
             # Full alarm state periodically: a viewer never believes "OK"
             # because it missed a transition.
-            for rec in self.alarms.records():
-                self.publisher.submit(Message("alarm", asdict(rec)))
+            self._publish_alarms()
 
     def source_state(self, state: str, detail: str) -> None:
         text = f"source {self.source.name}: {state}" + (f" ({detail})" if detail else "")
@@ -517,14 +561,25 @@ class Daemon:
             )
         )
 
+    def _publish_alarms(self, with_history: bool = False) -> None:
+        """Every instance, then the list of ids: a viewer drops any alarm the
+        daemon does not have (no ghosts after a restart or a missed message)."""
+        for rec in self.alarms.records():
+            self.publisher.submit(Message("alarm", asdict(rec)))
+        self.publisher.submit(Message("alarm", self.alarms.sync_body(with_history)))
+
     def _alarm_transition(self, rec: AlarmRecord) -> None:
+        self.publisher.submit(Message("alarm", asdict(rec)))
+        if self.sink is not None and rec.transition != "removed":
+            self.sink.submit([alarm_metric(rec, self.cfg.experiment, self._run_number)])
+        if not rec.notify:
+            return  # rate-limited (notify_interval_s): state published, no line
         line = f"alarm {rec.id} {rec.transition} [{rec.severity}]: {rec.message}"
         if rec.transition == "acknowledged":
             line += f" by {rec.acked_by}"
+        elif rec.transition == "shelved":
+            line += f" by {rec.shelved_by} ({rec.shelve_reason or 'no reason given'})"
         (log.warning if rec.transition == "raised" else log.info)("%s", line)
-        self.publisher.submit(Message("alarm", asdict(rec)))
-        if self.sink is not None:
-            self.sink.submit([alarm_metric(rec, self.cfg.experiment, self._run_number)])
         if rec.transition in ("raised", "cleared") and self.cfg.source.midas.messages_to_midas:
             self.source.send_message(
                 f"cygno-online: {line}",
@@ -537,7 +592,7 @@ class Daemon:
             "sink": self.sink.stats() if self.sink is not None else None,
             "run": self._run_number,
             "source": self.source.describe(),
-            "alarms_active": sum(1 for r in self.alarms.records() if r.state == "active"),
+            "alarms_active": sum(1 for r in self.alarms.records() if r.active),
         }
 
     # -- control commands (publisher thread) ---------------------------------------------
@@ -548,6 +603,35 @@ class Daemon:
             raise ValueError('ack needs "alarm" (id) and "user" (non-empty name)')
         rec = self.alarms.acknowledge(alarm, user)
         return {"alarm": asdict(rec)}
+
+    @staticmethod
+    def _alarm_user(req: dict[str, Any]) -> tuple[str, str]:
+        alarm = req.get("alarm")
+        user = req.get("user")
+        if not isinstance(alarm, str) or not isinstance(user, str) or not user:
+            raise ValueError('needs "alarm" (id) and "user" (non-empty name)')
+        return alarm, user
+
+    def _cmd_shelve(self, req: dict[str, Any]) -> dict[str, Any]:
+        alarm, user = self._alarm_user(req)
+        duration = req.get("duration_s")
+        if isinstance(duration, bool) or not isinstance(duration, (int, float)):
+            raise ValueError('shelve needs "duration_s" (seconds)')
+        reason = req.get("reason") or ""
+        rec = self.alarms.shelve(alarm, user, float(duration), str(reason))
+        return {"alarm": asdict(rec)}
+
+    def _cmd_unshelve(self, req: dict[str, Any]) -> dict[str, Any]:
+        alarm, user = self._alarm_user(req)
+        return {"alarm": asdict(self.alarms.unshelve(alarm, user))}
+
+    def _cmd_disable(self, req: dict[str, Any]) -> dict[str, Any]:
+        alarm, user = self._alarm_user(req)
+        return {"alarm": asdict(self.alarms.disable(alarm, user))}
+
+    def _cmd_enable(self, req: dict[str, Any]) -> dict[str, Any]:
+        alarm, user = self._alarm_user(req)
+        return {"alarm": asdict(self.alarms.enable(alarm, user))}
 
     def _cmd_status(self, req: dict[str, Any]) -> dict[str, Any]:
         with self.publisher.state.lock:

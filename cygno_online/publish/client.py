@@ -112,6 +112,15 @@ class MonitorClient:
     def ack(self, alarm_id: str, user: str, timeout_s: float = 3.0) -> dict[str, Any]:
         return self.request({"cmd": "ack", "alarm": alarm_id, "user": user}, timeout_s)
 
+    def shelve(
+        self, alarm_id: str, user: str, duration_s: float, reason: str = "", timeout_s: float = 3.0
+    ) -> dict[str, Any]:
+        req = {"cmd": "shelve", "alarm": alarm_id, "user": user, "duration_s": duration_s}
+        return self.request({**req, "reason": reason}, timeout_s)
+
+    def unshelve(self, alarm_id: str, user: str, timeout_s: float = 3.0) -> dict[str, Any]:
+        return self.request({"cmd": "unshelve", "alarm": alarm_id, "user": user}, timeout_s)
+
     def query(self, cmd: str, timeout_s: float = 3.0, **args: Any) -> dict[str, Any]:
         return self.request({"cmd": cmd, **args}, timeout_s)
 
@@ -339,6 +348,15 @@ class LocalClient:
 
     def ack(self, alarm_id: str, user: str, timeout_s: float = 3.0) -> dict[str, Any]:
         return self.request({"cmd": "ack", "alarm": alarm_id, "user": user})
+
+    def shelve(
+        self, alarm_id: str, user: str, duration_s: float, reason: str = "", timeout_s: float = 3.0
+    ) -> dict[str, Any]:
+        req = {"cmd": "shelve", "alarm": alarm_id, "user": user, "duration_s": duration_s}
+        return self.request({**req, "reason": reason})
+
+    def unshelve(self, alarm_id: str, user: str, timeout_s: float = 3.0) -> dict[str, Any]:
+        return self.request({"cmd": "unshelve", "alarm": alarm_id, "user": user})
 
     def query(self, cmd: str, timeout_s: float = 3.0, **args: Any) -> dict[str, Any]:
         return self.request({"cmd": cmd, **args})

@@ -23,11 +23,19 @@ HISTORY_POINTS = 240
 LOG_LINES = 500
 #: finished alarm records kept in the history
 ALARM_HISTORY = 200
+#: run summaries kept for the viewers' Runs tab (without their bulky
+#: ``sections``; the latest one is also kept whole in ``summary``)
+RECENT_SUMMARIES = 20
 #: series kept; a high-cardinality tag (per-cluster rows) must not grow a
 #: daemon that runs for months: the least recently updated series goes first
 MAX_SERIES = 5000
 
 SEVERITIES = ("info", "warning", "error", "critical")
+
+
+def compact_summary(doc: dict[str, Any]) -> dict[str, Any]:
+    """A run summary without the analyzers' raw ``sections`` (histograms...)."""
+    return {k: v for k, v in doc.items() if k != "sections"}
 
 
 def series_id(family: str, tags: dict[str, str]) -> str:
@@ -48,14 +56,28 @@ class SeriesRecord:
     serial: int
 
 
+#: alarm states (ISA-18.2 / Phoebus); see cygno_online.alarms.engine
+ALARM_STATES = (
+    "normal",
+    "active_unack",
+    "active_ack",
+    "cleared_unack",
+    "shelved",
+    "disabled",
+)
+
+
 @dataclass(slots=True)
 class AlarmRecord:
-    """One alarm's state.
+    """One alarm instance's state (one per rule and tag set).
 
-    ``state``: ``ok`` (not active), ``pending`` (condition true, delay not yet
-    elapsed), ``active`` (raised). ``latched`` stays true after the condition
-    clears until acknowledged; ``acked`` is set by an acknowledgement and reset
-    when the alarm is raised again.
+    ``state`` is one of :data:`ALARM_STATES`: ``normal``; ``active_unack``
+    (raised, nobody acknowledged); ``active_ack`` (acknowledged, the
+    condition persists: still counted everywhere); ``cleared_unack`` (the
+    condition cleared before anyone acknowledged: latched); ``shelved``
+    (silenced by an operator until ``shelved_until_ns``); ``disabled``.
+    ``active`` is the condition itself (also while shelved or disabled);
+    ``pending`` means the condition holds but its delay has not elapsed.
     """
 
     id: str
@@ -70,13 +92,41 @@ class AlarmRecord:
     acked_by: str = ""
     latched: bool = False
     acked: bool = False
-    #: the transition that produced this record: raised, cleared, acknowledged,
-    #: updated, or removed (its rule is gone from the configuration)
+    #: the transition that produced this record: raised, cleared,
+    #: acknowledged, shelved, unshelved, disabled, enabled, updated, or
+    #: removed (its rule is gone from the configuration)
     transition: str = "updated"
+    rule: str = ""
+    tags: dict = field(default_factory=dict)
+    #: the rule's limit as text ("outside [0.88, 0.94] for 120 s")
+    limit: str = ""
+    unit: str = ""
+    guidance: str = ""
+    contact: str = ""
+    #: when the current state began
+    since_ns: int = 0
+    active: bool = False
+    pending: bool = False
+    shelved_until_ns: int = 0
+    shelved_by: str = ""
+    shelve_reason: str = ""
+    #: False when this transition's log line/MIDAS message was rate-limited
+    notify: bool = True
 
     @property
     def needs_attention(self) -> bool:
-        return (self.state == "active" or self.latched) and not self.acked
+        """Unacknowledged: active or latched (cleared_unack)."""
+        return self.state in ("active_unack", "cleared_unack")
+
+    @property
+    def counts(self) -> bool:
+        """Counted in the status line, verdict and tab counts: active
+        (acknowledged or not) or latched."""
+        return self.state in ("active_unack", "active_ack", "cleared_unack")
+
+
+def _alarm_record(body: dict[str, Any]) -> AlarmRecord:
+    return AlarmRecord(**{k: v for k, v in body.items() if k in AlarmRecord.__slots__})
 
 
 @dataclass(slots=True)
@@ -105,6 +155,8 @@ class MonitorState:
     log: deque = field(default_factory=lambda: deque(maxlen=LOG_LINES))
     health: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    #: the last RECENT_SUMMARIES run summaries, oldest first (compact)
+    summaries: deque = field(default_factory=lambda: deque(maxlen=RECENT_SUMMARIES))
     last_heartbeat_ns: int = 0
     #: series dropped because of MAX_SERIES (counted, never silent)
     series_evicted: int = 0
@@ -158,13 +210,24 @@ class MonitorState:
         self.run = dict(msg.body)
 
     def _apply_alarm(self, msg: Message) -> None:
+        if msg.body.get("transition") == "sync":
+            # The daemon's full list of instances: anything else is a ghost
+            # (missed "removed", a viewer that outlived a daemon restart).
+            ids = set(msg.body.get("ids") or ())
+            for aid in [a for a in self.alarms if a not in ids]:
+                del self.alarms[aid]
+            history = msg.body.get("history")
+            if history and not self.alarm_history:
+                for h in history:
+                    self.alarm_history.append(_alarm_record(h))
+            return
         rec = AlarmRecord(**{k: v for k, v in msg.body.items() if k in AlarmRecord.__slots__})
         if rec.transition == "removed":
             # its rule was removed from the configuration (SIGHUP)
             self.alarms.pop(rec.id, None)
             return
         self.alarms[rec.id] = rec
-        if rec.transition in ("raised", "cleared", "acknowledged"):
+        if rec.transition not in ("updated", "removed"):
             self.alarm_history.append(AlarmRecord(**asdict(rec)))
 
     def _apply_log(self, msg: Message) -> None:
@@ -182,6 +245,18 @@ class MonitorState:
 
     def _apply_summary(self, msg: Message) -> None:
         self.summary = dict(msg.body)
+        self.add_summary(self.summary)
+
+    def add_summary(self, doc: dict[str, Any]) -> None:
+        """Keep a compact copy of a run summary; a summary of the same run
+        and part replaces the earlier one."""
+        compact = compact_summary(doc)
+        key = (compact.get("run"), compact.get("part") or 1)
+        for i, old in enumerate(self.summaries):
+            if (old.get("run"), old.get("part") or 1) == key:
+                del self.summaries[i]
+                break
+        self.summaries.append(compact)
 
     def _apply_health(self, msg: Message) -> None:
         self.health = dict(msg.body)
@@ -229,6 +304,7 @@ class MonitorState:
                 "log": [asdict(r) for r in self.log],
                 "health": self.health,
                 "summary": self.summary,
+                "summaries": list(self.summaries),
                 "last_heartbeat_ns": self.last_heartbeat_ns,
             }
             return Message("snapshot", body, arrays, seq=self.seq)
@@ -253,24 +329,27 @@ class MonitorState:
                 self.displays[d["name"]] = Display(
                     d["kind"], d["name"], d["run"], d["serial"], d["time_ns"], arrs, dict(d["meta"])
                 )
-            self.alarms = {a["id"]: AlarmRecord(**a) for a in body.get("alarms") or []}
+            self.alarms = {a["id"]: _alarm_record(a) for a in body.get("alarms") or []}
             self.alarm_history = deque(
-                (AlarmRecord(**a) for a in body.get("alarm_history") or []), maxlen=ALARM_HISTORY
+                (_alarm_record(a) for a in body.get("alarm_history") or []), maxlen=ALARM_HISTORY
             )
             self.log = deque((LogRecord(**r) for r in body.get("log") or []), maxlen=LOG_LINES)
             self.health = dict(body.get("health") or {})
             self.summary = dict(body.get("summary") or {})
+            self.summaries = deque(
+                (dict(d) for d in body.get("summaries") or [] if isinstance(d, dict)),
+                maxlen=RECENT_SUMMARIES,
+            )
             self.last_heartbeat_ns = int(body.get("last_heartbeat_ns", 0))
 
     # -- convenience for viewers ---------------------------------------------
     def alarm_counts(self) -> dict[str, int]:
-        """Alarms needing attention, by severity."""
+        """Alarms that count (active, acknowledged or not, and latched), by
+        severity (:func:`cygno_online.alarms.summary.summarize`)."""
+        from cygno_online.alarms.summary import summarize
+
         with self.lock:
-            counts = dict.fromkeys(SEVERITIES, 0)
-            for a in self.alarms.values():
-                if a.needs_attention:
-                    counts[a.severity] = counts.get(a.severity, 0) + 1
-            return counts
+            return summarize(self.alarms.values()).counts
 
     def find_series(self, family: str, **tags: str) -> list[SeriesRecord]:
         with self.lock:

@@ -21,6 +21,8 @@ def alarm_state(rec: AlarmRecord) -> str:
     state = str(rec.state)
     if state in ("shelved", "disabled", "normal"):
         return state
+    if state in ENGINE_STATES:  # the alarm engine's names (cygno_online.alarms.engine)
+        return ENGINE_STATES[state]
     if "-" in state:  # already an ISA-18.2 state name
         return state
     if state == "active":
@@ -29,6 +31,13 @@ def alarm_state(rec: AlarmRecord) -> str:
         return "cleared-unacknowledged"
     return "normal"
 
+
+#: the alarm engine's state names -> ISA-18.2 names
+ENGINE_STATES = {
+    "active_unack": "active-unacknowledged",
+    "active_ack": "active-acknowledged",
+    "cleared_unack": "cleared-unacknowledged",
+}
 
 #: short labels for narrow places
 STATE_SHORT = {
@@ -48,8 +57,12 @@ def needs_attention(rec: AlarmRecord) -> bool:
 
 @dataclass(slots=True)
 class AlarmSummary:
-    #: alarms needing attention, by severity
+    #: alarms that count, by severity: active (acknowledged or not: an
+    #: acknowledged alarm whose condition persists still counts) and
+    #: cleared-unacknowledged
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SEVERITIES, 0))
+    #: of those, active and acknowledged, by severity
+    acked: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SEVERITIES, 0))
     #: active (acknowledged or not), by severity
     active: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SEVERITIES, 0))
     #: the alarm to name first: highest severity, active before cleared,
@@ -63,7 +76,7 @@ class AlarmSummary:
 
     @property
     def bad(self) -> int:
-        """error + critical alarms needing attention."""
+        """error + critical alarms that count (acknowledged ones included)."""
         return self.counts.get("critical", 0) + self.counts.get("error", 0)
 
     def worst_name(self) -> str:
@@ -83,8 +96,10 @@ def summarize(state: MonitorState) -> AlarmSummary:
             continue
         if st.startswith("active"):
             out.active[sev] = out.active.get(sev, 0) + 1
-        if needs_attention(rec):
+        if st != "normal":
             out.counts[sev] = out.counts.get(sev, 0) + 1
+        if st == "active-acknowledged":
+            out.acked[sev] = out.acked.get(sev, 0) + 1
         if st == "normal":
             continue
         key = (

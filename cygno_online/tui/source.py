@@ -35,6 +35,12 @@ class StateSource(Protocol):
 
     def ack(self, alarm_id: str, user: str) -> dict[str, Any]: ...
 
+    def shelve(
+        self, alarm_id: str, user: str, duration_s: float, reason: str = ""
+    ) -> dict[str, Any]: ...
+
+    def unshelve(self, alarm_id: str, user: str) -> dict[str, Any]: ...
+
     def close(self) -> None: ...
 
 
@@ -226,6 +232,7 @@ class FakeSource:
         self.limits = limits
         self.expectations = expectations
         self.acks: list[tuple[str, str]] = []
+        self.shelves: list[tuple[str, str, float, str]] = []
         self.closed = False
         #: called with every applied message, like MonitorClient.on_update
         self.on_update: Any = None
@@ -234,15 +241,45 @@ class FakeSource:
     # -- StateSource --------------------------------------------------------------
     def ack(self, alarm_id: str, user: str) -> dict[str, Any]:
         self.acks.append((alarm_id, user))
+        return self._operate(alarm_id, user, "acknowledged")
+
+    def shelve(
+        self, alarm_id: str, user: str, duration_s: float, reason: str = ""
+    ) -> dict[str, Any]:
+        self.shelves.append((alarm_id, user, duration_s, reason))
+        return self._operate(alarm_id, user, "shelved", duration_s, reason)
+
+    def unshelve(self, alarm_id: str, user: str) -> dict[str, Any]:
+        self.shelves.append((alarm_id, user, 0, "unshelve"))
+        return self._operate(alarm_id, user, "unshelved")
+
+    def _operate(
+        self, alarm_id: str, user: str, what: str, duration_s: float = 0, reason: str = ""
+    ) -> dict[str, Any]:
+        """The daemon's answer to an operator action (the engine's transitions)."""
         with self.state.lock:
             rec = self.state.alarms.get(alarm_id)
         if rec is None:
             return {"ok": False, "error": f"unknown alarm {alarm_id!r}"}
         new = AlarmRecord(**asdict(rec))
-        new.acked, new.acked_by, new.acked_ns = True, user, time.time_ns()
-        if new.state != "active":
+        now = time.time_ns()
+        if what == "acknowledged":
+            if new.state == "active_unack":
+                new.state = "active_ack"
+            elif new.state == "cleared_unack":
+                new.state = "normal"
+            new.acked, new.acked_by, new.acked_ns = new.state == "active_ack", user, now
             new.latched = False
-        new.transition = "acknowledged"
+        elif what == "shelved":
+            new.state, new.shelved_by, new.shelve_reason = "shelved", user, reason
+            new.shelved_until_ns = now + int(duration_s * 1e9)
+        else:
+            if new.state != "shelved":
+                return {"ok": False, "error": f"alarm {alarm_id!r} is not shelved"}
+            new.state = "active_unack" if new.active else "normal"
+            new.shelved_until_ns, new.shelved_by, new.shelve_reason = 0, "", ""
+        new.since_ns = now
+        new.transition = what
         self.apply(Message("alarm", asdict(new)))
         return {"ok": True, "alarm": asdict(new)}
 
@@ -337,6 +374,10 @@ class FakeSource:
                 },
             )
         )
+
+    def apply_summary(self, doc: dict[str, Any]) -> Message:
+        """A run summary as the daemon publishes it at the end of a run."""
+        return self.apply(Message("summary", dict(doc)))
 
     def health(self, **body: Any) -> Message:
         return self.apply(Message("health", dict(body)))

@@ -25,8 +25,9 @@ def test_overview_shows_run_rates_alarms_and_key_metrics():
     assert "trigger 1.72 Hz  analysed 1.69 Hz" in text
     assert "latency 180 ms" in text
     assert "dropped 2 (0.032%)" in text  # a count with its fraction
-    # the verdict names the worst alarm and how many others there are
-    assert "ALARM  LIME gas pressure (error" in text and "+1 more" in text
+    # the verdict names the worst alarm, its message and how many others there are
+    assert "ALARM  LIME gas pressure: press" in text
+    assert "(error, active, unacked" in text and "+1 more" in text
     # 55Fe against the configured reference, pedestal boxes against the map
     assert "peak 7000 ADU" in text and "ref 7200 ±10%  OK" in text
     assert "!+24±30" in text and "1/9 boxes off" in text and "map age 2.4h" in text
@@ -43,8 +44,8 @@ def test_number_keys_switch_tabs_and_footer_follows():
     async def body(app, pilot):
         seen = []
         for key, pane in zip(
-            "2345671",
-            ("camera", "clusters", "pmt", "slow", "alarms", "log", "overview"),
+            "23456781",
+            ("camera", "clusters", "pmt", "slow", "alarms", "runs", "log", "overview"),
             strict=True,
         ):
             await pilot.press(key)
@@ -432,7 +433,7 @@ def test_log_tab_shows_new_messages_by_level():
     src = make_source()
 
     async def body(app, pilot):
-        await pilot.press("7")
+        await pilot.press("8")
         await pilot.pause()
         first = screen_text(app)
         src.log("HV trip on GEM2", level="error", time_ns=NOW_NS)
@@ -611,7 +612,7 @@ def test_bad_data_never_crashes_the_tui():
     src.alarm(id="weird", name="", severity="unknown", state="active", value=[1, 2])
 
     async def body(app, pilot):
-        keys = ["2", "z", "x", "c", "3", "i", "c", "l", "4", "n", "h", "v", "5", "s", "6", "7"]
+        keys = ["2", "z", "x", "c", "3", "i", "c", "l", "4", "n", "h", "v", "5", "s", "6", "7", "8"]
         for key in keys:
             await pilot.press(key)
             await pilot.pause()

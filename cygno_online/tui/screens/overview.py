@@ -128,6 +128,9 @@ def _alarm_line(
     others = len([a for a in ctx.state.alarms.values() if alarm_state(a) != "normal"]) - 1
     more = f" +{others} more" if others > 0 else ""
     name = worst.name or worst.id
+    if worst.message and worst.message != name:
+        # the worst alarm's message, e.g. "LIME pressure 0.95 bar outside ..."
+        name = f"{name}: {worst.message}" if not worst.message.startswith(name) else worst.message
     tail = f" ({worst.severity}, {state}{age}){more} tab 6 "
     body = f"{head} {name}"
     if len(body) + len(tail) > room:

@@ -49,6 +49,10 @@ def status_text(
             n = summary.counts.get(sev, 0)
             if n:
                 t.append(f"{n} {sev}", style=SEVERITY_STYLE[sev])
+                k = summary.acked.get(sev, 0)
+                if k:
+                    # acknowledged but still active: counted, and said so
+                    t.append(" (acked)" if k == n else f" ({k} acked)", style="dim")
                 t.append(" ")
     clock = " " + dt.datetime.fromtimestamp(now).strftime("%H:%M:%S")
     if t.cell_len + len(clock) <= width - 2:
