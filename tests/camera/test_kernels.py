@@ -69,7 +69,7 @@ def test_fused_frame_pass_equals_stages(gen, frame):
     thr = threshold_map(gen.sigma, 1.3)
     cut = kn.threshold_cut(gen.mean, thr)
     hot_cut = kn.threshold_cut(gen.mean, threshold_map(gen.sigma, 8.0))
-    mq, hd, fs, fq = kn.pass_maps(gen.mean, cut, hot_cut)
+    mq, hd, _, _ = kn.pass_maps(gen.mean, cut, hot_cut)
     np.testing.assert_array_equal(mq, np.rint(gen.mean).astype(np.uint16))
     np.testing.assert_array_equal(hd, np.clip(hot_cut.astype(int) - cut, 0, 255))
     hot = np.zeros(frame.shape, np.uint8)
