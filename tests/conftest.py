@@ -42,3 +42,23 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+@pytest.fixture
+def experiment(tmp_path):
+    """A local MIDAS stand-in experiment "lime" (a process; stopped at the end)."""
+    from cygno_online.testing.midas_standin.experiment import Experiment
+
+    exp = Experiment.start(tmp_path / "exp", "lime")
+    yield exp
+    exp.close()
+
+
+@pytest.fixture
+def remote_experiment(tmp_path):
+    """The same, reached through "mserver" (MIDAS_SERVER_HOST)."""
+    from cygno_online.testing.midas_standin.experiment import Experiment
+
+    exp = Experiment.start(tmp_path / "rexp", "lime", remote=True)
+    yield exp
+    exp.close()

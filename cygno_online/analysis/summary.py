@@ -558,8 +558,21 @@ def build_summary(
     return doc
 
 
-def summary_path(directory: str | Path, run: int) -> Path:
-    return Path(directory) / f"run{int(run):05d}-summary.json"
+def summary_path(directory: str | Path, run: int, part: int = 1) -> Path:
+    """``run00042-summary.json``; a run analysed in several parts (the daemon
+    restarted during it) has ``run00042-part2-summary.json`` and so on."""
+    name = f"run{int(run):05d}" + (f"-part{int(part)}" if int(part) > 1 else "")
+    return Path(directory) / f"{name}-summary.json"
+
+
+def next_summary_part(directory: str | Path, run: int) -> tuple[int, list[str]]:
+    """The first part number without a summary file, and the existing parts'
+    file names: a summary is never overwritten."""
+    part, existing = 1, []
+    while (path := summary_path(directory, run, part)).exists():
+        existing.append(path.name)
+        part += 1
+    return part, existing
 
 
 def write_summary(doc: dict, directory: str | Path) -> Path:
@@ -567,7 +580,7 @@ def write_summary(doc: dict, directory: str | Path) -> Path:
     directory, fsync, rename): a reader never sees half a document."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    target = summary_path(directory, doc.get("run") or 0)
+    target = summary_path(directory, doc.get("run") or 0, doc.get("part") or 1)
     text = json.dumps(jsonable(doc), indent=2, allow_nan=False) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:

@@ -30,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--json", action="store_true", help="print the summaries as one JSON document"
     )
     parser.add_argument(
+        "--registry",
+        metavar="URL",
+        help="also write each run's row into this run registry (sqlite:///PATH, "
+        "mysql://USER@HOST/DB?password_file=F, postgresql://...): fills it for past runs",
+    )
+    parser.add_argument(
         "--pedestal",
         action="store_true",
         default=None,
@@ -56,10 +62,12 @@ def load_config(path: str | None) -> dict:
     (``None``: :func:`default_config`)."""
     if not path:
         return default_config()
-    import yaml
+    from cygno_online.daemon.config import read_yaml
+    from cygno_online.errors import ConfigError
 
-    with open(path) as fh:
-        cfg = yaml.safe_load(fh) or {}
+    cfg = read_yaml(path)  # any bytes: one ConfigError with file and position
+    if not isinstance(cfg, dict):
+        raise ConfigError(path, "must be a YAML mapping of sections")
     return {k: cfg[k] for k in ("decode", "analyzers", "plugin_paths", "experiment") if k in cfg}
 
 
@@ -119,5 +127,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"cygno-online summary: error: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
     summaries = summarize(args.files, cfg, config_path=args.config, pedestal=args.pedestal)
+    if args.registry:
+        from cygno_online.sinks.registry import RunRegistry
+
+        with RunRegistry(args.registry) as reg:
+            for doc in summaries:
+                reg.record(doc)
+                print(f"run {doc.get('run')}: recorded in {reg.url.display()}", file=sys.stderr)
     write_outputs(summaries, args)
     return 0

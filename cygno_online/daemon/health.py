@@ -16,13 +16,36 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from cygno_online.analysis.catalogue import FieldSpec, SeriesSpec
 from cygno_online.analysis.outputs import Metric
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
+def memory(pid: int | str = "self") -> dict[str, int]:
+    """Resident memory of a process by kind (``/proc/PID/status``, bytes):
+    ``anon`` (heap, stacks), ``file`` (mapped code and files), ``shmem``
+    (shared memory: the MIDAS event buffer a local client maps, the hand-off
+    slots). Empty where /proc does not exist."""
+    out: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith(("RssAnon:", "RssFile:", "RssShmem:")):
+                    key, value = line.split(":", 1)
+                    out[key[3:].lower()] = int(value.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
 def rss_bytes() -> int:
-    """Resident memory now (``/proc``); peak RSS where /proc is missing."""
+    """The daemon's own resident memory: anonymous + file-backed pages,
+    without shared memory (a mapped 2 GB MIDAS buffer is not the monitor's
+    memory); peak RSS where /proc is missing."""
+    m = memory()
+    if m:
+        return m.get("anon", 0) + m.get("file", 0)
     try:
         with open("/proc/self/statm") as fh:
             return int(fh.read().split()[1]) * _PAGE
@@ -147,6 +170,7 @@ class Health:
                 "queue_depth": self.queue_depth(),
                 "cpu_percent": 100.0 * (cpu - cpu0) / dt,
                 "rss_bytes": rss_bytes(),
+                "memory": memory(),
                 "analyzer_ms": per_analyzer_ms,
                 "latency_ms_p50": 1000 * lat[len(lat) // 2] if lat else None,
                 "latency_ms_p99": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))]
@@ -218,6 +242,15 @@ def health_metric(body: dict[str, Any], run: int, time_ns: int | None = None) ->
     ):
         if isinstance(publisher.get(key), int):
             fields[f"publisher_{key}"] = int(publisher[key])
+    # memory by kind: the daemon's shared memory (hand-off slots) and the
+    # MIDAS reader's (its mapped event buffer) apart from rss_bytes
+    mem = body.get("memory") or {}
+    if isinstance(mem.get("shmem"), int):
+        fields["rss_shmem_bytes"] = mem["shmem"]
+    reader = (body.get("source") or {}).get("reader_memory") or {}
+    for kind in ("anon", "shmem"):
+        if isinstance(reader.get(kind), int):
+            fields[f"reader_{kind}_bytes"] = reader[kind]
     fields["source_state"] = str(body.get("source_state", ""))
     if isinstance(body.get("watchdog"), dict):
         from cygno_online.daemon.watchdog import watchdog_fields
@@ -230,5 +263,50 @@ def health_metric(body: dict[str, Any], run: int, time_ns: int | None = None) ->
         0,
         fields,
         {},
-        {"rate_in_hz": "Hz", "rate_processed_hz": "Hz", "cpu_percent": "%", "rss_bytes": "B"},
+        {
+            "rate_in_hz": "Hz",
+            "rate_processed_hz": "Hz",
+            "cpu_percent": "%",
+            "rss_bytes": "B",
+            "rss_shmem_bytes": "B",
+            "reader_anon_bytes": "B",
+            "reader_shmem_bytes": "B",
+        },
     )
+
+
+def monitor_series(analyzers: list[str] | tuple[str, ...] = ()) -> SeriesSpec:
+    """The metric catalogue's declaration of :func:`health_metric` (family
+    ``monitor``, no tags). ``watchdog_*`` are the progress watchdog's fields
+    (issue 11's ``daemon/watchdog.py``)."""
+    f = FieldSpec
+    fields = [
+        f("events_in", "int", "", "events received (counter)"),
+        f("events_processed", "int", "", "events analysed (counter)"),
+        f("events_dropped", "int", "", "events the monitor dropped, queue full (counter)"),
+        f("rate_in_hz", "float", "Hz"),
+        f("rate_processed_hz", "float", "Hz"),
+        f("decode_errors", "int", "", "(counter)"),
+        f("analyzer_errors", "int", "", "(counter)"),
+        f("queue_depth", "int"),
+        f("cpu_percent", "float", "%"),
+        f("rss_bytes", "int", "B", "the daemon's own resident memory (anon + file, no shmem)"),
+        f("rss_shmem_bytes", "int", "B", "the daemon's shared memory (the hand-off slots)"),
+        f("reader_anon_bytes", "int", "B", "the MIDAS reader process's own memory"),
+        f("reader_shmem_bytes", "int", "B", "the MIDAS reader's shared memory (mapped buffer)"),
+        f("uptime_s", "float", "s"),
+        f("drops_<reason>", "int", "", "drops by reason (queue_full, publish_*, sink...)"),
+    ]
+    fields += [f(f"ms_{a}", "float", "ms", f"analysis time per event of {a}") for a in analyzers]
+    fields += [
+        f("publisher_dropped_queue", "int", "", "(counter)"),
+        f("publisher_dropped_send", "int", "", "(counter)"),
+        f("publisher_displays_skipped", "int", "", "(counter)"),
+        f("publisher_series_evicted", "int", "", "(counter)"),
+        f("source_state", "string"),
+        f("watchdog_failed", "int", "", "daemon components stalled or dead now"),
+        f("watchdog_failures_total", "int", "", "(counter)"),
+        f("watchdog_failed_names", "string", "", "name:state of the failed components"),
+        f("watchdog_age_s_<component>", "float", "s", "since the component's last beat"),
+    ]
+    return SeriesSpec("monitor", tuple(fields), (), "daemon", "the daemon's health report")

@@ -128,6 +128,10 @@ class Daemon:
                 "ack": self._cmd_ack,
                 "status": self._cmd_status,
                 "alarms": self._cmd_alarms,
+                "shelve": self._cmd_shelve,
+                "unshelve": self._cmd_unshelve,
+                "disable": self._cmd_disable,
+                "enable": self._cmd_enable,
                 "config": self._cmd_config,
             },
             on_drop=lambda reason, n: self.health.drop(reason, n=n),
@@ -140,6 +144,13 @@ class Daemon:
             on_transition=self._alarm_transition,
         )
         self.sink: Any = None
+        self.registry: Any = None
+        if cfg.registry_url:
+            from cygno_online.sinks.registry import RunRegistry
+
+            self.registry = RunRegistry(cfg.registry_url)  # connects at the first run end
+        #: summaries not yet in the registry (its database was unreachable)
+        self._unrecorded: list[dict[str, Any]] = []
         self.pipeline = Pipeline(
             chain,
             self.source,
@@ -165,10 +176,12 @@ class Daemon:
     # -- start / stop ----------------------------------------------------------------
     def start(self) -> None:
         t0 = time.perf_counter()
+        # Sockets first: an address that cannot be bound (in use, no such
+        # interface) stops the daemon with one clear error before anything runs.
+        self.publisher.start()
         self.notifier.status("warming up analyzers")
         warm = self.chain.warm_up()
         log.info("analyzers warmed up in %.2f s", warm)
-        self.publisher.start()
         if self.publisher._thread is not None:
             pub = self.watchdog.register(
                 "publisher", stall_s=self.cfg.watchdog_stall_s, thread=self.publisher._thread
@@ -183,8 +196,11 @@ class Daemon:
             )
         if self.cfg.influx_enabled:
             self._start_sink()
-        for rec in self.alarms.records():
-            self.publisher.submit(Message("alarm", asdict(rec)))
+        self._publish_alarms(with_history=True)
+        attach = getattr(self.source, "attach_watchdog", None)
+        if attach is not None:
+            # the MIDAS reader process (sources/midas_live.py)
+            attach(self.watchdog, self.cfg.watchdog_stall_s)
         self.pipeline.start()
         log.info(
             "daemon started in %.2f s: source %s (%s sampling), %d analyzers",
@@ -230,6 +246,8 @@ class Daemon:
             except Exception:
                 log.exception("sink did not stop cleanly")
         self.publisher.stop(timeout=1.0)
+        if self.registry is not None:
+            self.registry.close()
         self.chain.close()
         flush_summaries(force=True)
         log.info("daemon stopped in %.2f s", time.monotonic() - t0)
@@ -327,6 +345,17 @@ class Daemon:
         except TimeoutError as exc:
             log.error("reload of %s not applied: %s", self.cfg.path, exc)
             return False
+        except Exception as exc:
+            # whatever the file holds, SIGHUP never ends the daemon
+            log.error(
+                "reload of %s rejected (%s: %s), keeping the running configuration",
+                self.cfg.path,
+                type(exc).__name__,
+                exc,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
+            self._publish_log("error", f"configuration reload rejected: {exc}")
+            return False
         finally:
             self.notifier.ready("running")
         for section in ("source", "publish", "pipeline", "decode", "influx", "state_dir"):
@@ -344,8 +373,7 @@ class Daemon:
         self.cfg.alarm_rules = new.alarm_rules
         # Viewers see new rules (and no longer see removed ones after their
         # next snapshot) at once.
-        for rec in self.alarms.records():
-            self.publisher.submit(Message("alarm", asdict(rec)))
+        self._publish_alarms()
         # Sections read only at start keep their running values.
         restart_only = ("source", "publish", "pipeline", "decode", "influx", "state_dir")
         data = dict(new.data)
@@ -391,6 +419,43 @@ class Daemon:
         self.publisher.submit(Message("summary", summary))
         self.publisher.submit(Message("run", run_body(run, "stopped", stop_ns)))
         self.alarms.set_running(False)
+        if isinstance(summary, dict):
+            self._record_run(summary)
+
+    def _record_run(self, summary: dict[str, Any]) -> None:
+        """The run's ``run_summary`` point and its registry row. A registry that
+        cannot be reached keeps the rows (bounded) for the next run end; the
+        summary JSON file has them anyway (``summary --registry`` refills)."""
+        from cygno_online.sinks.registry import RegistryError, run_summary_metric
+
+        if self.sink is not None:
+            try:
+                self._outputs([run_summary_metric(summary)])
+            except Exception:
+                log.exception("run %s: run_summary point failed", summary.get("run"))
+        if self.registry is None:
+            return
+        self._unrecorded.append(summary)
+        over = len(self._unrecorded) - 50
+        if over > 0:
+            del self._unrecorded[:over]
+            self.health.drop("registry_rows_lost", n=over)  # counted, in the health report
+        while self._unrecorded:
+            doc = self._unrecorded[0]
+            try:
+                self.registry.record(doc)
+            except RegistryError as exc:
+                log.error(
+                    "run %s: not recorded in the run registry (%d pending, retried at the "
+                    "next run end): %s", doc.get("run"), len(self._unrecorded), exc,
+                )  # fmt: skip
+                return
+            except Exception:
+                log.exception("run %s: run registry failed", doc.get("run"))
+                self._unrecorded.pop(0)
+                continue
+            log.info("run %s: recorded in %s", doc.get("run"), self.registry.url.display())
+            self._unrecorded.pop(0)
 
     def periodic(self) -> None:
         self.alarms.tick()
@@ -409,8 +474,7 @@ class Daemon:
         if self._alarms_due(now):
             # Full alarm state periodically: a viewer never believes "OK"
             # because it missed a transition.
-            for rec in self.alarms.records():
-                self.publisher.submit(Message("alarm", asdict(rec)))
+            self._publish_alarms()
 
     def source_state(self, state: str, detail: str) -> None:
         text = f"source {self.source.name}: {state}" + (f" ({detail})" if detail else "")
@@ -458,14 +522,25 @@ class Daemon:
             )
         )
 
+    def _publish_alarms(self, with_history: bool = False) -> None:
+        """Every instance, then the list of ids: a viewer drops any alarm the
+        daemon does not have (no ghosts after a restart or a missed message)."""
+        for rec in self.alarms.records():
+            self.publisher.submit(Message("alarm", asdict(rec)))
+        self.publisher.submit(Message("alarm", self.alarms.sync_body(with_history)))
+
     def _alarm_transition(self, rec: AlarmRecord) -> None:
+        self.publisher.submit(Message("alarm", asdict(rec)))
+        if self.sink is not None and rec.transition != "removed":
+            self.sink.submit([alarm_metric(rec, self.cfg.experiment, self._run_number)])
+        if not rec.notify:
+            return  # rate-limited (notify_interval_s): state published, no line
         line = f"alarm {rec.id} {rec.transition} [{rec.severity}]: {rec.message}"
         if rec.transition == "acknowledged":
             line += f" by {rec.acked_by}"
+        elif rec.transition == "shelved":
+            line += f" by {rec.shelved_by} ({rec.shelve_reason or 'no reason given'})"
         (log.warning if rec.transition == "raised" else log.info)("%s", line)
-        self.publisher.submit(Message("alarm", asdict(rec)))
-        if self.sink is not None:
-            self.sink.submit([alarm_metric(rec, self.cfg.experiment, self._run_number)])
         if rec.transition in ("raised", "cleared") and self.cfg.source.midas.messages_to_midas:
             self.source.send_message(
                 f"cygno-online: {line}",
@@ -477,7 +552,8 @@ class Daemon:
             "publisher": self.publisher.stats(),
             "sink": self.sink.stats() if self.sink is not None else None,
             "run": self._run_number,
-            "alarms_active": sum(1 for r in self.alarms.records() if r.state == "active"),
+            "source": self.source.describe(),
+            "alarms_active": sum(1 for r in self.alarms.records() if r.active),
         }
 
     # -- control commands (publisher thread) ---------------------------------------------
@@ -488,6 +564,35 @@ class Daemon:
             raise ValueError('ack needs "alarm" (id) and "user" (non-empty name)')
         rec = self.alarms.acknowledge(alarm, user)
         return {"alarm": asdict(rec)}
+
+    @staticmethod
+    def _alarm_user(req: dict[str, Any]) -> tuple[str, str]:
+        alarm = req.get("alarm")
+        user = req.get("user")
+        if not isinstance(alarm, str) or not isinstance(user, str) or not user:
+            raise ValueError('needs "alarm" (id) and "user" (non-empty name)')
+        return alarm, user
+
+    def _cmd_shelve(self, req: dict[str, Any]) -> dict[str, Any]:
+        alarm, user = self._alarm_user(req)
+        duration = req.get("duration_s")
+        if isinstance(duration, bool) or not isinstance(duration, (int, float)):
+            raise ValueError('shelve needs "duration_s" (seconds)')
+        reason = req.get("reason") or ""
+        rec = self.alarms.shelve(alarm, user, float(duration), str(reason))
+        return {"alarm": asdict(rec)}
+
+    def _cmd_unshelve(self, req: dict[str, Any]) -> dict[str, Any]:
+        alarm, user = self._alarm_user(req)
+        return {"alarm": asdict(self.alarms.unshelve(alarm, user))}
+
+    def _cmd_disable(self, req: dict[str, Any]) -> dict[str, Any]:
+        alarm, user = self._alarm_user(req)
+        return {"alarm": asdict(self.alarms.disable(alarm, user))}
+
+    def _cmd_enable(self, req: dict[str, Any]) -> dict[str, Any]:
+        alarm, user = self._alarm_user(req)
+        return {"alarm": asdict(self.alarms.enable(alarm, user))}
 
     def _cmd_status(self, req: dict[str, Any]) -> dict[str, Any]:
         with self.publisher.state.lock:

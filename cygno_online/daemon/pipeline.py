@@ -381,6 +381,17 @@ class Pipeline:
         )
         if self.summary_dir is not None:
             try:
+                from cygno_online.analysis.summary import next_summary_part
+
+                # a run already summarised (the daemon restarted during it):
+                # this is a further part; earlier parts are kept as written
+                part, earlier = next_summary_part(self.summary_dir, run.run)
+                if part > 1:
+                    doc["part"] = part
+                    doc["previous_parts"] = earlier
+                    log.info(
+                        "run %s: part %d (earlier parts: %s)", run.run, part, ", ".join(earlier)
+                    )
                 path = write_summary(doc, self.summary_dir)
                 log.info("run %s: summary written to %s", run.run, path)
             except OSError as exc:

@@ -266,3 +266,96 @@ class VictoriaMetrics(ServerProcess):
         if status != 200:
             raise RuntimeError(f"export {match}: HTTP {status}: {body[:300]!r}")
         return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+
+MARIADBD = "mariadbd"
+MARIADB_INSTALL_DB = "mariadb-install-db"
+
+
+class MariaDB(ServerProcess):
+    """MariaDB (Debian's ``mariadb-server``) with its data directory under
+    ``workdir``: a unix socket there and a free 127.0.0.1 TCP port, no
+    binary log, a small buffer pool. ``mariadb-install-db`` creates the
+    system tables first. As root the server must be told ``--user=root``
+    explicitly (it refuses otherwise); as any other user it runs as that user.
+    Readiness is a real connection (PyMySQL) through the socket.
+    """
+
+    name = "mariadbd"
+
+    def __init__(self, workdir: Path, binary: str | None = None, **kw: Any) -> None:
+        super().__init__(binary or find_binary(MARIADBD) or MARIADBD, workdir, **kw)
+        self.datadir = self.workdir / "data"
+        self.socket = self.workdir / "mysqld.sock"
+        self.install_db = find_binary(MARIADB_INSTALL_DB) or MARIADB_INSTALL_DB
+
+    def _user_args(self) -> list[str]:
+        return ["--user=root"] if os.geteuid() == 0 else []
+
+    def start(self) -> ServerProcess:
+        if not (self.datadir / "mysql").is_dir():
+            out = subprocess.run(
+                [
+                    self.install_db,
+                    "--no-defaults",
+                    f"--datadir={self.datadir}",
+                    "--auth-root-authentication-method=normal",
+                    "--skip-test-db",
+                    *self._user_args(),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            if out.returncode != 0:
+                raise RuntimeError(
+                    f"mariadb-install-db failed: {out.stdout[-1500:]}{out.stderr[-1500:]}"
+                )
+        return super().start()
+
+    def command(self) -> list[str]:
+        return [
+            self.binary,
+            "--no-defaults",
+            f"--datadir={self.datadir}",
+            f"--socket={self.socket}",
+            f"--port={self.port}",
+            "--bind-address=127.0.0.1",
+            "--skip-name-resolve",
+            "--skip-log-bin",
+            f"--pid-file={self.workdir / 'mysqld.pid'}",
+            f"--log-error={self.log_path}",
+            "--innodb-buffer-pool-size=16M",
+            "--innodb-log-file-size=8M",
+            "--performance-schema=OFF",
+            *self._user_args(),
+        ]
+
+    def ready(self) -> bool:
+        try:
+            self.sql("SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    def sql(self, statement: str, database: str | None = None) -> list[tuple]:
+        """Run one statement as the server's root over the unix socket."""
+        import pymysql
+
+        conn = pymysql.connect(
+            unix_socket=str(self.socket), user="root", password="", database=database,
+            connect_timeout=2, autocommit=True,
+        )  # fmt: skip
+        try:
+            with conn.cursor() as cur:
+                cur.execute(statement)
+                return list(cur.fetchall())
+        finally:
+            conn.close()
+
+    def create_database(self, db: str, user: str, password: str) -> None:
+        """A database and a user that may use it from 127.0.0.1 and the socket."""
+        self.sql(f"CREATE DATABASE IF NOT EXISTS `{db}`")
+        for host in ("127.0.0.1", "localhost"):
+            self.sql(f"CREATE USER IF NOT EXISTS '{user}'@'{host}' IDENTIFIED BY '{password}'")
+            self.sql(f"GRANT ALL ON `{db}`.* TO '{user}'@'{host}'")

@@ -1,65 +1,58 @@
-"""Put the MIDAS stand-in on sys.path as top-level ``midas`` and build events."""
+"""The MIDAS stand-in for tests: an experiment process, and client processes
+that import the stand-in bindings (each a fresh process, as libmidas's
+process-wide state requires)."""
 
 from __future__ import annotations
 
-import struct
+import os
+import subprocess
 import sys
+import textwrap
 
-import numpy as np
-import pytest
+from cygno_online.testing.midas_standin.experiment import Experiment
 
-from cygno_online.testing import midas_standin
+PRELUDE = """
+import ctypes, os, signal, sys, time
+import midas, midas.client
+def say(*a):
+    print(*a, flush=True)
+"""
 
 
-def midas_event(
-    serial: int,
-    banks: dict[str, tuple[int, bytes]],
-    event_id: int = 1,
-    trigger_mask: int = 1,
-    time_stamp: int = 1_700_000_000,
-) -> bytes:
-    body = b""
-    for name, (tid, data) in banks.items():
-        body += (
-            struct.pack("<4sII", name.encode(), tid, len(data)) + data + b"\0" * (-len(data) % 8)
+class Child:
+    """A client process running ``code`` (stdout lines for synchronisation)."""
+
+    def __init__(self, exp: Experiment, code: str, env: dict[str, str] | None = None) -> None:
+        full = {**os.environ, **exp.client_env(), **(env or {})}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", PRELUDE + textwrap.dedent(code)],
+            env=full,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-    payload = struct.pack("<II", len(body), 0x11) + body
-    return struct.pack("<HHIII", event_id, trigger_mask, serial, time_stamp, len(payload)) + payload
+
+    def expect(self, text: str) -> str:
+        line = self.proc.stdout.readline()
+        if text not in line:
+            self.proc.kill()
+            out, err = self.proc.communicate(timeout=5)
+            raise AssertionError(f"expected {text!r}, got {line!r}; then {out!r}, stderr {err!r}")
+        return line
+
+    def send(self, line: str = "go") -> None:
+        """Release a child waiting in ``sys.stdin.readline()``."""
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def finish(self, timeout: float = 20) -> tuple[int, str, str]:
+        if self.proc.stdin and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+            self.proc.stdin = None
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, err
 
 
-def small_event(serial: int, event_id: int = 1, size: int = 64) -> bytes:
-    return midas_event(serial, {"CAM0": (4, np.full(size // 2, serial, "<u2").tobytes())}, event_id)
-
-
-def get_midas():
-    """The stand-in ``midas`` package (after :func:`standin` ran)."""
-    return sys.modules["midas"]
-
-
-@pytest.fixture
-def standin(monkeypatch, tmp_path_factory):
-    """The stand-in modules (midas, midas.client, midas.experiment)."""
-    midassys = tmp_path_factory.mktemp("midassys")
-    (midassys / "lib").mkdir()
-    (midassys / "lib" / "libmidas-c-compat.so").write_bytes(b"")
-    monkeypatch.setenv("MIDASSYS", str(midassys))
-    for name in [m for m in sys.modules if m == "midas" or m.startswith("midas.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.syspath_prepend(midas_standin.path())
-    import midas
-    import midas.client
-    import midas.event
-    import midas.experiment
-
-    yield midas
-    cur = midas.client._current
-    if cur is not None:
-        cur.disconnect()
-    for name in [m for m in sys.modules if m == "midas" or m.startswith("midas.")]:
-        del sys.modules[name]
-
-
-@pytest.fixture(autouse=True)
-def standin_autouse(standin):
-    """Import this into a test module to give every test the stand-in."""
-    return standin
+def run_client(exp: Experiment, code: str, **kw) -> tuple[int, str, str]:
+    return Child(exp, code, **kw).finish()

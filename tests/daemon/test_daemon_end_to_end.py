@@ -5,12 +5,12 @@ coming back."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 
-import pytest
 import zmq
 from conftest import wait_for
-from standin import get_midas, standin  # noqa: F401
 
 from cygno_online.daemon.config import parse_config
 from cygno_online.daemon.main import Daemon
@@ -120,31 +120,34 @@ def test_replay_subscriber_late_viewer_and_stuck_viewer(tmp_path):
             wait_for(lambda: late.state.run.get("state") == "stopped", what="run state")
             assert set(late.state.series) == set(daemon.publisher.state.series)
         assert list((tmp_path / "summaries").glob("*"))
+        # the run's row in the default registry (SQLite in the state directory)
+        from cygno_online.sinks.registry import RunRegistry
+
+        with RunRegistry(f"sqlite://{tmp_path}/state/runs.sqlite") as reg:
+            row = wait_for(lambda: reg.get(summary["run"]), what="registry row")
+        assert row["events_processed"] == n_events and row["verdict"] in ("good", "warning")
     finally:
         sub.close()
         stuck.close()
         daemon.shutdown()
 
 
-@pytest.mark.usefixtures("standin")
-def test_live_midas_standin_disappears_and_returns(tmp_path):
-
-    from cygno_online.simulate import Simulator
-
-    midas = get_midas()
-    exp = midas.experiment.create("e2e")
-    data = base_config(
-        tmp_path,
-        type="midas",
-        midas={
-            "experiment": "e2e",
-            "receive_timeout_ms": 20,
-            "retry": {"initial_s": 0.05, "max_s": 0.2},
-        },
-    )
+def live_daemon(tmp_path, exp, monkeypatch, name="d"):
+    for k, v in exp.client_env().items():
+        monkeypatch.setenv(k, v)  # the reader process inherits them
+    data = base_config(tmp_path / name, type="midas", midas={})
+    data["summary_dir"] = str(tmp_path / "summaries")
     cfg, chain = parse_config(data, source="test")
     daemon = Daemon(cfg, chain)
     daemon.start()
+    return daemon
+
+
+def test_live_midas_standin_disappears_and_returns(tmp_path, experiment, monkeypatch):
+    from cygno_online.simulate import Simulator
+
+    exp = experiment
+    daemon = live_daemon(tmp_path, exp, monkeypatch)
     sim = Simulator(LAYOUT, seed=2, run=30, pedestal=False, exposure_s=0.3)
     events = [e.data for e in sim.events(6)]  # 6 images + slow-control events
     first, rest = events[:3], events[3:]
@@ -154,31 +157,83 @@ def test_live_midas_standin_disappears_and_returns(tmp_path):
             wait_for(lambda: daemon.source.connects == 1, what="connected")
             exp.start_run(30, "S001:DATA:test")
             wait_for(lambda: c.state.run.get("run") == 30, what="run 30 at the viewer")
-            for data_ in first:
-                exp.produce(data_)
+            exp.produce(first)
             wait_for(lambda: daemon.health.counters()["events_in"] == 3, what="first events")
-            exp.go_away()
+            exp.kill()
             wait_for(
                 lambda: any("disconnected" in r.text for r in list(c.state.log)),
                 what="viewer told about the disconnection",
             )
-            exp.come_back()
+            exp.restart()
             wait_for(lambda: daemon.source.connects == 2, what="reconnected")
+            exp.stop_run()  # run 30 ends (complete) after the reconnection
             exp.start_run(31)
             wait_for(lambda: c.state.run.get("run") == 31, what="run 31")
-            for data_ in rest:
-                exp.produce(data_)
-            before = daemon.health.counters()["events_processed"]
+            exp.produce(rest)
 
             def all_accounted():
-                c = daemon.health.counters()
+                n = daemon.health.counters()
                 # a burst into a live (newest-wins) queue may drop: every
                 # event is either analysed or counted as a monitor drop
-                return c["events_in"] == len(events) and (
-                    c["events_processed"] + c["events_dropped"] == len(events)
+                return n["events_in"] == len(events) and (
+                    n["events_processed"] + n["events_dropped"] == len(events)
                 )
 
             wait_for(all_accounted, what="events flow again")
-            assert daemon.health.counters()["events_processed"] > before
+            # the reader is a watchdog component; a reader crash is the
+            # supervisor's business, not a watchdog failure
+            os.kill(daemon.source.reader_pid, signal.SIGKILL)
+            wait_for(lambda: daemon.source.connects == 3, what="new reader")
+            daemon.watchdog.check()
+            assert daemon.watchdog.component("reader").state == "ok"
+            assert daemon.watchdog.healthy()
+            health = daemon.health.report()
+            assert health["source"]["connects"] == 3
+            assert set(health["memory"]) == {"anon", "file", "shmem"}
     finally:
         daemon.shutdown()
+    assert (tmp_path / "summaries" / "run00030-summary.json").exists()
+    assert (tmp_path / "summaries" / "run00031-summary.json").exists()
+
+
+def test_shutdown_all_ends_the_session_not_the_daemon(tmp_path, experiment, monkeypatch):
+    daemon = live_daemon(tmp_path, experiment, monkeypatch)
+    try:
+        wait_for(lambda: daemon.source.connects == 1, what="connected")
+        experiment.shutdown_all()
+        wait_for(lambda: daemon.source.connects == 2, what="a new session")
+        assert not daemon.signals.stop and daemon.exit_code == 0
+    finally:
+        daemon.shutdown()
+
+
+def test_a_run_survives_a_daemon_restart_in_parts(tmp_path, experiment, monkeypatch):
+    import json
+
+    from cygno_online.testing.midas_standin.frontend import small_event
+
+    experiment.start_run(42, "long run")
+    first = live_daemon(tmp_path, experiment, monkeypatch, "one")
+    try:
+        wait_for(lambda: first.source.connects == 1, what="connected")
+        experiment.produce([small_event(1), small_event(2)])
+        wait_for(lambda: first.health.counters()["events_processed"] == 2, what="events")
+    finally:
+        first.shutdown()  # mid-run: part 1 written, incomplete
+    part1 = tmp_path / "summaries" / "run00042-summary.json"
+    text1 = part1.read_text()
+    assert json.loads(text1)["counters"]["complete"] is False
+    second = live_daemon(tmp_path, experiment, monkeypatch, "two")
+    try:
+        wait_for(lambda: second.source.connects == 1, what="connected again")
+        experiment.produce([small_event(3)])
+        wait_for(lambda: second.health.counters()["events_processed"] == 1, what="events")
+        experiment.stop_run()
+        part2 = tmp_path / "summaries" / "run00042-part2-summary.json"
+        wait_for(part2.exists, what="part 2")
+    finally:
+        second.shutdown()
+    assert part1.read_text() == text1  # never overwritten
+    doc = json.loads(part2.read_text())
+    assert doc["part"] == 2 and doc["previous_parts"] == [part1.name]
+    assert doc["counters"]["complete"] is True

@@ -1,161 +1,359 @@
-"""The MIDAS stand-in follows the documented bindings' behaviour."""
+"""The MIDAS stand-in behaves as /work/shared/docs/midas.md, "The real bindings
+in detail", says: one test per point, each client a fresh process."""
 
 from __future__ import annotations
 
+import signal
 import threading
 
-import numpy as np
-import pytest
-from standin import get_midas, midas_event, small_event, standin, standin_autouse  # noqa: F401
+from standin import Child, run_client
+
+from cygno_online.testing.midas_standin.frontend import (
+    oversized_event,
+    slow_control_event,
+    small_event,
+    string_bank_event,
+)
+
+CONNECT = """
+        c = midas.client.MidasClient("tester")
+        h = c.open_event_buffer("SYSTEM", max_event_size=4096)
+        c.register_event_request(h, sampling_type=midas.GET_NONBLOCKING)
+        say("connected")
+"""
 
 
-def connect(midas, name="t", **kw):
-    exp = midas.experiment.create(name)
-    client = midas.client.MidasClient("tester", expt_name=name)
-    return exp, client
-
-
-def test_receive_semantics_and_numpy_banks():
-    midas = get_midas()
-    exp, c = connect(midas)
-    h = c.open_event_buffer("SYSTEM", max_event_size=1024)
-    c.register_event_request(h, sampling_type=midas.GET_NONBLOCKING)
-    assert c.receive_event(h, async_flag=True) is None  # returns at once
-    assert c.receive_event(h, async_flag=20) is None  # 20 ms timeout
-    exp.produce(small_event(7))
-    ev = c.receive_event(h, async_flag=1000, use_numpy=True)
-    assert ev.header.serial_number == 7 and ev.header.event_id == 1
-    assert isinstance(ev.banks["CAM0"].data, np.ndarray)
-    assert ev.banks["CAM0"].type == 4 and ev.banks["CAM0"].size_bytes == 64
-    exp.produce(small_event(8))
-    ev = c.receive_event(h, async_flag=1000)
-    assert isinstance(ev.banks["CAM0"].data, tuple)
-
-
-def test_nonblocking_reader_misses_events_when_buffer_wraps():
-    midas = get_midas()
-    exp = midas.experiment.create("wrap")
-    exp.buffer("SYSTEM", size=10 * 200)
-    c = midas.client.MidasClient("t", expt_name="wrap")
-    h = c.open_event_buffer("SYSTEM", max_event_size=1024)
-    c.register_event_request(h, sampling_type=midas.GET_NONBLOCKING)
-    for i in range(50):
-        exp.produce(small_event(i, size=150), timeout=1)  # never blocks the producer
-    got = []
-    while (ev := c.receive_event(h, True)) is not None:
-        got.append(ev.header.serial_number)
-    assert got and got[-1] == 49 and len(got) < 50
-
-
-def test_get_all_reader_makes_the_producer_wait():
-    midas = get_midas()
-    exp = midas.experiment.create("all")
-    exp.buffer("SYSTEM", size=3 * 200)
-    c = midas.client.MidasClient("t", expt_name="all")
-    h = c.open_event_buffer("SYSTEM", max_event_size=1024)
-    c.register_event_request(h, sampling_type=midas.GET_ALL)
-    for i in range(3):
-        exp.produce(small_event(i, size=150), timeout=1)
-    with pytest.raises(TimeoutError):
-        exp.produce(small_event(3, size=150), timeout=0.05)
-    t = threading.Thread(
-        target=lambda: [exp.produce(small_event(i, size=150)) for i in range(3, 8)]
+def test_module_layout_constants_and_errors_live_in_the_package(experiment):
+    rc, out, err = run_client(
+        experiment,
+        """
+        say(midas.GET_ALL, midas.GET_NONBLOCKING, midas.GET_RECENT)
+        say(midas.TR_START, midas.TR_STOP, midas.TR_PAUSE, midas.TR_RESUME, midas.TR_STARTABORT)
+        s = midas.status_codes
+        say(s["BM_ASYNC_RETURN"], s["BM_TRUNCATED"], s["CM_INVALID_TRANSITION"], s["CM_UNDEF_EXP"], "RPC_SHUTDOWN" in s)
+        e = midas.MidasError(210)
+        say(e.code, issubclass(midas.TransitionFailedError, Exception), midas.TID_STRING)
+        try:
+            midas.client.GET_NONBLOCKING
+        except AttributeError:
+            say("no re-export")
+        """,
     )
+    assert rc == 0, err
+    assert out.split("\n")[:5] == [
+        "1 2 4",
+        "1 2 4 8 16",
+        "209 210 113 105 True",
+        "210 True 12",
+        "no re-export",
+    ]
+
+
+def test_one_client_per_process_and_undefined_experiment(experiment):
+    rc, out, err = run_client(
+        experiment,
+        """
+        c = midas.client.MidasClient("one")
+        try:
+            midas.client.MidasClient("two")
+        except RuntimeError:
+            say("second refused")
+        c.disconnect()
+        midas.client.MidasClient("three").disconnect()
+        try:
+            midas.client.MidasClient("x", expt_name="nosuch")
+        except midas.MidasError as exc:
+            say("undef", exc.code == midas.status_codes["CM_UNDEF_EXP"])
+        """,
+    )
+    assert rc == 0, err
+    assert out.split() == ["second", "refused", "undef", "True"]
+
+
+def test_raw_receive_writes_the_event_as_sent_into_the_callers_buffer(experiment):
+    child = Child(
+        experiment,
+        CONNECT
+        + """
+        say(len(c.event_buffers[h]))
+        buf = (ctypes.c_char * 8192)()
+        size = ctypes.c_int(8192)
+        try:
+            c.lib.c_bm_receive_event(h, ctypes.byref(buf), ctypes.byref(size), ctypes.c_int(1))
+        except midas.MidasError as exc:
+            say("async", exc.code == midas.status_codes["BM_ASYNC_RETURN"])
+        say(c.receive_event(h, async_flag=True), c.receive_event(h, async_flag=30))
+        say("ready")
+        for _ in range(2):
+            size.value = 8192
+            c.lib.c_bm_receive_event(h, ctypes.byref(buf), ctypes.byref(size), ctypes.c_int(2000))
+            say(buf.raw[: size.value].hex())
+        """,
+    )
+    child.expect("connected")
+    assert child.expect("") == "4196\n"  # max_event_size + 100
+    child.expect("async True")
+    child.expect("None None")
+    child.expect("ready")
+    ev32 = small_event(5)
+    ev16 = slow_control_event(6, [1.5, 2.5])
+    experiment.produce([ev32, ev16])
+    assert child.expect("") == ev32.hex() + "\n"
+    assert child.expect("") == ev16.hex() + "\n"
+    rc, _, err = child.finish()
+    assert rc == 0, err
+
+
+def test_unpacker_raises_type_error_on_string_banks_but_raw_bytes_are_fine(experiment):
+    child = Child(
+        experiment,
+        CONNECT
+        + """
+        try:
+            c.receive_event(h, async_flag=2000, use_numpy=True)
+        except TypeError:
+            say("TypeError")
+        buf = (ctypes.c_char * 8192)()
+        size = ctypes.c_int(8192)
+        c.lib.c_bm_receive_event(h, ctypes.byref(buf), ctypes.byref(size), ctypes.c_int(2000))
+        say(size.value)
+        """,
+    )
+    child.expect("connected")
+    ev = string_bank_event(1)
+    experiment.produce([ev, ev])
+    child.expect("TypeError")
+    assert child.expect("") == f"{len(ev)}\n"
+    assert child.finish()[0] == 0
+
+
+def test_event_bigger_than_the_receive_buffer_is_bm_truncated_and_skipped(experiment):
+    child = Child(
+        experiment,
+        CONNECT
+        + """
+        try:
+            c.receive_event(h, async_flag=2000)
+        except midas.MidasError as exc:
+            say("code", exc.code)
+        say(c.receive_event(h, async_flag=2000).header.serial_number)
+        """,
+    )
+    child.expect("connected")
+    experiment.produce([oversized_event(1, 10_000), small_event(2)])
+    child.expect("code 210")
+    child.expect("2")
+    rc, _, err = child.finish()
+    assert rc == 0 and "buffer size 4196 is smaller than event size" in err
+
+
+def test_communicate_zero_never_serves_a_transition(experiment):
+    child = Child(
+        experiment,
+        """
+        c = midas.client.MidasClient("slow")
+        import threading
+        calls = []
+        c.register_transition_callback(midas.TR_START, 500, lambda cl, run: calls.append((run, threading.current_thread() is threading.main_thread())))
+        say("registered")
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 0.5:
+            c.communicate(0)
+        say("served", calls)
+        while not calls:
+            c.communicate(10)
+        say("served", calls)
+        """,
+    )
+    child.expect("registered")
+    box = {}
+    t = threading.Thread(target=lambda: box.setdefault("s", experiment.start_run(42)))
     t.start()
-    got = [c.receive_event(h, async_flag=2000).header.serial_number for _ in range(8)]
-    t.join()
-    assert got == list(range(8))
+    child.expect("served []")
+    child.expect("served [(42, True)]")
+    t.join(10)
+    assert box["s"] >= 0.3  # the run control waited for the client's yield
+    assert child.finish()[0] == 0
+    assert experiment.odb_get("/Runinfo/State") == 3
 
 
-def test_request_filters_on_event_id():
-    midas = get_midas()
-    exp, c = connect(midas, "filter")
-    h = c.open_event_buffer("SYSTEM", max_event_size=1024)
-    c.register_event_request(h, event_id=3, sampling_type=midas.GET_NONBLOCKING)
-    exp.produce(small_event(1, event_id=1))
-    exp.produce(small_event(2, event_id=3))
-    assert c.receive_event(h, 500).header.serial_number == 2
-
-
-def test_event_bigger_than_receive_buffer_is_an_error():
-    midas = get_midas()
-    exp, c = connect(midas, "big")
-    h = c.open_event_buffer("SYSTEM", max_event_size=100)
-    c.register_event_request(h, sampling_type=midas.GET_NONBLOCKING)
-    exp.produce(small_event(1, size=400))
-    with pytest.raises(midas.MidasError):
-        c.receive_event(h, 500)
-
-
-def test_string_bank_makes_the_unpacker_raise():
-    midas = get_midas()
-    exp, c = connect(midas, "str")
-    h = c.open_event_buffer("SYSTEM", max_event_size=1024)
-    c.register_event_request(h, sampling_type=midas.GET_NONBLOCKING)
-    exp.produce(midas_event(1, {"TEXT": (12, b"hello\0")}))
-    with pytest.raises(ValueError):
-        c.receive_event(h, 500, use_numpy=True)
-
-
-def test_transitions_fire_only_in_communicate_on_the_calling_thread():
-    midas = get_midas()
-    exp, c = connect(midas, "tr")
-    calls = []
-    c.register_transition_callback(
-        midas.TR_START, 500, lambda cl, run: calls.append(("start", run, threading.get_ident()))
+def test_transition_table_survives_disconnect(experiment):
+    rc, out, err = run_client(
+        experiment,
+        """
+        cb = lambda cl, run: None
+        c = midas.client.MidasClient("a")
+        c.register_transition_callback(midas.TR_START, 500, cb)
+        c.disconnect()
+        c = midas.client.MidasClient("b")
+        try:
+            c.register_transition_callback(midas.TR_START, 500, cb)
+        except midas.MidasError as exc:
+            say(exc.code == midas.status_codes["CM_INVALID_TRANSITION"], exc)
+        c.register_transition_callback(midas.TR_STOP, 500, cb)
+        c.deregister_transition_callback(midas.TR_STOP)
+        c.register_transition_callback(midas.TR_STOP, 500, cb)
+        say("re-registered after deregister")
+        """,
     )
-    c.register_transition_callback(
-        midas.TR_STOP, 500, lambda cl, run: calls.append(("stop", run, threading.get_ident()))
+    assert rc == 0, err
+    assert (
+        "True" in out and "transition START with sequence number 500 is already registered" in out
     )
-    exp.start_run(42, "S001:DATA:test")
-    assert calls == []  # not before communicate()
-    c.communicate(10)
-    assert calls == [("start", 42, threading.get_ident())]
-    assert c.odb_get("/Runinfo/State") == 3 and c.odb_get("/runinfo/run number") == 42
-    exp.stop_run()
-    c.communicate(0)
-    assert calls[-1][:2] == ("stop", 42)
-    with pytest.raises(KeyError):
-        c.odb_get("/No/Such/Key")
+    assert "re-registered after deregister" in out
 
 
-def test_shutdown_request_raises_system_exit():
-    midas = get_midas()
-    exp, c = connect(midas, "sd")
-    exp.request_shutdown()
-    with pytest.raises(SystemExit):
-        c.communicate(10)
-    # the client disconnected itself: a new one may connect
-    midas.client.MidasClient("again", expt_name="sd").disconnect()
+def test_first_signal_is_a_shutdown_at_the_next_yield(experiment):
+    child = Child(
+        experiment,
+        """
+        c = midas.client.MidasClient("sig")
+        os.kill(os.getpid(), signal.SIGTERM)
+        say("still alive")
+        try:
+            c.communicate(10)
+        except SystemExit as exc:
+            say("SystemExit", exc.code)
+        """,
+    )
+    child.expect("still alive")
+    child.expect("Midas shutdown")
+    child.expect("SystemExit 0")
+    assert child.finish()[0] == 0
 
 
-def test_one_client_per_process_and_connection_loss():
-    midas = get_midas()
-    exp, c = connect(midas, "one")
-    with pytest.raises(midas.MidasError):
-        midas.client.MidasClient("second", expt_name="one")
-    exp.go_away()
-    with pytest.raises(midas.MidasError):
-        c.odb_get("/Runinfo/State")
-    c.disconnect()
-    with pytest.raises(midas.MidasError):
-        midas.client.MidasClient("t", expt_name="one")
-    exp.come_back()
-    c2 = midas.client.MidasClient("t", expt_name="one")
-    c2.msg("hello", is_error=True)
-    assert exp.messages == [("t", "hello", True)]
-    c2.disconnect()
-    with pytest.raises(midas.MidasError):
-        midas.client.MidasClient("t", expt_name="undefined")
+def test_handler_stays_after_disconnect_second_signal_exits_without_cleanup(experiment):
+    child = Child(
+        experiment,
+        """
+        import atexit
+        atexit.register(lambda: say("atexit ran"))
+        midas.client.MidasClient("sig").disconnect()
+        os.kill(os.getpid(), signal.SIGTERM)
+        say("not reacting")
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        finally:
+            say("finally ran")
+        """,
+    )
+    child.expect("not reacting")
+    rc, out, err = child.finish()
+    assert rc == 0 and "ran" not in out and "hard abort" in err
 
 
-def test_recent_sampling_skips_old_events():
-    midas = get_midas()
-    exp, c = connect(midas, "recent")
-    h = c.open_event_buffer("SYSTEM", max_event_size=1024)
-    c.register_event_request(h, sampling_type=midas.GET_RECENT)
-    exp.produce(small_event(1))
-    buf = exp.buffer("SYSTEM")
-    buf.events[0].time -= 5  # pretend the event is 5 s old
-    exp.produce(small_event(2))
-    assert c.receive_event(h, 500).header.serial_number == 2
+def test_vanished_shared_memory_aborts_the_local_client(experiment):
+    child = Child(
+        experiment,
+        CONNECT
+        + """
+        say(c.receive_event(h, async_flag=2000).header.serial_number)
+        sys.stdin.readline()
+        c.receive_event(h, async_flag=100)
+        say("survived")
+        """,
+    )
+    child.expect("connected")
+    experiment.produce(small_event(1))
+    child.expect("1")
+    experiment.remove_shm()
+    child.send()
+    rc, out, err = child.finish()
+    assert rc == -signal.SIGABRT and "aborting" in err and "survived" not in out
+
+
+def test_shutdown_all_shuts_every_client_down_and_can_leave_state_running(experiment):
+    experiment.start_run(7)
+    child = Child(
+        experiment,
+        """
+        c = midas.client.MidasClient("mon")
+        say("connected")
+        while True:
+            c.communicate(10)
+        """,
+    )
+    child.expect("connected")
+    assert experiment.shutdown_all() == 1
+    child.expect("Midas shutdown")
+    assert child.finish()[0] == 0
+    assert experiment.odb_get("/Runinfo/State") == 3  # stale: no run takes data
+    assert experiment.clients() == []
+
+
+def test_odb_reads_and_messages(experiment):
+    experiment.odb_set("/Configurations/Exposure", 0.5)
+    rc, out, err = run_client(
+        experiment,
+        """
+        c = midas.client.MidasClient("odb")
+        say(c.odb_get("/configurations/exposure"), c.odb_exists("/Nope"))
+        try:
+            c.odb_get("/No/Such/Key")
+        except KeyError:
+            say("KeyError")
+        c.msg("alarm raised", is_error=True)
+        """,
+    )
+    assert rc == 0, err
+    assert out.split() == ["0.5", "False", "KeyError"]
+    assert experiment.messages() == [["odb", "alarm raised", True]]
+
+
+def test_nonblocking_reader_loses_events_when_the_buffer_wraps(tmp_path):
+    from cygno_online.testing.midas_standin.experiment import Experiment
+
+    exp = Experiment.start(tmp_path / "small", "lime")
+    try:
+        exp.odb_set("/Experiment/Buffer sizes/SYSTEM", 2000)
+        exp.kill()
+        exp.remove_shm()
+        exp.restart()  # the buffer size applies to a fresh experiment
+        child = Child(
+            exp,
+            CONNECT
+            + """
+        sys.stdin.readline()
+        got = []
+        while (ev := c.receive_event(h, True)) is not None:
+            got.append(ev.header.serial_number)
+        say(got[-1], len(got))
+        """,
+        )
+        child.expect("connected")
+        assert exp.produce([small_event(i, size=150) for i in range(50)]) == 50
+        child.send()
+        rc, out, _err = child.finish()
+        last, n = out.split()
+        assert rc == 0 and last == "49" and int(n) < 50
+    finally:
+        exp.close()
+
+
+def test_remote_access_carries_big_events_and_reports_a_lost_mserver(remote_experiment):
+    exp = remote_experiment
+    child = Child(
+        exp,
+        """
+        assert os.environ["MIDAS_SERVER_HOST"]
+        c = midas.client.MidasClient("remote")
+        h = c.open_event_buffer("SYSTEM", max_event_size=12_000_000)
+        c.register_event_request(h, sampling_type=midas.GET_NONBLOCKING)
+        say("connected")
+        ev = c.receive_event(h, async_flag=5000, use_numpy=True)
+        say(ev.banks["CAM0"].size_bytes)
+        sys.stdin.readline()
+        try:
+            c.receive_event(h, async_flag=100)
+        except midas.MidasError as exc:
+            say("lost", exc.code == midas.status_codes["RPC_NET_ERROR"])
+        """,
+    )
+    child.expect("connected")
+    exp.produce(oversized_event(1, 2304 * 2304 * 2))
+    child.expect(str(2304 * 2304 * 2))
+    exp.kill()
+    child.send()
+    child.expect("lost True")
+    assert child.finish()[0] == 0

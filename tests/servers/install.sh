@@ -9,6 +9,8 @@ command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 # the TLS tests of the sink make a self-signed certificate with it
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# the run registry tests (MariaDB/MySQL, what the collaboration's run catalogue runs on)
+{ [ -x /usr/sbin/mariadbd ] || command -v mariadbd >/dev/null 2>&1; } || need+=(mariadb-server)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
     echo "tests/servers/install.sh: need root to install ${need[*]} (apt-get)" >&2

@@ -80,3 +80,13 @@ def camera_metrics(n: int, *, run: int = 7, start: int = 0, camera: str = "cam0"
         )
         for i in range(n)
     ]
+
+
+@pytest.fixture(scope="module")
+def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """One MariaDB per test module (Debian's mariadb-server) on loopback."""
+    from cygno_online.sinks.testservers import MARIADBD, MariaDB
+
+    binary = need_binary(MARIADBD)
+    with MariaDB(tmp_path_factory.mktemp("mariadb"), binary=binary, start_timeout=60) as server:
+        yield server

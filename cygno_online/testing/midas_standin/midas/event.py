@@ -1,6 +1,6 @@
 """Stand-in of ``midas.event``: Event, EventHeader, Bank, unpacked from the
 bytes of one MIDAS event exactly as the bindings do it (STRING, ARRAY and
-STRUCT banks make the unpacker raise)."""
+STRUCT banks make the unpacker raise ``TypeError``: their type size is None)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ TID_DTYPES = {
     17: "<i8",
     18: "<u8",
 }
+#: bank types whose size the bindings' table gives as None
 UNSUPPORTED = {12: "STRING", 13: "ARRAY", 14: "STRUCT"}
 
 
@@ -83,8 +84,10 @@ class Event:
             bname = name.decode("ascii", "replace")
             raw = payload[pos : pos + bsize]
             if tid in UNSUPPORTED:
-                raise ValueError(
-                    f"Unpacking of {UNSUPPORTED[tid]} banks is not supported ({bname})"
+                # the real unpacker divides by the type size, None for these
+                raise TypeError(
+                    "unsupported operand type(s) for //: 'int' and 'NoneType' "
+                    f"(bank {bname}, type {UNSUPPORTED[tid]})"
                 )
             dtype = TID_DTYPES.get(tid)
             if dtype is None:
