@@ -354,7 +354,20 @@ class MidasLiveSource(Source):
                     st["last"] = now
                     self._beat()
                     for m in msgs:
-                        self._handle(m, st, sink)
+                        try:
+                            self._handle(m, st, sink)
+                        except Exception as exc:
+                            # one odd message (an ODB the run info cannot
+                            # use...) must not end the supervision
+                            first = self.skipped["bad_message"] == 0
+                            self.skipped["bad_message"] += 1
+                            kind = m[0] if isinstance(m, list) and m else "?"
+                            self._summary.note(
+                                "bad_message",
+                                f"{self.name}: reader message {kind!r} not usable: "
+                                f"{type(exc).__name__}: {exc}",
+                                first,
+                            )
                 elif proc.poll() is not None:
                     break
                 elif now - st["last"] > self.reader_timeout_s:

@@ -237,3 +237,6 @@ def test_a_run_survives_a_daemon_restart_in_parts(tmp_path, experiment, monkeypa
     doc = json.loads(part2.read_text())
     assert doc["part"] == 2 and doc["previous_parts"] == [part1.name]
     assert doc["counters"]["complete"] is True
+    total = doc["counters_all_parts"]
+    assert total["parts"] == 2 and total["events_processed"] == 3
+    assert total["events_by_id"] == {"1": 3}
