@@ -403,10 +403,17 @@ class MidasLiveSource(Source):
             reason, text = "crash", f"the MIDAS reader {exit_reason(rc)}"
         else:
             reason, text = "crash", f"the MIDAS reader {exit_reason(rc)} before connecting"
-        if st["connected"] or reason == "crash":
-            self.session_ends[reason] += 1
-        if st["outcome"] == "failed" and reason != "crash":
+        if not st["connected"]:
+            # no session: a failed attempt. The state and its detail repeat
+            # identically while the experiment is away: one log line, not one
+            # per attempt.
+            if reason != "connect_failed":
+                self.failures += 1
+            if reason == "hung":
+                text = f"no answer from MIDAS within {self.reader_timeout_s:g} s"
+            self._status(sink, "disconnected", f"{text}; retrying")
             return "failed"
+        self.session_ends[reason] += 1
         if self._run is not None:
             text += f"; run {self._run.run} kept open until the experiment is back"
         log.warning("%s: session ended: %s", self.name, text)
