@@ -885,15 +885,16 @@ class CameraAnalyzer(Analyzer):
             ),
             SeriesSpec(
                 "clusters",
-                fields_from_units(CLUSTERS_UNITS, {k: "int" for k in CLUSTERS_UNITS if
-                                                   k.startswith("n_")}),
+                fields_from_units(
+                    CLUSTERS_UNITS, {k: "int" for k in CLUSTERS_UNITS if k.startswith("n_")}
+                ),
                 ("camera",),
                 src,
                 "per clustered frame",
             ),
         ]
         if self.cfg.per_cluster_metrics:
-            types = {"class": "string", "nhits": "int", "size": "int"}
+            types = {"class": "string"}
             out.append(
                 SeriesSpec(
                     "clusters",
