@@ -157,7 +157,7 @@ def test_corruption_at_every_byte_of_a_record_loses_only_that_record(tmp_path: P
     """Damage each byte of the middle record (header and payload) in turn:
     the spool recovers every intact record before and after it."""
     base = tmp_path / "base"
-    seg, data, starts = _records(base)
+    _seg, data, starts = _records(base)
     first, end = starts[2], starts[3]
     want = lines(0, 16) + lines(24, 16)
     for pos in range(first, end):
@@ -191,7 +191,7 @@ def test_damage_seen_while_reading_resynchronises(tmp_path: Path):
 def test_repeated_damage_and_drops_are_summarised_not_logged_each(tmp_path: Path, caplog):
     from cygno_online.logs import flush_summaries
 
-    seg, data, starts = _records(tmp_path / "src")
+    _seg, data, starts = _records(tmp_path / "src")
     bad = bytearray(data)
     for s in starts[::2]:
         bad[s + 10] ^= 0xFF  # three damaged records (0, 2, 4) in one segment
