@@ -204,6 +204,8 @@ class Publisher:
                 setup_curve_server(s, self.curve_secret_key_file)
             if kind == zmq.PUB:
                 s.sndhwm = self.hwm
+                # peers only send subscriptions (a few bytes): bound them too
+                s.setsockopt(zmq.MAXMSGSIZE, 65536)
             else:
                 from cygno_online.publish.guard import configure_socket
 
