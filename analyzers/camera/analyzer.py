@@ -885,8 +885,9 @@ class CameraAnalyzer(Analyzer):
             ),
             SeriesSpec(
                 "clusters",
-                fields_from_units(CLUSTERS_UNITS, {k: "int" for k in CLUSTERS_UNITS if
-                                                   k.startswith("n_")}),
+                fields_from_units(
+                    CLUSTERS_UNITS, {k: "int" for k in CLUSTERS_UNITS if k.startswith("n_")}
+                ),
                 ("camera",),
                 src,
                 "per clustered frame",
