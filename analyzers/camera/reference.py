@@ -41,7 +41,9 @@ def zero_suppress(
 ) -> np.ndarray:
     d = pedestal_subtract(raw, mean)
     keep = (raw < clip) & (d > thr) & acceptance_mask(raw.shape, acc)
-    return np.where(keep, d, np.float32(0))
+    # the clustering map's value: raw minus the integer (rounded) pedestal
+    mq = np.clip(np.rint(mean.astype(np.float64)), 0, 65535)
+    return np.where(keep, (raw - mq).astype(np.float32), np.float32(0))
 
 
 def median2x2(z: np.ndarray) -> np.ndarray:
@@ -233,7 +235,8 @@ def process_frame(
     prow, pcol, labels = cluster_map(rbf, eps, min_samples)
     rms = None
     if directional is not None:
-        labels, rms = directional_labels(prow, pcol, labels, *directional)
+        seeds, nprimary = seed_labels(prow, pcol, labels, eps, directional[0])
+        labels, rms = directional_labels(prow, pcol, seeds, nprimary, *directional[1:])
     feats = cluster_features(raw, mean, thr, clip, acc, factor, prow, pcol, labels, margin)
     if rms is not None:
         feats[:, kn.F_FIT_RMS] = rms * factor
@@ -371,10 +374,24 @@ class _Track:
         return u, _residuals(u, v, self.p, lo, hi)
 
 
+def seed_labels(
+    prow: np.ndarray, pcol: np.ndarray, labels: np.ndarray, eps: float, min_samples: int
+) -> tuple[np.ndarray, int]:
+    ncl = int(labels.max()) + 1 if labels.size else 0
+    seeds = labels.copy()
+    free = np.nonzero(labels < 0)[0]
+    if min_samples <= 0 or free.size == 0:
+        return seeds, ncl
+    sub = dbscan_points(prow[free], pcol[free], eps, min_samples)
+    seeds[free[sub >= 0]] = ncl + sub[sub >= 0]
+    return seeds, ncl
+
+
 def directional_labels(
     prow: np.ndarray,
     pcol: np.ndarray,
     labels: np.ndarray,
+    nprimary: int,
     min_points: int,
     thickness: float,
     width_nsigma: float,
@@ -432,7 +449,8 @@ def directional_labels(
         if rem.size == 0:
             continue
         if len(alive) == first:
-            owner[rem] = new_group()
+            if k < nprimary:
+                owner[rem] = new_group()
             continue
         ds = []
         for g in range(first, len(alive)):
@@ -441,7 +459,9 @@ def directional_labels(
         ds = np.array(ds)
         best = first + np.argmin(ds, axis=0)
         far = ds.min(axis=0) > 2.0
-        if far.sum() >= min_points:
+        if k >= nprimary:
+            owner[rem[~far]] = best[~far]
+        elif far.sum() >= min_points:
             owner[rem[far]] = new_group()
             owner[rem[~far]] = best[~far]
         else:

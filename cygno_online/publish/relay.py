@@ -34,10 +34,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cygno_online.publish import guard
 from cygno_online.publish.client import MonitorClient, _next_port
 from cygno_online.publish.messages import Message, encode
 from cygno_online.publish.publisher import setup_curve_server
-from cygno_online.publish.snapshot import SnapshotServer, parse_request
+from cygno_online.publish.snapshot import SnapshotServer
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,10 @@ class Relay(MonitorClient):
         self.control_forwarded = 0
         self.control_timeouts = 0
         self.control_refused = 0
+        #: the daemon's limits on control requests, per viewer: no viewer can
+        #: make the relay flood the daemon
+        self._buckets = guard.PeerBuckets()
+        self.control_stats = guard.RequestStats()
         self._ready_error: BaseException | None = None
         self._bound = threading.Event()
         self._pub: Any = None
@@ -130,10 +135,14 @@ class Relay(MonitorClient):
         if not self._bound.wait(timeout):
             raise RuntimeError("relay did not start")
         if self._ready_error is not None:
+            self.close()
             raise self._ready_error
 
     def close(self, timeout: float = 2.0) -> None:
         super().close(timeout)
+        if self._thread is not None and self._thread.is_alive():
+            log.warning("relay %s: its thread did not stop in %.0f s", self.name, timeout)
+            return
         if self.context is not None:
             self.context.term()
             self.context = None
@@ -153,6 +162,7 @@ class Relay(MonitorClient):
             "control_timeouts": self.control_timeouts,
             "control_refused": self.control_refused,
             "control_inflight": len(self._inflight),
+            "control_requests": self.control_stats.as_dict(),
         }
 
     # -- the client thread's extra sockets ---------------------------------------------------
@@ -160,6 +170,7 @@ class Relay(MonitorClient):
         import zmq
 
         self._poller = poller
+        opened: list[Any] = []
         try:
             if self.curve_secret_key_file:
                 from zmq.auth.thread import ThreadAuthenticator
@@ -178,7 +189,19 @@ class Relay(MonitorClient):
                     setup_curve_server(s, self.curve_secret_key_file)
                 if kind == zmq.PUB:
                     s.sndhwm = self.hwm
-                s.bind(endpoint)
+                else:
+                    guard.configure_socket(s)  # the daemon's bounds on request sockets
+                try:
+                    s.bind(endpoint)
+                except zmq.ZMQError as exc:
+                    s.close(linger=0)
+                    from cygno_online.errors import ConfigError
+
+                    option = {"pub": "--bind"}.get(label, f"--{label}-bind")
+                    raise ConfigError(
+                        option, f"cannot bind {endpoint}: {exc.strerror or exc}"
+                    ) from None
+                opened.append(s)
                 self.endpoints[label] = s.getsockopt_string(zmq.LAST_ENDPOINT)
                 return s
 
@@ -188,6 +211,9 @@ class Relay(MonitorClient):
             self._snap_srv = SnapshotServer(snap, self.state)
             poller.register(self._ctl, zmq.POLLIN)
         except Exception as exc:
+            for s in opened:
+                s.close(linger=0)
+            self._pub = self._ctl = self._snap_srv = None
             self._ready_error = exc
             self._stop.set()
         finally:
@@ -243,14 +269,22 @@ class Relay(MonitorClient):
     def _read_control(self) -> None:
         import zmq
 
-        while True:
+        for _ in range(guard.BUDGET_REQUESTS):
             try:
                 frames = self._ctl.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            prefix, req = parse_request([f.bytes for f in frames])
-            if req is None:
-                self._reply(prefix, {"ok": False, "error": "request must be a JSON object"})
+            raw = [f.bytes for f in frames]
+            self.control_stats.requests += 1
+            if not self._buckets.allow(raw[0] if raw else b""):
+                self.control_stats.dropped["rate_limited"] += 1
+                continue
+            try:
+                prefix, req = guard.parse_request(raw)
+            except guard.RequestError as exc:
+                self.control_stats.rejected[exc.code] += 1
+                if raw:
+                    self._reply(guard.split_envelope(raw)[0], exc.reply())
                 continue
             if len(self._inflight) >= self.max_inflight:
                 self.control_refused += 1
