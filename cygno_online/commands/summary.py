@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 NAME = "summary"
 HELP = "compute end-of-run summaries (quality numbers, flags) from MIDAS files"
@@ -66,7 +67,8 @@ def load_config(path: str | None) -> dict:
 
     with open(path) as fh:
         cfg = yaml.safe_load(fh) or {}
-    return {k: cfg[k] for k in ("decode", "analyzers", "plugin_paths", "experiment") if k in cfg}
+    keep = ("decode", "analyzers", "plugin_paths", "experiment", "quality", "summary")
+    return {k: cfg[k] for k in keep if k in cfg}
 
 
 def summarize(
@@ -76,6 +78,7 @@ def summarize(
     config_path: str | None = None,
     pedestal: bool | None = None,
     runner_class: type | None = None,
+    registry: Any = None,
 ) -> list[dict]:
     """The summaries of ``files`` read in order by one chain (what this command
     prints; ``cygno-online reprocess`` runs it once per file on a cluster)."""
@@ -84,17 +87,33 @@ def summarize(
     from cygno_online.analysis.chain import AnalysisChain
     from cygno_online.analysis.offline import OfflineRunner
     from cygno_online.analysis.plugin import AnalyzerEnv
+    from cygno_online.analysis.summary import SummaryConfig
     from cygno_online.params import Params
+    from cygno_online.quality.monitor import QualityConfig, RunQuality
 
     cfg = dict(cfg)
     experiment = cfg.pop("experiment", None)
+    # the summary rules and the reference checks of the daemon configuration;
+    # the reference runs come from ``registry``, which also gets every run as
+    # soon as it is done (a later run of the same command may use it)
+    qp = Params(cfg.pop("quality", None) or {}, "quality", source=config_path)
+    sp = Params(cfg.pop("summary", None) or {}, "summary", source=config_path)
+    qcfg = QualityConfig.from_params(qp)
+    scfg = SummaryConfig.from_params(sp)
+    qp.finish()
+    sp.finish()
+    quality = RunQuality(qcfg, registry, record=registry is not None) if qcfg.enabled else None
     with tempfile.TemporaryDirectory(prefix="cygno-summary-") as state:
         # Offline runs must not update the daemon's pedestal store.
         env = AnalyzerEnv(experiment=experiment or "cygno", state_dir=Path(state))
         chain = AnalysisChain.from_params(Params(cfg, "", source=config_path), env)
         try:
             runner = (runner_class or OfflineRunner)(
-                chain, pedestal=pedestal, experiment=experiment
+                chain,
+                pedestal=pedestal,
+                experiment=experiment,
+                quality=quality,
+                summary_config=scfg,
             )
             return runner.run_files(files)
         finally:
@@ -124,13 +143,20 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         print(f"cygno-online summary: error: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    summaries = summarize(args.files, cfg, config_path=args.config, pedestal=args.pedestal)
+    registry = None
     if args.registry:
         from cygno_online.sinks.registry import RunRegistry
 
-        with RunRegistry(args.registry) as reg:
-            for doc in summaries:
-                reg.record(doc)
-                print(f"run {doc.get('run')}: recorded in {reg.url.display()}", file=sys.stderr)
+        registry = RunRegistry(args.registry)
+    try:
+        summaries = summarize(
+            args.files, cfg, config_path=args.config, pedestal=args.pedestal, registry=registry
+        )
+    finally:
+        if registry is not None:
+            registry.close()
+    if registry is not None:
+        for doc in summaries:
+            print(f"run {doc.get('run')}: recorded in {registry.url.display()}", file=sys.stderr)
     write_outputs(summaries, args)
     return 0

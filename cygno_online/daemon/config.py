@@ -129,6 +129,8 @@ class DaemonConfig:
     summary_config: Any = None
     #: run registry URL (``registry``; default SQLite in state_dir; None = off)
     registry_url: str | None = None
+    #: reference checks (``quality`` section), cygno_online.quality.monitor.QualityConfig
+    quality_config: Any = None
     #: the whole file as read (chain sections are re-read on SIGHUP)
     data: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
@@ -412,6 +414,11 @@ def parse_config(
     cfg.summary_config = SummaryConfig.from_params(sm)
     sm.check_unknown()
     cfg.registry_url = _registry_url(root, cfg)
+    from cygno_online.quality.monitor import QualityConfig
+
+    qp = root.section("quality")
+    cfg.quality_config = QualityConfig.from_params(qp)
+    qp.check_unknown()
 
     chain = None
     if build_chain:

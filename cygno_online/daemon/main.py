@@ -147,6 +147,12 @@ class Daemon:
             self.registry = RunRegistry(cfg.registry_url)  # connects at the first run end
         #: summaries not yet in the registry (its database was unreachable)
         self._unrecorded: list[dict[str, Any]] = []
+        self.quality: Any = None
+        qcfg = getattr(cfg, "quality_config", None)
+        if qcfg is not None and qcfg.enabled:
+            from cygno_online.quality.monitor import RunQuality
+
+            self.quality = RunQuality(qcfg, self.registry)
         self.pipeline = Pipeline(
             chain,
             self.source,
@@ -409,11 +415,16 @@ class Daemon:
         summary JSON file has them anyway (``summary --registry`` refills)."""
         from cygno_online.sinks.registry import RegistryError, run_summary_metric
 
-        if self.sink is not None:
-            try:
-                self._outputs([run_summary_metric(summary)])
-            except Exception:
-                log.exception("run %s: run_summary point failed", summary.get("run"))
+        try:
+            # to InfluxDB, viewers and alarm rules: the run's point and its checks
+            metrics = [run_summary_metric(summary)]
+            if self.quality is not None and summary.get("checks") is not None:
+                metrics += self.quality.metrics(
+                    summary["checks"], int(summary.get("stop_time_ns") or time.time_ns())
+                )
+            self._outputs(metrics)
+        except Exception:
+            log.exception("run %s: run_summary point failed", summary.get("run"))
         if self.registry is None:
             return
         self._unrecorded.append(summary)
@@ -440,6 +451,12 @@ class Daemon:
 
     def periodic(self) -> None:
         self.alarms.tick()
+        if self.quality is not None:
+            try:
+                # live reference checks every quality.live_every_s of the run
+                self._outputs(self.quality.live())
+            except Exception:
+                log.exception("live reference checks failed")
         now = time.monotonic()
         if self._health_due(now):
             self._log_budget = LOG_BUDGET
