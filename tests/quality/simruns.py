@@ -27,10 +27,11 @@ NTRIG = 40
 LAYOUT = "crop:256"
 
 
-def chain_config() -> dict[str, Any]:
+def chain_config(sampling: str = "file") -> dict[str, Any]:
+    """Every shipped analyzer (daqhealth ``simulator`` sampling: as live, with lag)."""
     return {
         "analyzers": [
-            {"plugin": "daqhealth", "params": {"sampling": "file"}},
+            {"plugin": "daqhealth", "params": {"sampling": sampling}},
             {"plugin": "camera", "params": {"per_cluster_metrics": True}},
             # the simulator's time tags tick at 8 ns on both boards
             {"plugin": "pmt", "params": {"models": {1742: {"ttt_tick_ns": 8.0}}}},
@@ -75,12 +76,20 @@ def simulator(run: int, fault: str | None = None, *, seed: int | None = None) ->
     return sim
 
 
-def analyse(sim: Simulator, quality: RunQuality, ntrig: int = NTRIG) -> dict[str, Any]:
+def analyse(
+    sim: Simulator,
+    quality: RunQuality,
+    ntrig: int = NTRIG,
+    on_outputs: Any = None,
+    sampling: str = "file",
+) -> dict[str, Any]:
     """The run's summary with its checks, through the offline runner (the
     daemon's chain and summary code)."""
-    chain = AnalysisChain.from_params(Params(chain_config(), ""), AnalyzerEnv(experiment="LIME"))
+    chain = AnalysisChain.from_params(
+        Params(chain_config(sampling), ""), AnalyzerEnv(experiment="LIME")
+    )
     try:
-        runner = OfflineRunner(chain, quality=quality)
+        runner = OfflineRunner(chain, quality=quality, on_outputs=on_outputs)
         runner.feed((parse_event(b, source="sim") for b in sim.run_events(ntrig)), "sim")
         for _kind, stop_ns, complete in runner.tracker.finish():
             runner._finish(stop_ns, complete)

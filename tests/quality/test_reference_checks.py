@@ -230,3 +230,26 @@ def test_tests_agree_with_scipy():
     assert p_ks > 0.01 and ks_test(a, c)[1] < 1e-6
     ne = np.sqrt(n1 * n2 / (n1 + n2))
     assert p_ks == pytest.approx(stats.kstwobign.sf((ne + 0.12 + 0.11 / ne) * d))
+
+
+def test_the_documented_alarm_rule_fires_on_a_bad_verdict_only(runs):
+    """README: an alarm rule on the quality family (the alarm engine's format)."""
+    from cygno_online.alarms.engine import AlarmEngine
+    from cygno_online.alarms.rules import parse_rules
+    from cygno_online.params import raise_if_errors
+
+    p = Params({"rules": [{"id": "run_quality_bad", "family": "quality", "field": "level",
+                           "tags": {"check": "verdict"}, "above": 1.5,
+                           "severity": "warning"}]}, "alarms")  # fmt: skip
+    rules = parse_rules(p)
+    raise_if_errors(p.errors)
+    raised = []
+    eng = AlarmEngine(rules, clock=lambda: 10**18, on_transition=raised.append)
+    eng.set_running(True)
+    q = RunQuality(QualityConfig.default())
+    for m in q.metrics(runs["nominal2"]["checks"], 1):
+        eng.observe(m)
+    assert raised == []
+    for m in q.metrics(runs["gain"]["checks"], 2):
+        eng.observe(m)
+    assert [r.transition for r in raised] == ["raised"]

@@ -61,7 +61,12 @@ def test_urls(tmp_path: Path):
     pw.write_text("s3cret\n")
     u = parse_url(f"mysql://cygno@db.example:3307/runs?password_file={pw}&table=lime_runs")
     assert (u.dialect, u.host, u.port, u.user, u.database, u.table) == (
-        "mysql", "db.example", 3307, "cygno", "runs", "lime_runs"
+        "mysql",
+        "db.example",
+        3307,
+        "cygno",
+        "runs",
+        "lime_runs",
     )
     assert u.password == "s3cret" and "s3cret" not in u.display() and "s3cret" not in repr(u)
     assert parse_url("mariadb://x@h/db").dialect == "mysql"
