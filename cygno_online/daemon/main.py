@@ -420,7 +420,9 @@ class Daemon:
             metrics = [run_summary_metric(summary)]
             if self.quality is not None and summary.get("checks") is not None:
                 metrics += self.quality.metrics(
-                    summary["checks"], int(summary.get("stop_time_ns") or time.time_ns())
+                    summary["checks"],
+                    int(summary.get("stop_time_ns") or time.time_ns()),
+                    int(summary.get("run") or 0),
                 )
             self._outputs(metrics)
         except Exception:

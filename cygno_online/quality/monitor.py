@@ -218,8 +218,13 @@ class RunQuality:
             self.registry.record(doc)
         return doc
 
-    def metrics(self, results: list[dict[str, Any]], time_ns: int) -> list[Metric]:
-        run = self.run.run if self.run is not None else 0
+    def metrics(
+        self, results: list[dict[str, Any]], time_ns: int, run: int | None = None
+    ) -> list[Metric]:
+        """One ``quality`` point per check and one for the verdict (``run``:
+        default the open run)."""
+        if run is None:
+            run = self.run.run if self.run is not None else 0
         out = []
         for r in results:
             fields: dict[str, Any] = {

@@ -90,7 +90,7 @@ def real_metrics(tmp_path: Path) -> list[Metric]:
         doc = analyse(sim, quality, ntrig=20, on_outputs=got.extend, sampling="simulator")
         metrics += [m for m in got if isinstance(m, Metric)]
         metrics.append(run_summary_metric(doc))
-        metrics += quality.metrics(doc["checks"], int(doc["stop_time_ns"]))
+        metrics += quality.metrics(doc["checks"], int(doc["stop_time_ns"]), run)
         start += 60
     reg.close()
     metrics.append(health_metric(Health().report(), 78))
