@@ -33,6 +33,11 @@ from cygno_online.analyzers.camera.pedestals import (
     PedestalStore,
 )
 
+from cygno_online.analysis.catalogue import (
+    CatalogueContext,
+    SeriesSpec,
+    fields_from_units,
+)
 from cygno_online.analysis.outputs import Display, Metric, Output
 from cygno_online.analysis.plugin import Analyzer, AnalyzerEnv, Flow
 from cygno_online.decode.items import CameraFrame, RunInfo
@@ -66,6 +71,26 @@ CAMERA_UNITS: dict[str, str] = {
 for _k in range(NBOXES):
     for _q in ("raw_mean", "raw_rms", "ped_mean", "ped_rms"):
         CAMERA_UNITS[f"box{_k}_{_q}"] = "ADU"
+
+#: types of the ``camera`` fields that are not float (metric catalogue)
+CAMERA_TYPES: dict[str, str] = {
+    "n_over_threshold": "int",
+    "n_clipped": "int",
+    "hot_pixels": "int",
+    "spark": "bool",
+    "clustered": "bool",
+    "n_clusters": "int",
+    "pedestal_source": "string",
+    "pedestal_run": "bool",
+    "pedestal_too_old": "bool",
+    "pedestal_map_run": "int",
+}
+CAMERA_DESCRIPTIONS: dict[str, str] = {
+    "spark": "spark veto: sum(raw) > 2*100*npix + 9e6",
+    "pedestal_age_days": "age of the pedestal map in use (stored maps only)",
+    "pedestal_source": "store, estimate or none",
+    "process_ms": "analysis time of the frame",
+}
 
 #: units of the per-frame ``clusters`` metric fields
 CLUSTERS_UNITS: dict[str, str] = {
@@ -847,6 +872,40 @@ class CameraAnalyzer(Analyzer):
         if self.cfg.cameras is not None and cam not in self.cfg.cameras:
             return []
         return self.state(cam).process(item, flow)
+
+    def catalogue(self, ctx: CatalogueContext) -> list[SeriesSpec]:
+        src = f"analyzer {self.instance_name}"
+        out = [
+            SeriesSpec(
+                "camera",
+                fields_from_units(CAMERA_UNITS, CAMERA_TYPES, descriptions=CAMERA_DESCRIPTIONS),
+                ("camera",),
+                src,
+                "one point per analysed image",
+            ),
+            SeriesSpec(
+                "clusters",
+                fields_from_units(CLUSTERS_UNITS, {k: "int" for k in CLUSTERS_UNITS if
+                                                   k.startswith("n_")}),
+                ("camera",),
+                src,
+                "per clustered frame",
+            ),
+        ]
+        if self.cfg.per_cluster_metrics:
+            types = {"class": "string", "nhits": "int", "size": "int"}
+            out.append(
+                SeriesSpec(
+                    "clusters",
+                    fields_from_units(
+                        CLUSTER_ROW_UNITS, types, descriptions={"class": "fe55, alpha, muon, other"}
+                    ),
+                    ("camera", "cluster"),
+                    src,
+                    "one row per cluster (per_cluster_metrics)",
+                )
+            )
+        return out
 
     def end_run(self, run: RunInfo) -> dict[str, Any]:
         with self._lock:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from cygno_online.analyzers.camera import directional as dk
 from cygno_online.analyzers.camera import kernels as kn
 from cygno_online.analyzers.camera.classify import ClassCuts, classify
 from cygno_online.analyzers.camera.clusters import ClusterTable
@@ -43,6 +44,19 @@ class CameraConfig:
     min_samples: int = 10
     integral_margin: int = 1
     max_points: int = 100_000
+    # directional clustering (see directional.py; lengths in rebinned px)
+    dir_enabled: bool = True
+    dir_min_points: int = 10
+    dir_thickness: float = 2.5
+    dir_width_nsigma: float = 2.5
+    dir_grow_radius: float = 6.0
+    dir_min_length: float = 4.0
+    dir_min_elongation: float = 2.0
+    dir_merge_fraction: float = 0.6
+    dir_merge_angle_deg: float = 15.0
+    dir_merge_gap: float = 30.0
+    dir_max_iterations: int = 30
+    dir_n_angles: int = 36
     spark_enabled: bool = True
     spark_threshold: float | None = None
     spark_per_pixel: float = 200.0
@@ -95,6 +109,28 @@ class CameraConfig:
         min_samples = db.integer("min_samples", d.min_samples, minimum=1)
         max_points = db.integer("max_points", d.max_points, minimum=1)
         db.check_unknown()
+        di = p.section("directional")
+        dir_kw = {
+            "dir_enabled": di.boolean("enabled", d.dir_enabled),
+            "dir_min_points": di.integer("min_points", d.dir_min_points, minimum=3),
+            "dir_thickness": di.number(
+                "thickness", d.dir_thickness, minimum=0, exclusive_minimum=True
+            ),
+            "dir_width_nsigma": di.number("width_nsigma", d.dir_width_nsigma, minimum=0),
+            "dir_grow_radius": di.number("grow_radius", d.dir_grow_radius, minimum=0),
+            "dir_min_length": di.number("min_length", d.dir_min_length, minimum=0),
+            "dir_min_elongation": di.number("min_elongation", d.dir_min_elongation, minimum=0),
+            "dir_merge_fraction": di.number(
+                "merge_fraction", d.dir_merge_fraction, minimum=0, exclusive_minimum=True, maximum=1
+            ),
+            "dir_merge_angle_deg": di.number(
+                "merge_angle_deg", d.dir_merge_angle_deg, minimum=0, maximum=90
+            ),
+            "dir_merge_gap": di.number("merge_gap", d.dir_merge_gap, minimum=0),
+            "dir_max_iterations": di.integer("max_iterations", d.dir_max_iterations, minimum=1),
+            "dir_n_angles": di.integer("n_angles", d.dir_n_angles, minimum=4, maximum=720),
+        }
+        di.check_unknown()
         sp = p.section("spark")
         spark_enabled = sp.boolean("enabled", d.spark_enabled)
         spark_threshold = sp.number("threshold", None, minimum=0)
@@ -154,6 +190,7 @@ class CameraConfig:
             min_samples=min_samples,
             integral_margin=p.integer("integral_margin", d.integral_margin, minimum=0, maximum=8),
             max_points=max_points,
+            **dir_kw,
             spark_enabled=spark_enabled,
             spark_threshold=spark_threshold,
             spark_per_pixel=spark_per_pixel,
@@ -197,6 +234,23 @@ class CameraConfig:
             r0, r1 = 0, rows
         c0, c1 = self.acceptance_cols if self.acceptance_cols is not None else (0, cols)
         return (min(r0, rows), min(r1, rows), min(c0, cols), min(c1, cols))
+
+    def directional_args(self) -> tuple[Any, ...]:
+        """The parameters of :func:`directional.directional_labels` after
+        the points and DBSCAN labels (shared by chain, reference and bench)."""
+        return (
+            self.dir_min_points,
+            self.dir_thickness,
+            self.dir_width_nsigma,
+            self.dir_grow_radius,
+            self.dir_min_length,
+            self.dir_min_elongation,
+            self.dir_merge_fraction,
+            math.cos(math.radians(self.dir_merge_angle_deg)),
+            self.dir_merge_gap,
+            self.dir_max_iterations,
+            self.dir_n_angles,
+        )
 
     def spark_sum(self, shape: tuple[int, int]) -> float:
         """Spark veto threshold on sum(raw): lime.md's 2*100*npix + 9e6 for the
@@ -254,6 +308,11 @@ class FrameResult:
     late: bool = False
     n_points: int = 0
     clusters: ClusterTable | None = None
+    #: rebinned coordinates of the clustered points and their final labels
+    #: (-1 = noise); None when the frame was not clustered
+    prow: np.ndarray | None = None
+    pcol: np.ndarray | None = None
+    labels: np.ndarray | None = None
     #: rebinned (median-filtered, zero-suppressed) map, before noise reduction
     rebinned: np.ndarray | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -395,6 +454,12 @@ class FrameChain:
         labels = kn.dbscan(prow, pcol, cfg.eps, cfg.min_samples)
         t2 = time.perf_counter()
         tm["dbscan"] = (t2 - t1) * 1e3
+        fit_rms = None
+        if cfg.dir_enabled:
+            labels, fit_rms = dk.directional_labels(prow, pcol, labels, *cfg.directional_args())
+            t3 = time.perf_counter()
+            tm["directional"] = (t3 - t2) * 1e3
+            t2 = t3
         ncl = int(labels.max()) + 1 if labels.size else 0
         owner = kn.owner_map(
             prow, pcol, labels, self.rb_shape[0], self.rb_shape[1], cfg.integral_margin
@@ -415,9 +480,12 @@ class FrameChain:
             ncl,
             owner,
         )
+        if fit_rms is not None:
+            feats[:, kn.F_FIT_RMS] = fit_rms * cfg.rebin
         classes = classify(feats, cfg.cuts)
         tm["features"] = (time.perf_counter() - t2) * 1e3
         res.clustered = True
+        res.prow, res.pcol, res.labels = prow, pcol, labels
         res.clusters = ClusterTable(self.camera, run, serial, time_ns, feats, classes, cfg.pixel_mm)
         res.timings_ms = tm
         return res

@@ -20,6 +20,12 @@ sigma_long px    weighted RMS along the major axis
 sigma_lat  px    weighted RMS along the minor axis
 max        ADU   brightest hit
 nblocks          rebinned pixels of the cluster
+track_length px  sqrt(12 (sigma_long^2 - sigma_lat^2)): the length of a
+                 uniform segment with those moments; unlike ``length`` it
+                 does not grow with the threshold halo at the ends
+fit_rms    px    directional clustering: RMS distance of the cluster's
+                 points to its fitted curve (full-resolution px; 0 = the
+                 cluster has no good track fit, as DBSCAN found it)
 ========== ===== ================================================================
 """
 
@@ -53,6 +59,8 @@ FEATURES: tuple[tuple[str, str], ...] = (
     ("sigma_lat", "px"),
     ("max", "ADU"),
     ("nblocks", ""),
+    ("track_length", "px"),
+    ("fit_rms", "px"),
 )
 assert len(FEATURES) == kn.NFEATURES
 COLUMN = {name: i for i, (name, _) in enumerate(FEATURES)}

@@ -45,7 +45,9 @@ F_SIGMA_LONG = 15
 F_SIGMA_LAT = 16
 F_MAX = 17
 F_NBLOCKS = 18
-NFEATURES = 19
+F_TRACK_LENGTH = 19
+F_FIT_RMS = 20
+NFEATURES = 21
 
 # Per-frame statistics written by frame_pass (indices into ``stats``).
 S_RAW_SUM = 0
@@ -686,6 +688,9 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
             out[k, F_ANGLE] = ang
             out[k, F_SIGMA_LONG] = np.sqrt(l1)
             out[k, F_SIGMA_LAT] = np.sqrt(l2)
+            # a uniform segment of length L blurred by a Gaussian of sigma
+            # s has variances L^2/12 + s^2 along and s^2 across it
+            out[k, F_TRACK_LENGTH] = np.sqrt(12.0 * 2.0 * disc)
         else:
             ux[k] = 1.0
     # pass 3: extents along the principal axes
@@ -794,3 +799,37 @@ def pedestal_estimate(stack, clip_nsigma, min_spread):
             mean[i, j] = mu
             sigma[i, j] = np.sqrt(q / (m - 1)) if m > 1 else 0.0
     return mean, sigma
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc"})
+def _row_sum_u16(a):
+    s = np.int32(0)
+    for j in range(a.shape[0]):
+        s += np.int32(a[j])
+    return np.int64(s)
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc"})
+def _row_sum_f32(a):
+    s = np.float32(0.0)
+    for j in range(a.shape[0]):
+        s += a[j]
+    return np.float64(s)
+
+
+@numba.njit(**_NJIT)
+def stream_sum(a):
+    """One streaming read of a 2-D uint16 array (the bench's floor)."""
+    s = np.int64(0)
+    for i in range(a.shape[0]):
+        s += _row_sum_u16(a[i])
+    return s
+
+
+@numba.njit(**_NJIT)
+def stream_sum_f32(a):
+    """One streaming read of a 2-D float32 array (the bench's floor)."""
+    s = 0.0
+    for i in range(a.shape[0]):
+        s += _row_sum_f32(a[i])
+    return s

@@ -150,6 +150,8 @@ def cluster_features(
         out[k, kn.F_ANGLE] = ang
         out[k, kn.F_SIGMA_LONG] = np.sqrt(max(vals[1], 0.0))
         out[k, kn.F_SIGMA_LAT] = np.sqrt(max(vals[0], 0.0))
+        a, c, b = cov[0, 0], cov[1, 1], cov[0, 1]
+        out[k, kn.F_TRACK_LENGTH] = np.sqrt(12.0 * 2.0 * np.sqrt(0.25 * (a - c) ** 2 + b * b))
         xy = np.vstack([x - bx, y - by])
         u, v = major @ xy, minor @ xy
         out[k, kn.F_LENGTH] = np.ptp(u) + 1.0
@@ -218,15 +220,23 @@ def process_frame(
     min_samples: int,
     boxes: np.ndarray,
     margin: int = 1,
+    directional: tuple[Any, ...] | None = None,
 ) -> dict[str, Any]:
-    """The whole per-frame chain (what the bench times against the kernels)."""
+    """The whole per-frame chain (what the bench times against the kernels);
+    ``directional`` = :meth:`CameraConfig.directional_args` to run the
+    directional clustering after DBSCAN."""
     stats = frame_stats(raw, mean)
     bstats = box_stats(raw, mean, boxes)
     z = zero_suppress(raw, mean, thr, clip, acc)
     rb = rebin_mean(median2x2(z), factor)
     rbf = neighbour_filter(rb, nb_mean_min, min_count)
     prow, pcol, labels = cluster_map(rbf, eps, min_samples)
+    rms = None
+    if directional is not None:
+        labels, rms = directional_labels(prow, pcol, labels, *directional)
     feats = cluster_features(raw, mean, thr, clip, acc, factor, prow, pcol, labels, margin)
+    if rms is not None:
+        feats[:, kn.F_FIT_RMS] = rms * factor
     return {
         "stats": stats,
         "boxes": bstats,
@@ -241,3 +251,247 @@ def pedestal_maps(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-pixel mean and standard deviation (ddof=0) of a pedestal stack."""
     f = frames.astype(np.float64)
     return f.mean(axis=0).astype(np.float32), f.std(axis=0).astype(np.float32)
+
+
+# -- directional clustering (same algorithm as directional.py, in numpy) -----
+
+_IRLS = 4
+_MIN_SCALE = 0.5
+
+
+def _median(x: np.ndarray) -> float:
+    return float(np.median(x)) if x.size else 0.0
+
+
+def _mad_scale(x: np.ndarray) -> float:
+    return 1.4826 * _median(np.abs(x - _median(x)))
+
+
+def _axis(r: np.ndarray, c: np.ndarray) -> tuple[float, float, float, float]:
+    cr, cc = float(r.mean()), float(c.mean())
+    dy, dx = r - cr, c - cc
+    th = 0.5 * np.arctan2(2.0 * np.sum(dx * dy), np.sum(dx * dx) - np.sum(dy * dy))
+    ur, uc = float(np.sin(th)), float(np.cos(th))
+    if uc < 0.0 or (uc == 0.0 and ur < 0.0):
+        ur, uc = -ur, -uc
+    return cr, cc, ur, uc
+
+
+def _elongation(r: np.ndarray, c: np.ndarray) -> float:
+    dy, dx = r - r.mean(), c - c.mean()
+    sxx, syy, sxy = np.sum(dx * dx), np.sum(dy * dy), np.sum(dx * dy)
+    half = 0.5 * (sxx + syy) / r.size
+    disc = np.sqrt(0.25 * (sxx - syy) ** 2 + sxy * sxy) / r.size
+    return float(np.sqrt((half + disc) / max(half - disc, 1.0 / 12.0)))
+
+
+def _uv(r, c, cr, cc, ur, uc):
+    dr, dc = r - cr, c - cc
+    return dc * uc + dr * ur, dc * ur - dr * uc
+
+
+def _hough_strip(r: np.ndarray, c: np.ndarray, n_angles: int, half: float) -> np.ndarray:
+    best, best_a, best_lo = -1, 0, 0.0
+    for a in range(n_angles):
+        th = np.pi * a / n_angles
+        v = np.sort(c * np.sin(th) - r * np.cos(th))
+        # for each start i: points in [v_i, v_i + 2 half]
+        cnt = np.searchsorted(v, v + 2.0 * half, side="right") - np.arange(v.size)
+        i = int(np.argmax(cnt))
+        if cnt[i] > best:
+            best, best_a, best_lo = int(cnt[i]), a, float(v[i])
+    th = np.pi * best_a / n_angles
+    v = c * np.sin(th) - r * np.cos(th)
+    return np.nonzero((v >= best_lo) & (v <= best_lo + 2.0 * half))[0]
+
+
+def _poly_fit(u: np.ndarray, v: np.ndarray, w: np.ndarray) -> np.ndarray:
+    h = max(float(np.abs(u).max()), 1.0)
+    x = u / h
+    p = np.vstack([np.ones_like(x), x, x * x])
+    m = (p * w) @ p.T
+    y = (p * w) @ v
+    det = np.linalg.det(m)
+    if abs(det) < 1e-12:
+        sol = np.zeros(3)
+        if m[0, 0] > 0:
+            sol[0] = y[0] / m[0, 0]
+    else:
+        sol = np.linalg.solve(m, y)
+    return np.array([sol[0], sol[1] / h, sol[2] / (h * h)])
+
+
+def _residuals(u, v, p, umin, umax):
+    x = np.clip(u, umin, umax)
+    return v - (p[0] + p[1] * x + p[2] * x * x + (p[1] + 2.0 * p[2] * x) * (u - x))
+
+
+def fit_track(r: np.ndarray, c: np.ndarray):
+    cr, cc, ur, uc = _axis(r, c)
+    u, v = _uv(r, c, cr, cc, ur, uc)
+    p = _poly_fit(u, v, np.ones_like(u))
+    for _ in range(_IRLS):
+        res = _residuals(u, v, p, -1e18, 1e18)
+        s = max(_mad_scale(res), _MIN_SCALE)
+        p = _poly_fit(u, v, 1.0 / (1.0 + (res / (2.0 * s)) ** 2))
+    return cr, cc, ur, uc, p, _mad_scale(_residuals(u, v, p, -1e18, 1e18))
+
+
+def _reach(uon: np.ndarray, umin: float, umax: float, step: float) -> tuple[float, float]:
+    us = np.sort(uon)
+    hi = umax
+    for x in us[us > umax]:
+        if x > hi + step:
+            break
+        hi = x
+    lo = umin
+    for x in us[us < umin][::-1]:
+        if x < lo - step:
+            break
+        lo = x
+    return lo, hi
+
+
+class _Track:
+    __slots__ = ("cc", "cr", "p", "rms", "th", "uc", "umax", "umin", "ur")
+
+    def set(self, r, c, thickness, width_nsigma) -> None:
+        self.cr, self.cc, self.ur, self.uc, self.p, s = fit_track(r, c)
+        u, v = _uv(r, c, self.cr, self.cc, self.ur, self.uc)
+        res = _residuals(u, v, self.p, -1e18, 1e18)
+        self.th = max(thickness, width_nsigma * s)
+        ins = np.abs(res) <= self.th
+        uu = u[ins] if ins.any() else u
+        self.umin, self.umax = float(uu.min()), float(uu.max())
+        self.rms = float(np.sqrt(np.mean(res[ins] ** 2))) if ins.any() else 0.0
+
+    def res(self, r, c, clamp=True):
+        u, v = _uv(r, c, self.cr, self.cc, self.ur, self.uc)
+        lo, hi = (self.umin, self.umax) if clamp else (-1e18, 1e18)
+        return u, _residuals(u, v, self.p, lo, hi)
+
+
+def directional_labels(
+    prow: np.ndarray,
+    pcol: np.ndarray,
+    labels: np.ndarray,
+    min_points: int,
+    thickness: float,
+    width_nsigma: float,
+    grow_radius: float,
+    min_length: float,
+    min_elongation: float,
+    merge_fraction: float,
+    merge_cos: float,
+    merge_gap: float,
+    max_iterations: int,
+    n_angles: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Same result as :func:`directional.directional_labels`, written with
+    numpy arrays and Python objects per track (the oracle and the bench's
+    baseline)."""
+    r = prow.astype(np.float64)
+    c = pcol.astype(np.float64)
+    n = r.size
+    owner = np.full(n, -1, np.int64)
+    tracks: dict[int, _Track] = {}
+    alive: list[bool] = []
+    ncl = int(labels.max()) + 1 if n else 0
+
+    def new_group(track: _Track | None = None) -> int:
+        alive.append(True)
+        g = len(alive) - 1
+        if track is not None:
+            tracks[g] = track
+        return g
+
+    for k in range(ncl):
+        rem = np.nonzero(labels == k)[0]
+        first = len(alive)
+        while rem.size >= min_points:
+            strip = rem[_hough_strip(r[rem], c[rem], n_angles, thickness)]
+            if strip.size < min_points:
+                break
+            cr, cc, ur, uc, p, s = fit_track(r[strip], c[strip])
+            th = max(thickness, width_nsigma * s)
+            u, v = _uv(r[rem], c[rem], cr, cc, ur, uc)
+            res = _residuals(u, v, p, -1e18, 1e18)
+            inside = np.abs(res) <= th
+            if inside.sum() < min_points:
+                break
+            umin, umax = u[inside].min(), u[inside].max()
+            ext = umax - umin
+            if ext < min_length or _elongation(r[rem[inside]], c[rem[inside]]) < min_elongation:
+                break
+            t = _Track()
+            t.cr, t.cc, t.ur, t.uc, t.p = cr, cc, ur, uc, p
+            t.umin, t.umax, t.th = float(umin), float(umax), th
+            t.rms = float(np.sqrt(np.mean(res[inside] ** 2)))
+            owner[rem[inside]] = new_group(t)
+            rem = rem[~inside]
+        if rem.size == 0:
+            continue
+        if len(alive) == first:
+            owner[rem] = new_group()
+            continue
+        ds = []
+        for g in range(first, len(alive)):
+            _, d = tracks[g].res(r[rem], c[rem])
+            ds.append(np.abs(d) / tracks[g].th)
+        ds = np.array(ds)
+        best = first + np.argmin(ds, axis=0)
+        far = ds.min(axis=0) > 2.0
+        if far.sum() >= min_points:
+            owner[rem[far]] = new_group()
+            owner[rem[~far]] = best[~far]
+        else:
+            owner[rem] = best
+
+    ng = len(alive)
+    for t in range(ng):
+        if t not in tracks or not alive[t]:
+            continue
+        tr = tracks[t]
+        for _ in range(max_iterations):
+            u, res = tr.res(r, c)
+            onc = np.abs(res) <= tr.th
+            lo, hi = _reach(u[onc], tr.umin, tr.umax, grow_radius)
+            near = onc & (u >= lo - grow_radius) & (u <= hi + grow_radius)
+            free = (owner < 0) & near
+            added = bool(free.any())
+            owner[free] = t
+            for g in range(ng):
+                if g == t or not alive[g]:
+                    continue
+                m = owner == g
+                size = int(m.sum())
+                if size == 0:
+                    continue
+                take = near[m].sum() >= merge_fraction * size
+                if not take and g in tracks:
+                    on = m & onc
+                    if on.sum() >= merge_fraction * size:
+                        o = tracks[g]
+                        cosang = abs(o.ur * tr.ur + o.uc * tr.uc)
+                        gap = max(u[on].min() - tr.umax, tr.umin - u[on].max())
+                        take = cosang >= merge_cos and gap <= merge_gap
+                if take:
+                    owner[m] = t
+                    alive[g] = False
+                    added = True
+            if not added:
+                break
+            mem = owner == t
+            tr.set(r[mem], c[mem], thickness, width_nsigma)
+    out = np.full(n, -1, np.int64)
+    rms = []
+    newid: dict[int, int] = {}
+    for i in range(n):
+        g = int(owner[i])
+        if g < 0:
+            continue
+        if g not in newid:
+            newid[g] = len(newid)
+            rms.append(tracks[g].rms if g in tracks else 0.0)
+        out[i] = newid[g]
+    return out, np.array(rms, dtype=np.float64)

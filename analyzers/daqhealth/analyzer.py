@@ -41,6 +41,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cygno_online.analysis.catalogue import CatalogueContext, SeriesSpec, fields_from_units
 from cygno_online.analysis.outputs import Metric, Output
 from cygno_online.analysis.plugin import Analyzer, AnalyzerEnv, Flow
 from cygno_online.decode.items import EventSeen, RunInfo
@@ -67,6 +68,16 @@ UNITS = {
     "frame_period_s": "s",
     "exposure_s": "s",
     "frame_overhead_s": "s",
+}
+DESCRIPTIONS = {
+    "events_seen": "events of this id seen in the run (counter)",
+    "rate_hz": "events seen per second (sliding window)",
+    "daq_rate_hz": "the DAQ's rate from the serial progression",
+    "missing": "serial gaps (counter)",
+    "sampled_out": "gaps by design of nonblocking sampling (counter)",
+    "daq_lost": "gaps written into the data stream (counter)",
+    "monitor_dropped": "events the monitor dropped itself (counter)",
+    "lag_s": "receive time minus event time (live only)",
 }
 RUN_UNITS = {"state": "", "run_number": "", "pedestal": "", "exposure_s": "s", "description": ""}
 
@@ -258,6 +269,30 @@ class DaqHealthAnalyzer(Analyzer):
                 {"event_id": str(eid)},
                 {k: UNITS[k] for k in fields},
             )
+        ]
+
+    def catalogue(self, ctx: CatalogueContext) -> list[SeriesSpec]:
+        src = f"analyzer {self.instance_name}"
+        floats = ("rate_hz", "daq_rate_hz", "bytes_per_s", "lag_s", "run_duration_s",
+                  "frame_period_s", "exposure_s", "frame_overhead_s")
+        types = {k: ("float" if k in floats else "int") for k in UNITS}
+        run_types = {"state": "string", "run_number": "int", "pedestal": "bool",
+                     "exposure_s": "float", "description": "string"}
+        return [
+            SeriesSpec(
+                "daq",
+                fields_from_units(UNITS, types, descriptions=DESCRIPTIONS),
+                ("event_id",),
+                src,
+                "one point per event seen, by MIDAS event id",
+            ),
+            SeriesSpec(
+                "runs",
+                fields_from_units(RUN_UNITS, run_types),
+                (),
+                src,
+                "one point at each run start (annotations)",
+            ),
         ]
 
     # -- end of run ------------------------------------------------------------------

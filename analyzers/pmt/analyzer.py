@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from cygno_online.analysis.catalogue import CatalogueContext, SeriesSpec, fields_from_units
 from cygno_online.analysis.outputs import Display, Metric, Output
 from cygno_online.analysis.plugin import Analyzer, AnalyzerEnv, Flow
 from cygno_online.decode.items import DigitizerBoard, RunInfo
@@ -461,6 +462,38 @@ class PmtAnalyzer(Analyzer):
         return out
 
     # -- end of run ------------------------------------------------------------------
+    def catalogue(self, ctx: CatalogueContext) -> list[SeriesSpec]:
+        src = f"analyzer {self.instance_name}"
+        ch_types = {"saturated": "int", "no_signal": "bool", "triggers": "int"}
+        board_types = {"multiplicity": "int", "saturated_channels": "int", "silent_channels": "int"}
+        return [
+            SeriesSpec(
+                "pmt",
+                fields_from_units(
+                    _CHANNEL_UNITS,
+                    ch_types,
+                    descriptions={
+                        "baseline": "mean of the first samples (V1742: 100, V1720: 400)",
+                        "npeaks": "peaks above 5 RMS, mean per trigger",
+                        "saturated": "saturated triggers in this image",
+                        "no_signal": "no peak in any trigger of this image",
+                    },
+                ),
+                ("board", "channel"),
+                src,
+                "per image, board and channel (means over the image's triggers)",
+            ),
+            SeriesSpec(
+                "pmt",
+                fields_from_units(
+                    _BOARD_UNITS, board_types, descriptions={"multiplicity": "triggers in image"}
+                ),
+                ("board",),
+                src,
+                "per image and board",
+            ),
+        ]
+
     def end_run(self, run: RunInfo) -> dict[str, Any]:
         boards: dict[str, Any] = {}
         total = 0

@@ -40,6 +40,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from cygno_online.analysis.catalogue import CatalogueContext, FieldSpec, SeriesSpec
 from cygno_online.analysis.outputs import Metric, Output
 from cygno_online.analysis.plugin import Analyzer, AnalyzerEnv, Flow
 from cygno_online.decode.items import Reading, RunInfo, SlowControl
@@ -68,6 +69,13 @@ LIME_ENVIRONMENT_NAMES = {
     "P1UIn5": "humidity",
     "P3IIn6": "gas_density",
 }
+
+
+def _sanitize_pattern(pattern: str) -> str:
+    """:func:`sanitize` of a name pattern, keeping its ``<i>`` placeholders."""
+    parts = pattern.split("<i>")
+    out = "<i>".join(_NON_ALNUM.sub("_", p.lower()) for p in parts).strip("_")
+    return out if not out[:1].isdigit() else "v_" + out
 
 
 def sanitize(name: str, fallback: str = "value") -> str:
@@ -297,6 +305,73 @@ class SlowControlAnalyzer(Analyzer):
         return [
             self._metric(item, "daq", fields, {"equipment": "trigger_module"}, units),
         ]
+
+    def catalogue(self, ctx: CatalogueContext) -> list[SeriesSpec]:
+        """From the bank map: every slow-control rule's readings, named as
+        :meth:`process` names them."""
+        src = f"analyzer {self.instance_name}"
+        decls = ctx.decoder.declared_readings() if ctx.decoder is not None else []
+        flat: dict[tuple[str, str], dict[str, FieldSpec]] = {}
+        hv: dict[str, FieldSpec] = {}
+        cams: dict[str, FieldSpec] = {}
+        tmod: dict[str, FieldSpec] = {}
+
+        def unit_of(d: Any, name: str) -> str:
+            u = d.units.get(name, d.unit)
+            if u or d.quantity in ("demand", "measured"):
+                return u
+            return DEFAULT_UNITS.get(d.quantity, "")
+
+        for d in decls:
+            eq = d.equipment
+            if eq in ("hv", "cathode"):
+                fld = d.quantity if d.quantity in _HV_FIELDS else sanitize(d.quantity)
+                unit = d.unit or DEFAULT_UNITS.get(d.quantity, "")
+                hv[fld] = FieldSpec(fld, "int" if fld == "status" else "float", unit)
+                continue
+            if eq == "camera":
+                cams["sensor_temperature"] = FieldSpec(
+                    "sensor_temperature", "float", d.unit or "degC", "camera sensor (TCAM)"
+                )
+                continue
+            if eq == "trigger_module":
+                tmod["trigger_rate_<i>"] = FieldSpec(
+                    "trigger_rate_<i>", "float", d.unit or "Hz", "TMOD trigger rates"
+                )
+                continue
+            family = "gas" if eq == "gas" else "environment"
+            tag = "" if eq in ("gas", "environment") else "equipment"
+            suffix = "_demand" if d.quantity == "demand" else ""
+            aliases = self.environment_names if eq == "environment" else {}
+            specs = flat.setdefault((family, tag), {})
+            for name in d.names:
+                alias = aliases.get(name)
+                fld = (alias or sanitize(name)) + suffix
+                aka = (sanitize(name),) if alias else ()
+                desc = f"{name} (ODB channel)" if alias else ""
+                specs.setdefault(fld, FieldSpec(fld, "float", unit_of(d, name), desc, aka))
+            if not d.names:
+                fld = _sanitize_pattern(d.pattern) + suffix
+                desc = "or the ODB's channel names" if d.odb_names else ""
+                specs.setdefault(fld, FieldSpec(fld, "float", d.unit, desc))
+            if eq == "gas" and d.quantity == "measured":
+                specs["alarms_active"] = FieldSpec(
+                    "alarms_active",
+                    "int",
+                    "",
+                    f"measured channels {min(self.gas_alarm_channels, default=0)}.."
+                    f"{max(self.gas_alarm_channels, default=0)} > 0 (PLC alarm flags)",
+                )
+        out: list[SeriesSpec] = []
+        for (family, tag), specs in flat.items():
+            out.append(SeriesSpec(family, tuple(specs.values()), (tag,) if tag else (), src))
+        if hv:
+            out.append(SeriesSpec("hv", tuple(hv.values()), ("channel",), src))
+        if cams:
+            out.append(SeriesSpec("camera", tuple(cams.values()), ("camera",), src))
+        if tmod:
+            out.append(SeriesSpec("daq", tuple(tmod.values()), ("equipment",), src))
+        return out
 
     # -- end of run ------------------------------------------------------------------
     def end_run(self, run: RunInfo) -> dict[str, Any]:

@@ -6,7 +6,9 @@ An analyzer is a class with a tiny life cycle, modelled on MIDAS's manalyzer:
   again on SIGHUP with new parameters, between events);
 * ``begin_run(run)`` - reset run-scoped state;
 * ``process(item, flow)`` - one decoded item in, outputs out;
-* ``end_run(run)`` - the analyzer's section of the end-of-run summary.
+* ``end_run(run)`` - the analyzer's section of the end-of-run summary;
+* ``catalogue(ctx)`` - what it can emit (metric catalogue: families, tags,
+  fields, types, units).
 
 Plugins live in packages (the shipped ones in ``analyzers/``, which installs as
 ``cygno_online.analyzers``; users add folders with ``plugin_paths``). A plugin
@@ -36,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from cygno_online.analysis.catalogue import CatalogueContext, SeriesSpec
 from cygno_online.analysis.outputs import Output
 from cygno_online.decode.items import RunInfo
 from cygno_online.errors import ConfigError
@@ -91,6 +94,14 @@ class Analyzer:
     def warm_up(self) -> None:
         """Compile/prepare expensive code paths (numba kernels) before the host
         reports readiness."""
+
+    def catalogue(self, ctx: CatalogueContext) -> list[SeriesSpec]:
+        """The series this (configured) analyzer can emit: family, tag keys,
+        fields with type and unit (:mod:`cygno_online.analysis.catalogue`).
+        Alarm rules are validated against it and a test checks every point
+        the analyzer emits on simulated data against it. An analyzer that
+        declares nothing cannot be watched by alarm rules."""
+        return []
 
 
 def _collect(module: Any, found: dict[str, type[Analyzer]], origin: str) -> None:

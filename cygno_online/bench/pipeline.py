@@ -161,7 +161,9 @@ def _chain(args: argparse.Namespace, workers: int) -> Any:
     if args.config:
         from cygno_online.daemon.config import read_yaml
 
-        data = read_yaml(args.config) or {}
+        data = read_yaml(args.config)
+        if not isinstance(data, dict):
+            data = {}  # load_config-style refusal comes from the chain's own checks
         data = {k: data[k] for k in ("decode", "analyzers", "plugin_paths") if k in data}
     else:
         from cygno_online.commands.summary import default_config

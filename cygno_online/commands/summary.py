@@ -63,10 +63,12 @@ def load_config(path: str | None) -> dict:
     (``None``: :func:`default_config`)."""
     if not path:
         return default_config()
-    import yaml
+    from cygno_online.daemon.config import read_yaml
+    from cygno_online.errors import ConfigError
 
-    with open(path) as fh:
-        cfg = yaml.safe_load(fh) or {}
+    cfg = read_yaml(path)  # any bytes: one ConfigError with file and position
+    if not isinstance(cfg, dict):
+        raise ConfigError(path, "must be a YAML mapping of sections")
     keep = ("decode", "analyzers", "plugin_paths", "experiment", "quality", "summary")
     return {k: cfg[k] for k in keep if k in cfg}
 

@@ -49,9 +49,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--palette",
-        choices=("auto", "truecolor", "256"),
+        choices=("auto", "truecolor", "256", "16", "mono"),
         default="auto",
-        help="camera heatmap colours: auto (by terminal), truecolor, or 256 (xterm palette)",
+        help="colours, honoured whatever TERM says: auto (NO_COLOR, TERM, COLORTERM), "
+        "truecolor, 256, 16 (ANSI), mono (no colour: shade characters)",
+    )
+    parser.add_argument(
+        "--ascii",
+        action="store_true",
+        default=None,
+        help="7-bit characters only (vt100 and Linux consoles; automatic for TERM=linux/vt*)",
+    )
+    parser.add_argument(
+        "--mouse",
+        action="store_true",
+        help="capture the mouse (off by default so the terminal's copy and paste works)",
+    )
+    parser.add_argument(
+        "--low-bandwidth",
+        action="store_true",
+        help="for slow links: camera frame every 10 s, clock every 5 s (about 5 kB/s at most)",
     )
     parser.add_argument("--title", default="CYGNO online", help="title on the status line")
 
@@ -64,6 +81,13 @@ def run(args: argparse.Namespace) -> int:
         args.connect, args.snapshot, args.control, args.server_key, client_key_file=args.client_key
     )
     try:
-        return run_tui(source, title=args.title, palette=args.palette)
+        return run_tui(
+            source,
+            title=args.title,
+            palette=args.palette,
+            ascii=args.ascii,
+            mouse=args.mouse,
+            low_bandwidth=args.low_bandwidth,
+        )
     finally:
         source.close()

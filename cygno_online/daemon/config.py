@@ -10,6 +10,7 @@ key path, the bad value and what is allowed.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,12 +140,51 @@ class DaemonConfig:
         return Params(self.data, "", source=self.path)
 
 
+ENDPOINT_HELP = "tcp://HOST:PORT (PORT 1..65535, or * for any), ipc://PATH"
+
+
+def endpoint_problem(value: str) -> str | None:
+    """Why ``value`` is not a bindable ZeroMQ endpoint for the publisher
+    (scheme, host, port range, ipc directory), None when it is fine. Whether
+    the port is free is known only when binding: the daemon binds its sockets
+    first thing at start and stops with a clear error if it cannot."""
+    if "://" not in value:
+        return "must be a ZeroMQ endpoint"
+    scheme, rest = value.split("://", 1)
+    if scheme == "ipc":
+        if not rest:
+            return "needs a path (ipc://PATH)"
+        parent = Path(rest).parent
+        if rest.startswith("@"):  # Linux abstract namespace
+            return None
+        if not parent.is_dir():
+            return f"ipc directory {parent} does not exist"
+        return None
+    if scheme != "tcp":
+        return f"scheme {scheme!r} cannot be bound by the publisher (tcp or ipc)"
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host:
+        return "needs HOST:PORT"
+    if port != "*":
+        if not port.isdigit():
+            return f"port {port!r} is not a number"
+        if not 1 <= int(port) <= 65535:
+            return f"port {port} is outside 1..65535"
+    if host.startswith("["):
+        if not host.endswith("]"):
+            return "an IPv6 host goes in brackets: tcp://[::1]:PORT"
+    elif any(c.isspace() for c in host) or "/" in host:
+        return f"host {host!r} is not a host name or address"
+    return None
+
+
 def _endpoint(p: Params, key: str, default: str) -> str:
     value = p.string(key, default)
-    if value is not None and "://" not in value:
-        p.error(
-            key, "must be a ZeroMQ endpoint", value=value, allowed="tcp://HOST:PORT, ipc://PATH"
-        )
+    if value is None:
+        return value
+    problem = endpoint_problem(value)
+    if problem:
+        p.error(key, problem, value=value, allowed=ENDPOINT_HELP)
         return default
     return value
 
@@ -368,6 +408,11 @@ def parse_config(
         curve_authorized_keys_dir=curve.string("authorized_keys_dir", None),
     )
     curve.check_unknown()
+    binds = [(k, getattr(cfg.publish, k)) for k in ("bind", "snapshot_bind", "control_bind")]
+    for i, (key, ep) in enumerate(binds):
+        for other, ep2 in binds[:i]:
+            if ep == ep2 and not ep.endswith(":*"):
+                pub.error(key, f"is the same endpoint as publish.{other}", value=ep)
     if bool(cfg.publish.curve_secret_key_file) != bool(cfg.publish.curve_authorized_keys_dir):
         curve.error(
             "", "needs both server_secret_key_file and authorized_keys_dir", value=curve.data
@@ -399,6 +444,7 @@ def parse_config(
 
     al = root.section("alarms")
     cfg.alarm_rules = parse_rules(al)
+    _check_alarm_messages(al, cfg.alarm_rules)
     cfg.alarms_resend_s = al.number("resend_every_s", 60.0, minimum=1)
     al.check_unknown()
 
@@ -423,6 +469,12 @@ def parse_config(
     chain = None
     if build_chain:
         chain = _build_chain(root, cfg)
+    if chain is not None:
+        # Every rule must watch something the configured analyzers emit.
+        from cygno_online.alarms.rules import check_rules
+        from cygno_online.analysis.catalogue import catalogue_of_chain
+
+        check_rules(cfg.alarm_rules, catalogue_of_chain(chain), al)
     else:
         for key in ("decode", "analyzers", "plugin_paths"):
             root.raw(key)
@@ -431,6 +483,71 @@ def parse_config(
         chain.close()
     raise_if_errors(root.errors)
     return cfg, chain
+
+
+#: what ``alarms.rules.format_message`` passes to a rule's message template
+_MESSAGE_NAMES = ("value", "low", "high", "above", "below", "name")
+
+
+def message_template_problem(rule: Any) -> str | None:
+    """Why ``rule.message`` cannot be formatted when the alarm fires (None if
+    it can): a syntax error, an unknown name, a format spec that does not fit
+    the value, or a band/threshold the rule does not have."""
+    import string
+
+    text = getattr(rule, "message", "") or ""
+    if not text:
+        return None
+    low, high = rule.band if getattr(rule, "band", None) else (None, None)
+    values: dict[str, Any] = {
+        "value": 1.5,
+        "low": low,
+        "high": high,
+        "above": getattr(rule, "above", None),
+        "below": getattr(rule, "below", None),
+        "name": getattr(rule, "name", "") or "",
+    }
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+    except ValueError as exc:
+        return f"is not a valid template: {exc}"
+    for f in fields:
+        top = f.split(".", 1)[0].split("[", 1)[0]
+        if top == "" or top.isdigit():
+            return "uses a positional field {}; name it (value, low, high, above, below, name, tag_<key>)"
+        if top not in _MESSAGE_NAMES and not top.startswith("tag_"):
+            return (
+                f"uses an unknown name {{{top}}}; allowed: "
+                + ", ".join(_MESSAGE_NAMES)
+                + ", tag_<key>"
+            )
+        if top in _MESSAGE_NAMES and values[top] is None:
+            return (
+                f"uses {{{top}}} but the rule has no {top if top in ('above', 'below') else 'band'}"
+            )
+        if top.startswith("tag_"):
+            values[top] = "tag"
+    try:
+        text.format_map(values)
+    except (KeyError, ValueError, IndexError, TypeError, AttributeError) as exc:
+        return f"cannot be formatted: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _check_alarm_messages(al: Params, rules: list) -> None:
+    entries = al.raw("rules", []) or []
+    index = {
+        e.get("id"): i
+        for i, e in enumerate(entries if isinstance(entries, list) else [])
+        if isinstance(e, dict)
+    }
+    for rule in rules:
+        problem = message_template_problem(rule)
+        if problem:
+            i = index.get(rule.id, "?")
+            al.error(
+                f"rules[{i}].message", f"rule {rule.id!r}: message {problem}", value=rule.message
+            )
 
 
 def _registry_url(root: Params, cfg: DaemonConfig) -> str | None:
@@ -545,22 +662,131 @@ def default_state_dir() -> Path:
     return Path(base) / "cygno-online"
 
 
+#: a configuration file is a few kB; anything bigger is refused before it is read
+MAX_CONFIG_BYTES = 1024 * 1024
+#: values in the loaded tree (aliases counted each time they are used)
+MAX_CONFIG_NODES = 200_000
+MAX_CONFIG_DEPTH = 32
+
+
+def _position(raw: bytes, offset: int) -> str:
+    line = raw.count(b"\n", 0, offset) + 1
+    column = offset - (raw.rfind(b"\n", 0, offset) + 1) + 1
+    return f"offset {offset} (line {line}, column {column})"
+
+
 def read_yaml(path: str | Path) -> Any:
+    """The YAML document of a configuration file. Whatever the bytes, the
+    only error is a :class:`ConfigError` naming the file and the position
+    (byte offset, line, column) or the key path."""
     import yaml
 
     p = Path(path)
     try:
-        text = p.read_text()
+        if p.is_dir():
+            raise ConfigError(str(p), "is a directory, not a configuration file")
+        size = p.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                str(p),
+                f"is {size} bytes; a configuration file is at most {MAX_CONFIG_BYTES} bytes",
+            )
+        with p.open("rb") as fh:
+            # bounded even for files whose size stat does not tell (pipes, /dev/*)
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(str(p), f"cannot read: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            str(p), f"is more than {MAX_CONFIG_BYTES} bytes; a configuration file is at most that"
+        )
     try:
-        return yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            str(p),
+            f"is not UTF-8 text: byte 0x{raw[exc.start]:02x} at {_position(raw, exc.start)}",
+        ) from None
+    if not text.strip() or all(
+        not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()
+    ):
+        raise ConfigError(str(p), "is empty (no configuration at all)")
+    depth = _flow_depth(text)
+    if depth > MAX_CONFIG_DEPTH:
+        raise ConfigError(
+            str(p), f"is not valid YAML: brackets nest {depth} deep (at most {MAX_CONFIG_DEPTH})"
+        )
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        elif getattr(exc, "position", None) is not None:  # ReaderError
+            where = f" at character {exc.position}"
+        else:
+            where = ""
         raise ConfigError(
-            str(p), f"is not valid YAML{where}: {getattr(exc, 'problem', exc)}"
-        ) from exc
+            str(p), f"is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}"
+        ) from None
+    except RecursionError:
+        raise ConfigError(str(p), "is not valid YAML: nested too deeply") from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        # the YAML constructors' own checks (e.g. a date like 2024-13-45)
+        raise ConfigError(str(p), f"is not valid YAML: {type(exc).__name__}: {exc}") from None
+    if data is None:
+        raise ConfigError(str(p), "is empty (no configuration at all)")
+    _check_tree(data, str(p))
+    return data
+
+
+_QUOTED_OR_COMMENT = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"\\]|\\.)*\"|#[^\n]*")
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _flow_depth(text: str) -> int:
+    """Deepest nesting of YAML flow brackets outside quotes and comments
+    (the YAML parser takes seconds to refuse thousands of them)."""
+    depth = deepest = 0
+    for m in _BRACKET.finditer(_QUOTED_OR_COMMENT.sub("", text)):
+        if m.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth = max(0, depth - 1)
+    return deepest
+
+
+def _check_tree(data: Any, source: str) -> None:
+    """Bounded size and depth, string keys (iterative; YAML aliases can make a
+    small file a huge tree)."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 1)]
+    nodes = 0
+    while stack:
+        value, path, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_CONFIG_NODES:
+            raise ConfigError(
+                source,
+                f"expands to more than {MAX_CONFIG_NODES} values (YAML aliases?); "
+                "a configuration is much smaller",
+            )
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(
+                path or source, f"nests deeper than {MAX_CONFIG_DEPTH} levels", source=source
+            )
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if not isinstance(k, str):
+                    raise ConfigError(
+                        f"{path}.{k}" if path else str(k),
+                        "keys must be strings",
+                        value=k,
+                        source=source,
+                    )
+                stack.append((v, f"{path}.{k}" if path else k, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
 
 
 def load_config(
@@ -570,7 +796,7 @@ def load_config(
     overrides: dict[str, Any] | None = None,
 ) -> tuple[DaemonConfig, Any]:
     data = read_yaml(path)
-    if data is not None and not isinstance(data, dict):
+    if not isinstance(data, dict):
         raise ConfigError(
             str(path), "must be a YAML mapping of sections", value=type(data).__name__
         )

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from cygno_online.analysis.catalogue import FieldSpec, SeriesSpec
 from cygno_online.analysis.outputs import Metric
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -272,3 +273,37 @@ def health_metric(body: dict[str, Any], run: int, time_ns: int | None = None) ->
             "reader_shmem_bytes": "B",
         },
     )
+
+
+def monitor_series(analyzers: list[str] | tuple[str, ...] = ()) -> SeriesSpec:
+    """The metric catalogue's declaration of :func:`health_metric` (family
+    ``monitor``, no tags). ``watchdog_*`` are the progress watchdog's fields
+    (issue 11's ``daemon/watchdog.py``)."""
+    f = FieldSpec
+    fields = [
+        f("events_in", "int", "", "events received (counter)"),
+        f("events_processed", "int", "", "events analysed (counter)"),
+        f("events_dropped", "int", "", "events the monitor dropped, queue full (counter)"),
+        f("rate_in_hz", "float", "Hz"),
+        f("rate_processed_hz", "float", "Hz"),
+        f("decode_errors", "int", "", "(counter)"),
+        f("analyzer_errors", "int", "", "(counter)"),
+        f("queue_depth", "int"),
+        f("cpu_percent", "float", "%"),
+        f("rss_bytes", "int", "B"),
+        f("uptime_s", "float", "s"),
+        f("drops_<reason>", "int", "", "drops by reason (queue_full, publish_*, sink...)"),
+    ]
+    fields += [f(f"ms_{a}", "float", "ms", f"analysis time per event of {a}") for a in analyzers]
+    fields += [
+        f("publisher_dropped_queue", "int", "", "(counter)"),
+        f("publisher_dropped_send", "int", "", "(counter)"),
+        f("publisher_displays_skipped", "int", "", "(counter)"),
+        f("publisher_series_evicted", "int", "", "(counter)"),
+        f("source_state", "string"),
+        f("watchdog_failed", "int", "", "daemon components stalled or dead now"),
+        f("watchdog_failures_total", "int", "", "(counter)"),
+        f("watchdog_failed_names", "string", "", "name:state of the failed components"),
+        f("watchdog_age_s_<component>", "float", "s", "since the component's last beat"),
+    ]
+    return SeriesSpec("monitor", tuple(fields), (), "daemon", "the daemon's health report")

@@ -128,6 +128,10 @@ class Daemon:
                 "ack": self._cmd_ack,
                 "status": self._cmd_status,
                 "alarms": self._cmd_alarms,
+                "shelve": self._cmd_shelve,
+                "unshelve": self._cmd_unshelve,
+                "disable": self._cmd_disable,
+                "enable": self._cmd_enable,
                 "config": self._cmd_config,
             },
             on_drop=lambda reason, n: self.health.drop(reason, n=n),
@@ -178,10 +182,12 @@ class Daemon:
     # -- start / stop ----------------------------------------------------------------
     def start(self) -> None:
         t0 = time.perf_counter()
+        # Sockets first: an address that cannot be bound (in use, no such
+        # interface) stops the daemon with one clear error before anything runs.
+        self.publisher.start()
         self.notifier.status("warming up analyzers")
         warm = self.chain.warm_up()
         log.info("analyzers warmed up in %.2f s", warm)
-        self.publisher.start()
         if self.publisher._thread is not None:
             pub = self.watchdog.register(
                 "publisher", stall_s=self.cfg.watchdog_stall_s, thread=self.publisher._thread
@@ -196,8 +202,7 @@ class Daemon:
             )
         if self.cfg.influx_enabled:
             self._start_sink()
-        for rec in self.alarms.records():
-            self.publisher.submit(Message("alarm", asdict(rec)))
+        self._publish_alarms(with_history=True)
         self.pipeline.start()
         log.info(
             "daemon started in %.2f s: source %s (%s sampling), %d analyzers",
@@ -342,6 +347,17 @@ class Daemon:
         except TimeoutError as exc:
             log.error("reload of %s not applied: %s", self.cfg.path, exc)
             return False
+        except Exception as exc:
+            # whatever the file holds, SIGHUP never ends the daemon
+            log.error(
+                "reload of %s rejected (%s: %s), keeping the running configuration",
+                self.cfg.path,
+                type(exc).__name__,
+                exc,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
+            self._publish_log("error", f"configuration reload rejected: {exc}")
+            return False
         finally:
             self.notifier.ready("running")
         for section in ("source", "publish", "pipeline", "decode", "influx", "state_dir"):
@@ -359,8 +375,7 @@ class Daemon:
         self.cfg.alarm_rules = new.alarm_rules
         # Viewers see new rules (and no longer see removed ones after their
         # next snapshot) at once.
-        for rec in self.alarms.records():
-            self.publisher.submit(Message("alarm", asdict(rec)))
+        self._publish_alarms()
         # Sections read only at start keep their running values.
         restart_only = ("source", "publish", "pipeline", "decode", "influx", "state_dir")
         data = dict(new.data)
@@ -474,8 +489,7 @@ class Daemon:
         if self._alarms_due(now):
             # Full alarm state periodically: a viewer never believes "OK"
             # because it missed a transition.
-            for rec in self.alarms.records():
-                self.publisher.submit(Message("alarm", asdict(rec)))
+            self._publish_alarms()
 
     def source_state(self, state: str, detail: str) -> None:
         text = f"source {self.source.name}: {state}" + (f" ({detail})" if detail else "")
@@ -523,14 +537,25 @@ class Daemon:
             )
         )
 
+    def _publish_alarms(self, with_history: bool = False) -> None:
+        """Every instance, then the list of ids: a viewer drops any alarm the
+        daemon does not have (no ghosts after a restart or a missed message)."""
+        for rec in self.alarms.records():
+            self.publisher.submit(Message("alarm", asdict(rec)))
+        self.publisher.submit(Message("alarm", self.alarms.sync_body(with_history)))
+
     def _alarm_transition(self, rec: AlarmRecord) -> None:
+        self.publisher.submit(Message("alarm", asdict(rec)))
+        if self.sink is not None and rec.transition != "removed":
+            self.sink.submit([alarm_metric(rec, self.cfg.experiment, self._run_number)])
+        if not rec.notify:
+            return  # rate-limited (notify_interval_s): state published, no line
         line = f"alarm {rec.id} {rec.transition} [{rec.severity}]: {rec.message}"
         if rec.transition == "acknowledged":
             line += f" by {rec.acked_by}"
+        elif rec.transition == "shelved":
+            line += f" by {rec.shelved_by} ({rec.shelve_reason or 'no reason given'})"
         (log.warning if rec.transition == "raised" else log.info)("%s", line)
-        self.publisher.submit(Message("alarm", asdict(rec)))
-        if self.sink is not None:
-            self.sink.submit([alarm_metric(rec, self.cfg.experiment, self._run_number)])
         if rec.transition in ("raised", "cleared") and self.cfg.source.midas.messages_to_midas:
             self.source.send_message(
                 f"cygno-online: {line}",
@@ -543,7 +568,7 @@ class Daemon:
             "sink": self.sink.stats() if self.sink is not None else None,
             "run": self._run_number,
             "source": self.source.describe(),
-            "alarms_active": sum(1 for r in self.alarms.records() if r.state == "active"),
+            "alarms_active": sum(1 for r in self.alarms.records() if r.active),
         }
 
     # -- control commands (publisher thread) ---------------------------------------------
@@ -554,6 +579,35 @@ class Daemon:
             raise ValueError('ack needs "alarm" (id) and "user" (non-empty name)')
         rec = self.alarms.acknowledge(alarm, user)
         return {"alarm": asdict(rec)}
+
+    @staticmethod
+    def _alarm_user(req: dict[str, Any]) -> tuple[str, str]:
+        alarm = req.get("alarm")
+        user = req.get("user")
+        if not isinstance(alarm, str) or not isinstance(user, str) or not user:
+            raise ValueError('needs "alarm" (id) and "user" (non-empty name)')
+        return alarm, user
+
+    def _cmd_shelve(self, req: dict[str, Any]) -> dict[str, Any]:
+        alarm, user = self._alarm_user(req)
+        duration = req.get("duration_s")
+        if isinstance(duration, bool) or not isinstance(duration, (int, float)):
+            raise ValueError('shelve needs "duration_s" (seconds)')
+        reason = req.get("reason") or ""
+        rec = self.alarms.shelve(alarm, user, float(duration), str(reason))
+        return {"alarm": asdict(rec)}
+
+    def _cmd_unshelve(self, req: dict[str, Any]) -> dict[str, Any]:
+        alarm, user = self._alarm_user(req)
+        return {"alarm": asdict(self.alarms.unshelve(alarm, user))}
+
+    def _cmd_disable(self, req: dict[str, Any]) -> dict[str, Any]:
+        alarm, user = self._alarm_user(req)
+        return {"alarm": asdict(self.alarms.disable(alarm, user))}
+
+    def _cmd_enable(self, req: dict[str, Any]) -> dict[str, Any]:
+        alarm, user = self._alarm_user(req)
+        return {"alarm": asdict(self.alarms.enable(alarm, user))}
 
     def _cmd_status(self, req: dict[str, Any]) -> dict[str, Any]:
         with self.publisher.state.lock:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -214,6 +215,28 @@ class Rule:
         return (self.data_bank or "").replace("{n}", trailing_digits(header))
 
 
+@dataclass(frozen=True, slots=True)
+class DeclaredReadings:
+    """What one slow-control rule of the bank map can produce (for the
+    metric catalogue): reading names are either fixed (``names``: configured
+    or built in) or follow ``pattern`` (``name_format`` with ``<i>`` for the
+    index); ``units`` by name where known, else ``unit``."""
+
+    equipment: str
+    quantity: str
+    names: tuple[str, ...]
+    pattern: str
+    unit: str
+    units: dict[str, str]
+    #: the ODB may rename the readings (``/Equipment/<eq>/Settings/Names <var>``)
+    odb_names: bool
+
+
+def _name_pattern(name_format: str, bank: str) -> str:
+    out = name_format.replace("{bank}", bank)
+    return re.sub(r"\{i[^}]*\}", "<i>", out)
+
+
 class EventDecoder:
     """Decodes MIDAS events into typed items according to a bank map."""
 
@@ -275,6 +298,36 @@ class EventDecoder:
     def lime(cls) -> EventDecoder:
         """The LIME/CYGNO map (:func:`default_bank_map`)."""
         return cls.from_config(default_bank_map())
+
+    def declared_readings(self) -> list[DeclaredReadings]:
+        """What the slow-control rules of this map can produce."""
+        from cygno_online.decode.slowcontrol import BUILTINS
+
+        out = []
+        for r in self.rules:
+            impl = r.impl
+            if not isinstance(impl, SlowControlDecoder):
+                continue
+            spec = impl.spec
+            units: dict[str, str] = {}
+            names: tuple[str, ...] = tuple(spec.names or ())
+            if spec.builtin and not names:
+                b = BUILTINS[spec.builtin]
+                names = b.names
+                units = {n: f[1] for n, f in b.formulas.items()}
+            units.update(spec.units)
+            out.append(
+                DeclaredReadings(
+                    spec.equipment,
+                    spec.quantity,
+                    names,
+                    _name_pattern(spec.name_format, r.bank),
+                    spec.unit,
+                    units,
+                    bool(spec.odb_equipment and spec.odb_variable and not spec.builtin),
+                )
+            )
+        return out
 
     # -- run life cycle ------------------------------------------------------
     def _warn(self, message: str) -> None:

@@ -69,6 +69,9 @@ class MonitorClient:
         self.state = state or MonitorState()
         self.connected = False
         self.disconnected_since: float | None = time.time()
+        #: wall time of the last message from the daemon (data, heartbeat or
+        #: snapshot); None until the first one: "never connected"
+        self.last_message_at: float | None = None
         #: number of sequence gaps seen (each led to a new snapshot)
         self.gaps = 0
         #: number of snapshots loaded
@@ -108,6 +111,15 @@ class MonitorClient:
 
     def ack(self, alarm_id: str, user: str, timeout_s: float = 3.0) -> dict[str, Any]:
         return self.request({"cmd": "ack", "alarm": alarm_id, "user": user}, timeout_s)
+
+    def shelve(
+        self, alarm_id: str, user: str, duration_s: float, reason: str = "", timeout_s: float = 3.0
+    ) -> dict[str, Any]:
+        req = {"cmd": "shelve", "alarm": alarm_id, "user": user, "duration_s": duration_s}
+        return self.request({**req, "reason": reason}, timeout_s)
+
+    def unshelve(self, alarm_id: str, user: str, timeout_s: float = 3.0) -> dict[str, Any]:
+        return self.request({"cmd": "unshelve", "alarm": alarm_id, "user": user}, timeout_s)
 
     def query(self, cmd: str, timeout_s: float = 3.0, **args: Any) -> dict[str, Any]:
         return self.request({"cmd": cmd, **args}, timeout_s)
@@ -223,6 +235,7 @@ class MonitorClient:
                         asked_at = 0.0
                         self._set_connected(True)
                         last_rx = now
+                        self.last_message_at = time.time()
                         self._notify(msg)
                         pending, buffered = buffered, []
                         for m in pending:
@@ -242,6 +255,7 @@ class MonitorClient:
                             log.warning("bad message: %s", exc)
                             continue
                         last_rx = now
+                        self.last_message_at = time.time()
                         self.messages += 1
                         if need_snapshot:
                             buffered.append(msg)
@@ -297,7 +311,8 @@ class MonitorClient:
         if value == self.connected:
             return
         self.connected = value
-        self.disconnected_since = None if value else time.time()
+        # "since" is the last message, not the moment the silence was noticed
+        self.disconnected_since = None if value else (self.last_message_at or time.time())
 
     def _notify(self, msg: Message) -> None:
         if self.on_update is not None:
@@ -333,6 +348,15 @@ class LocalClient:
 
     def ack(self, alarm_id: str, user: str, timeout_s: float = 3.0) -> dict[str, Any]:
         return self.request({"cmd": "ack", "alarm": alarm_id, "user": user})
+
+    def shelve(
+        self, alarm_id: str, user: str, duration_s: float, reason: str = "", timeout_s: float = 3.0
+    ) -> dict[str, Any]:
+        req = {"cmd": "shelve", "alarm": alarm_id, "user": user, "duration_s": duration_s}
+        return self.request({**req, "reason": reason})
+
+    def unshelve(self, alarm_id: str, user: str, timeout_s: float = 3.0) -> dict[str, Any]:
+        return self.request({"cmd": "unshelve", "alarm": alarm_id, "user": user})
 
     def query(self, cmd: str, timeout_s: float = 3.0, **args: Any) -> dict[str, Any]:
         return self.request({"cmd": cmd, **args})

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from cygno_online.analysis.outputs import Display, Metric
+from cygno_online.errors import ConfigError
 from cygno_online.logs import RateLimitedLog
 from cygno_online.publish.messages import Message, display_message, encode, metric_message
 from cygno_online.publish.state import MonitorState
@@ -207,9 +208,21 @@ class Publisher:
                 from cygno_online.publish.guard import configure_socket
 
                 configure_socket(s)
-            s.bind(endpoint)
+            try:
+                s.bind(endpoint)
+            except zmq.ZMQError as exc:
+                s.close(linger=0)
+                for other in opened:
+                    other.close(linger=0)
+                key = {"pub": "bind"}.get(name, f"{name}_bind")
+                raise ConfigError(
+                    f"publish.{key}", f"cannot bind {endpoint}: {exc.strerror or exc}"
+                ) from None
+            opened.append(s)
             self.endpoints[name] = s.getsockopt_string(zmq.LAST_ENDPOINT)
             return s
+
+        opened: list[Any] = []
 
         pub = make(zmq.PUB, self.bind, "pub")
         snap = make(zmq.ROUTER, self.snapshot_bind, "snapshot") if self.snapshot_bind else None

@@ -48,14 +48,28 @@ class SeriesRecord:
     serial: int
 
 
+#: alarm states (ISA-18.2 / Phoebus); see cygno_online.alarms.engine
+ALARM_STATES = (
+    "normal",
+    "active_unack",
+    "active_ack",
+    "cleared_unack",
+    "shelved",
+    "disabled",
+)
+
+
 @dataclass(slots=True)
 class AlarmRecord:
-    """One alarm's state.
+    """One alarm instance's state (one per rule and tag set).
 
-    ``state``: ``ok`` (not active), ``pending`` (condition true, delay not yet
-    elapsed), ``active`` (raised). ``latched`` stays true after the condition
-    clears until acknowledged; ``acked`` is set by an acknowledgement and reset
-    when the alarm is raised again.
+    ``state`` is one of :data:`ALARM_STATES`: ``normal``; ``active_unack``
+    (raised, nobody acknowledged); ``active_ack`` (acknowledged, the
+    condition persists: still counted everywhere); ``cleared_unack`` (the
+    condition cleared before anyone acknowledged: latched); ``shelved``
+    (silenced by an operator until ``shelved_until_ns``); ``disabled``.
+    ``active`` is the condition itself (also while shelved or disabled);
+    ``pending`` means the condition holds but its delay has not elapsed.
     """
 
     id: str
@@ -70,13 +84,41 @@ class AlarmRecord:
     acked_by: str = ""
     latched: bool = False
     acked: bool = False
-    #: the transition that produced this record: raised, cleared, acknowledged,
-    #: updated, or removed (its rule is gone from the configuration)
+    #: the transition that produced this record: raised, cleared,
+    #: acknowledged, shelved, unshelved, disabled, enabled, updated, or
+    #: removed (its rule is gone from the configuration)
     transition: str = "updated"
+    rule: str = ""
+    tags: dict = field(default_factory=dict)
+    #: the rule's limit as text ("outside [0.88, 0.94] for 120 s")
+    limit: str = ""
+    unit: str = ""
+    guidance: str = ""
+    contact: str = ""
+    #: when the current state began
+    since_ns: int = 0
+    active: bool = False
+    pending: bool = False
+    shelved_until_ns: int = 0
+    shelved_by: str = ""
+    shelve_reason: str = ""
+    #: False when this transition's log line/MIDAS message was rate-limited
+    notify: bool = True
 
     @property
     def needs_attention(self) -> bool:
-        return (self.state == "active" or self.latched) and not self.acked
+        """Unacknowledged: active or latched (cleared_unack)."""
+        return self.state in ("active_unack", "cleared_unack")
+
+    @property
+    def counts(self) -> bool:
+        """Counted in the status line, verdict and tab counts: active
+        (acknowledged or not) or latched."""
+        return self.state in ("active_unack", "active_ack", "cleared_unack")
+
+
+def _alarm_record(body: dict[str, Any]) -> AlarmRecord:
+    return AlarmRecord(**{k: v for k, v in body.items() if k in AlarmRecord.__slots__})
 
 
 @dataclass(slots=True)
@@ -158,13 +200,24 @@ class MonitorState:
         self.run = dict(msg.body)
 
     def _apply_alarm(self, msg: Message) -> None:
+        if msg.body.get("transition") == "sync":
+            # The daemon's full list of instances: anything else is a ghost
+            # (missed "removed", a viewer that outlived a daemon restart).
+            ids = set(msg.body.get("ids") or ())
+            for aid in [a for a in self.alarms if a not in ids]:
+                del self.alarms[aid]
+            history = msg.body.get("history")
+            if history and not self.alarm_history:
+                for h in history:
+                    self.alarm_history.append(_alarm_record(h))
+            return
         rec = AlarmRecord(**{k: v for k, v in msg.body.items() if k in AlarmRecord.__slots__})
         if rec.transition == "removed":
             # its rule was removed from the configuration (SIGHUP)
             self.alarms.pop(rec.id, None)
             return
         self.alarms[rec.id] = rec
-        if rec.transition in ("raised", "cleared", "acknowledged"):
+        if rec.transition not in ("updated", "removed"):
             self.alarm_history.append(AlarmRecord(**asdict(rec)))
 
     def _apply_log(self, msg: Message) -> None:
@@ -253,9 +306,9 @@ class MonitorState:
                 self.displays[d["name"]] = Display(
                     d["kind"], d["name"], d["run"], d["serial"], d["time_ns"], arrs, dict(d["meta"])
                 )
-            self.alarms = {a["id"]: AlarmRecord(**a) for a in body.get("alarms") or []}
+            self.alarms = {a["id"]: _alarm_record(a) for a in body.get("alarms") or []}
             self.alarm_history = deque(
-                (AlarmRecord(**a) for a in body.get("alarm_history") or []), maxlen=ALARM_HISTORY
+                (_alarm_record(a) for a in body.get("alarm_history") or []), maxlen=ALARM_HISTORY
             )
             self.log = deque((LogRecord(**r) for r in body.get("log") or []), maxlen=LOG_LINES)
             self.health = dict(body.get("health") or {})
@@ -264,13 +317,12 @@ class MonitorState:
 
     # -- convenience for viewers ---------------------------------------------
     def alarm_counts(self) -> dict[str, int]:
-        """Alarms needing attention, by severity."""
+        """Alarms that count (active, acknowledged or not, and latched), by
+        severity (:func:`cygno_online.alarms.summary.summarize`)."""
+        from cygno_online.alarms.summary import summarize
+
         with self.lock:
-            counts = dict.fromkeys(SEVERITIES, 0)
-            for a in self.alarms.values():
-                if a.needs_attention:
-                    counts[a.severity] = counts.get(a.severity, 0) + 1
-            return counts
+            return summarize(self.alarms.values()).counts
 
     def find_series(self, family: str, **tags: str) -> list[SeriesRecord]:
         with self.lock:

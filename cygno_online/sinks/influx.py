@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cygno_online.analysis.catalogue import FieldSpec, SeriesSpec
 from cygno_online.analysis.outputs import Metric
 from cygno_online.errors import ConfigError
 from cygno_online.params import Params
@@ -661,3 +662,27 @@ class InfluxSink:
                 units,
             )
         ]
+
+
+#: the metric catalogue's declaration of :meth:`InfluxSink.health_metrics`
+SINK_SERIES = SeriesSpec(
+    "monitor",
+    (
+        FieldSpec("spool_bytes", "float", "B", "bytes waiting in the spool"),
+        FieldSpec("points_pending", "float", "", "points waiting in the spool"),
+        FieldSpec("oldest_age_s", "float", "s", "age of the oldest unsent point"),
+        FieldSpec("send_rate", "float", "points/s"),
+        FieldSpec("points_sent", "float", "", "(counter)"),
+        FieldSpec("batches", "float", "", "(counter)"),
+        FieldSpec("retries", "float", "", "(counter)"),
+        FieldSpec("dropped", "float", "", "points the spool dropped, full or too old (counter)"),
+        FieldSpec("quarantined", "float", "", "points the server rejected (counter)"),
+        FieldSpec("corrupt_records", "float", "", "(counter)"),
+        FieldSpec("invalid_points", "float", "", "(counter)"),
+        FieldSpec("state", "string", "", "ok, retrying, auth_error, config_error"),
+        FieldSpec("last_error", "string"),
+    ),
+    ("component",),
+    "sink influx",
+    "the InfluxDB sink's own health (component=influx)",
+)

@@ -22,8 +22,10 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.css.query import NoMatches
+from textual.filter import NoColor
 from textual.widgets import Footer, TabbedContent, TabPane
 
+from cygno_online.tui.alarmview import summarize
 from cygno_online.tui.keymetrics import cameras
 from cygno_online.tui.screens.alarms import AlarmsPanel
 from cygno_online.tui.screens.base import Panel, ViewContext
@@ -34,18 +36,39 @@ from cygno_online.tui.screens.modals import ConfirmScreen, HelpScreen
 from cygno_online.tui.screens.overview import OverviewPanel
 from cygno_online.tui.screens.pmt import PmtPanel, boards
 from cygno_online.tui.screens.slowcontrol import SlowControlPanel
-from cygno_online.tui.source import Limit, StateSource, fetch_limits, track_units
+from cygno_online.tui.source import (
+    Expectations,
+    Limit,
+    StateSource,
+    fetch_view_config,
+    track_units,
+)
+from cygno_online.tui.terminal import (
+    AsciiFilter,
+    SafeMonochrome,
+    TerminalMode,
+    resolve_mode,
+)
 from cygno_online.tui.widgets.banner import Banner
 from cygno_online.tui.widgets.statusline import StatusLine, status_text
 
 log = logging.getLogger(__name__)
 
+_UNKNOWN = object()
+
 P = TypeVar("P", bound=Panel)
 
-#: state poll period (the visible tab repaints only when something changed)
-POLL_S = 0.5
+#: state poll period (the visible tab repaints only when something changed;
+#: a poll that finds nothing new costs a tuple comparison)
+POLL_S = 0.25
+#: no message (data or the daemon's 1 s heartbeat) for this long: the link is
+#: shown lost; with POLL_S the banner is up within 2 s of the last message
+LOST_AFTER_S = 1.6
 #: repaint at least this often (run time, ages, staleness)
 TICK_S = 1.0
+#: --low-bandwidth: clock and ages every 5 s, camera frame every 10 s
+LOW_BANDWIDTH_TICK_S = 5.0
+LOW_BANDWIDTH_IMAGE_S = 10.0
 #: alarm limits are asked again this often (rules change on a daemon reload)
 LIMITS_REFRESH_S = 300.0
 #: ... and this soon when the daemon did not answer
@@ -165,6 +188,9 @@ class MonitorApp(App[int]):
         poll_s: float = POLL_S,
         image_interval_s: float | None = None,
         palette: str = "auto",
+        ascii: bool | None = None,
+        mouse: bool = False,
+        low_bandwidth: bool = False,
     ) -> None:
         super().__init__()
         self.source = source
@@ -172,13 +198,25 @@ class MonitorApp(App[int]):
         self.clock = clock
         self.user = user
         self.poll_s = poll_s
-        #: heatmap colours: "auto" (by terminal), "truecolor" or "256"
-        self.palette = palette
-        #: minimum time between two repaints of the camera frame
-        self.image_interval_s = (
-            IMAGE_MIN_INTERVAL_S if image_interval_s is None else image_interval_s
+        #: colours, characters, mouse (see cygno_online.tui.terminal)
+        self.terminal_mode = resolve_mode(
+            palette,
+            ascii=ascii,
+            mouse=mouse,
+            low_bandwidth=low_bandwidth,
+            detected=self.console.color_system,
         )
+        self.palette = self.terminal_mode.palette
+        self._apply_terminal_mode()
+        #: minimum time between two repaints of the camera frame
+        if image_interval_s is None:
+            image_interval_s = LOW_BANDWIDTH_IMAGE_S if low_bandwidth else IMAGE_MIN_INTERVAL_S
+        self.image_interval_s = image_interval_s
+        #: the clock on the status line and ages tick this often
+        self.tick_s = LOW_BANDWIDTH_TICK_S if low_bandwidth else TICK_S
         self.limits: list[Limit] = []
+        #: references the Overview compares with (daemon configuration)
+        self.expectations = Expectations()
         self.camera: str | None = None
         self.polls = 0
         self.repaints = 0
@@ -197,6 +235,34 @@ class MonitorApp(App[int]):
         self.view_errors = 0
         track_units(source)
 
+    @property
+    def mode_info(self) -> TerminalMode:
+        return self.terminal_mode
+
+    def _apply_terminal_mode(self) -> None:
+        """Force the colour system (whatever TERM says) and add the
+        monochrome / ASCII line filters."""
+        from rich.console import ColorSystem
+        from textual.filter import Monochrome
+
+        mode = self.terminal_mode
+        systems = {
+            "truecolor": ColorSystem.TRUECOLOR,
+            "256": ColorSystem.EIGHT_BIT,
+            "16": ColorSystem.STANDARD,
+        }
+        if mode.palette in systems:
+            # Rich has no public setter; the console is the app's own.
+            self.console._color_system = systems[mode.palette]
+        filters = [f for f in self._filters if not isinstance(f, Monochrome)]
+        if mode.mono and not any(isinstance(f, NoColor) for f in filters):
+            filters.append(SafeMonochrome())
+        if mode.ascii:
+            filters.append(AsciiFilter())
+        self._filters[:] = filters
+        if mode.ascii:
+            self.add_class("-ascii")
+
     # -- layout ----------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield StatusLine(id="status")
@@ -214,6 +280,7 @@ class MonitorApp(App[int]):
         self._banner = self.query_one(Banner)
         self._status = self.query_one(StatusLine)
         self._panels = {pane: self.query_one(f"#{pane} Panel", Panel) for pane, _, _ in TABS}
+        self._first_poll = self.clock()
         self.set_interval(self.poll_s, self.poll)
         self.poll_now()
 
@@ -233,34 +300,63 @@ class MonitorApp(App[int]):
         self._last_key = None
         self.poll()
 
+    def link(self, now: float) -> tuple[str, float | None]:
+        """The link to the daemon: ``("live", None)``, ``("lost", time of the
+        last message)`` or ``("never", None)``.
+
+        Sources that know when their last message came (the ZeroMQ client:
+        data or the daemon's heartbeat every second) are lost after
+        :data:`LOST_AFTER_S` of silence, sooner than their own reconnect
+        timeout; the others by their ``connected`` flag."""
+        src = self.source
+        last = getattr(src, "last_message_at", _UNKNOWN)
+        connected = bool(src.connected)
+        if last is _UNKNOWN:
+            if connected:
+                return "live", None
+            return "lost", src.disconnected_since
+        if last is None:
+            return "never", None
+        if connected and now - float(last) <= LOST_AFTER_S:
+            return "live", None
+        return "lost", float(last)
+
     def poll(self) -> None:
         if not self._panels:
             return
         self.polls += 1
-        src = self.source
-        connected = bool(src.connected)
         now = self.clock()
+        link, since = self.link(now)
+        connected = link == "live"
         mono = time.monotonic()
         if connected and (self._was_connected is not True or mono >= self._limits_due):
             self._fetch_limits()
         self._was_connected = connected
-        state = src.state
-        key = (state.seq, connected, int(now / TICK_S), self.active_tab)
+        state = self.source.state
+        key = (state.seq, link, int(now / self.tick_s), self.active_tab)
         if key == self._last_key:
             return
         self._last_key = key
         self.repaints += 1
         self._banner.show(
-            connected, src.disconnected_since, now, str(getattr(src, "endpoint", "") or "")
+            link,
+            since,
+            now,
+            str(getattr(self.source, "endpoint", "") or ""),
+            self.size.width,
+            getattr(self, "_first_poll", None),
         )
         self._tabs.set_class(not connected, "-disconnected")
         with state.lock:
-            ctx = ViewContext(state, now, connected, self.limits, self.camera)
-            counts = state.alarm_counts()
-            self._status.set(status_text(self.title, state.run, counts, connected, now))
-            n = sum(counts.values())
-            self._label_alarm_tab(f"6 Alarms ({n})" if n else "6 Alarms")
-            self._ring_on_new_alarm(counts)
+            ctx = ViewContext(state, now, connected, self.limits, self.camera, self.expectations)
+            summary = summarize(state)
+            self._status.set(
+                status_text(self.title, state.run, summary, connected, now, self.size.width)
+            )
+            n = summary.attention
+            self._label_alarm_tab(f"6 Alarms ({n})" if n and connected else "6 Alarms")
+            if connected:
+                self._ring_on_new_alarm(summary.bad)
             try:
                 self.panel().update_view(ctx)
             except Exception as exc:
@@ -272,10 +368,9 @@ class MonitorApp(App[int]):
                         f"cannot show part of tab {self.active_tab}: {exc}", severity="error"
                     )
 
-    def _ring_on_new_alarm(self, counts: dict[str, int]) -> None:
+    def _ring_on_new_alarm(self, bad: int) -> None:
         """Terminal bell when more error/critical alarms need attention than
         at the previous repaint (not for those already there at start)."""
-        bad = counts.get("critical", 0) + counts.get("error", 0)
         if self._bad_alarms is not None and bad > self._bad_alarms:
             self.bell()
             self.bells += 1
@@ -299,19 +394,22 @@ class MonitorApp(App[int]):
         self._limits_due = time.monotonic() + LIMITS_REFRESH_S
 
         def work() -> None:
-            limits = fetch_limits(self.source)
+            got = fetch_view_config(self.source)
             with contextlib.suppress(RuntimeError):  # the app closed meanwhile
-                self.call_from_thread(self._set_limits, limits)
+                self.call_from_thread(self._set_view_config, got)
 
         self.run_worker(work, thread=True, exclusive=False, group="limits")
 
-    def _set_limits(self, limits: list[Limit] | None) -> None:
+    def _set_view_config(self, got: tuple[list[Limit], Expectations] | None) -> None:
         self._limits_pending = False
-        if limits is None:
+        if got is None:
             # the daemon did not answer: try again soon
             self._limits_due = min(self._limits_due, time.monotonic() + LIMITS_RETRY_S)
-        elif limits != self.limits:
+            return
+        limits, expect = got
+        if limits != self.limits or expect != self.expectations:
             self.limits = limits
+            self.expectations = expect
             self.poll_now()
 
     # -- tabs ------------------------------------------------------------------------
@@ -470,7 +568,9 @@ def run_tui(source: StateSource, *, title: str = "CYGNO online", **kw: Any) -> i
     ``source`` (and closes it)."""
     app = MonitorApp(source, title=title, **kw)
     with _exit_on_hangup(app):
-        result = app.run()
+        result = app.run(mouse=app.terminal_mode.mouse)
+    if result is None and app.return_code:
+        return int(app.return_code)  # the app ended with an error: say so
     return int(result or 0)
 
 

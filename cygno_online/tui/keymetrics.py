@@ -30,6 +30,18 @@ class KeyMetric:
     fmt: str = "{:.3g}"
     #: exact tag values a series must have (e.g. the trigger event id)
     tags: tuple[tuple[str, str], ...] = ()
+    #: shown as value * scale in ``unit`` (a fraction as %), else the
+    #: metric's own unit
+    scale: float = 1.0
+    unit: str | None = None
+
+    def show(self, v: Any, unit: str = "") -> str:
+        """The value with its unit, ready for a table cell."""
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and self.scale != 1.0:
+            v = float(v) * self.scale
+        u = self.unit if self.unit is not None else unit
+        text = fmt_value(v, self.fmt)
+        return f"{text} {u}" if u and text != "-" else text
 
 
 #: Overview rows (value + sparkline), in display order. Field names are those
@@ -41,7 +53,15 @@ KEY_METRICS: tuple[KeyMetric, ...] = (
     KeyMetric("Image mean", "camera", ("raw_mean", "mean"), exclude_tags=("box",), fmt="{:.2f}"),
     KeyMetric("Image RMS", "camera", ("raw_rms", "rms"), exclude_tags=("box",), fmt="{:.2f}"),
     KeyMetric("Clusters/image", "camera", ("n_clusters", "nclusters")),
-    KeyMetric("Pixels over thr.", "camera", ("n_over_threshold",)),
+    KeyMetric(
+        "Pixels over thr.",
+        "camera",
+        ("frac_over_threshold",),
+        exclude_tags=("box",),
+        fmt="{:.3g}",
+        scale=100.0,
+        unit="%",
+    ),
     KeyMetric("Sparks", "camera", ("spark",)),
     KeyMetric("55Fe/image", "clusters", ("n_fe55",), exclude_tags=("cluster",)),
     KeyMetric(
@@ -318,7 +338,7 @@ def fmt_age(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.0f}s"
     if seconds < 3600:
-        return f"{seconds / 60:.0f}m"
+        return f"{seconds / 60:.0f}min"
     if seconds < 86400:
         return f"{seconds / 3600:.1f}h"
     return f"{seconds / 86400:.1f}d"

@@ -35,6 +35,12 @@ class StateSource(Protocol):
 
     def ack(self, alarm_id: str, user: str) -> dict[str, Any]: ...
 
+    def shelve(
+        self, alarm_id: str, user: str, duration_s: float, reason: str = ""
+    ) -> dict[str, Any]: ...
+
+    def unshelve(self, alarm_id: str, user: str) -> dict[str, Any]: ...
+
     def close(self) -> None: ...
 
 
@@ -108,14 +114,51 @@ def _num(v: Any) -> float | None:
         return None
 
 
-def fetch_limits(source: Any, timeout_s: float = 2.0) -> list[Limit] | None:
-    """Ask the daemon for its alarm rules; None when it cannot say.
+@dataclass(slots=True)
+class Expectations:
+    """What the Overview compares live numbers with, from the daemon's
+    configuration (``summary.references`` and the run-quality rules)."""
 
-    Blocks up to ``timeout_s``: call it from a worker thread.
-    """
+    #: expected 55Fe peak (cluster integral, ADU): ``summary.references.fe55_peak``
+    fe55_peak: float | None = None
+    #: allowed relative shift: the ``fe55_peak_shifted`` quality rule (0.1 default)
+    fe55_tolerance: float = 0.1
+    #: a pedestal box is flagged when off the map by more than this many sigma
+    pedestal_k_sigma: float = 3.0
+
+    def fe55_band(self) -> tuple[float, float] | None:
+        if self.fe55_peak is None:
+            return None
+        return (
+            self.fe55_peak * (1 - self.fe55_tolerance),
+            self.fe55_peak * (1 + self.fe55_tolerance),
+        )
+
+
+def expectations_from_config(cfg: dict[str, Any]) -> Expectations:
+    out = Expectations()
+    summary = cfg.get("summary") if isinstance(cfg, dict) else None
+    if not isinstance(summary, dict):
+        return out
+    refs = summary.get("references") or {}
+    if isinstance(refs, dict):
+        out.fe55_peak = _num(refs.get("fe55_peak"))
+    for rule in summary.get("quality_rules") or []:
+        if isinstance(rule, dict) and rule.get("flag") == "fe55_peak_shifted":
+            tol = _num(rule.get("above"))
+            if tol is not None and tol > 0:
+                out.fe55_tolerance = tol
+    return out
+
+
+def fetch_view_config(
+    source: Any, timeout_s: float = 2.0
+) -> tuple[list[Limit], Expectations] | None:
+    """Ask the daemon for its alarm rules and references; None when it cannot
+    say. Blocks up to ``timeout_s``: call it from a worker thread."""
     given = getattr(source, "limits", None)
     if given is not None:
-        return list(given)
+        return list(given), getattr(source, "expectations", None) or Expectations()
     query = getattr(source, "query", None)
     if query is None:
         return None
@@ -127,7 +170,16 @@ def fetch_limits(source: Any, timeout_s: float = 2.0) -> list[Limit] | None:
         return None
     cfg = reply.get("config") or {}
     rules = (cfg.get("alarms") or {}).get("rules") if isinstance(cfg, dict) else None
-    return limits_from_rules(rules or [])
+    return limits_from_rules(rules or []), expectations_from_config(cfg)
+
+
+def fetch_limits(source: Any, timeout_s: float = 2.0) -> list[Limit] | None:
+    """Ask the daemon for its alarm rules; None when it cannot say.
+
+    Blocks up to ``timeout_s``: call it from a worker thread.
+    """
+    got = fetch_view_config(source, timeout_s)
+    return None if got is None else got[0]
 
 
 def track_units(source: Any) -> bool:
@@ -167,12 +219,20 @@ class FakeSource:
     applies it to :attr:`state`, numbering it like the publisher does.
     """
 
-    def __init__(self, *, limits: list[Limit] | None = None) -> None:
+    def __init__(
+        self, *, limits: list[Limit] | None = None, expectations: Expectations | None = None
+    ) -> None:
         self.state = MonitorState()
         self.connected = True
         self.disconnected_since: float | None = None
+        #: wall time of the last message; None: never connected. Set by
+        #: :meth:`disconnect` / :meth:`never_connected` (live sources by every
+        #: message); ``live`` means "the last message is recent"
+        self.last_message_at: float | None = float("inf")
         self.limits = limits
+        self.expectations = expectations
         self.acks: list[tuple[str, str]] = []
+        self.shelves: list[tuple[str, str, float, str]] = []
         self.closed = False
         #: called with every applied message, like MonitorClient.on_update
         self.on_update: Any = None
@@ -181,15 +241,45 @@ class FakeSource:
     # -- StateSource --------------------------------------------------------------
     def ack(self, alarm_id: str, user: str) -> dict[str, Any]:
         self.acks.append((alarm_id, user))
+        return self._operate(alarm_id, user, "acknowledged")
+
+    def shelve(
+        self, alarm_id: str, user: str, duration_s: float, reason: str = ""
+    ) -> dict[str, Any]:
+        self.shelves.append((alarm_id, user, duration_s, reason))
+        return self._operate(alarm_id, user, "shelved", duration_s, reason)
+
+    def unshelve(self, alarm_id: str, user: str) -> dict[str, Any]:
+        self.shelves.append((alarm_id, user, 0, "unshelve"))
+        return self._operate(alarm_id, user, "unshelved")
+
+    def _operate(
+        self, alarm_id: str, user: str, what: str, duration_s: float = 0, reason: str = ""
+    ) -> dict[str, Any]:
+        """The daemon's answer to an operator action (the engine's transitions)."""
         with self.state.lock:
             rec = self.state.alarms.get(alarm_id)
         if rec is None:
             return {"ok": False, "error": f"unknown alarm {alarm_id!r}"}
         new = AlarmRecord(**asdict(rec))
-        new.acked, new.acked_by, new.acked_ns = True, user, time.time_ns()
-        if new.state != "active":
+        now = time.time_ns()
+        if what == "acknowledged":
+            if new.state == "active_unack":
+                new.state = "active_ack"
+            elif new.state == "cleared_unack":
+                new.state = "normal"
+            new.acked, new.acked_by, new.acked_ns = new.state == "active_ack", user, now
             new.latched = False
-        new.transition = "acknowledged"
+        elif what == "shelved":
+            new.state, new.shelved_by, new.shelve_reason = "shelved", user, reason
+            new.shelved_until_ns = now + int(duration_s * 1e9)
+        else:
+            if new.state != "shelved":
+                return {"ok": False, "error": f"alarm {alarm_id!r} is not shelved"}
+            new.state = "active_unack" if new.active else "normal"
+            new.shelved_until_ns, new.shelved_by, new.shelve_reason = 0, "", ""
+        new.since_ns = now
+        new.transition = what
         self.apply(Message("alarm", asdict(new)))
         return {"ok": True, "alarm": asdict(new)}
 
@@ -289,12 +379,21 @@ class FakeSource:
         return self.apply(Message("health", dict(body)))
 
     def disconnect(self, since: float | None = None) -> None:
+        """The link is lost; ``since``: time of the last message."""
         self.connected = False
         self.disconnected_since = time.time() if since is None else since
+        self.last_message_at = self.disconnected_since
+
+    def never_connected(self) -> None:
+        """Nothing ever came from the daemon."""
+        self.connected = False
+        self.disconnected_since = None
+        self.last_message_at = None
 
     def reconnect(self) -> None:
         self.connected = True
         self.disconnected_since = None
+        self.last_message_at = float("inf")
 
 
 def read_server_key(path: str | Path) -> bytes:

@@ -1,16 +1,19 @@
-"""Alarm rules and the alarm state machine (explicit clock, no sleeps)."""
+"""The alarm engine with a fake clock: every state transition, delay, count,
+increase, hysteresis, shelving, disabling, rate limits, instances and
+persistence."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from cygno_online.alarms.engine import AlarmEngine
+from cygno_online.alarms.engine import AlarmEngine, alarm_metric
 from cygno_online.alarms.rules import parse_rules
+from cygno_online.alarms.summary import summarize
 from cygno_online.analysis.outputs import Metric
-from cygno_online.errors import ConfigErrors
+from cygno_online.errors import ConfigError
 from cygno_online.params import Params, raise_if_errors
+from cygno_online.publish.messages import Message
+from cygno_online.publish.state import MonitorState
 
 S = 1_000_000_000
 
@@ -18,327 +21,453 @@ S = 1_000_000_000
 def rules(*entries):
     p = Params({"rules": list(entries)}, "alarms")
     out = parse_rules(p)
-    p.check_unknown()
     raise_if_errors(p.errors)
     return out
 
 
-def metric(value, *, t=0, family="environment", field="value", **tags):
-    return Metric(family, t, 1, 0, {field: value}, dict(tags))
-
-
 class Clock:
-    def __init__(self):
-        self.now = 1_000 * S
+    def __init__(self) -> None:
+        self.t = 1_700_000_000 * S
 
-    def __call__(self):
-        return self.now
+    def __call__(self) -> int:
+        return self.t
+
+    def advance(self, seconds: float) -> int:
+        self.t += int(seconds * S)
+        return self.t
 
 
-def engine(rule_list, tmp_path=None, clock=None):
+def engine(rule_list, **kw):
+    clock = kw.pop("clock", None) or Clock()
     seen = []
-    eng = AlarmEngine(
-        rule_list,
-        state_path=(tmp_path / "alarms.json") if tmp_path else None,
-        on_transition=seen.append,
-        clock=clock or Clock(),
-    )
-    return eng, seen
+    eng = AlarmEngine(rule_list, on_transition=seen.append, clock=clock, **kw)
+    return eng, seen, clock
 
 
-def test_threshold_raises_and_clears():
-    eng, seen = engine(rules({"id": "hot", "family": "environment", "above": 10, "latch": False}))
-    eng.observe(metric(5))
-    assert seen == []
-    eng.observe(metric(11))
+def feed(eng, clock, family, fields, tags=None, dt=1.0):
+    clock.advance(dt)
+    eng.observe(Metric(family, clock.t, 1, 0, dict(fields), dict(tags or {})))
+    eng.tick()
+
+
+HOT = {"id": "hot", "family": "environment", "field": "t", "above": 10}
+
+
+def test_value_rule_needs_a_field():
+    with pytest.raises(ConfigError, match="field: is required"):
+        rules({"id": "x", "family": "environment", "above": 1})
+
+
+def test_no_data_cannot_mix_with_a_value_condition():
+    with pytest.raises(ConfigError, match="no_data_s"):
+        rules({"id": "x", "family": "daq", "field": "rate_hz", "below": 1, "no_data_s": 5})
+
+
+def test_raise_ack_clear_normal():
+    eng, seen, clock = engine(rules(HOT))
+    assert eng.records() == []  # value rules: no instance before a series exists
+    feed(eng, clock, "environment", {"t": 5})
+    assert eng.get("hot").state == "normal"
+    feed(eng, clock, "environment", {"t": 11})
+    rec = eng.get("hot")
+    assert rec.state == "active_unack" and rec.active and rec.value == 11
     assert [r.transition for r in seen] == ["raised"]
-    assert seen[0].state == "active" and seen[0].value == 11
-    eng.observe(metric(9))
-    assert [r.transition for r in seen] == ["raised", "cleared"]
-    assert eng.get("hot").state == "ok" and not eng.get("hot").latched
+    acked = eng.acknowledge("hot", "alice")
+    assert acked.state == "active_ack" and acked.acked_by == "alice" and acked.active
+    # acknowledged but active: still counted, and named by the verdict
+    s = summarize(eng.records())
+    assert s.counts["warning"] == 1 and s.acked["warning"] == 1
+    assert s.status_text() == "1 warning (acked)"
+    assert "active, acked" in s.verdict()
+    feed(eng, clock, "environment", {"t": 9})
+    assert eng.get("hot").state == "normal"
+    assert [r.transition for r in seen] == ["raised", "acknowledged", "cleared"]
+    assert summarize(eng.records()).total == 0
 
 
-def test_band_and_below():
-    eng, seen = engine(
-        rules(
-            {"id": "band", "family": "environment", "band": [1, 2]},
-            {"id": "low", "family": "environment", "below": 0},
-        )
-    )
-    eng.observe(metric(1.5))
-    assert seen == []
-    eng.observe(metric(2.5))
-    assert [(r.id, r.transition) for r in seen] == [("band", "raised")]
-    eng.observe(metric(-1))
-    assert {(r.id, r.transition) for r in seen[1:]} == {("low", "raised")}
+def test_latched_until_acknowledged():
+    eng, _, clock = engine(rules(HOT))
+    feed(eng, clock, "environment", {"t": 11})
+    feed(eng, clock, "environment", {"t": 1})
+    rec = eng.get("hot")
+    assert rec.state == "cleared_unack" and rec.latched and not rec.active
+    assert summarize(eng.records()).counts["warning"] == 1
+    # raised again from cleared_unack
+    feed(eng, clock, "environment", {"t": 12})
+    assert eng.get("hot").state == "active_unack"
+    feed(eng, clock, "environment", {"t": 1})
+    assert eng.acknowledge("hot", "bob").state == "normal"
 
 
-def test_delay_requires_condition_to_hold():
-    clock = Clock()
-    eng, seen = engine(
-        rules({"id": "slow", "family": "environment", "above": 10, "delay_s": 30}), clock=clock
-    )
-    eng.observe(metric(11))
-    assert eng.get("slow").state == "pending" and seen == []
-    clock.now += 20 * S
-    eng.observe(metric(5))  # dips back: the pending alarm is dropped silently
-    assert eng.get("slow").state == "ok" and seen == []
-    eng.observe(metric(11))
-    clock.now += 29 * S
+def test_without_latch_clearing_returns_to_normal():
+    eng, _, clock = engine(rules({**HOT, "latch": False}))
+    feed(eng, clock, "environment", {"t": 11})
+    feed(eng, clock, "environment", {"t": 1})
+    assert eng.get("hot").state == "normal"
+
+
+def test_delay_pending_then_raised_by_tick():
+    eng, seen, clock = engine(rules({**HOT, "delay_s": 30}))
+    feed(eng, clock, "environment", {"t": 11})
+    assert eng.get("hot").state == "normal" and eng.get("hot").pending
+    clock.advance(20)
     eng.tick()
-    assert seen == []
-    clock.now += 2 * S
+    assert eng.get("hot").state == "normal"
+    clock.advance(10)
+    eng.tick()  # no new point needed: the condition held for 30 s
+    assert eng.get("hot").state == "active_unack"
+    assert len(seen) == 1
+
+
+def test_delay_resets_when_the_condition_breaks():
+    eng, seen, clock = engine(rules({**HOT, "delay_s": 30}))
+    for _ in range(5):
+        feed(eng, clock, "environment", {"t": 11}, dt=10)
+        feed(eng, clock, "environment", {"t": 5}, dt=10)
+    assert eng.get("hot").state == "normal" and seen == []
+
+
+def test_clear_delay():
+    eng, _, clock = engine(rules({**HOT, "clear_delay_s": 20, "latch": False}))
+    feed(eng, clock, "environment", {"t": 11})
+    feed(eng, clock, "environment", {"t": 5}, dt=5)
+    assert eng.get("hot").state == "active_unack"
+    clock.advance(20)
     eng.tick()
-    assert [r.transition for r in seen] == ["raised"]
+    assert eng.get("hot").state == "normal"
 
 
-def test_hysteresis_prevents_flapping():
-    eng, seen = engine(
-        rules({"id": "h", "family": "environment", "above": 10, "hysteresis": 1, "latch": False})
-    )
-    eng.observe(metric(10.5))
-    eng.observe(metric(9.5))  # still within the hysteresis margin: stays active
-    assert eng.get("h").state == "active"
-    eng.observe(metric(10.2))
-    eng.observe(metric(8.9))
-    assert [r.transition for r in seen] == ["raised", "cleared"]
-
-
-def test_latch_until_acknowledged():
-    eng, seen = engine(rules({"id": "l", "family": "environment", "above": 10}))
-    eng.observe(metric(11))
-    eng.observe(metric(1))
-    rec = eng.get("l")
-    assert rec.state == "ok" and rec.latched and rec.needs_attention
-    acked = eng.acknowledge("l", "shifter")
-    assert acked.acked_by == "shifter" and not acked.latched and not acked.needs_attention
-    assert seen[-1].transition == "acknowledged"
-    # raised again: the acknowledgement is reset
-    eng.observe(metric(12))
-    assert eng.get("l").needs_attention and not eng.get("l").acked
-    with pytest.raises(KeyError):
-        eng.acknowledge("nope", "x")
-
-
-def test_ack_while_active_then_clear_is_not_latched():
-    eng, _ = engine(rules({"id": "l", "family": "environment", "above": 10}))
-    eng.observe(metric(11))
-    eng.acknowledge("l", "a")
-    assert eng.get("l").state == "active" and not eng.get("l").needs_attention
-    eng.observe(metric(1))
-    assert not eng.get("l").latched
-
-
-def test_no_data_timeout_and_recovery():
-    clock = Clock()
-    eng, seen = engine(
-        rules({"id": "quiet", "family": "gas", "no_data_s": 60, "latch": False}), clock=clock
-    )
-    clock.now += 59 * S
-    eng.tick()
-    assert seen == []
-    clock.now += 2 * S
-    eng.tick()
-    assert [r.transition for r in seen] == ["raised"]
-    assert "no data" in seen[0].message
-    eng.observe(metric(1, family="gas"))
-    eng.tick()
-    assert [r.transition for r in seen] == ["raised", "cleared"]
-
-
-def test_rate_of_change_per_minute():
-    eng, seen = engine(
-        rules({"id": "r", "family": "environment", "rate_above": 1.0, "latch": False})
-    )
-    eng.observe(metric(10.0, t=0))
-    eng.observe(metric(10.5, t=60 * S))  # 0.5/min
-    assert seen == []
-    eng.observe(metric(12.0, t=120 * S))  # 1.5/min
-    assert [r.transition for r in seen] == ["raised"]
-    eng.observe(metric(12.1, t=180 * S))
-    assert [r.transition for r in seen] == ["raised", "cleared"]
-
-
-def test_only_when_running():
-    eng, seen = engine(
+def test_hysteresis_deadband():
+    eng, seen, clock = engine(
         rules(
             {
-                "id": "rate0",
-                "family": "daq",
-                "field": "rate_hz",
-                "below": 0.01,
-                "only_when_running": True,
+                "id": "b",
+                "family": "environment",
+                "field": "p",
+                "band": [0.88, 0.94],
+                "hysteresis": 0.01,
                 "latch": False,
             }
         )
     )
-    eng.observe(metric(0.0, family="daq", field="rate_hz"))
-    assert seen == []
-    eng.set_running(True)
-    eng.observe(metric(0.0, family="daq", field="rate_hz"))
-    assert [r.transition for r in seen] == ["raised"]
-    eng.set_running(False)
+    feed(eng, clock, "environment", {"p": 0.95})
+    assert eng.get("b").state == "active_unack"
+    # back inside the band, but not by the margin: still active (no flapping)
+    for v in (0.939, 0.941, 0.935, 0.942):
+        feed(eng, clock, "environment", {"p": v})
+        assert eng.get("b").state == "active_unack", v
+    feed(eng, clock, "environment", {"p": 0.929})
+    assert eng.get("b").state == "normal"
+    # raising needs the real limit again
+    feed(eng, clock, "environment", {"p": 0.9395})
+    assert eng.get("b").state == "normal"
     assert [r.transition for r in seen] == ["raised", "cleared"]
 
 
-def test_series_are_separate_instances_and_tags_filter():
-    eng, seen = engine(rules({"id": "t", "family": "camera", "field": "temp", "above": -10}))
-    eng.observe(metric(-5, family="camera", field="temp", camera="cam0"))
-    eng.observe(metric(-18, family="camera", field="temp", camera="cam1"))
-    assert [r.id for r in seen] == ["t{camera=cam0}"]
-    eng2, seen2 = engine(
+def test_count_within_window():
+    eng, _, clock = engine(
         rules(
             {
-                "id": "t",
-                "family": "camera",
-                "field": "temp",
-                "tags": {"camera": "cam1"},
-                "above": -10,
-            }
-        )
-    )
-    eng2.observe(metric(-5, family="camera", field="temp", camera="cam0"))
-    assert seen2 == []
-
-
-def test_persistence_across_restart(tmp_path):
-    clock = Clock()
-    r = rules({"id": "p", "family": "environment", "above": 10})
-    eng, _ = engine(r, tmp_path, clock)
-    eng.observe(metric(11))
-    eng.observe(metric(1))
-    doc = json.loads((tmp_path / "alarms.json").read_text())
-    assert doc["alarms"]["p"]["record"]["latched"] is True
-    # restart: the latched alarm is still flagged, nobody has seen it
-    eng2, _ = engine(r, tmp_path, clock)
-    assert eng2.get("p").latched and eng2.get("p").needs_attention
-    eng2.acknowledge("p", "night-shift")
-    eng3, _ = engine(r, tmp_path, clock)
-    rec = eng3.get("p")
-    assert rec.acked and rec.acked_by == "night-shift" and not rec.needs_attention
-    # an active alarm stays active after a restart
-    eng3.observe(metric(20))
-    eng4, _ = engine(r, tmp_path, clock)
-    assert eng4.get("p").state == "active"
-
-
-def test_corrupt_state_file_is_not_fatal(tmp_path):
-    (tmp_path / "alarms.json").write_text("{not json")
-    eng, _ = engine(rules({"id": "x", "family": "f", "above": 1}), tmp_path)
-    assert eng.get("x").state == "ok"
-
-
-def test_rule_validation_collects_errors_with_paths():
-    p = Params(
-        {
-            "rules": [
-                {"id": "a", "family": "gas", "above": "high"},
-                {"id": "a", "family": "gas", "below": 1, "severity": "panic"},
-                {"family": "gas", "band": [2, 1], "typo": 1},
-                {"id": "nocond", "family": "gas"},
-            ]
-        },
-        "alarms",
-    )
-    parse_rules(p)
-    with pytest.raises(ConfigErrors) as ei:
-        raise_if_errors(p.errors)
-    paths = {e.path for e in ei.value.errors}
-    assert "alarms.rules[0].above" in paths
-    assert "alarms.rules[1].id" in paths  # duplicate
-    assert "alarms.rules[1].severity" in paths
-    assert "alarms.rules[2].id" in paths
-    assert "alarms.rules[2].band" in paths
-    assert "alarms.rules[2].typo" in paths
-    assert "alarms.rules[3]" in paths
-
-
-def test_reload_keeps_state_of_unchanged_rules():
-    eng, _seen = engine(rules({"id": "k", "family": "environment", "above": 10}))
-    eng.observe(metric(11))
-    eng.set_rules(
-        rules(
-            {"id": "k", "family": "environment", "above": 20},
-            {"id": "n", "family": "x", "above": 1},
-        )
-    )
-    assert eng.get("k").state == "active"
-    assert eng.get("n").state == "ok"
-    eng.set_rules(rules({"id": "n", "family": "x", "above": 1}))
-    with pytest.raises(KeyError):
-        eng.get("k")
-    # viewers are told, and their MonitorState forgets the record
-    removed = [r for r in _seen if r.transition == "removed"]
-    assert [r.id for r in removed] == ["k"]
-    from cygno_online.publish.messages import Message
-    from cygno_online.publish.state import MonitorState
-
-    state = MonitorState()
-    present = []
-    for r in _seen:
-        state.apply(Message("alarm", {k: getattr(r, k) for k in r.__slots__}))
-        present.append("k" in state.alarms)
-    assert present[0] and not present[-1]
-
-
-def test_count_in_window_for_flags():
-    eng, seen = engine(
-        rules(
-            {
-                "id": "sparks",
+                "id": "sp",
                 "family": "camera",
                 "field": "spark",
                 "above": 0.5,
-                "window_s": 60,
+                "window_s": 300,
                 "count_above": 2,
-                "latch": False,
             }
         )
     )
-    flags = [True, False, True, False, False]
-    for i, f in enumerate(flags):
-        eng.observe(metric(f, family="camera", field="spark", t=i * 10 * S))
-    assert seen == []  # 2 sparks in 60 s: not more than 2
-    eng.observe(metric(True, family="camera", field="spark", t=50 * S))
-    assert [r.transition for r in seen] == ["raised"]
-    # 70 s later the old sparks left the window
-    eng.observe(metric(False, family="camera", field="spark", t=120 * S))
+    for spark in (True, False, True, False):
+        feed(eng, clock, "camera", {"spark": spark}, {"camera": "cam0"}, dt=10)
+    assert eng.get("sp{camera=cam0}").state == "normal"
+    feed(eng, clock, "camera", {"spark": True}, {"camera": "cam0"}, dt=10)
+    assert eng.get("sp{camera=cam0}").state == "active_unack"
+    # sparks older than the window no longer count
+    eng.acknowledge("sp{camera=cam0}", "x")
+    feed(eng, clock, "camera", {"spark": False}, {"camera": "cam0"}, dt=400)
+    assert eng.get("sp{camera=cam0}").state == "normal"
+
+
+DROP = {
+    "id": "drop",
+    "family": "monitor",
+    "field": "events_dropped",
+    "increase_above": 10,
+    "window_s": 60,
+    "latch": False,
+}
+
+
+def test_one_dropped_event_never_raises_a_rate_rule():
+    eng, seen, clock = engine(rules(DROP))
+    total = 0
+    for k in range(300):  # a drop now and then for 5 minutes
+        total += 1 if k % 7 == 0 else 0
+        feed(eng, clock, "monitor", {"events_dropped": total})
+    assert seen == []
+
+
+def test_increase_within_window_raises_and_clears():
+    eng, seen, clock = engine(rules(DROP))
+    feed(eng, clock, "monitor", {"events_dropped": 100})
+    feed(eng, clock, "monitor", {"events_dropped": 111}, dt=5)
+    assert eng.get("drop").state == "active_unack"
+    for _ in range(15):
+        feed(eng, clock, "monitor", {"events_dropped": 111}, dt=5)
+    assert eng.get("drop").state == "normal"
+    # a counter reset (daemon restart) is a new baseline, not a negative jump
+    feed(eng, clock, "monitor", {"events_dropped": 0}, dt=5)
+    feed(eng, clock, "monitor", {"events_dropped": 3}, dt=5)
+    assert eng.get("drop").state == "normal"
     assert [r.transition for r in seen] == ["raised", "cleared"]
-    with pytest.raises(ConfigErrors):
-        rules({"id": "x", "family": "f", "above": 1, "window_s": 10}, {"id": "y", "family": "f"})
 
 
-def test_shipped_lime_gas_rule_fires_on_the_slowcontrol_gas_flags():
-    """The LIME config's gas alarm watches the field the slowcontrol analyzer
-    really emits, whatever names the ODB gives the PLC channels."""
-    from pathlib import Path
+def test_rate_above():
+    eng, _, clock = engine(
+        rules({"id": "r", "family": "environment", "field": "p", "rate_above": 6})
+    )
+    feed(eng, clock, "environment", {"p": 0.0}, dt=10)
+    feed(eng, clock, "environment", {"p": 0.5}, dt=10)  # 3/min
+    assert eng.get("r").state == "normal"
+    feed(eng, clock, "environment", {"p": 2.0}, dt=10)  # 9/min
+    assert eng.get("r").state == "active_unack"
 
-    import yaml
-    from cygno_online.analyzers.slowcontrol.analyzer import SlowControlAnalyzer
 
-    from cygno_online.analysis.plugin import AnalyzerEnv
-    from cygno_online.decode.items import EventContext, Reading, SlowControl
+def test_not_equals_with_delay_for_a_state_string():
+    eng, _, clock = engine(
+        rules(
+            {
+                "id": "sink",
+                "family": "monitor",
+                "tags": {"component": "influx"},
+                "field": "state",
+                "not_equals": "ok",
+                "delay_s": 60,
+            }
+        )
+    )
+    tags = {"component": "influx"}
+    for _ in range(12):  # 55 s of "retrying"
+        feed(eng, clock, "monitor", {"state": "retrying"}, tags, dt=5)
+    assert eng.get("sink").state == "normal"
+    feed(eng, clock, "monitor", {"state": "retrying"}, tags, dt=5)
+    assert eng.get("sink").state == "active_unack"
+    assert eng.get("sink").tags == tags
 
-    cfg = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "lime.yaml").read_text())
-    p = Params(cfg["alarms"], "alarms")
-    lime_rules = [r for r in parse_rules(p) if r.family == "gas"]
-    assert lime_rules, "config/lime.yaml has no gas alarm rule"
-    analyzer = SlowControlAnalyzer()
-    analyzer.configure(Params({}), AnalyzerEnv())
-    ctx = EventContext(run=1, serial=1, event_id=6, trigger_mask=0, time_ns=5 * S)
-    readings = [
-        Reading(f"a{i}_PT_Segnalazioni d", "measured", 0.0, "", 0.0, 298 + i) for i in range(8)
-    ]
-    readings[3] = Reading("a3_PT_Segnalazioni d", "measured", 1.0, "", 1.0, 301)
-    outs = analyzer.process(SlowControl(ctx, "gas", "MSRD", readings), {})
-    clock = Clock()
-    raised = []
-    eng = AlarmEngine(lime_rules, clock=clock, on_transition=raised.append)
+
+NODATA = {
+    "id": "quiet",
+    "family": "daq",
+    "tags": {"event_id": "1"},
+    "no_data_s": 120,
+    "only_when_running": True,
+    "severity": "error",
+}
+
+
+def test_no_data_rule_sees_any_field_of_its_series():
+    # the bug: a rule without field never saw daq points (no field "value")
+    eng, seen, clock = engine(rules(NODATA))
     eng.set_running(True)
-    for m in outs:
-        if isinstance(m, Metric):
-            eng.observe(m)
-    for _ in range(120):  # past any configured delay
-        clock.now += S
-        eng.tick()
-    assert any(r.transition == "raised" and r.severity == "critical" for r in raised)
+    for _ in range(600):  # 10 minutes of triggers at ~1.7 Hz
+        feed(eng, clock, "daq", {"events_seen": 1, "rate_hz": 1.7}, {"event_id": "1"}, dt=0.6)
+    assert eng.get("quiet").state == "normal" and seen == []
+    assert [r.id for r in eng.records()] == ["quiet"]  # one instance, no duplicates
+    clock.advance(121)
+    eng.tick()
+    rec = eng.get("quiet")
+    assert rec.state == "active_unack" and rec.value == "no data" and "during a run" in rec.message
+    feed(eng, clock, "daq", {"events_seen": 2}, {"event_id": "1"})
+    assert eng.get("quiet").state == "cleared_unack"
+
+
+def test_no_data_only_when_running():
+    eng, seen, clock = engine(rules(NODATA))
+    clock.advance(1000)
+    eng.tick()
+    assert seen == []  # no run
+    eng.set_running(True)
+    clock.advance(100)
+    eng.tick()
+    assert seen == []  # the timer starts at the run start
+    clock.advance(30)
+    eng.tick()
+    assert eng.get("quiet").state == "active_unack"
+    eng.set_running(False)
+    clock.advance(1)
+    eng.tick()
+    assert eng.get("quiet").state == "cleared_unack"
+
+
+def test_instances_per_tag_set_with_tags():
+    eng, _, clock = engine(
+        rules(
+            {
+                "id": "base",
+                "family": "pmt",
+                "tags": {"board": "0"},
+                "field": "baseline",
+                "band": [3700, 4000],
+            }
+        )
+    )
+    for ch in ("1", "2"):
+        feed(eng, clock, "pmt", {"baseline": 3850.0}, {"board": "0", "channel": ch})
+    feed(eng, clock, "pmt", {"multiplicity": 3}, {"board": "0"})  # no baseline: no instance
+    feed(eng, clock, "pmt", {"baseline": 2100.0}, {"board": "1", "channel": "1"})  # other board
+    ids = sorted(r.id for r in eng.records())
+    assert ids == ["base{channel=1}", "base{channel=2}"]
+    assert eng.get("base{channel=2}").tags == {"board": "0", "channel": "2"}
+    with pytest.raises(KeyError, match="unknown alarm"):
+        eng.acknowledge("base", "x")
+
+
+def test_shelve_with_expiry_and_unshelve():
+    eng, seen, clock = engine(rules(HOT))
+    feed(eng, clock, "environment", {"t": 11})
+    rec = eng.shelve("hot", "carol", 600, "known: chiller maintenance")
+    assert rec.state == "shelved" and rec.shelved_by == "carol"
+    assert rec.shelved_until_ns == clock.t + 600 * S
+    s = summarize(eng.records())
+    assert s.total == 0 and s.shelved == 1 and "1 shelved" in s.status_text()
+    # the condition is still evaluated: clear and raise again, silently
+    n = len(seen)
+    feed(eng, clock, "environment", {"t": 1})
+    feed(eng, clock, "environment", {"t": 12})
+    assert len(seen) == n and eng.get("hot").active
+    clock.advance(600)
+    eng.tick()
+    rec = eng.get("hot")
+    assert rec.state == "active_unack" and seen[-1].transition == "unshelved"
+    eng.shelve("hot", "carol", 60)
+    feed(eng, clock, "environment", {"t": 1})
+    assert eng.unshelve("hot", "dave").state == "normal"
+    with pytest.raises(ValueError, match="not shelved"):
+        eng.unshelve("hot", "dave")
+    with pytest.raises(ValueError, match="duration"):
+        eng.shelve("hot", "x", 0)
+
+
+def test_disable_enable_and_disabled_rule():
+    eng, seen, clock = engine(rules(HOT, {**HOT, "id": "off", "enabled": False}))
+    feed(eng, clock, "environment", {"t": 11})
+    assert eng.get("off").state == "disabled" and eng.get("off").active
+    assert eng.get("hot").state == "active_unack"
+    assert eng.disable("hot", "erin").state == "disabled"
+    assert summarize(eng.records()).disabled == 2
+    assert eng.enable("hot", "erin").state == "active_unack"
+    assert [r.transition for r in seen if r.id == "hot"][-2:] == ["disabled", "enabled"]
+
+
+def test_notifications_are_rate_limited():
+    eng, seen, clock = engine(rules({**HOT, "latch": False, "notify_interval_s": 300}))
+    for _ in range(10):  # flapping every 10 s
+        feed(eng, clock, "environment", {"t": 11}, dt=5)
+        feed(eng, clock, "environment", {"t": 1}, dt=5)
+    raised = [r for r in seen if r.transition == "raised"]
+    assert len(raised) == 10  # every state change is published...
+    assert [r.notify for r in raised] == [True] + [False] * 9  # ...one is shouted
+    clock.advance(300)
+    feed(eng, clock, "environment", {"t": 11})
+    assert seen[-1].notify and "9 more time(s)" in seen[-1].message
+
+
+def test_state_acks_shelving_history_survive_restart(tmp_path):
+    path = tmp_path / "alarms.json"
+    rl = rules(HOT, {**HOT, "id": "cold", "field": "u"}, NODATA)
+    eng, _, clock = engine(rl, state_path=path)
+    feed(eng, clock, "environment", {"t": 11, "u": 20})
+    eng.acknowledge("hot", "night-shift")
+    eng.shelve("cold", "night-shift", 3600, "sensor broken")
+    eng.disable("quiet", "night-shift")
+    history = list(eng.history)
+    # restart
+    eng2, _, _ = engine(rl, state_path=path, clock=clock)
+    hot = eng2.get("hot")
+    assert hot.state == "active_ack" and hot.acked_by == "night-shift" and hot.active
+    cold = eng2.get("cold")
+    assert cold.state == "shelved" and cold.shelve_reason == "sensor broken"
+    assert eng2.get("quiet").state == "disabled"
+    assert list(eng2.history) == history and [h["transition"] for h in history] == [
+        "raised",
+        "raised",
+        "acknowledged",
+        "shelved",
+        "disabled",
+    ]
+    # the condition clears after the restart: acked -> normal
+    feed(eng2, clock, "environment", {"t": 1})
+    assert eng2.get("hot").state == "normal"
+    # shelving expires on time after the restart
+    clock.advance(3600)
+    eng2.tick()
+    assert eng2.get("cold").state == "active_unack"
+
+
+def test_latched_alarm_survives_restart_and_a_removed_rule_keeps_its_state(tmp_path):
+    path = tmp_path / "alarms.json"
+    eng, seen, clock = engine(rules(HOT), state_path=path)
+    feed(eng, clock, "environment", {"t": 11})
+    feed(eng, clock, "environment", {"t": 1})
+    eng.set_rules([])  # SIGHUP without the rule
+    assert seen[-1].transition == "removed" and eng.records() == []
+    eng2, _, _ = engine(rules(HOT), state_path=path, clock=clock)
+    assert eng2.get("hot").state == "cleared_unack"
+
+
+def test_corrupt_state_file_is_reported_and_ignored(tmp_path, caplog):
+    path = tmp_path / "alarms.json"
+    path.write_text("{not json")
+    eng, _, _ = engine(rules(HOT), state_path=path)
+    assert eng.records() == [] and "unreadable" in caplog.text
+
+
+def test_viewer_drops_ghosts_on_sync():
+    eng, _, clock = engine(rules(HOT))
+    feed(eng, clock, "environment", {"t": 11})
+    st = MonitorState()
+    from dataclasses import asdict
+
+    for rec in eng.records():
+        st.apply(Message("alarm", asdict(rec)))
+    st.apply(
+        Message("alarm", {"id": "ghost", "name": "g", "severity": "error", "state": "active_unack"})
+    )
+    assert set(st.alarms) == {"hot", "ghost"}
+    st.apply(Message("alarm", eng.sync_body(with_history=True)))
+    assert set(st.alarms) == {"hot"}
+    assert [a.transition for a in st.alarm_history] == ["raised"]
+
+
+def test_verdict_names_the_most_severe_alarm():
+    eng, _, clock = engine(
+        rules(
+            HOT,
+            {
+                "id": "gas",
+                "family": "gas",
+                "field": "alarms_active",
+                "above": 0,
+                "severity": "critical",
+                "message": "{value} gas flag(s) set",
+            },
+        )
+    )
+    feed(eng, clock, "environment", {"t": 11})
+    feed(eng, clock, "gas", {"alarms_active": 2})
+    s = summarize(eng.records())
+    assert s.level == "alarm" and s.worst.id == "gas"
+    assert s.verdict() == "critical: gas - 2 gas flag(s) set (+1 more)"
+
+
+def test_alarm_metric_matches_the_catalogue():
+    from cygno_online.alarms.engine import ALARM_SERIES
+    from cygno_online.analysis.catalogue import Catalogue
+
+    eng, seen, clock = engine(rules(HOT))
+    feed(eng, clock, "environment", {"t": 11})
+    eng.acknowledge("hot", "a")
+    cat = Catalogue([ALARM_SERIES])
+    for rec in seen:
+        m = alarm_metric(rec, "LIME", 1)
+        assert cat.check_point(m.family, m.tags, m.fields) == []

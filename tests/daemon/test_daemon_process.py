@@ -174,6 +174,21 @@ def test_sighup_good_and_bad_configs(tmp_path, numba_cache):
                 what="rejection logged",
             )
             assert c.query("config")["config"]["analyzers"] == [{"plugin": "daqhealth"}]
+            # any bytes: rejected with the file and position, the daemon runs on
+            path.write_bytes(b"experiment: \xff\xfe\x00 LIME\n")
+            proc.send_signal(signal.SIGHUP)
+            wait_for(
+                lambda: any("not UTF-8" in r.text for r in list(c.state.log)),
+                timeout=30,
+                what="non-UTF-8 rejection logged",
+            )
+            path.write_bytes(b"")
+            proc.send_signal(signal.SIGHUP)
+            wait_for(
+                lambda: any("is empty" in r.text for r in list(c.state.log)),
+                timeout=30,
+                what="empty file rejected",
+            )
             n = c.state.health.get("events_processed", 0)
             wait_for(
                 lambda: c.state.health.get("events_processed", 0) > n,
@@ -189,6 +204,8 @@ def test_sighup_good_and_bad_configs(tmp_path, numba_cache):
     assert code == 0, err
     assert "reload of" in err and "rejected" in err
     assert "pipeline.wokers" in err and "no_such_plugin" in err
+    assert "byte 0xff at offset 12 (line 1, column 13)" in err
+    assert "Traceback" not in err
 
 
 def test_replay_from_the_command_line_exits_at_end(tmp_path, numba_cache):

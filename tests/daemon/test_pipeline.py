@@ -173,11 +173,17 @@ def test_daemon_in_process_publishes_everything(tmp_path):
             assert serials == list(range(10))
             # alarm raised by the rule on camera.mean > 5, seen by the viewer and MIDAS
             alarm = c.state.alarms["bright{camera=cam0}"]
-            assert alarm.state == "active" and alarm.severity == "error"
+            assert alarm.state == "active_unack" and alarm.severity == "error"
+            assert alarm.tags == {"camera": "cam0"} and alarm.rule == "bright"
             assert any("bright" in t and err for t, err in source.messages)
             reply = c.ack("bright{camera=cam0}", "tester")
             assert reply["ok"], reply
-            wait_for(lambda: c.state.alarms["bright{camera=cam0}"].acked, what="ack visible")
+            wait_for(
+                lambda: c.state.alarms["bright{camera=cam0}"].state == "active_ack",
+                what="ack visible",
+            )
+            # acknowledged but active: still counted
+            assert c.state.alarm_counts()["error"] == 1
             status = c.query("status")
             assert status["ok"] and status["status"]["counters"]["events_processed"] == 10
             wait_for(lambda: c.state.health.get("events_processed") == 10, what="health")
@@ -201,13 +207,15 @@ def test_reload_applies_good_config_and_rejects_bad(tmp_path):
     try:
         good = dict(data)
         good["analyzers"] = [{"plugin": "fake", "params": {"gain": 3.0}}]
-        good["alarms"] = {"rules": [{"id": "new_rule", "family": "gas", "above": 1}]}
+        good["alarms"] = {
+            "rules": [{"id": "new_rule", "family": "monitor", "field": "events_dropped", "above": 1}]
+        }
         path.write_text(yaml.safe_dump(good))
         assert d.reload() is True
         assert chain.gain == 3.0
         assert [r.id for r in d.alarms.rules] == ["new_rule"]
         bad = dict(good)
-        bad["alarms"] = {"rules": [{"id": "x", "family": "gas", "above": "high"}]}
+        bad["alarms"] = {"rules": [{"id": "x", "family": "monitor", "field": "x", "above": "high"}]}
         path.write_text(yaml.safe_dump(bad))
         assert d.reload() is False
         bad2 = dict(good)

@@ -66,8 +66,8 @@ def test_late_viewer_snapshot_equals_live_viewer():
                 "id": "a1",
                 "name": "spark rate",
                 "severity": "error",
-                "state": "active",
-                "latched": True,
+                "state": "active_unack",
+                "active": True,
                 "transition": "raised",
             },
         )

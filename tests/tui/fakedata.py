@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cygno_online.tui.source import FakeSource, Limit, track_units
+from cygno_online.tui.source import Expectations, FakeSource, Limit, track_units
 
 #: the tests' wall clock: 2026-01-02 03:04:05 UTC
 NOW = 1767323045.0
@@ -46,6 +46,13 @@ def populate(src: FakeSource, *, now_ns: int = NOW_NS, n_points: int = 30) -> Fa
                 **{f"box{k}_raw_mean": 100.0 + k * 0.1 for k in range(9)},
                 **{f"box{k}_raw_rms": 2.0 + k * 0.01 for k in range(9)},
                 **{f"box{k}_ped_mean": 0.1 for k in range(9)},
+                **{f"box{k}_ped_rms": 2.6 for k in range(9)},
+                # one bad corner (the map does not describe it any more)
+                "box2_ped_mean": 24.0,
+                "box2_ped_rms": 30.0,
+                "frac_over_threshold": 0.0012 + 0.00001 * i,
+                "pedestal_age_days": 0.1,
+                "pedestal_map_run": 42880,
             },
             tags={"camera": "cam0"},
             units={"raw_mean": "ADU", "raw_rms": "ADU"},
@@ -178,7 +185,12 @@ def populate(src: FakeSource, *, now_ns: int = NOW_NS, n_points: int = 30) -> Fa
         id="lime_pressure",
         name="LIME gas pressure",
         severity="error",
-        state="active",
+        state="active_unack",
+        active=True,
+        rule="lime_pressure",
+        limit="outside [0.995, 1.05] for 120 s",
+        guidance="check the gas system panel",
+        contact="gas expert",
         message="pressure 0.994 bar outside 0.995..1.05",
         value=0.994,
         raised_ns=now_ns - 120 * 10**9,
@@ -188,7 +200,7 @@ def populate(src: FakeSource, *, now_ns: int = NOW_NS, n_points: int = 30) -> Fa
         id="no_events",
         name="No trigger events",
         severity="warning",
-        state="ok",
+        state="cleared_unack",
         latched=True,
         message="no events",
         raised_ns=now_ns - 600 * 10**9,
@@ -205,7 +217,8 @@ def populate(src: FakeSource, *, now_ns: int = NOW_NS, n_points: int = 30) -> Fa
 
 def make_source() -> FakeSource:
     limits = [Limit("lime_pressure", "environment", {}, "lime_pressure", 0.995, 1.05, "error")]
-    src = FakeSource(limits=limits)
+    # the reference 55Fe peak of the daemon's configuration (summary.references)
+    src = FakeSource(limits=limits, expectations=Expectations(fe55_peak=7200.0))
     # as a client that was connected while the data arrived
     track_units(src)
     return populate(src)

@@ -1,5 +1,5 @@
-"""Snapshot tests (pytest-textual-snapshot) of the Overview and Camera tabs
-at 80x24 with deterministic data and a fixed clock.
+"""Snapshot tests (pytest-textual-snapshot) of the Overview, Camera, Alarms
+and Runs tabs at 80x24 and 200x60 with deterministic data and a fixed clock.
 
 Update after an intended change of the look:
 ``pytest tests/tui/test_snapshots.py --snapshot-update``."""
@@ -31,12 +31,14 @@ def make_app() -> MonitorApp:
     )
 
 
-def test_overview_snapshot(snap_compare, utc):
-    assert snap_compare(make_app(), terminal_size=(80, 24))
+SIZES = {"80x24": (80, 24), "200x60": (200, 60)}
+TABS = {"overview": [], "camera": ["2"], "alarms": ["6"]}
 
 
-def test_camera_snapshot(snap_compare, utc):
-    assert snap_compare(make_app(), press=["2"], terminal_size=(80, 24))
+@pytest.mark.parametrize("size", list(SIZES))
+@pytest.mark.parametrize("tab", list(TABS))
+def test_tab_snapshot(snap_compare, utc, tab, size):
+    assert snap_compare(make_app(), press=TABS[tab], terminal_size=SIZES[size])
 
 
 def test_camera_zoomed_snapshot(snap_compare, utc):

@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
+from cygno_online.alarms.summary import STATE_LABEL
 from cygno_online.publish.state import AlarmRecord
 from cygno_online.tui.keymetrics import fmt_value
 from cygno_online.tui.screens.base import Panel, ViewContext
@@ -29,15 +30,18 @@ def hhmmss(ns: int) -> str:
 
 
 def status_text(a: AlarmRecord) -> Text:
-    if a.state == "active" and not a.acked:
-        return Text("ACTIVE", style=SEVERITY_STYLE.get(a.severity, "bold"))
-    if a.state == "active":
-        return Text("active, acked", style="yellow")
-    if a.latched and not a.acked:
-        return Text("LATCHED", style="bold magenta")
-    if a.state == "pending":
+    label = STATE_LABEL.get(a.state, a.state)
+    if a.state == "active_unack":
+        return Text(label, style=SEVERITY_STYLE.get(a.severity, "bold"))
+    if a.state == "active_ack":
+        return Text(label, style="yellow")
+    if a.state == "cleared_unack":
+        return Text(label, style="bold magenta")
+    if a.state in ("shelved", "disabled"):
+        return Text(label, style="dim")
+    if a.pending:
         return Text("pending", style="yellow")
-    return Text(a.state, style="green")
+    return Text(label, style="green")
 
 
 class AlarmsPanel(Panel):

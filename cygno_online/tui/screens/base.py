@@ -8,7 +8,7 @@ from textual.containers import Container
 
 from cygno_online.publish.state import MonitorState
 from cygno_online.tui.keymetrics import is_stale
-from cygno_online.tui.source import Limit
+from cygno_online.tui.source import Expectations, Limit
 
 
 @dataclass(slots=True)
@@ -23,6 +23,8 @@ class ViewContext:
     limits: list[Limit] = field(default_factory=list)
     #: camera / board the shifter selected (``c`` / ``n`` keys)
     camera: str | None = None
+    #: references from the daemon's configuration (55Fe peak, pedestal k)
+    expect: Expectations = field(default_factory=Expectations)
 
     def stale(self, sid: str, field: str | None = None) -> bool:
         return not self.connected or is_stale(self.state, sid, self.now, field)

@@ -1,22 +1,39 @@
-"""Tab 1: is the detector running and is the data good, at a glance."""
+"""Tab 1: the shifter's questions answered at a glance.
+
+At 80x24, in a data run, without scrolling: is it healthy (the verdict names
+the worst alarm), is it taking data (run, state, rates), is the 55Fe peak
+where it should be, are the pedestal boxes on the map, are the PMTs alive,
+gas pressure and temperature, camera temperature; then as many trends as fit.
+Wider than :data:`WIDE` columns the answers, the alarm list and the recent
+log sit on the left and the trends on the right, so a 200x60 terminal is
+filled, not two thirds empty.
+"""
 
 from __future__ import annotations
 
+import math
+
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
-from cygno_online.publish.state import SEVERITIES
+from cygno_online.publish.state import AlarmRecord
+from cygno_online.tui import answers
+from cygno_online.tui.alarmview import STATE_SHORT, AlarmSummary, alarm_state, summarize
 from cygno_online.tui.keymetrics import (
     KEY_METRICS,
+    KeyMetric,
+    cameras,
     field_time_ns,
     fmt_age,
     fmt_duration,
     fmt_value,
     history_values,
     key_rows,
+    numeric,
     series_fields,
     tag_suffix,
     unit_of,
@@ -31,149 +48,400 @@ SEVERITY_STYLE = {
     "info": "cyan",
 }
 STATE_STYLE = {"running": "bold green", "stopped": "bold yellow", "paused": "bold yellow"}
+STATUS_STYLE = {"ok": "bold green", "warn": "bold yellow", "bad": "bold red", "unknown": "dim"}
 STALE = "grey50"
+#: from this width on, two columns
+WIDE = 150
+#: the trends below the answers (those the answers already show are left out
+#: at 80 columns, shown on the right when wide)
+TRENDS = (
+    "Trigger rate",
+    "Analysed rate",
+    "DAQ lag",
+    "Clusters/image",
+    "55Fe/image",
+    "Pixels over thr.",
+    "Image mean",
+    "Image RMS",
+    "PMT multiplicity",
+    "55Fe integral",
+    "LIME pressure",
+    "Gas temp.",
+    "Camera temp.",
+)
+
+
+def fmt_fraction(x: float) -> str:
+    """A fraction as a percentage with two significant digits (0.03%, 12%)."""
+    if x == 0:
+        return "0%"
+    pct = 100 * x
+    return f"{pct:.2g}%" if pct < 10 else f"{pct:.0f}%"
 
 
 def _number(v: object) -> float:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
 
 
-def run_summary(ctx: ViewContext) -> Table:
+# -- verdict ------------------------------------------------------------------------------
+def verdict(ctx: ViewContext, summary: AlarmSummary | None = None, width: int = 80) -> Text:
+    """One line answering "is the detector healthy and the data good?",
+    naming the worst alarm."""
     st = ctx.state
-    run = st.run
-    h = st.health
-    grid = Table.grid(padding=(0, 1))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column(no_wrap=True)
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column(no_wrap=True)
-    dim = "" if ctx.connected else STALE
-    state = str(run.get("state", "waiting")) if run else "no run yet"
-    kind = " pedestal" if run.get("pedestal") else ""
-    grid.add_row(
-        "Experiment",
-        Text(str(run.get("experiment") or "-"), style=dim),
-        "Run",
-        Text.assemble(
-            (f"{run.get('run', '-')} ", dim or "bold"),
-            (state.upper() + kind, dim or STATE_STYLE.get(state, "")),
-        ),
-    )
-    start = _number(run.get("start_time_ns"))
-    stop = _number(run.get("stop_time_ns"))
-    if start:
-        end = stop / 1e9 if stop else ctx.now
-        runtime = fmt_duration(end - start / 1e9)
-    else:
-        runtime = "-"
-    exposure = run.get("exposure_s")
-    grid.add_row(
-        "Run time",
-        Text(runtime, style=dim),
-        "Exposure",
-        Text(
-            f"{exposure:g} s" if isinstance(exposure, (int, float)) and exposure else "-", style=dim
-        ),
-    )
-    desc = str(run.get("description") or "")
-    grid.add_row("Description", Text(desc or "-", style=dim, overflow="ellipsis"), "", "")
-    rate_in = h.get("rate_in_hz")
-    rate_out = h.get("rate_processed_hz")
-    grid.add_row(
-        "Events",
-        Text(
-            f"{fmt_value(rate_in, '{:.2f}')} Hz in, {fmt_value(rate_out, '{:.2f}')} Hz analysed",
-            style=dim,
-        ),
-        "Processed",
-        Text(f"{fmt_value(h.get('events_processed'))}/{fmt_value(h.get('events_in'))}", style=dim),
-    )
-    p50, p99 = h.get("latency_ms_p50"), h.get("latency_ms_p99")
-    lag = f"{fmt_value(p50, '{:.0f}')}/{fmt_value(p99, '{:.0f}')} ms (p50/p99)"
-    dropped = int(_number(h.get("events_dropped")))
-    drops = h.get("drops") if isinstance(h.get("drops"), dict) else {}
-    other = int(sum(_number(v) for k, v in drops.items() if k != "queue_full"))
-    drop_text = Text(f"{dropped} events", style=dim or ("bold red" if dropped else ""))
-    if other:
-        drop_text.append(f" +{other} msgs", style=dim or "yellow")
-    grid.add_row("Lag", Text(lag, style=dim), "Drops", drop_text)
-    counts = st.alarm_counts()
-    alarms = Text()
-    for sev in reversed(SEVERITIES):
-        n = counts.get(sev, 0)
-        alarms.append(f"{sev} {n}", style=(SEVERITY_STYLE[sev] if n else "dim"))
-        alarms.append("  ")
-    src = h.get("source_state")
-    grid.add_row("Alarms", alarms, "Source", Text(str(src or "-"), style=dim))
-    return grid
-
-
-def verdict(ctx: ViewContext) -> Text:
-    """One line answering "is the detector healthy and the data good?"."""
-    st = ctx.state
+    room = max(20, width - 2)
     if not ctx.connected:
-        return Text(" NOT LIVE  no contact with the monitor daemon ", style="bold white on grey30")
-    counts = st.alarm_counts()
-    bad = counts.get("critical", 0) + counts.get("error", 0)
-    warn = counts.get("warning", 0)
-    parts = [f"{counts[s]} {s}" for s in ("critical", "error", "warning", "info") if counts.get(s)]
-    if bad:
-        return Text(f" ALARM  {', '.join(parts)}: see tab 6 ", style="bold white on red")
+        return Text(
+            " NOT LIVE  values are the last received; alarms unknown "[:room],
+            style="bold white on grey30",
+        )
+    summary = summary or summarize(st)
+    worst = summary.worst
     running = st.run.get("state") == "running"
+    if worst is not None and worst.severity in ("critical", "error") and _is_active(worst):
+        return _alarm_line(" ALARM ", worst, summary, ctx, room, "bold white on red")
     if running:
         rows = key_rows(st, KEY_METRICS[0], limit=1)
         if rows and ctx.stale(rows[0][0], rows[0][2]):
             age = fmt_age(ctx.now - field_time_ns(st, rows[0][0], rows[0][2]) / 1e9)
             return Text(
-                f" NO DATA  no trigger events for {age} during a run ", style="bold black on yellow"
+                f" NO DATA  no trigger events for {age} during a run "[:room],
+                style="bold black on yellow",
             )
-    if warn:
-        return Text(f" WARNING  {', '.join(parts)}: see tab 6 ", style="bold black on yellow")
+    if worst is not None and _is_active(worst):
+        return _alarm_line(" WARNING ", worst, summary, ctx, room, "bold black on yellow")
+    if worst is not None:
+        return _alarm_line(" CHECK ", worst, summary, ctx, room, "bold black on yellow")
     what = "running, data flowing" if running else "no run in progress"
-    return Text(f" OK  {what}; no alarm needs attention ", style="bold black on green")
+    return Text(f" OK  {what}; no alarm needs attention "[:room], style="bold black on green")
 
 
-def key_metrics_table(ctx: ViewContext, width: int) -> Table:
+def _is_active(rec: AlarmRecord) -> bool:
+    return alarm_state(rec).startswith("active")
+
+
+def _alarm_line(
+    head: str, worst: AlarmRecord, summary: AlarmSummary, ctx: ViewContext, room: int, style: str
+) -> Text:
+    state = STATE_SHORT.get(alarm_state(worst), worst.state)
+    since = worst.raised_ns if _is_active(worst) else (worst.cleared_ns or worst.raised_ns)
+    age = f" {fmt_age(ctx.now - since / 1e9)}" if since else ""
+    others = len([a for a in ctx.state.alarms.values() if alarm_state(a) != "normal"]) - 1
+    more = f" +{others} more" if others > 0 else ""
+    name = worst.name or worst.id
+    if worst.message and worst.message != name:
+        # the worst alarm's message, e.g. "LIME pressure 0.95 bar outside ..."
+        name = f"{name}: {worst.message}" if not worst.message.startswith(name) else worst.message
+    tail = f" ({worst.severity}, {state}{age}){more} tab 6 "
+    body = f"{head} {name}"
+    if len(body) + len(tail) > room:
+        body = body[: max(len(head) + 4, room - len(tail) - 1)] + "…"
+    t = Text(body + tail[: max(0, room - len(body))], style=style)
+    return t
+
+
+# -- the answers --------------------------------------------------------------------------
+def _style(status: str, stale: bool) -> str:
+    return STALE if stale else STATUS_STYLE.get(status, "")
+
+
+def run_line(ctx: ViewContext) -> Text:
     st = ctx.state
-    spark_w = max(8, min(60, width - 44))
+    run = st.run
+    dim = "" if ctx.connected else STALE
+    state = str(run.get("state", "waiting")) if run else "no run yet"
+    t = Text("Run   ", style="bold")
+    t.append(f"{run.get('run', '-')} ", style=dim or "bold")
+    t.append(state.upper(), style=dim or STATE_STYLE.get(state, ""))
+    if run.get("pedestal"):
+        t.append(" PEDESTAL", style=dim or "bold cyan")
+    start = _number(run.get("start_time_ns"))
+    stop = _number(run.get("stop_time_ns"))
+    if start:
+        end = stop / 1e9 if stop and state != "running" else ctx.now
+        t.append(f" {fmt_duration(end - start / 1e9)}", style=dim)
+    exposure = run.get("exposure_s")
+    if isinstance(exposure, (int, float)) and exposure:
+        t.append(f"  exp {exposure:g} s", style=dim or "dim")
+    desc = str(run.get("description") or "")
+    if desc:
+        t.append(f"  {desc}", style=dim)
+    t.no_wrap = True
+    t.overflow = "ellipsis"
+    return t
+
+
+def data_line(ctx: ViewContext) -> Text:
+    st = ctx.state
+    h = st.health
+    dim = "" if ctx.connected else STALE
+    t = Text("Data  ", style="bold")
+    trig = key_rows(st, KEY_METRICS[0], limit=1)
+    if trig:
+        sid, _rec, fld = trig[0]
+        v = series_fields(st, sid).get(fld)
+        stale = ctx.stale(sid, fld)
+        t.append(f"trigger {fmt_value(v, '{:.2f}')} Hz", style=STALE if stale else "bold")
+        t.append("  ")
+    t.append(f"analysed {fmt_value(h.get('rate_processed_hz'), '{:.2f}')} Hz", style=dim)
+    p50 = h.get("latency_ms_p50")
+    if isinstance(p50, (int, float)):
+        t.append(f"  latency {p50:.0f} ms", style=dim)
+    dropped = int(_number(h.get("events_dropped")))
+    seen = _number(h.get("events_in"))
+    frac = f" ({fmt_fraction(dropped / seen)})" if seen else ""
+    t.append("  dropped ", style=dim)
+    t.append(f"{dropped}{frac}", style=dim or ("bold red" if dropped else ""))
+    drops = h.get("drops") if isinstance(h.get("drops"), dict) else {}
+    other = int(sum(_number(v) for k, v in drops.items() if k != "queue_full"))
+    if other:
+        t.append(f" +{other} msgs", style=dim or "yellow")
+    t.no_wrap = True
+    t.overflow = "ellipsis"
+    return t
+
+
+def fe55_line(ctx: ViewContext, cam: str | None) -> Text:
+    a = answers.fe55(ctx.state, ctx.expect, cam)
+    stale = not ctx.connected
+    t = Text("55Fe  ", style="bold")
+    if a.peak is None:
+        t.append(a.text, style="dim")
+    else:
+        t.append(f"peak {a.peak:.0f} ADU", style=STALE if stale else "bold")
+        if a.sigma:
+            t.append(f" σ {a.sigma:.0f}", style=STALE if stale else "")  # noqa: RUF001
+        what = "clusters" if a.where != "per-image mean" else "images"
+        t.append(f" ({a.entries} {what})", style="dim")
+        if a.band is not None and a.reference is not None:
+            t.append(f"  ref {a.reference:.0f} ±{ctx.expect.fe55_tolerance:.0%}", style="dim")
+            mark = "OK" if a.status == "ok" else f"OFF {a.text}"
+            t.append(f"  {mark}", style=_style(a.status, stale))
+        else:
+            t.append(f"  {a.text}", style="dim")
+    t.no_wrap = True
+    t.overflow = "ellipsis"
+    return t
+
+
+def boxes_block(ctx: ViewContext, cam: str | None) -> Table:
+    a = answers.pedestal_check(ctx.state, cam, ctx.expect.pedestal_k_sigma)
+    stale = not ctx.connected
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True, width=5)
+    for _ in range(3):
+        grid.add_column(no_wrap=True, justify="right", width=11)
+    grid.add_column(no_wrap=True)
+    heads = ("Ped.", "boxes", "ADU")
+    notes = _boxes_notes(a, ctx, cam)
+    for r in range(3):
+        cells = []
+        for c in range(3):
+            i = 3 * r + c
+            if i >= len(a.boxes):
+                cells.append(Text("-", style="dim"))
+                continue
+            off, rms, flag = a.boxes[i]
+            if math.isnan(off):
+                cells.append(Text("-", style="dim"))
+                continue
+            txt = f"{off:+.1f}±{rms:.1f}" if rms < 10 else f"{off:+.0f}±{rms:.0f}"
+            if flag:
+                txt = "!" + txt
+            style = STALE if stale else ("bold red" if flag else "")
+            cells.append(Text(txt, style=style))
+        grid.add_row(Text(heads[r], style="bold" if r < 2 else "dim"), *cells, notes[r])
+    return grid
+
+
+def _boxes_notes(a: answers.BoxesAnswer, ctx: ViewContext, cam: str | None) -> list[Text]:
+    stale = not ctx.connected
+    if not a.boxes:
+        return [Text(a.text or "no camera yet", style="dim"), Text(""), Text("")]
+    first = Text(a.text, style=_style(a.status, stale))
+    second = Text(f"vs {a.against}", style="dim")
+    if a.sigma is not None:
+        second.append(f", σ {a.sigma:.1f}, k {a.k:g}", style="dim")  # noqa: RUF001
+    third = Text("")
+    if cam is not None:
+        from cygno_online.tui.keymetrics import camera_fields
+
+        f = camera_fields(ctx.state, cam)
+        age = f.get("pedestal_age_days")
+        if isinstance(age, (int, float)) and not isinstance(age, bool):
+            old = bool(f.get("pedestal_too_old"))
+            third = Text(f"map age {fmt_age(age * 86400)}", style="bold red" if old else "dim")
+            if f.get("pedestal_map_run") is not None:
+                third.append(f" (run {f['pedestal_map_run']})", style="dim")
+    return [first, second, third]
+
+
+def pmt_line(ctx: ViewContext, width: int) -> Text:
+    chans = answers.pmt_channels(ctx.state, ctx.now)
+    t = Text("PMT   ", style="bold")
+    if not chans:
+        t.append("no PMT channels published", style="dim")
+        return t
+    boards = {c.board for c in chans}
+    n_ok = sum(c.state == "ok" for c in chans)
+    style = {"ok": "green", "silent": "bold red", "saturated": "bold yellow", "flat": "bold red"}
+    for c in chans:
+        name = f"{c.board}/{c.channel}" if len(boards) > 1 else f"ch{c.channel}"
+        s = STALE if not ctx.connected or c.state == "stale" else style.get(c.state, "")
+        t.append(f"{name} ", style="")
+        t.append(c.state if c.state != "ok" else "ok", style=s)
+        t.append("  ")
+    t.append(f"{n_ok}/{len(chans)} alive", style=STALE if not ctx.connected else "bold")
+    mult = key_rows(ctx.state, next(k for k in KEY_METRICS if k.label == "PMT multiplicity"), 1)
+    if mult:
+        v = series_fields(ctx.state, mult[0][0]).get(mult[0][2])
+        t.append(f"  mult {fmt_value(v, '{:.2g}')}", style="dim")
+    t.no_wrap = True
+    t.overflow = "ellipsis"
+    return t
+
+
+def env_line(ctx: ViewContext) -> Text:
+    t = Text("Gas   ", style="bold")
+    for label, short, fmt in (
+        ("LIME pressure", "P", "{:.4g}"),
+        ("Gas temp.", "T", "{:.1f}"),
+        ("Camera temp.", "camera T", "{:.1f}"),
+    ):
+        r = answers.reading(ctx.state, label, ctx.limits, ctx.now)
+        stale = not ctx.connected or r.stale
+        t.append(f"{short} ", style="")
+        if r.value is None:
+            t.append("-", style="dim")
+        else:
+            unit = _unit(r.unit)
+            t.append(f"{fmt.format(r.value)}{unit}", style=STALE if stale else "bold")
+            if r.status == "bad":
+                t.append(f" {r.text}", style=STALE if stale else "bold red")
+            if r.limits:
+                t.append(f" ({r.limits})", style="dim")
+            if stale and r.age_s is not None:
+                t.append(f" {fmt_age(r.age_s)} old", style=STALE)
+        t.append("   ")
+    t.no_wrap = True
+    t.overflow = "ellipsis"
+    return t
+
+
+def _unit(u: str) -> str:
+    if not u:
+        return ""
+    return {"C": " °C", "degC": " °C", "deg C": " °C"}.get(u, f" {u}")
+
+
+# -- trends -------------------------------------------------------------------------------
+def trends_table(ctx: ViewContext, width: int, max_rows: int, labels=TRENDS) -> Table:
+    st = ctx.state
+    wide = width >= 70
+    spark_w = max(8, min(120, width - (58 if wide else 42)))
     table = Table(box=None, padding=(0, 1), show_header=True, header_style="bold dim", expand=False)
-    table.add_column("Key metric", no_wrap=True, max_width=22)
-    table.add_column("Value", justify="right", no_wrap=True, min_width=9)
+    table.add_column("Metric", no_wrap=True, max_width=22)
+    table.add_column("Now", justify="right", no_wrap=True, min_width=9)
     table.add_column("Age", justify="right", no_wrap=True)
-    table.add_column("Trend", no_wrap=True)
+    if wide:
+        table.add_column("Range", justify="right", no_wrap=True)
+    table.add_column(f"Trend, last {spark_w} points", no_wrap=True)
     shown = 0
-    for km in KEY_METRICS:
+    by_label = {k.label: k for k in KEY_METRICS}
+    for label in labels:
+        km: KeyMetric | None = by_label.get(label)
+        if km is None:
+            continue
         rows = key_rows(st, km, limit=2)
         for sid, rec, fld in rows:
+            if shown >= max_rows:
+                break
             stale = ctx.stale(sid, fld)
             style = STALE if stale else ""
-            label = km.label
+            name = km.label
             extra = tag_suffix(rec.tags)
             if extra and len(rows) > 1:
-                label = f"{label} {extra}"
+                name = f"{name} {extra}"
             unit = unit_of(st, sid, fld)
-            value = fmt_value(series_fields(st, sid).get(fld), km.fmt) + (
-                f" {unit}" if unit else ""
-            )
+            value = km.show(series_fields(st, sid).get(fld), _unit(unit).strip())
             age = fmt_age(ctx.now - field_time_ns(st, sid, fld) / 1e9)
-            spark = sparkline(history_values(st, sid, fld), spark_w)
-            table.add_row(
-                Text(label, style=style),
+            vals = history_values(st, sid, fld)
+            spark = sparkline(vals, spark_w)
+            cells = [
+                Text(name, style=style),
                 Text(value, style=style or "bold"),
                 Text(age, style=STALE if stale else "dim"),
-                Text(spark, style=STALE if stale else "green"),
-            )
+            ]
+            if wide:
+                shown_vals = numeric(vals[-spark_w:])
+                rng = (
+                    f"{_bare(km, min(shown_vals))}..{_bare(km, max(shown_vals))}"
+                    if shown_vals
+                    else ""
+                )
+                cells.append(Text(rng, style="dim"))
+            cells.append(Text(spark, style=STALE if stale else "green"))
+            table.add_row(*cells)
             shown += 1
     if not shown:
-        table.add_row(Text("waiting for metrics...", style="dim"), "", "", "")
+        table.add_row(Text("waiting for metrics...", style="dim"), "", "", *([""] * (1 + wide)))
     return table
+
+
+# -- wide extras --------------------------------------------------------------------------
+def alarms_block(ctx: ViewContext, rows: int, width: int) -> Table | Text:
+    recs = [a for a in ctx.state.alarms.values() if alarm_state(a) != "normal"]
+    if not recs:
+        return Text(
+            "Alarms: none active or unacknowledged", style=STALE if not ctx.connected else "green"
+        )
+    order = {"critical": 0, "error": 1, "warning": 2, "info": 3}
+    recs.sort(key=lambda a: (order.get(a.severity, 9), -a.raised_ns))
+    t = Table(box=None, padding=(0, 1), show_header=True, header_style="bold dim")
+    t.add_column("Alarm", no_wrap=True, max_width=28)
+    t.add_column("Severity", no_wrap=True)
+    t.add_column("State", no_wrap=True)
+    t.add_column("Since", justify="right", no_wrap=True)
+    t.add_column("Message", no_wrap=True, overflow="ellipsis", max_width=max(10, width - 54))
+    for a in recs[:rows]:
+        st = alarm_state(a)
+        style = STALE if not ctx.connected else SEVERITY_STYLE.get(a.severity, "")
+        since = a.raised_ns if st.startswith("active") else (a.cleared_ns or a.raised_ns)
+        t.add_row(
+            Text(a.name or a.id, style=style),
+            Text(a.severity, style=style),
+            Text(STATE_SHORT.get(st, st), style="" if ctx.connected else STALE),
+            Text(fmt_age(ctx.now - since / 1e9) if since else "-", style="dim"),
+            Text(a.message or "", style="dim"),
+        )
+    return t
+
+
+def log_block(ctx: ViewContext, rows: int) -> Text:
+    import datetime as dt
+
+    lines = list(ctx.state.log)[-rows:]
+    t = Text()
+    t.append("Recent log\n", style="bold dim")
+    style = {"error": "bold red", "warning": "yellow", "critical": "bold white on red"}
+    for r in lines:
+        when = dt.datetime.fromtimestamp(r.time_ns / 1e9).strftime("%H:%M:%S")
+        t.append(f"{when} ", style="dim")
+        t.append(f"{r.text}\n", style=STALE if not ctx.connected else style.get(r.level, ""))
+    t.no_wrap = True
+    t.overflow = "ellipsis"
+    return t
 
 
 class OverviewPanel(Panel):
     DEFAULT_CSS = """
-    OverviewPanel #ov-summary { height: auto; padding: 0 1; }
-    OverviewPanel #ov-verdict { height: 1; padding: 0 1; }
-    OverviewPanel #ov-metrics { height: auto; padding: 0 1; }
+    OverviewPanel #ov-body { height: 1fr; }
+    OverviewPanel #ov-left { width: 1fr; height: 1fr; padding: 0 1; }
+    OverviewPanel #ov-right { display: none; width: 1fr; height: 1fr; padding: 0 1; }
+    OverviewPanel.-wide #ov-left { width: 82; }
+    OverviewPanel.-wide #ov-right { display: block; }
+    OverviewPanel #ov-verdict { height: 1; }
+    OverviewPanel #ov-answers { height: auto; }
+    OverviewPanel #ov-below { height: 1fr; }
     """
 
     def __init__(self) -> None:
@@ -181,20 +449,56 @@ class OverviewPanel(Panel):
         self._key: tuple | None = None
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="ov-scroll"):
-            yield Static(id="ov-verdict")
-            yield Static(id="ov-summary")
-            yield Static(id="ov-metrics")
+        with Horizontal(id="ov-body"):
+            with Vertical(id="ov-left"):
+                yield Static(id="ov-verdict")
+                yield Static(id="ov-answers")
+                yield Static(id="ov-below")
+            yield Static(id="ov-right")
 
     def focus_target(self) -> object | None:
-        return self.query_one("#ov-scroll")
+        return None
 
     def update_view(self, ctx: ViewContext) -> None:
         # Run time ticks every second; everything else changes with seq.
-        key = (ctx.state.seq, int(ctx.now), ctx.connected, self.size.width)
+        width, height = self.size.width, self.size.height
+        key = (ctx.state.seq, int(ctx.now), ctx.connected, width, height, id(ctx.expect))
         if key == self._key:
             return
         self._key = key
-        self.query_one("#ov-verdict", Static).update(verdict(ctx))
-        self.query_one("#ov-summary", Static).update(run_summary(ctx))
-        self.query_one("#ov-metrics", Static).update(key_metrics_table(ctx, self.size.width))
+        wide = width >= WIDE
+        self.set_class(wide, "-wide")
+        left_w = 80 if wide else max(20, width - 2)
+        summary = summarize(ctx.state)
+        cams = cameras(ctx.state)
+        cam = ctx.camera if ctx.camera in cams else (cams[0] if cams else None)
+        self.query_one("#ov-verdict", Static).update(verdict(ctx, summary, left_w + 2))
+        parts = [
+            run_line(ctx),
+            data_line(ctx),
+            fe55_line(ctx, cam),
+            boxes_block(ctx, cam),
+            pmt_line(ctx, left_w),
+            env_line(ctx),
+        ]
+        self.query_one("#ov-answers", Static).update(Group(*parts))
+        used = 1 + 1 + 1 + 1 + 3 + 1 + 1
+        below = max(1, height - used)
+        if wide:
+            n_alarms = min(8, max(1, below // 3))
+            left_below = Group(
+                Text(""),
+                alarms_block(ctx, n_alarms, left_w),
+                Text(""),
+                log_block(ctx, max(1, below - n_alarms - 4)),
+            )
+            self.query_one("#ov-below", Static).update(left_below)
+            self.query_one("#ov-right", Static).update(
+                trends_table(ctx, width - left_w - 4, max(1, height - 1))
+            )
+        else:
+            self.query_one("#ov-below", Static).update(trends_table(ctx, left_w, max(1, below - 1)))
+
+
+def _bare(km: KeyMetric, v: float) -> str:
+    return fmt_value(v * km.scale if km.scale != 1.0 else v, km.fmt)

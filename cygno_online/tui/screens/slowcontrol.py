@@ -117,9 +117,9 @@ def collect_rows(ctx: ViewContext) -> list[Row]:
                 ):
                     alarm = max(alarm, 1)
                 a = st.alarms.get(lim.alarm_id(rec.tags))
-                if a is not None and a.state == "active":
+                if a is not None and a.state in ("active_unack", "active_ack"):
                     alarm = max(alarm, SEVERITY_RANK.get(a.severity, 1) + 1)
-                elif a is not None and a.state == "pending":
+                elif a is not None and (a.pending or a.state == "cleared_unack"):
                     alarm = max(alarm, 1)
             if alarm >= 2:
                 sev = next(k for k, v in SEVERITY_RANK.items() if v == alarm - 1)

@@ -7,9 +7,12 @@ small array of colour levels, and each line is a :class:`Strip` of segments,
 one per run of equal colours, with cached :class:`Style` objects (the
 engineering notes measured ~3x less CPU than one Rich Text per cell).
 
-A palette of :data:`LEVELS` RGB colours: Rich downgrades them to the 256-colour
-palette on terminals without truecolour; viridis stays monotonic in lightness
-so the picture stays readable.
+A palette of :data:`LEVELS` RGB colours (viridis: monotonic in lightness) for
+truecolour terminals, a luminance-ordered pick of xterm-256 colours for 256,
+and of the 16 ANSI colours for 16-colour terminals (``TERM=xterm``, the Linux
+console). Without colour (``NO_COLOR``, ``--palette mono``) or in ``--ascii``
+mode each cell is one character of a shade ramp instead (``" ░▒▓█"``, or
+``" .:-=+*#%@"`` in ASCII), coloured when the terminal has colours.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ BOX = LEVELS
 NONE = LEVELS + 1
 ZOOMS = (1, 2, 4, 8, 16)
 HALF = "▀"
+#: every segment gets a style (Textual's monochrome filter fails on None)
+PLAIN = Style()
 
 
 def _palette_rgb(n: int) -> list[tuple[int, int, int]]:
@@ -66,26 +71,64 @@ PALETTE_256 = [
 ]
 
 
+#: the 16 ANSI colours from dark to light (black, blue, magenta, cyan, green,
+#: bright green, yellow, bright yellow, bright white): distinguishable steps
+#: in every common 16-colour scheme, dark-to-light like viridis
+ANSI16_RAMP = (0, 4, 5, 6, 2, 10, 3, 11, 15)
+PALETTE_16 = [
+    Color.from_ansi(ANSI16_RAMP[i * (len(ANSI16_RAMP) - 1) // (LEVELS - 1)]) for i in range(LEVELS)
+]
+#: one character per cell when colours cannot carry the picture
+SHADES = " ░▒▓█"
+ASCII_SHADES = " .:-=+*#%@"
+BOX_CHAR = "+"
+
+
 def app_color_system(widget: Widget) -> str | None:
-    """The app's ``palette`` choice ("truecolor", "256"), else what the
+    """The app's palette ("truecolor", "256", "16", "mono"), else what the
     terminal supports."""
     try:
         app = widget.app
     except Exception:
         return None
+    mode = getattr(app, "mode_info", None)
+    if mode is not None:
+        return str(mode.palette)
     choice = getattr(app, "palette", "auto")
     if choice and choice != "auto":
         return str(choice)
-    return app.console.color_system
+    system = app.console.color_system
+    return "16" if system in ("standard", "windows") else system
+
+
+def app_ascii(widget: Widget) -> bool:
+    try:
+        mode = getattr(widget.app, "mode_info", None)
+    except Exception:
+        return False
+    return bool(mode is not None and mode.ascii)
 
 
 def palette_for(color_system: str | None) -> list[Color]:
     """The heatmap palette for the terminal's colour system."""
-    return PALETTE if color_system in (None, "truecolor") else PALETTE_256
+    if color_system in (None, "truecolor"):
+        return PALETTE
+    if color_system == "16":
+        return PALETTE_16
+    return PALETTE_256
+
+
+def shade_ramp(ascii: bool) -> str:
+    return ASCII_SHADES if ascii else SHADES
 
 
 def _colors(color_system: str | None) -> list[Color | None]:
-    box = Color.from_rgb(*BOX_RGB) if color_system in (None, "truecolor") else Color.from_ansi(196)
+    if color_system == "mono":
+        return [None] * (LEVELS + 2)
+    if color_system in (None, "truecolor"):
+        box = Color.from_rgb(*BOX_RGB)
+    else:
+        box = Color.from_ansi(9 if color_system == "16" else 196)
     return [*palette_for(color_system), box, None]
 
 
@@ -154,6 +197,7 @@ class Heatmap(Widget, can_focus=True):
         self._strips: dict[int, Strip] = {}
         self._styles: dict[tuple[int, int], Style] = {}
         self._colors: list[Color | None] | None = None
+        self._char_mode: bool | None = None
 
     # -- data --------------------------------------------------------------------
     def set_frame(self, image: np.ndarray, boxes: list | None = None) -> bool:
@@ -316,7 +360,14 @@ class Heatmap(Widget, can_focus=True):
             return self._render_line(y)
         except Exception:  # bad data must not take the TUI down
             self._levels = None
-            return Strip.blank(self.size.width)
+            return Strip.blank(self.size.width, PLAIN)
+
+    @property
+    def char_mode(self) -> bool:
+        """One shade character per cell (no colour, or ASCII only)."""
+        if self._char_mode is None:
+            self._char_mode = app_color_system(self) == "mono" or app_ascii(self)
+        return self._char_mode
 
     def _render_line(self, y: int) -> Strip:
         size = self.size
@@ -329,28 +380,69 @@ class Heatmap(Widget, can_focus=True):
             if levels is None and y == size.height // 2 and self.image is None:
                 text = "waiting for a frame"
                 pad = max(0, (size.width - len(text)) // 2)
-                strip = Strip([Segment(" " * pad), Segment(text, Style(dim=True))])
-                return strip.extend_cell_length(size.width).crop(0, size.width)
-            return Strip.blank(size.width)
+                strip = Strip([Segment(" " * pad, PLAIN), Segment(text, Style(dim=True))])
+                return strip.extend_cell_length(size.width, PLAIN).crop(0, size.width)
+            return Strip.blank(size.width, PLAIN)
         upper = levels[2 * y]
         lower = levels[2 * y + 1]
+        segments = [Segment(" " * self._offset, PLAIN)] if self._offset else []
+        if self.char_mode:
+            segments += self._char_segments(upper, lower)
+        else:
+            segments += self._block_segments(upper, lower)
+        strip = Strip(segments).extend_cell_length(size.width, PLAIN).crop(0, size.width)
+        self._strips[y] = strip
+        return strip
+
+    def _block_segments(self, upper: np.ndarray, lower: np.ndarray) -> list[Segment]:
         codes = upper.astype(np.int32) * 256 + lower
         starts = np.flatnonzero(np.diff(codes)) + 1
         bounds = [0, *starts.tolist(), len(codes)]
         segments = []
-        if self._offset:
-            segments.append(Segment(" " * self._offset))
         for a, b in itertools.pairwise(bounds):
             u, lo = int(upper[a]), int(lower[a])
             if u == NONE and lo == NONE:
-                segments.append(Segment(" " * (b - a)))
+                segments.append(Segment(" " * (b - a), PLAIN))
             elif u == NONE:
                 segments.append(Segment("▄" * (b - a), Style(color=self.colors[lo])))
             else:
                 segments.append(Segment(HALF * (b - a), self._style(u, lo)))
-        strip = Strip(segments).extend_cell_length(size.width).crop(0, size.width)
-        self._strips[y] = strip
-        return strip
+        return segments
+
+    def _char_segments(self, upper: np.ndarray, lower: np.ndarray) -> list[Segment]:
+        """Shade characters: the brighter of the cell's two pixels (a one-row
+        track stays visible), boxes as ``+``."""
+        ramp = shade_ramp(app_ascii(self))
+        u = upper.astype(np.int32)
+        lo = lower.astype(np.int32)
+        u_img = np.where(u >= BOX, -1, u)
+        l_img = np.where(lo >= BOX, -1, lo)
+        level = np.maximum(u_img, l_img)
+        box = (u == BOX) | (lo == BOX)
+        codes = np.where(box, BOX, np.where(level < 0, NONE, level))
+        starts = np.flatnonzero(np.diff(codes)) + 1
+        bounds = [0, *starts.tolist(), len(codes)]
+        segments = []
+        n = len(ramp) - 1
+        for a, b in itertools.pairwise(bounds):
+            c = int(codes[a])
+            if c == NONE:
+                segments.append(Segment(" " * (b - a), PLAIN))
+            elif c == BOX:
+                segments.append(Segment(BOX_CHAR * (b - a), self._fg(BOX)))
+            else:
+                ch = ramp[(c * n + (LEVELS - 1) // 2) // (LEVELS - 1)]
+                segments.append(Segment(ch * (b - a), self._fg(c)))
+        return segments
+
+    def _fg(self, level: int) -> Style:
+        key = (level, -1)
+        style = self._styles.get(key)
+        if style is None:
+            color = self.colors[level]
+            style = Style(color=color) if color is not None else PLAIN
+            self._styles[key] = style
+        return style
 
     def on_resize(self) -> None:
         self._invalidate()

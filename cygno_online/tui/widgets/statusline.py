@@ -7,6 +7,8 @@ import datetime as dt
 from rich.text import Text
 from textual.widgets import Static
 
+from cygno_online.tui.alarmview import AlarmSummary
+
 SEVERITY_STYLE = {
     "critical": "bold white on red",
     "error": "bold red",
@@ -15,24 +17,46 @@ SEVERITY_STYLE = {
 }
 
 
-def status_text(title: str, run: dict, counts: dict[str, int], connected: bool, now: float) -> Text:
+def status_text(
+    title: str,
+    run: dict,
+    counts: AlarmSummary | dict[str, int],
+    connected: bool,
+    now: float,
+    width: int = 80,
+) -> Text:
+    """Title, run, link and alarm summary in one line of ``width`` cells.
+    Offline the alarm summary is unknown, not "none": the daemon may be
+    raising alarms nobody receives."""
+    summary = counts if isinstance(counts, AlarmSummary) else None
+    if summary is None:
+        summary = AlarmSummary(counts=dict(counts))
     t = Text(title, style="bold")
     if run:
         t.append(f"  {run.get('experiment') or ''} run {run.get('run', '-')} ", style="")
         state = str(run.get("state", ""))
-        t.append(state.upper(), style="bold green" if state == "running" else "bold yellow")
+        style = "bold green" if state == "running" else "bold yellow"
+        t.append(state.upper(), style=style if connected else "grey50")
     t.append("  ")
-    t.append("● live" if connected else "○ offline", style="green" if connected else "bold red")
-    active = [(s, n) for s, n in counts.items() if n]
+    t.append("● live" if connected else "○ OFFLINE", style="green" if connected else "bold red")
     t.append("  alarms: ", style="dim")
-    if not active:
+    if not connected:
+        t.append("unknown", style="bold grey50")
+    elif not summary.attention:
         t.append("none", style="green")
-    for sev in ("critical", "error", "warning", "info"):
-        n = counts.get(sev, 0)
-        if n:
-            t.append(f"{n} {sev}", style=SEVERITY_STYLE[sev])
-            t.append(" ")
-    t.append(" " + dt.datetime.fromtimestamp(now).strftime("%H:%M:%S"), style="dim")
+    else:
+        for sev in ("critical", "error", "warning", "info"):
+            n = summary.counts.get(sev, 0)
+            if n:
+                t.append(f"{n} {sev}", style=SEVERITY_STYLE[sev])
+                k = summary.acked.get(sev, 0)
+                if k:
+                    # acknowledged but still active: counted, and said so
+                    t.append(" (acked)" if k == n else f" ({k} acked)", style="dim")
+                t.append(" ")
+    clock = " " + dt.datetime.fromtimestamp(now).strftime("%H:%M:%S")
+    if t.cell_len + len(clock) <= width - 2:
+        t.append(clock, style="dim")
     return t
 
 

@@ -1,0 +1,444 @@
+"""Directional clustering: whole tracks from DBSCAN seeds (numba kernels).
+
+DBSCAN with the online eps 2 / min_samples 10 on the rebinned map finds
+spots and bright alphas, but a faint muon is a line one or two rebinned
+pixels wide whose points rarely have 10 neighbours: it comes out as a string
+of small clusters and unclustered points. The collaboration's offline
+reconstruction grows such seeds along a fitted curve (randomised RANSAC
+there); this is a deterministic version of that idea on the rebinned points:
+
+1. **Seeds.** Each DBSCAN cluster with at least ``min_points`` points gets a
+   start line from a small Hough search (``n_angles`` directions in
+   [0, 180) degrees; for each, the densest strip of width ``2*thickness``
+   across it; the most populated strip wins, ties to the lowest angle), so a
+   cluster made of two crossing tracks starts on one of them, not between.
+2. **Fit.** In the frame of the strip's points (centroid and principal
+   axis), the perpendicular offset ``v`` is fitted as a second-order
+   polynomial of the position along the axis ``u`` by iteratively
+   reweighted least squares (Cauchy weights with a MAD scale, a fixed
+   number of iterations): deterministic and robust to a few stray points.
+   The track's thickness is ``max(thickness, width_nsigma * scale)``.
+3. **Good fit.** The members (cluster points within the thickness of the
+   curve) form a track when they extend over at least ``min_length`` along
+   the curve and are elongated: sqrt of the ratio of their two principal
+   second moments at least ``min_elongation`` (a spot is about 1). The rest of
+   the cluster is searched again (a second crossing track); what is left
+   joins the nearest track of its seed unless it is ``min_points`` or more.
+   Seeds without a good fit stay exactly as DBSCAN found them.
+4. **Growth and merging.** Each track, in order, takes every unclustered
+   point within its thickness of the curve whose position lies within
+   ``grow_radius`` beyond the current ends (the curve is extended by its
+   end tangents), and every other cluster or track of which at least
+   ``merge_fraction`` of the points do (a track only if its direction is
+   within ``merge_angle_deg``): pieces of one track become one cluster. Then
+   it is refitted, until nothing is added (at most ``max_iterations``).
+5. **Labels** are renumbered in the order of each cluster's lowest point
+   index (as DBSCAN numbers them); per cluster the RMS of the members'
+   residuals to the curve is the fit quality (0 for clusters without fit).
+
+All lengths are in rebinned pixels. :func:`reference.directional_labels` is
+the same algorithm in numpy; the tests and ``bench camera`` check that both
+give identical labels.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_NJIT = {"nogil": True, "cache": True}
+
+#: iterations of the reweighted polynomial fit
+IRLS_ITERATIONS = 4
+#: scale floor of the Cauchy weights (rebinned px): points on a grid
+MIN_SCALE = 0.5
+
+
+@numba.njit(**_NJIT)
+def _median(x):
+    s = np.sort(x)
+    n = s.shape[0]
+    if n == 0:
+        return 0.0
+    if n % 2 == 1:
+        return s[n // 2]
+    return 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
+@numba.njit(**_NJIT)
+def _mad_scale(x):
+    """1.4826 * median absolute deviation from the median."""
+    m = _median(x)
+    return 1.4826 * _median(np.abs(x - m))
+
+
+@numba.njit(**_NJIT)
+def _axis(r, c):
+    """Centroid and principal axis (unit vector, column component >= 0,
+    (1, 0) when vertical) of points, from the closed-form 2x2 eigenvector."""
+    n = r.shape[0]
+    cr = r.sum() / n
+    cc = c.sum() / n
+    sxx = 0.0
+    syy = 0.0
+    sxy = 0.0
+    for i in range(n):
+        dy = r[i] - cr
+        dx = c[i] - cc
+        sxx += dx * dx
+        syy += dy * dy
+        sxy += dx * dy
+    th = 0.5 * np.arctan2(2.0 * sxy, sxx - syy)
+    ur = np.sin(th)
+    uc = np.cos(th)
+    if uc < 0.0 or (uc == 0.0 and ur < 0.0):
+        ur = -ur
+        uc = -uc
+    return cr, cc, ur, uc
+
+
+@numba.njit(**_NJIT)
+def _elongation(r, c):
+    """sqrt(major / minor second moment) of points (the minor one at least
+    1/12, a grid pixel's own): about 1 for a spot, large for a track."""
+    n = r.shape[0]
+    cr = r.sum() / n
+    cc = c.sum() / n
+    sxx = 0.0
+    syy = 0.0
+    sxy = 0.0
+    for i in range(n):
+        dy = r[i] - cr
+        dx = c[i] - cc
+        sxx += dx * dx
+        syy += dy * dy
+        sxy += dx * dy
+    half = 0.5 * (sxx + syy) / n
+    disc = np.sqrt(0.25 * (sxx - syy) * (sxx - syy) + sxy * sxy) / n
+    return np.sqrt((half + disc) / max(half - disc, 1.0 / 12.0))
+
+
+@numba.njit(**_NJIT)
+def _hough_strip(r, c, n_angles, half):
+    """Indices (into r, c) of the points of the most populated strip of
+    width ``2*half`` over ``n_angles`` directions (ties: lowest angle, then
+    lowest strip position)."""
+    n = r.shape[0]
+    best = -1
+    best_a = 0
+    best_lo = 0.0
+    for a in range(n_angles):
+        th = np.pi * a / n_angles
+        ur = np.sin(th)
+        uc = np.cos(th)
+        v = np.sort(c * ur - r * uc)
+        j = 0
+        for i in range(n):
+            while j < n and v[j] <= v[i] + 2.0 * half:
+                j += 1
+            if j - i > best:
+                best = j - i
+                best_a = a
+                best_lo = v[i]
+    th = np.pi * best_a / n_angles
+    ur = np.sin(th)
+    uc = np.cos(th)
+    v = c * ur - r * uc
+    return np.nonzero((v >= best_lo) & (v <= best_lo + 2.0 * half))[0]
+
+
+@numba.njit(**_NJIT)
+def _frame_uv(r, c, cr, cc, ur, uc):
+    """Coordinates along (u) and across (v) the axis through (cr, cc)."""
+    dr = r - cr
+    dc = c - cc
+    return dc * uc + dr * ur, dc * ur - dr * uc
+
+
+@numba.njit(**_NJIT)
+def _solve3(m, y):
+    """3x3 linear system by Cramer's rule (the reference uses the same)."""
+    det = (
+        m[0, 0] * (m[1, 1] * m[2, 2] - m[1, 2] * m[2, 1])
+        - m[0, 1] * (m[1, 0] * m[2, 2] - m[1, 2] * m[2, 0])
+        + m[0, 2] * (m[1, 0] * m[2, 1] - m[1, 1] * m[2, 0])
+    )
+    out = np.zeros(3)
+    if abs(det) < 1e-12:
+        return out, False
+    for k in range(3):
+        a = m.copy()
+        for i in range(3):
+            a[i, k] = y[i]
+        out[k] = (
+            a[0, 0] * (a[1, 1] * a[2, 2] - a[1, 2] * a[2, 1])
+            - a[0, 1] * (a[1, 0] * a[2, 2] - a[1, 2] * a[2, 0])
+            + a[0, 2] * (a[1, 0] * a[2, 1] - a[1, 1] * a[2, 0])
+        ) / det
+    return out, True
+
+
+@numba.njit(**_NJIT)
+def _poly_fit(u, v, w):
+    """Weighted least squares ``v = p0 + p1 u + p2 u^2`` (u scaled to its
+    half-extent for conditioning); coefficients in unscaled u. Falls back to
+    a straight line when the quadratic system is singular."""
+    h = max(np.abs(u).max(), 1.0)
+    m = np.zeros((3, 3))
+    y = np.zeros(3)
+    for i in range(u.shape[0]):
+        x = u[i] / h
+        p = np.array([1.0, x, x * x])
+        for a in range(3):
+            y[a] += w[i] * p[a] * v[i]
+            for b in range(3):
+                m[a, b] += w[i] * p[a] * p[b]
+    sol, ok = _solve3(m, y)
+    if not ok:
+        sw = m[0, 0]
+        sol[:] = 0.0
+        if sw > 0:
+            sol[0] = y[0] / sw
+    return np.array([sol[0], sol[1] / h, sol[2] / (h * h)])
+
+
+@numba.njit(**_NJIT)
+def _residuals(u, v, p, umin, umax):
+    """``v`` minus the curve at ``u``; beyond [umin, umax] the curve goes on
+    along its end tangents (a parabola must not be extrapolated far)."""
+    out = np.empty(u.shape[0])
+    for i in range(u.shape[0]):
+        x = min(max(u[i], umin), umax)
+        f = p[0] + p[1] * x + p[2] * x * x + (p[1] + 2.0 * p[2] * x) * (u[i] - x)
+        out[i] = v[i] - f
+    return out
+
+
+@numba.njit(**_NJIT)
+def _reach(uon, umin, umax, step):
+    """How far along the curve a track reaches from [umin, umax] through
+    points on its curve (of any cluster) spaced by at most ``step``: a track
+    crossing another one continues on the far side."""
+    us = np.sort(uon)
+    hi = umax
+    for x in us:
+        if x > hi:
+            if x <= hi + step:
+                hi = x
+            else:
+                break
+    lo = umin
+    for k in range(us.shape[0] - 1, -1, -1):
+        x = us[k]
+        if x < lo:
+            if x >= lo - step:
+                lo = x
+            else:
+                break
+    return lo, hi
+
+
+@numba.njit(**_NJIT)
+def fit_track(r, c):
+    """Frame (cr, cc, ur, uc), polynomial ``p`` and robust residual scale of
+    the points: principal axis, then IRLS (Cauchy weights) on the polynomial."""
+    cr, cc, ur, uc = _axis(r, c)
+    u, v = _frame_uv(r, c, cr, cc, ur, uc)
+    w = np.ones(u.shape[0])
+    p = _poly_fit(u, v, w)
+    big = 1e18
+    for _ in range(IRLS_ITERATIONS):
+        res = _residuals(u, v, p, -big, big)
+        s = max(_mad_scale(res), MIN_SCALE)
+        w = 1.0 / (1.0 + (res / (2.0 * s)) ** 2)
+        p = _poly_fit(u, v, w)
+    res = _residuals(u, v, p, -big, big)
+    s = _mad_scale(res)
+    return cr, cc, ur, uc, p, s
+
+
+@numba.njit(**_NJIT)
+def directional_labels(
+    prow,
+    pcol,
+    labels,
+    min_points,
+    thickness,
+    width_nsigma,
+    grow_radius,
+    min_length,
+    min_elongation,
+    merge_fraction,
+    merge_cos,
+    merge_gap,
+    max_iterations,
+    n_angles,
+):
+    """Final labels (-1 = noise, clusters numbered by lowest point index)
+    and per final cluster the fit RMS (rebinned px; 0 = no good fit).
+    See the module documentation for the algorithm."""
+    n = prow.shape[0]
+    r = prow.astype(np.float64)
+    c = pcol.astype(np.float64)
+    ncl = 0
+    for i in range(n):
+        ncl = max(ncl, labels[i] + 1)
+    # groups: DBSCAN clusters that stay, remnants and tracks
+    gmax = ncl + n // max(min_points, 1) + 2
+    owner = np.full(n, -1, np.int64)
+    is_track = np.zeros(gmax, np.bool_)
+    alive = np.zeros(gmax, np.bool_)
+    tpar = np.zeros((gmax, 11))  # cr cc ur uc p0 p1 p2 umin umax thick rms
+    ng = 0
+    for k in range(ncl):
+        idx = np.nonzero(labels == k)[0]
+        rem = idx.copy()
+        first_track = ng
+        while rem.shape[0] >= min_points:
+            strip = rem[_hough_strip(r[rem], c[rem], n_angles, thickness)]
+            if strip.shape[0] < min_points:
+                break
+            cr, cc, ur, uc, p, s = fit_track(r[strip], c[strip])
+            th = max(thickness, width_nsigma * s)
+            u, v = _frame_uv(r[rem], c[rem], cr, cc, ur, uc)
+            res = _residuals(u, v, p, -1e18, 1e18)
+            inside = np.abs(res) <= th
+            if inside.sum() < min_points:
+                break
+            umin = u[inside].min()
+            umax = u[inside].max()
+            ext = umax - umin
+            if ext < min_length or _elongation(r[rem[inside]], c[rem[inside]]) < min_elongation:
+                break
+            g = ng
+            ng += 1
+            is_track[g] = True
+            alive[g] = True
+            owner[rem[inside]] = g
+            tpar[g, 0] = cr
+            tpar[g, 1] = cc
+            tpar[g, 2] = ur
+            tpar[g, 3] = uc
+            tpar[g, 4:7] = p
+            tpar[g, 7] = umin
+            tpar[g, 8] = umax
+            tpar[g, 9] = th
+            tpar[g, 10] = np.sqrt(np.mean(res[inside] ** 2))
+            rem = rem[~inside]
+        if rem.shape[0] == 0:
+            continue
+        if ng == first_track:
+            # no good fit: as DBSCAN found it
+            g = ng
+            ng += 1
+            alive[g] = True
+            owner[rem] = g
+            continue
+        # the rest of a seed: to the nearest of its tracks when within twice
+        # its thickness (halo, stray points), else a cluster of its own if
+        # big enough (an unfitted piece), else to the nearest track anyway
+        best = np.full(rem.shape[0], first_track, np.int64)
+        bd = np.full(rem.shape[0], 1e300)
+        for g in range(first_track, ng):
+            uu, vv = _frame_uv(r[rem], c[rem], tpar[g, 0], tpar[g, 1], tpar[g, 2], tpar[g, 3])
+            d = np.abs(_residuals(uu, vv, tpar[g, 4:7], tpar[g, 7], tpar[g, 8])) / tpar[g, 9]
+            for i in range(rem.shape[0]):
+                if d[i] < bd[i]:
+                    bd[i] = d[i]
+                    best[i] = g
+        far = bd > 2.0
+        if far.sum() >= min_points:
+            g = ng
+            ng += 1
+            alive[g] = True
+            owner[rem[far]] = g
+            owner[rem[~far]] = best[~far]
+        else:
+            owner[rem] = best
+    # growth and merging, tracks in creation order
+    for t in range(ng):
+        if not (is_track[t] and alive[t]):
+            continue
+        for _ in range(max_iterations):
+            u, v = _frame_uv(r, c, tpar[t, 0], tpar[t, 1], tpar[t, 2], tpar[t, 3])
+            res = _residuals(u, v, tpar[t, 4:7], tpar[t, 7], tpar[t, 8])
+            onc = np.abs(res) <= tpar[t, 9]
+            lo, hi = _reach(u[onc], tpar[t, 7], tpar[t, 8], grow_radius)
+            near = onc & (u >= lo - grow_radius) & (u <= hi + grow_radius)
+            cnt = np.zeros(ng, np.int64)
+            cnear = np.zeros(ng, np.int64)
+            size = np.zeros(ng, np.int64)
+            glo = np.full(ng, 1e300)
+            ghi = np.full(ng, -1e300)
+            added = False
+            for i in range(n):
+                g = owner[i]
+                if g == t:
+                    continue
+                if g < 0:
+                    if near[i]:
+                        owner[i] = t
+                        added = True
+                    continue
+                size[g] += 1
+                cnear[g] += near[i]
+                if is_track[g]:
+                    # another track: on the extended curve anywhere, then
+                    # its gap to this one is checked below
+                    if onc[i]:
+                        cnt[g] += 1
+                        glo[g] = min(glo[g], u[i])
+                        ghi[g] = max(ghi[g], u[i])
+                elif near[i]:
+                    cnt[g] += 1
+            for g in range(ng):
+                if g == t or not alive[g] or size[g] == 0:
+                    continue
+                # a piece lying along this track's reach, or a collinear
+                # track further on beyond a gap of at most merge_gap
+                take = cnear[g] >= merge_fraction * size[g]
+                if not take and is_track[g] and cnt[g] >= merge_fraction * size[g]:
+                    cosang = abs(tpar[g, 2] * tpar[t, 2] + tpar[g, 3] * tpar[t, 3])
+                    gap = max(glo[g] - tpar[t, 8], tpar[t, 7] - ghi[g])
+                    take = cosang >= merge_cos and gap <= merge_gap
+                if not take:
+                    continue
+                for i in range(n):
+                    if owner[i] == g:
+                        owner[i] = t
+                alive[g] = False
+                added = True
+            if not added:
+                break
+            mem = np.nonzero(owner == t)[0]
+            cr, cc, ur, uc, p, s = fit_track(r[mem], c[mem])
+            uu, vv = _frame_uv(r[mem], c[mem], cr, cc, ur, uc)
+            rr = _residuals(uu, vv, p, -1e18, 1e18)
+            th = max(thickness, width_nsigma * s)
+            ins = np.abs(rr) <= th
+            tpar[t, 0] = cr
+            tpar[t, 1] = cc
+            tpar[t, 2] = ur
+            tpar[t, 3] = uc
+            tpar[t, 4:7] = p
+            tpar[t, 7] = uu[ins].min() if ins.any() else uu.min()
+            tpar[t, 8] = uu[ins].max() if ins.any() else uu.max()
+            tpar[t, 9] = th
+            tpar[t, 10] = np.sqrt(np.mean(rr[ins] ** 2)) if ins.any() else 0.0
+    # renumber by lowest point index
+    newid = np.full(ng, -1, np.int64)
+    out = np.full(n, -1, np.int64)
+    nout = 0
+    for i in range(n):
+        g = owner[i]
+        if g < 0:
+            continue
+        if newid[g] < 0:
+            newid[g] = nout
+            nout += 1
+        out[i] = newid[g]
+    rms = np.zeros(nout)
+    for g in range(ng):
+        if newid[g] >= 0 and is_track[g]:
+            rms[newid[g]] = tpar[g, 10]
+    return out, rms

@@ -1,0 +1,231 @@
+"""Directional clustering: same clusters as the numpy reference, determinism,
+and whole tracks on truth (simulator runs and hand-made tracks at several
+angles and lengths, crossing each other, along the image edge)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from camera_framegen import Gen
+from cygno_online.analyzers.camera import directional as dk
+from cygno_online.analyzers.camera import kernels as kn
+from cygno_online.analyzers.camera import reference as ref
+from cygno_online.analyzers.camera.chain import CameraConfig, FrameChain
+from cygno_online.analyzers.camera.pedestals import PedestalMaps
+
+from cygno_online.simulate.camera import Rates
+from cygno_online.simulate.run import Simulator
+
+CFG = CameraConfig()
+
+
+def sim_chain(seed, size=512, cfg=CFG):
+    sim = Simulator(
+        f"crop:{size}", seed=seed, run=1, pmt=False, rates=Rates(muon=1.0, alpha=0.6, spark=0)
+    )
+    sigma = np.sqrt(sim.noise_map(0).astype(np.float64) ** 2 + 1 / 12).astype(np.float32)
+    ch = FrameChain(cfg, (size, size), "cam0")
+    ch.set_pedestal(PedestalMaps("cam0", sim.pedestal_map(0), sigma, 1, 1, 0))
+    return sim, ch
+
+
+def seeds_of(res):
+    """The DBSCAN labels of a processed frame (the directional input)."""
+    return kn.dbscan(res.prow, res.pcol, CFG.eps, CFG.min_samples)
+
+
+@pytest.fixture(scope="module")
+def sim_frames():
+    sim, ch = sim_chain(2)
+    out = []
+    for s in range(30):
+        trig = sim.trigger(s)
+        res = ch.process(trig.images[0], run=1, serial=s, time_ns=0, source="store")
+        out.append((trig, res))
+    return out
+
+
+def test_same_clusters_as_the_numpy_reference(sim_frames):
+    args = CFG.directional_args()
+    n_tracks = 0
+    for _, res in sim_frames:
+        seeds = seeds_of(res)
+        got, rms = dk.directional_labels(res.prow, res.pcol, seeds, *args)
+        want, wrms = ref.directional_labels(res.prow, res.pcol, seeds, *args)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_allclose(rms, wrms, rtol=1e-9, atol=1e-12)
+        np.testing.assert_array_equal(got, res.labels)
+        n_tracks += int(np.count_nonzero(rms > 0))
+    assert n_tracks >= 40
+
+
+def test_deterministic_and_switchable(sim_frames):
+    args = CFG.directional_args()
+    _, res = sim_frames[3]
+    seeds = seeds_of(res)
+    a = dk.directional_labels(res.prow, res.pcol, seeds, *args)
+    b = dk.directional_labels(res.prow.copy(), res.pcol.copy(), seeds.copy(), *args)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    # switched off: exactly DBSCAN's clusters, fit_rms 0
+    off = CameraConfig(dir_enabled=False)
+    trig = sim_frames[3][0]
+    _, ch = sim_chain(2, cfg=off)
+    r2 = ch.process(trig.images[0], run=1, serial=3, time_ns=0, source="store")
+    np.testing.assert_array_equal(r2.labels, seeds)
+    assert (r2.clusters.column("fit_rms") == 0).all()
+    assert (res.clusters.column("fit_rms") > 0).any()
+
+
+def _path_dist(o, r, c):
+    th = math.radians(o.angle_deg)
+    ur, uc = math.sin(th), math.cos(th)
+    dr, dc = r - o.center[0], c - o.center[1]
+    if o.kind == "fe55":
+        return np.hypot(dr, dc)
+    u, v = dr * ur + dc * uc, -dr * uc + dc * ur
+    return np.hypot(np.clip(np.abs(u) - o.length / 2, 0, None), v)
+
+
+def whole_tracks(frames, kind, factor=4):
+    """(tracks, one cluster, one cluster with track_length within 10 %):
+    a track is one cluster when one cluster holds >= 90 % of the clustered
+    points near its path (points also near another injected object, e.g.
+    where tracks cross, are left out: they belong to either)."""
+    total = one = good = 0
+    for trig, res in frames:
+        objs = [o for o in trig.truth.objects if o.kind != "spark"]
+        pr = res.prow * factor + factor / 2
+        pc = res.pcol * factor + factor / 2
+        near = [
+            _path_dist(o, pr, pc)
+            < 3 * o.sigma + factor + (0.04 * o.length if o.kind == "alpha" else 0)
+            for o in objs
+        ]
+        for i, o in enumerate(objs):
+            if o.kind != kind:
+                continue
+            others = np.zeros(pr.size, bool)
+            for j, m in enumerate(near):
+                if j != i:
+                    others |= m
+            mine = near[i] & ~others & (res.labels >= 0)
+            if mine.sum() < 5:
+                continue
+            total += 1
+            cnt = np.bincount(res.labels[mine])
+            k = int(np.argmax(cnt))
+            if cnt[k] >= 0.9 * mine.sum():
+                one += 1
+                length = res.clusters.features[k, kn.F_TRACK_LENGTH]
+                good += abs(length - o.length) <= 0.1 * o.length
+    return total, one, good
+
+
+def test_simulated_muons_and_alphas_are_whole(sim_frames):
+    t, one, good = whole_tracks(sim_frames, "alpha")
+    assert t >= 12 and good / t >= 0.95, (t, one, good)
+    t, one, good = whole_tracks(sim_frames, "muon")
+    # measured 21/26 (seed 2) and 18/23 (seed 7): the misses are frames with
+    # 4-6 tracks crossing each other in a 512x512 crop
+    assert t >= 20 and good / t >= 0.78, (t, one, good)
+    # DBSCAN alone: a muon is almost never one cluster
+    _, ch = sim_chain(2, cfg=CameraConfig(dir_enabled=False))
+    plain = [
+        (trig, ch.process(trig.images[0], run=1, serial=s, time_ns=0, source="store"))
+        for s, (trig, _) in enumerate(sim_frames)
+    ]
+    t0, _, good0 = whole_tracks(plain, "muon")
+    assert good0 / t0 < 0.2
+
+
+# -- hand-made tracks --------------------------------------------------------
+
+
+def line_frame(gen, tracks, n_fe=0):
+    """A frame with muon-like lines ``(row, col, length, angle_deg)`` (30
+    ADU per px of track, sigma 2 px) on the generator's pedestal and noise."""
+    img, _ = gen.frame(n_fe=n_fe)
+    sig = np.zeros(gen.shape)
+    for r, c, length, ang in tracks:
+        gen._add_line(sig, r, c, length, math.radians(ang), 2.0, 30.0 * length)
+    return np.clip(img + np.rint(sig), 0, 65535).astype(np.uint16)
+
+
+@pytest.fixture(scope="module")
+def gen512():
+    return Gen((512, 512), seed=5, noise=2.5)
+
+
+def chain_for(gen):
+    ch = FrameChain(CFG, gen.shape, "cam0")
+    sigma = np.sqrt(gen.sigma.astype(np.float64) ** 2 + 1 / 12).astype(np.float32)
+    ch.set_pedestal(PedestalMaps("cam0", gen.mean, sigma, 1, 1, 0))
+    return ch
+
+
+def clusters_along(res, r, c, length, ang, factor=4, tol=8.0):
+    """{label: points} of the clusters with points within ``tol`` px of the
+    segment, and the label holding most of them."""
+    th = math.radians(ang)
+    ur, uc = math.sin(th), math.cos(th)
+    pr = res.prow * factor + factor / 2 - r
+    pc = res.pcol * factor + factor / 2 - c
+    u, v = pr * ur + pc * uc, -pr * uc + pc * ur
+    near = (np.abs(v) < tol) & (np.abs(u) < length / 2 + tol) & (res.labels >= 0)
+    labs, cnt = np.unique(res.labels[near], return_counts=True)
+    return dict(zip(labs.tolist(), cnt.tolist(), strict=True)), near.sum()
+
+
+@pytest.mark.parametrize("ang", [0, 20, 45, 70, 90, 115, 160])
+@pytest.mark.parametrize("length", [200, 300, 420])
+def test_one_cluster_per_track_at_any_angle_and_length(gen512, ang, length):
+    ch = chain_for(gen512)
+    raw = line_frame(gen512, [(256, 256, length, ang)])
+    res = ch.process(raw, run=1, serial=0, time_ns=0, source="store")
+    found, n = clusters_along(res, 256, 256, length, ang)
+    k = max(found, key=found.get)
+    assert found[k] >= 0.95 * n, found
+    f = res.clusters.features[k]
+    assert f[kn.F_TRACK_LENGTH] == pytest.approx(length, rel=0.1)
+    assert f[kn.F_FIT_RMS] > 0
+    assert abs(((f[kn.F_ANGLE] - ang + 90) % 180) - 90) < 5
+
+
+def test_crossing_tracks_are_two_clusters(gen512):
+    ch = chain_for(gen512)
+    tracks = [(256, 256, 400, 30), (256, 256, 380, 110)]
+    res = ch.process(line_frame(gen512, tracks), run=1, serial=0, time_ns=0, source="store")
+    main = []
+    for r, c, length, ang in tracks:
+        found, n = clusters_along(res, r, c, length, ang, tol=6.0)
+        k = max(found, key=found.get)
+        assert found[k] >= 0.8 * n, found
+        assert res.clusters.features[k, kn.F_TRACK_LENGTH] == pytest.approx(length, rel=0.1)
+        main.append(k)
+    assert main[0] != main[1]
+
+
+def test_tracks_along_the_image_edge(gen512):
+    ch = chain_for(gen512)
+    tracks = [(6, 256, 400, 0), (300, 505, 300, 90)]
+    res = ch.process(line_frame(gen512, tracks), run=1, serial=0, time_ns=0, source="store")
+    for r, c, length, ang in tracks:
+        found, n = clusters_along(res, r, c, length, ang)
+        k = max(found, key=found.get)
+        assert found[k] >= 0.95 * n, found
+        assert res.clusters.features[k, kn.F_TRACK_LENGTH] == pytest.approx(length, rel=0.1)
+
+
+def test_spots_stay_spots_next_to_a_track(gen512):
+    ch = chain_for(gen512)
+    raw = line_frame(gen512, [(256, 256, 400, 45)], n_fe=6)
+    res = ch.process(raw, run=1, serial=0, time_ns=0, source="store")
+    plain = FrameChain(CameraConfig(dir_enabled=False), gen512.shape, "cam0")
+    plain.set_pedestal(ch.maps)
+    res0 = plain.process(raw, run=1, serial=0, time_ns=0, source="store")
+    from cygno_online.analyzers.camera.classify import FE55
+
+    assert res.clusters.count(FE55) >= res0.clusters.count(FE55) - 1
