@@ -32,6 +32,10 @@ from cygno_online.sources.base import Source
 
 log = logging.getLogger("cygno_online.daemon")
 
+#: configuration sections read only at start (a reload keeps their running values)
+RESTART_ONLY = ("source", "publish", "pipeline", "decode", "influx", "state_dir", "registry",
+                "quality")  # fmt: skip
+
 #: maximum log messages about bad data published per health interval
 LOG_BUDGET = 20
 
@@ -360,7 +364,7 @@ class Daemon:
             return False
         finally:
             self.notifier.ready("running")
-        for section in ("source", "publish", "pipeline", "decode", "influx", "state_dir"):
+        for section in RESTART_ONLY:
             if self.cfg.data.get(section) != new.data.get(section):
                 log.warning("reload: changes in %r take effect at the next restart", section)
         log.info("configuration %s reloaded", self.cfg.path)
@@ -377,9 +381,8 @@ class Daemon:
         # next snapshot) at once.
         self._publish_alarms()
         # Sections read only at start keep their running values.
-        restart_only = ("source", "publish", "pipeline", "decode", "influx", "state_dir")
         data = dict(new.data)
-        for key in restart_only:
+        for key in RESTART_ONLY:
             data.pop(key, None)
             if key in self.cfg.data:
                 data[key] = self.cfg.data[key]
