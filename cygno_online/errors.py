@@ -64,6 +64,19 @@ class TruncatedEventError(MidasFormatError):
     kind = "truncated"
 
 
+class IntegrityError(MidasFormatError):
+    """A compressed stream whose own check failed (gzip CRC-32 or length) or
+    that cannot be decompressed further: what came before was kept."""
+
+    kind = "integrity"
+
+
+class EmptyFileError(MidasFormatError):
+    """A file (or stream) without a single byte of MIDAS data."""
+
+    kind = "empty"
+
+
 class UnsupportedFormatError(MidasFormatError):
     """Valid MIDAS data in a variant this project does not read (big-endian
     files, the old ASCII ODB dump)."""

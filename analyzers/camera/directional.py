@@ -56,13 +56,10 @@ MIN_SCALE = 0.5
 
 @numba.njit(**_NJIT)
 def _median(x):
-    s = np.sort(x)
-    n = s.shape[0]
-    if n == 0:
+    # numba's np.median selects (O(n)) instead of sorting
+    if x.shape[0] == 0:
         return 0.0
-    if n % 2 == 1:
-        return s[n // 2]
-    return 0.5 * (s[n // 2 - 1] + s[n // 2])
+    return np.median(x)
 
 
 @numba.njit(**_NJIT)

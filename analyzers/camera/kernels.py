@@ -7,11 +7,15 @@ from several threads, see docs/engineering-notes.md).
 
 Conventions shared with :mod:`reference` (the plain numpy/scipy oracle):
 
-* pedestal subtraction is done in float32: ``d = float32(raw) - mean``;
 * a pixel passes zero suppression when ``raw < clip`` and ``d > thr`` with
-  ``thr = float32(nsigma * sigma)``; the kernels use the equivalent integer
-  cut ``raw >= cut`` where ``cut`` is the smallest uint16 value that passes
-  (:func:`threshold_cut`), so the hot loop compares integers only;
+  ``d = float32(raw) - mean`` and ``thr = float32(nsigma * sigma)``; the
+  kernels use the equivalent integer cut ``raw >= cut`` where ``cut`` is the
+  smallest uint16 value that passes (:func:`threshold_cut`), so the hot loop
+  compares integers only;
+* the value of a kept pixel on the clustering map is ``raw - rint(mean)``,
+  an integer (the frame pass streams a uint16 rounded mean, not the float32
+  one: 7 bytes per pixel with the frame); cluster features use ``d`` from
+  the float32 mean;
 * the 2x2 median of pixel ``(i, j)`` is the *upper* median (third smallest)
   of ``z[i-1:i+1, j-1:j+1]`` with indices below 0 clamped to 0 - exactly
   ``scipy.ndimage.median_filter(z, size=2, mode="nearest")``;
@@ -89,14 +93,17 @@ def threshold_cut(mean, thr):
 @numba.njit(**_NJIT)
 def zero_suppress(raw, mean, cut, clip, r0, r1, c0, c1):
     """Stage kernel (tests, reference comparison): clip + pedestal subtraction
-    + zero suppression + acceptance rectangle ``[r0, r1) x [c0, c1)``."""
+    + zero suppression + acceptance rectangle ``[r0, r1) x [c0, c1)``; the
+    value of a kept pixel is ``raw - rint(mean)`` (an integer, as in
+    :func:`frame_pass`)."""
     rows, cols = raw.shape
     out = np.zeros((rows, cols), np.float32)
     for i in range(max(r0, 0), min(r1, rows)):
         for j in range(max(c0, 0), min(c1, cols)):
             r = raw[i, j]
             if r < clip and r >= cut[i, j]:
-                out[i, j] = np.float32(r) - mean[i, j]
+                m = min(max(np.rint(np.float64(mean[i, j])), 0.0), 65535.0)
+                out[i, j] = np.float32(np.float64(r) - m)
     return out
 
 
@@ -142,39 +149,54 @@ def rebin_mean(z, factor):
     return out
 
 
-@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
-def _row_stats(rr, rm, rh, clip):
-    """Sums of one row: raw, raw^2, pedestal-subtracted, its square; clipped
-    pixels; pixels over the hot cut.
+@numba.njit(nogil=True, cache=True)
+def _row_pass(rr, rq, rc, rd, clip, out):
+    """Everything per pixel of one row, in integers (vectorises well):
+    sums of raw and raw^2, of ``e = raw - mean_q`` and ``e^2`` (``mean_q``
+    = the pedestal mean rounded to an integer), clipped pixels, pixels over
+    the hot cut ``cut + hot_delta``, and the zero-suppressed value ``e``
+    (uint16) where ``cut <= raw < clip``, else 0, written to ``out``.
 
-    Narrow per-row accumulators vectorise best: the raw sum in int32 (a row
-    of uint16 stays below 2**31 up to 32768 columns), squares as uint32
-    products summed in int64 (exact), the pedestal-subtracted sums in
-    float32 (relative error ~1e-6 per row, then summed in float64);
-    ``reassoc`` lets LLVM reorder the float sums."""
+    Squares are exact int64 products; the row sums of raw and e stay in
+    int32 up to 32768 columns."""
     rs = np.int32(0)
-    rq = np.int64(0)
-    ps = np.float32(0.0)
-    pq = np.float32(0.0)
+    rsq = np.int64(0)
+    es = np.int32(0)
+    esq = np.int64(0)
     nc = np.int32(0)
     no = np.int32(0)
+    nk = np.int32(0)
+    zero = np.uint16(0)
     for j in range(rr.shape[0]):
-        r = rr[j]
-        ru = np.uint32(r)
-        rs += np.int32(r)
-        rq += np.int64(ru * ru)
-        d = np.float32(r) - rm[j]
-        ps += d
-        pq += d * d
+        r = np.int32(rr[j])
+        e = r - np.int32(rq[j])
+        c = np.int32(rc[j])
+        e64 = np.int64(e)
+        rs += r
+        rsq += np.int64(r) * np.int64(r)
+        es += e
+        esq += e64 * e64
+        keep = (r >= c) & (r < clip)
+        out[j] = np.uint16(e) if keep else zero
+        nk += np.int32(keep)
         nc += np.int32(r >= clip)
-        no += np.int32(r >= rh[j])
-    return np.int64(rs), rq, np.float64(ps), np.float64(pq), np.int64(nc), np.int64(no)
+        no += np.int32(r - c >= np.int32(rd[j]))
+    return (
+        np.int64(rs),
+        rsq,
+        np.int64(es),
+        esq,
+        np.int64(nc),
+        np.int64(no),
+        np.int64(nk),
+    )
 
 
 @numba.njit(nogil=True, cache=True)
-def _row_hot(rr, rh, hc, hot_frames):
+def _row_hot(rr, rc, rd, hc, hot_frames):
     """Update one row of hot counters (branch-free: rows with bright tracks
-    are common); returns (pixels at >= hot_frames, non-zero counters)."""
+    are common); over the hot cut = ``raw >= cut + hot_delta``; returns
+    (pixels at >= hot_frames, non-zero counters)."""
     nhot = 0
     nz = 0
     one = np.uint8(1)
@@ -183,7 +205,7 @@ def _row_hot(rr, rh, hc, hot_frames):
     for j in range(rr.shape[0]):
         h = hc[j]
         up = h + (one if h < top else zero)
-        h2 = up if rr[j] >= rh[j] else zero
+        h2 = up if np.int32(rr[j]) - np.int32(rc[j]) >= np.int32(rd[j]) else zero
         hc[j] = h2
         nhot += h2 >= hot_frames
         nz += h2 != zero
@@ -191,38 +213,33 @@ def _row_hot(rr, rh, hc, hot_frames):
 
 
 @numba.njit(nogil=True, cache=True)
-def _row_zs(rr, rm, rc, clip, out):
-    """Zero-suppressed pedestal-subtracted values of one row (or a column
-    range of it: views starting at index 0 vectorise best)."""
-    nk = 0
-    zero = np.float32(0.0)
-    for j in range(rr.shape[0]):
-        r = rr[j]
-        keep = (r >= rc[j]) & (r < clip)
-        out[j] = (np.float32(r) - rm[j]) if keep else zero
-        nk += keep
-    return nk
-
-
-@numba.njit(nogil=True, cache=True)
 def _row_median_add(prev, cur, colsum, n):
-    """Add the 2x2 upper median of rows (prev, cur) to ``colsum[:n]``."""
+    """Add the 2x2 upper median of uint16 rows (prev, cur) to the int32
+    ``colsum[:n]``."""
     if n > 0:
-        colsum[0] += max(prev[0], cur[0])
+        colsum[0] += np.int32(max(prev[0], cur[0]))
     for j in range(1, n):
         a = prev[j - 1]
         b = prev[j]
         c = cur[j - 1]
         d = cur[j]
-        colsum[j] += max(min(max(a, b), max(c, d)), max(min(a, b), min(c, d)))
+        colsum[j] += np.int32(max(min(max(a, b), max(c, d)), max(min(a, b), min(c, d))))
+
+
+@numba.njit(nogil=True, cache=True)
+def _count_keep(rr, rc, clip):
+    nk = 0
+    for j in range(rr.shape[0]):
+        nk += (rr[j] >= rc[j]) & (np.int32(rr[j]) < clip)
+    return nk
 
 
 @numba.njit(nogil=True, cache=True)
 def frame_pass(
     raw,
-    mean,
+    mean_q,
     cut,
-    hot_cut,
+    hot_delta,
     hot_count,
     hot_rows,
     clip,
@@ -237,17 +254,21 @@ def frame_pass(
 ):
     """One pass over a frame doing every full-resolution step.
 
-    Clip, pedestal subtraction, zero suppression, acceptance, 2x2 median and
-    rebin are fused row by row (two rows of the zero-suppressed image live in
-    ``zrows``, shape (2, cols) float32), so no full-resolution intermediate
-    image is ever written. Also accumulated: raw and pedestal-subtracted sums
-    for image statistics, the number of pixels over threshold and the
-    per-pixel hot counter (consecutive frames with ``raw >= hot_cut``, uint8
-    ``hot_count``; ``hot_rows`` int32 counts the non-zero counters per row so
-    that quiet rows are skipped). Returns the statistics vector (see
-    ``S_*``); ``rebinned`` (rows//factor, cols//factor) float64 receives the
-    block means. Each row step is a small branch-free helper that LLVM
-    vectorises.
+    Reads per pixel only the frame and three compact maps (7 bytes): the
+    pedestal mean rounded to an integer ``mean_q`` (uint16), the
+    zero-suppression cut (uint16, smallest raw that passes) and the hot-pixel
+    margin above it ``hot_delta`` (uint8). Clip, pedestal subtraction, zero
+    suppression, acceptance, 2x2 median and rebin are fused row by row in
+    integer arithmetic (two rows of the zero-suppressed image ``raw -
+    mean_q`` live in ``zrows``, shape (2, cols) uint16), so no
+    full-resolution intermediate image is ever written. Also accumulated:
+    raw and ``raw - mean_q`` sums for image statistics, the number of pixels
+    over threshold and the per-pixel hot counter (consecutive frames with
+    ``raw >= cut + hot_delta``, uint8 ``hot_count``; ``hot_rows`` int32
+    counts the non-zero counters per row so that quiet rows are skipped).
+    Returns the statistics vector (see ``S_*``; the pedestal sums are of
+    ``raw - mean_q``); ``rebinned`` (rows//factor, cols//factor) float64
+    receives the block means (exact: integer sums).
     """
     rows, cols = raw.shape
     nbr = rows // factor
@@ -256,21 +277,22 @@ def frame_pass(
     stats = np.zeros(NSTATS, np.float64)
     raw_sum = np.int64(0)
     raw_sq = np.int64(0)
-    ped_sum = 0.0
-    ped_sq = 0.0
+    ped_sum = np.int64(0)
+    ped_sq = np.int64(0)
     n_zs = 0
     n_clip = 0
     n_hot = 0
     n_hot_over = 0
     jc0 = min(max(c0, 0), cols)
     jc1 = max(min(c1, cols), jc0)
-    zrows[:, :] = 0.0
-    colsum = np.zeros(cols, np.float64)
+    full_cols = jc0 == 0 and jc1 == cols
+    zrows[:, :] = 0
+    colsum = np.zeros(cols, np.int32)
     prev = zrows[0]
     cur = zrows[1]
     for i in range(rows):
         rr = raw[i]
-        rs, rq, ps, pq, nc, no = _row_stats(rr, mean[i], hot_cut[i], clip)
+        rs, rq, ps, pq, nc, no, nk = _row_pass(rr, mean_q[i], cut[i], hot_delta[i], clip, cur)
         raw_sum += rs
         raw_sq += rq
         ped_sum += ps
@@ -278,36 +300,35 @@ def frame_pass(
         n_clip += nc
         n_hot_over += no
         if no > 0 or hot_rows[i] > 0:
-            nh, nz = _row_hot(rr, hot_cut[i], hot_count[i], hot_frames)
+            nh, nz = _row_hot(rr, cut[i], hot_delta[i], hot_count[i], hot_frames)
             n_hot += nh
             hot_rows[i] = nz
         if i >= r0 and i < r1:
-            if jc0 == 0 and jc1 == cols:
-                n_zs += _row_zs(rr, mean[i], cut[i], clip, cur)
+            if full_cols:
+                n_zs += nk
             else:
-                n_zs += _row_zs(rr[jc0:jc1], mean[i, jc0:jc1], cut[i, jc0:jc1], clip, cur[jc0:jc1])
+                n_zs += _count_keep(rr[jc0:jc1], cut[i, jc0:jc1], clip)
+                cur[:jc0] = 0
+                cur[jc1:] = 0
         else:
-            cur[jc0:jc1] = 0.0
+            cur[:] = 0
         if i == 0:
             prev[:] = cur
         if i < nbr * factor:
             _row_median_add(prev, cur, colsum, ncu)
             if i % factor == factor - 1:
-                # block sums once per block row (colsum is exact in float64)
+                # block sums once per block row (exact integers)
                 out = rebinned[i // factor]
+                area = np.float64(factor * factor)
                 for bj in range(nbc):
-                    sb = 0.0
+                    sb = np.int64(0)
                     for k in range(factor):
                         sb += colsum[bj * factor + k]
-                    out[bj] = sb
-                colsum[:] = 0.0
+                    out[bj] = np.float64(sb) / area
+                colsum[:] = 0
         tmp = prev
         prev = cur
         cur = tmp
-    area = np.float64(factor * factor)
-    for bi in range(nbr):
-        for bj in range(nbc):
-            rebinned[bi, bj] /= area
     stats[S_RAW_SUM] = raw_sum
     stats[S_RAW_SUMSQ] = raw_sq
     stats[S_PED_SUM] = ped_sum
@@ -317,6 +338,31 @@ def frame_pass(
     stats[S_N_HOT] = n_hot
     stats[S_N_HOT_OVER] = n_hot_over
     return stats
+
+
+@numba.njit(**_NJIT)
+def pass_maps(mean, cut, hot_cut):
+    """The compact per-pixel maps of :func:`frame_pass` from a float32 mean
+    and the two uint16 cuts: ``mean_q`` = rint(mean) clamped to uint16,
+    ``hot_delta`` = hot_cut - cut clamped to [0, 255] (so a pixel noisier
+    than ~29 ADU is hot from cut + 255 ADU); and the sum and sum of squares
+    of the rounding ``mean - mean_q`` (to correct the image statistics)."""
+    rows, cols = mean.shape
+    mq = np.empty((rows, cols), np.uint16)
+    hd = np.empty((rows, cols), np.uint8)
+    fs = 0.0
+    fq = 0.0
+    for i in range(rows):
+        for j in range(cols):
+            m = np.rint(np.float64(mean[i, j]))
+            m = min(max(m, 0.0), 65535.0)
+            mq[i, j] = np.uint16(m)
+            f = np.float64(mean[i, j]) - m
+            fs += f
+            fq += f * f
+            d = np.int64(hot_cut[i, j]) - np.int64(cut[i, j])
+            hd[i, j] = np.uint8(min(max(d, 0), 255))
+    return mq, hd, fs, fq
 
 
 @numba.njit(**_NJIT)
@@ -832,4 +878,21 @@ def stream_sum_f32(a):
     s = 0.0
     for i in range(a.shape[0]):
         s += _row_sum_f32(a[i])
+    return s
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc"})
+def _row_sum_u8(a):
+    s = np.int32(0)
+    for j in range(a.shape[0]):
+        s += np.int32(a[j])
+    return np.int64(s)
+
+
+@numba.njit(**_NJIT)
+def stream_sum_u8(a):
+    """One streaming read of a 2-D uint8 array (the bench's floor)."""
+    s = np.int64(0)
+    for i in range(a.shape[0]):
+        s += _row_sum_u8(a[i])
     return s

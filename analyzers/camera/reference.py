@@ -41,7 +41,9 @@ def zero_suppress(
 ) -> np.ndarray:
     d = pedestal_subtract(raw, mean)
     keep = (raw < clip) & (d > thr) & acceptance_mask(raw.shape, acc)
-    return np.where(keep, d, np.float32(0))
+    # the clustering map's value: raw minus the integer (rounded) pedestal
+    mq = np.clip(np.rint(mean.astype(np.float64)), 0, 65535)
+    return np.where(keep, (raw - mq).astype(np.float32), np.float32(0))
 
 
 def median2x2(z: np.ndarray) -> np.ndarray:

@@ -49,6 +49,9 @@ class OfflineRunner:
         self._reader: Any = None
         self._problems_before = 0
         self._skipped_before = 0
+        #: per file read by :meth:`run_files`: events, problems (file, offset,
+        #: what was lost), or ``error`` when it could not be opened
+        self.file_reports: list[dict[str, Any]] = []
 
     def _emit(self, outputs: list[Output]) -> None:
         if self.quality is not None and outputs:
@@ -113,13 +116,35 @@ class OfflineRunner:
         self._emit(result.outputs)
 
     def run_files(self, paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+        from cygno_online.errors import MidasFormatError
         from cygno_online.midas.reader import MidasReader
 
         for path in paths:
-            reader = MidasReader(path, resync=True)
+            try:
+                reader = MidasReader(path, resync=True)
+            except OSError as exc:
+                # one unreadable file never hides the others
+                self.file_reports.append(
+                    {"file": str(path), "error": exc.strerror or str(exc), "problems": []}
+                )
+                continue
             # Problems are attributed to the run that was open when they occurred.
             self._reader, self._problems_before, self._skipped_before = reader, 0, 0
-            self.feed(reader, str(path))
+            fatal = None
+            try:
+                self.feed(reader, str(path))
+            except MidasFormatError as exc:  # unsupported variant (big-endian)
+                fatal = str(exc)
+            self.file_reports.append(
+                {
+                    "file": str(path),
+                    "events": reader.events_read,
+                    "problems_total": reader.problems_total + (1 if fatal else 0),
+                    "problems": [str(p) for p in reader.problems] + ([fatal] if fatal else []),
+                    "skipped_bytes": reader.skipped_bytes,
+                    "truncated": reader.truncated,
+                }
+            )
         # Files that ended without an end-of-run event (logger still writing,
         # or the run crashed): the summary says so.
         for _kind, stop_ns, complete in self.tracker.finish():

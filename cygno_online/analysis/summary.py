@@ -565,6 +565,38 @@ def summary_path(directory: str | Path, run: int, part: int = 1) -> Path:
     return Path(directory) / f"{name}-summary.json"
 
 
+def merge_part_counters(directory: str | Path, earlier: list[str], counters: dict) -> dict:
+    """The run's counters over every part: the numbers of the earlier parts'
+    summaries (files in ``directory``) added to ``counters``. An unreadable
+    earlier part is left out and named in ``unreadable_parts``."""
+    total: dict[str, Any] = {}
+    unreadable: list[str] = []
+
+    def add(src: dict) -> None:
+        for key, value in src.items():
+            if isinstance(value, bool) or key == "complete":
+                continue
+            if isinstance(value, (int, float)):
+                total[key] = total.get(key, 0) + value
+            elif isinstance(value, dict):
+                sub = total.setdefault(key, {})
+                for k, v in value.items():
+                    if isinstance(v, (int, float)) and not isinstance(v, bool):
+                        sub[k] = sub.get(k, 0) + v
+
+    for name in earlier:
+        try:
+            doc = json.loads((Path(directory) / name).read_text(encoding="utf-8"))
+            add(doc.get("counters") or {})
+        except (OSError, ValueError, AttributeError):
+            unreadable.append(name)
+    add(counters)
+    total["parts"] = len(earlier) + 1
+    if unreadable:
+        total["unreadable_parts"] = unreadable
+    return total
+
+
 def next_summary_part(directory: str | Path, run: int) -> tuple[int, list[str]]:
     """The first part number without a summary file, and the existing parts'
     file names: a summary is never overwritten."""

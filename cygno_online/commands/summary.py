@@ -81,6 +81,7 @@ def summarize(
     pedestal: bool | None = None,
     runner_class: type | None = None,
     registry: Any = None,
+    reports: list[dict] | None = None,
 ) -> list[dict]:
     """The summaries of ``files`` read in order by one chain (what this command
     prints; ``cygno-online reprocess`` runs it once per file on a cluster)."""
@@ -117,7 +118,10 @@ def summarize(
                 quality=quality,
                 summary_config=scfg,
             )
-            return runner.run_files(files)
+            summaries = runner.run_files(files)
+            if reports is not None:
+                reports.extend(getattr(runner, "file_reports", []))
+            return summaries
         finally:
             chain.close()
 
@@ -145,6 +149,14 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         print(f"cygno-online summary: error: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
+    import logging
+
+    reports: list[dict] = []
+    reader_log = logging.getLogger("cygno_online.midas.reader")
+    old_level = reader_log.level
+    if getattr(args, "log_level", "INFO") != "DEBUG":
+        # every file problem is listed at the end: the reader's warnings would repeat them
+        reader_log.setLevel(logging.ERROR)
     registry = None
     if args.registry:
         from cygno_online.sinks.registry import RunRegistry
@@ -152,13 +164,50 @@ def run(args: argparse.Namespace) -> int:
         registry = RunRegistry(args.registry)
     try:
         summaries = summarize(
-            args.files, cfg, config_path=args.config, pedestal=args.pedestal, registry=registry
+            args.files,
+            cfg,
+            config_path=args.config,
+            pedestal=args.pedestal,
+            registry=registry,
+            reports=reports,
         )
     finally:
+        reader_log.setLevel(old_level)
         if registry is not None:
             registry.close()
     if registry is not None:
         for doc in summaries:
             print(f"run {doc.get('run')}: recorded in {registry.url.display()}", file=sys.stderr)
     write_outputs(summaries, args)
-    return 0
+    return report_problems(reports)
+
+
+#: problems listed per file (all are counted)
+SHOWN_PROBLEMS = 10
+
+
+def report_problems(reports: list[dict]) -> int:
+    """One stderr block per file that could not be read or had problems
+    (empty, damaged, truncated: file, offset, what was lost). Exit code: 0
+    clean, 1 problems found, 2 a file could not be opened."""
+    code = 0
+    for r in reports:
+        if r.get("error"):
+            print(f"cygno-online summary: error: {r['file']}: {r['error']}", file=sys.stderr)
+            code = 2
+            continue
+        n = r.get("problems_total", 0)
+        if not n:
+            continue
+        code = max(code, 1)
+        extra = f", {r['skipped_bytes']} bytes skipped" if r.get("skipped_bytes") else ""
+        print(
+            f"cygno-online summary: {r['file']}: {n} problem(s){extra}; "
+            f"{r.get('events', 0)} events read and analysed",
+            file=sys.stderr,
+        )
+        for text in r["problems"][:SHOWN_PROBLEMS]:
+            print(f"  {text}", file=sys.stderr)
+        if n > SHOWN_PROBLEMS:
+            print(f"  ... and {n - SHOWN_PROBLEMS} more", file=sys.stderr)
+    return code

@@ -290,7 +290,10 @@ def monitor_series(analyzers: list[str] | tuple[str, ...] = ()) -> SeriesSpec:
         f("analyzer_errors", "int", "", "(counter)"),
         f("queue_depth", "int"),
         f("cpu_percent", "float", "%"),
-        f("rss_bytes", "int", "B"),
+        f("rss_bytes", "int", "B", "the daemon's own resident memory (anon + file, no shmem)"),
+        f("rss_shmem_bytes", "int", "B", "the daemon's shared memory (the hand-off slots)"),
+        f("reader_anon_bytes", "int", "B", "the MIDAS reader process's own memory"),
+        f("reader_shmem_bytes", "int", "B", "the MIDAS reader's shared memory (mapped buffer)"),
         f("uptime_s", "float", "s"),
         f("drops_<reason>", "int", "", "drops by reason (queue_full, publish_*, sink...)"),
     ]

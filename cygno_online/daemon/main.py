@@ -93,6 +93,25 @@ def run_body(run: RunInfo, state: str, stop_time_ns: int = 0) -> dict[str, Any]:
     }
 
 
+def run_end_text(run: int, summary: Any) -> str:
+    """The viewers' log line of a run end: duration, events, quality."""
+    if not isinstance(summary, dict):
+        return f"run {run} stopped"
+    parts = []
+    dur = summary.get("duration_s")
+    if isinstance(dur, (int, float)):
+        parts.append(f"{dur:.0f} s")
+    seen = (summary.get("counters") or {}).get("events_seen")
+    if isinstance(seen, int):
+        parts.append(f"{seen} events")
+    quality = summary.get("quality")
+    if quality:
+        flags = summary.get("quality_flags") or []
+        names = ", ".join(str(f.get("flag")) for f in flags[:3] if isinstance(f, dict))
+        parts.append(f"quality {quality}" + (f" ({names})" if names else ""))
+    return f"run {run} stopped" + (": " + ", ".join(parts) if parts else "")
+
+
 class Daemon:
     """One monitor instance. ``run()`` is the whole life of the process;
     tests and the demo use ``start()``/``shutdown()``."""
@@ -142,6 +161,14 @@ class Daemon:
         )
         if cfg.state_dir:
             cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        # the viewers' Log and Runs tabs survive a restart (see publish.memory)
+        self.viewer_memory: Any = None
+        if cfg.state_dir:
+            from cygno_online.publish.memory import ViewerMemory
+
+            self.viewer_memory = ViewerMemory(cfg.state_dir / "viewers.json")
+            self.viewer_memory.load_into(self.publisher.state)
+        self._memory_due = every(5.0)
         self.alarms = AlarmEngine(
             cfg.alarm_rules,
             state_path=(cfg.state_dir / "alarms.json") if cfg.state_dir else None,
@@ -207,6 +234,10 @@ class Daemon:
         if self.cfg.influx_enabled:
             self._start_sink()
         self._publish_alarms(with_history=True)
+        attach = getattr(self.source, "attach_watchdog", None)
+        if attach is not None:
+            # the MIDAS reader process (sources/midas_live.py)
+            attach(self.watchdog, self.cfg.watchdog_stall_s)
         self.pipeline.start()
         log.info(
             "daemon started in %.2f s: source %s (%s sampling), %d analyzers",
@@ -245,6 +276,8 @@ class Daemon:
         self.notifier.stopping()
         t0 = time.monotonic()
         self.pipeline.stop(timeout=6.0)
+        if self.viewer_memory is not None:
+            self.viewer_memory.save(self.publisher.state, force=True)
         if self.sink is not None:
             try:
                 self.sink.flush(1.5)
@@ -404,6 +437,13 @@ class Daemon:
             ", pedestal" if run.pedestal else "",
         )
         self.publisher.submit(Message("run", run_body(run, "running")))
+        # the viewers' log shows where each run begins and ends
+        self._publish_log(
+            "info",
+            f"run {run.run} started: {run.description or 'no description'}"
+            + (" (pedestal)" if run.pedestal else ""),
+            run=run.run,
+        )
         self.alarms.set_running(True)
         self._outputs(outputs)
 
@@ -421,6 +461,7 @@ class Daemon:
             int(summary.get("stop_time_ns") or time.time_ns()) if isinstance(summary, dict) else 0
         )
         log.info("run %s finished", run.run)
+        self._publish_log("info", run_end_text(run.run, summary), run=run.run)
         self.publisher.submit(Message("summary", summary))
         self.publisher.submit(Message("run", run_body(run, "stopped", stop_ns)))
         self.alarms.set_running(False)
@@ -478,6 +519,8 @@ class Daemon:
             except Exception:
                 log.exception("live reference checks failed")
         now = time.monotonic()
+        if self.viewer_memory is not None and self._memory_due(now):
+            self.viewer_memory.save(self.publisher.state)
         if self._health_due(now):
             self._log_budget = LOG_BUDGET
             body = self.health.report()

@@ -399,8 +399,15 @@ class Pipeline:
                 # this is a further part; earlier parts are kept as written
                 part, earlier = next_summary_part(self.summary_dir, run.run)
                 if part > 1:
+                    from cygno_online.analysis.summary import merge_part_counters
+
                     doc["part"] = part
                     doc["previous_parts"] = earlier
+                    # the run's totals over every part (analyzer sections
+                    # stay per part)
+                    doc["counters_all_parts"] = merge_part_counters(
+                        self.summary_dir, earlier, doc.get("counters") or {}
+                    )
                     log.info(
                         "run %s: part %d (earlier parts: %s)", run.run, part, ", ".join(earlier)
                     )

@@ -13,13 +13,15 @@ or a restarted logger produce) are read as one stream.
 from __future__ import annotations
 
 import bz2
+import contextlib
+import os
 import sys
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from cygno_online.errors import MidasFormatError
+from cygno_online.errors import IntegrityError, MidasFormatError
 
 RAW_CHUNK = 1 << 20
 #: upper bound of one decompressed chunk: bounds memory for very compressible
@@ -53,6 +55,53 @@ class _Plain:
         return False
 
 
+class StreamDamage(Exception):
+    """A decompressor failed; ``salvaged`` is the output recovered up to the
+    damage (it is handed out before the error is raised)."""
+
+    def __init__(self, cause: Exception, salvaged: bytes) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.salvaged = salvaged
+
+
+def _salvage(backup: Any, data: bytes, size: int) -> bytes:
+    """Re-run a failed ``decompress(data, size)`` from a copy of the
+    decompressor taken before it, in ever smaller output steps, so that the
+    output before the damage is kept (zlib drops the output of a call that
+    ends in an error: with a bad CRC, up to a whole chunk at the end of the
+    file, usually with the EOR). Only on the error path: ~50 calls."""
+    out = []
+    d = backup
+    step = size
+    while step >= 1:
+        trial = d.copy()
+        try:
+            chunk = trial.decompress(data, step)
+        except zlib.error:
+            step //= 4
+            continue
+        if not chunk and trial.unconsumed_tail == data:
+            break  # no progress possible: stop (the error comes from here)
+        out.append(chunk)
+        d, data = trial, trial.unconsumed_tail
+        if trial.eof:
+            return b"".join(out)
+    # zlib checks the trailer in the call that writes the last bytes: the
+    # longest input prefix that does not reach the failing check gives them
+    lo, hi = 0, len(data)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            d.copy().decompress(data[:mid], size)
+            lo = mid
+        except zlib.error:
+            hi = mid
+    with contextlib.suppress(zlib.error):
+        out.append(d.copy().decompress(data[:lo], size))
+    return b"".join(out)
+
+
 class _Gzip:
     def __init__(self) -> None:
         self._d = zlib.decompressobj(31)
@@ -73,7 +122,11 @@ class _Gzip:
             # zero padding after the last member (tape/block devices): ignore
             return b""
         self.in_member = True
-        out = self._d.decompress(data, MAX_OUT)
+        backup = self._d.copy()  # cheap (zlib state + 32 KiB window), once per chunk
+        try:
+            out = self._d.decompress(data, MAX_OUT)
+        except zlib.error as exc:
+            raise StreamDamage(exc, _salvage(backup, data, MAX_OUT)) from exc
         if self._d.eof:
             self._pending = self._d.unused_data
             self._d = zlib.decompressobj(31)
@@ -148,6 +201,10 @@ class ByteStream:
         self.compression: str | None = None
         self._decoder: Any = None
         self._head = b""
+        #: a damage found while the data before it are still being handed out
+        self._damage: MidasFormatError | None = None
+        #: decompressed bytes handed out (where a damage starts)
+        self.bytes_out = 0
 
     def _detect(self) -> bool:
         """Read until the magic can be decided; False if not enough data yet."""
@@ -165,7 +222,46 @@ class ByteStream:
 
     def read(self) -> bytes | None:
         """The next decompressed chunk (may be ``b""``), or ``None`` when the
-        raw source has no more data for now and nothing is pending."""
+        raw source has no more data for now and nothing is pending. A damaged
+        compressed stream first hands out what could be decompressed before
+        the damage, then raises :class:`MidasFormatError` (once)."""
+        if self._damage is not None:
+            exc, self._damage = self._damage, None
+            raise exc
+        try:
+            out = self._read_chunk()
+        except StreamDamage as exc:
+            self._damage = self._damage_error(exc.cause, len(exc.salvaged))
+            out = exc.salvaged
+        if out:
+            self.bytes_out += len(out)
+        return out
+
+    def _damage_error(self, cause: Exception, salvaged: int) -> MidasFormatError:
+        text = str(cause)
+        if "incorrect data check" in text:
+            what = "integrity check failed (gzip CRC-32 mismatch)"
+        elif "incorrect length check" in text:
+            what = "integrity check failed (gzip length mismatch)"
+        else:
+            what = f"corrupt {self.compression} stream ({text})"
+        size = None
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            size = os.fstat(self._f.fileno()).st_size
+        lost = (
+            f"; raw bytes {self.raw_bytes_read}..{size} not read"
+            if size and size > self.raw_bytes_read
+            else ""
+        )
+        return IntegrityError(
+            f"{what} after {self.raw_bytes_read} raw bytes: the "
+            f"{self.bytes_out + salvaged} bytes decompressed before it are analysed"
+            f" (they may be damaged), nothing after offset {self.bytes_out + salvaged}{lost}",
+            source=self.name,
+            offset=self.bytes_out + salvaged,
+        )
+
+    def _read_chunk(self) -> bytes | None:
         try:
             if self._decoder is None:
                 if not self._detect():

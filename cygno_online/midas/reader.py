@@ -28,7 +28,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from cygno_online.errors import MidasFormatError, TruncatedEventError, UnsupportedFormatError
+from cygno_online.errors import (
+    EmptyFileError,
+    MidasFormatError,
+    TruncatedEventError,
+    UnsupportedFormatError,
+)
 from cygno_online.midas.compression import ByteStream
 from cygno_online.midas.event import (
     BANK_FORMATS,
@@ -171,7 +176,7 @@ class MidasReader:
                 # no way to resynchronise inside a damaged compressed stream
                 self._broken = True
                 self._fail(
-                    MidasFormatError(exc.reason, source=self.source, offset=self._pos + self._avail)
+                    type(exc)(exc.reason, source=self.source, offset=self._pos + self._avail)
                 )
                 return False
             if chunk is None:
@@ -529,6 +534,21 @@ class MidasReader:
             return
         if self.follow and self.stop is not None and self.stop.is_set():
             # stopped while following a live file: a partial event is expected
+            return
+        if (
+            not self._started
+            and not self._avail
+            and not self.events_read
+            and not self._stream.in_member  # a cut compressed frame is a truncation
+        ):
+            raw = self._stream.raw_bytes_read
+            exc = self._error(
+                EmptyFileError,
+                "empty file: no MIDAS data at all"
+                + (f" ({raw} compressed bytes decompress to nothing)" if raw else " (0 bytes)"),
+            )
+            log.warning("%s", exc)
+            self._problem(exc)
             return
         if self._avail:
             event_id = serial = None

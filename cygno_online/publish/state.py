@@ -23,11 +23,19 @@ HISTORY_POINTS = 240
 LOG_LINES = 500
 #: finished alarm records kept in the history
 ALARM_HISTORY = 200
+#: run summaries kept for the viewers' Runs tab (without their bulky
+#: ``sections``; the latest one is also kept whole in ``summary``)
+RECENT_SUMMARIES = 20
 #: series kept; a high-cardinality tag (per-cluster rows) must not grow a
 #: daemon that runs for months: the least recently updated series goes first
 MAX_SERIES = 5000
 
 SEVERITIES = ("info", "warning", "error", "critical")
+
+
+def compact_summary(doc: dict[str, Any]) -> dict[str, Any]:
+    """A run summary without the analyzers' raw ``sections`` (histograms...)."""
+    return {k: v for k, v in doc.items() if k != "sections"}
 
 
 def series_id(family: str, tags: dict[str, str]) -> str:
@@ -147,6 +155,8 @@ class MonitorState:
     log: deque = field(default_factory=lambda: deque(maxlen=LOG_LINES))
     health: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    #: the last RECENT_SUMMARIES run summaries, oldest first (compact)
+    summaries: deque = field(default_factory=lambda: deque(maxlen=RECENT_SUMMARIES))
     last_heartbeat_ns: int = 0
     #: series dropped because of MAX_SERIES (counted, never silent)
     series_evicted: int = 0
@@ -235,6 +245,18 @@ class MonitorState:
 
     def _apply_summary(self, msg: Message) -> None:
         self.summary = dict(msg.body)
+        self.add_summary(self.summary)
+
+    def add_summary(self, doc: dict[str, Any]) -> None:
+        """Keep a compact copy of a run summary; a summary of the same run
+        and part replaces the earlier one."""
+        compact = compact_summary(doc)
+        key = (compact.get("run"), compact.get("part") or 1)
+        for i, old in enumerate(self.summaries):
+            if (old.get("run"), old.get("part") or 1) == key:
+                del self.summaries[i]
+                break
+        self.summaries.append(compact)
 
     def _apply_health(self, msg: Message) -> None:
         self.health = dict(msg.body)
@@ -282,6 +304,7 @@ class MonitorState:
                 "log": [asdict(r) for r in self.log],
                 "health": self.health,
                 "summary": self.summary,
+                "summaries": list(self.summaries),
                 "last_heartbeat_ns": self.last_heartbeat_ns,
             }
             return Message("snapshot", body, arrays, seq=self.seq)
@@ -313,6 +336,10 @@ class MonitorState:
             self.log = deque((LogRecord(**r) for r in body.get("log") or []), maxlen=LOG_LINES)
             self.health = dict(body.get("health") or {})
             self.summary = dict(body.get("summary") or {})
+            self.summaries = deque(
+                (dict(d) for d in body.get("summaries") or [] if isinstance(d, dict)),
+                maxlen=RECENT_SUMMARIES,
+            )
             self.last_heartbeat_ns = int(body.get("last_heartbeat_ns", 0))
 
     # -- convenience for viewers ---------------------------------------------

@@ -183,6 +183,8 @@ class MidasLiveSource(Source):
         self._pending: tuple[int, dict] | None = None
         self._summary = _Summarised()
         self._lock = threading.Lock()
+        self._wd: Any = None
+        self._supervisor: threading.Thread | None = None
 
     @classmethod
     def from_config(cls, c: Any, experiment: str | None = None) -> MidasLiveSource:
@@ -201,6 +203,24 @@ class MidasLiveSource(Source):
             experiment=experiment,
             **kw,
         )
+
+    def attach_watchdog(self, watchdog: Any, stall_s: float) -> None:
+        """Register the reader process with the daemon's progress watchdog.
+        It beats whenever the reader reports (at least once a second while
+        connected) and while no reader is needed (waiting to reconnect). A
+        reader without progress is killed here after ``reader_timeout_s``
+        and replaced; the watchdog sees a stall only if that fails too."""
+        self._wd = watchdog.register(
+            "reader", stall_s=max(stall_s, 2 * self.reader_timeout_s), alive=self._supervising
+        )
+        self._wd.beat()
+
+    def _supervising(self) -> bool:
+        return self._supervisor is None or self._supervisor.is_alive()
+
+    def _beat(self, detail: str | None = None) -> None:
+        if self._wd is not None:
+            self._wd.beat(detail)
 
     def send_message(self, text: str, is_error: bool = False) -> None:
         with self._lock:
@@ -231,6 +251,7 @@ class MidasLiveSource(Source):
     # -- the supervisor (source thread) --------------------------------------------------
     def run(self, sink: SourceSink, stop: threading.Event) -> None:
         self._sink = sink
+        self._supervisor = threading.current_thread()
         self.slots = Slots(self.n_slots, self.max_event_size + 100)
         backoff = self.retry_initial_s
         try:
@@ -248,6 +269,8 @@ class MidasLiveSource(Source):
                     backoff = min(backoff * 2, self.retry_max_s)
                 self._wait(sink, stop, wait)
         finally:
+            if self._wd is not None:
+                self._wd.done()
             slots, self.slots = self.slots, None
             if slots is not None:
                 # a view still exported: freed with the process
@@ -258,8 +281,7 @@ class MidasLiveSource(Source):
         self.state = state
         sink.status(state, detail)
 
-    @staticmethod
-    def _wait(sink: SourceSink, stop: threading.Event, seconds: float) -> None:
+    def _wait(self, sink: SourceSink, stop: threading.Event, seconds: float) -> None:
         end = time.monotonic() + seconds
         while not stop.is_set():
             left = end - time.monotonic()
@@ -267,6 +289,7 @@ class MidasLiveSource(Source):
                 return
             stop.wait(min(0.25, left))
             sink.heartbeat()
+            self._beat("waiting to reconnect")
 
     def _spawn(self) -> tuple[subprocess.Popen, Channel]:
         self.reader_counts = {}
@@ -329,8 +352,22 @@ class MidasLiveSource(Source):
                     except (EOFError, OSError):
                         break
                     st["last"] = now
+                    self._beat()
                     for m in msgs:
-                        self._handle(m, st, sink)
+                        try:
+                            self._handle(m, st, sink)
+                        except Exception as exc:
+                            # one odd message (an ODB the run info cannot
+                            # use...) must not end the supervision
+                            first = self.skipped["bad_message"] == 0
+                            self.skipped["bad_message"] += 1
+                            kind = m[0] if isinstance(m, list) and m else "?"
+                            self._summary.note(
+                                "bad_message",
+                                f"{self.name}: reader message {kind!r} not usable: "
+                                f"{type(exc).__name__}: {exc}",
+                                first,
+                            )
                 elif proc.poll() is not None:
                     break
                 elif now - st["last"] > self.reader_timeout_s:
@@ -366,10 +403,17 @@ class MidasLiveSource(Source):
             reason, text = "crash", f"the MIDAS reader {exit_reason(rc)}"
         else:
             reason, text = "crash", f"the MIDAS reader {exit_reason(rc)} before connecting"
-        if st["connected"] or reason == "crash":
-            self.session_ends[reason] += 1
-        if st["outcome"] == "failed" and reason != "crash":
+        if not st["connected"]:
+            # no session: a failed attempt. The state and its detail repeat
+            # identically while the experiment is away: one log line, not one
+            # per attempt.
+            if reason != "connect_failed":
+                self.failures += 1
+            if reason == "hung":
+                text = f"no answer from MIDAS within {self.reader_timeout_s:g} s"
+            self._status(sink, "disconnected", f"{text}; retrying")
             return "failed"
+        self.session_ends[reason] += 1
         if self._run is not None:
             text += f"; run {self._run.run} kept open until the experiment is back"
         log.warning("%s: session ended: %s", self.name, text)

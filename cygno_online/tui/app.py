@@ -35,6 +35,7 @@ from cygno_online.tui.screens.logview import LogPanel
 from cygno_online.tui.screens.modals import ConfirmScreen, HelpScreen
 from cygno_online.tui.screens.overview import OverviewPanel
 from cygno_online.tui.screens.pmt import PmtPanel, boards
+from cygno_online.tui.screens.runs import RunsPanel
 from cygno_online.tui.screens.slowcontrol import SlowControlPanel
 from cygno_online.tui.source import (
     Expectations,
@@ -80,9 +81,10 @@ TABS: tuple[tuple[str, str, type[Panel]], ...] = (
     ("camera", "2 Camera", CameraPanel),
     ("clusters", "3 Clusters", ClustersPanel),
     ("pmt", "4 PMT", PmtPanel),
-    ("slow", "5 Slow ctl", SlowControlPanel),
+    ("slow", "5 Slow", SlowControlPanel),
     ("alarms", "6 Alarms", AlarmsPanel),
-    ("log", "7 Log", LogPanel),
+    ("runs", "7 Runs", RunsPanel),
+    ("log", "8 Log", LogPanel),
 )
 
 #: actions that only make sense on some tabs (hidden from the footer elsewhere)

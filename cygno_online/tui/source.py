@@ -375,6 +375,10 @@ class FakeSource:
             )
         )
 
+    def apply_summary(self, doc: dict[str, Any]) -> Message:
+        """A run summary as the daemon publishes it at the end of a run."""
+        return self.apply(Message("summary", dict(doc)))
+
     def health(self, **body: Any) -> Message:
         return self.apply(Message("health", dict(body)))
 

@@ -5,6 +5,8 @@ coming back."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 
 import zmq
@@ -178,8 +180,15 @@ def test_live_midas_standin_disappears_and_returns(tmp_path, experiment, monkeyp
                 )
 
             wait_for(all_accounted, what="events flow again")
+            # the reader is a watchdog component; a reader crash is the
+            # supervisor's business, not a watchdog failure
+            os.kill(daemon.source.reader_pid, signal.SIGKILL)
+            wait_for(lambda: daemon.source.connects == 3, what="new reader")
+            daemon.watchdog.check()
+            assert daemon.watchdog.component("reader").state == "ok"
+            assert daemon.watchdog.healthy()
             health = daemon.health.report()
-            assert health["source"]["connects"] == 2
+            assert health["source"]["connects"] == 3
             assert set(health["memory"]) == {"anon", "file", "shmem"}
     finally:
         daemon.shutdown()
@@ -228,3 +237,6 @@ def test_a_run_survives_a_daemon_restart_in_parts(tmp_path, experiment, monkeypa
     doc = json.loads(part2.read_text())
     assert doc["part"] == 2 and doc["previous_parts"] == [part1.name]
     assert doc["counters"]["complete"] is True
+    total = doc["counters_all_parts"]
+    assert total["parts"] == 2 and total["events_processed"] == 3
+    assert total["events_by_id"] == {"1": 3}

@@ -315,3 +315,16 @@ def test_reader_memory_is_reported_apart(experiment, live):
     d = r.source.describe()
     assert d["reader_memory"]["shmem"] > 0  # the mapped buffer, in the reader
     assert set(proc_memory()) == {"anon", "file", "shmem"}
+
+
+def test_a_reader_stuck_in_a_call_is_replaced(experiment, live):
+    r = live(experiment, reader_timeout_s=1.0, retry_initial_s=0.05, retry_max_s=0.2)
+    connected(r)
+    experiment.proc.send_signal(signal.SIGSTOP)  # every MIDAS call now blocks
+    try:
+        wait_for(lambda: r.source.session_ends["hung"] >= 1, what="hung reader killed")
+    finally:
+        experiment.proc.send_signal(signal.SIGCONT)
+    wait_for(lambda: r.source.connects >= 2, what="a new session")
+    experiment.produce(small_event(1))
+    wait_for(lambda: r.sink.serials[-1:] == [1], what="events flow again")

@@ -208,7 +208,9 @@ def test_reload_applies_good_config_and_rejects_bad(tmp_path):
         good = dict(data)
         good["analyzers"] = [{"plugin": "fake", "params": {"gain": 3.0}}]
         good["alarms"] = {
-            "rules": [{"id": "new_rule", "family": "monitor", "field": "events_dropped", "above": 1}]
+            "rules": [
+                {"id": "new_rule", "family": "monitor", "field": "events_dropped", "above": 1}
+            ]
         }
         path.write_text(yaml.safe_dump(good))
         assert d.reload() is True

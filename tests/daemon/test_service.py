@@ -53,7 +53,10 @@ def test_unit_has_the_required_settings():
     assert lines["Type"] == "notify"
     assert lines["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert lines["WatchdogSec"] == "30"
-    assert lines["Restart"] == "on-failure"
+    # monitoring comes back whatever ended the process; not on a config error
+    assert lines["Restart"] == "always"
+    assert lines["RestartPreventExitStatus"] == "2"
+    assert lines["KillMode"] == "mixed"
     assert lines["User"] == "daq"
     assert "AF_UNIX" in lines["RestrictAddressFamilies"]
     assert lines["Environment"] == "NUMBA_CACHE_DIR=%C/cygno-online"

@@ -120,7 +120,9 @@ def test_chain_gives_each_event_its_own_point_time():
 
 # -- real servers -------------------------------------------------------------------------------
 def count_env(influxd, db: str, run: int) -> int:
-    rows = influxd.rows(f'SELECT count("gas_temperature") FROM "environment" WHERE "run" = \'{run}\'', db)
+    rows = influxd.rows(
+        f'SELECT count("gas_temperature") FROM "environment" WHERE "run" = \'{run}\'', db
+    )
     return rows[0]["count"] if rows else 0
 
 
@@ -133,9 +135,7 @@ def write_all(sink, metrics: list[Metric]) -> None:
         sink.stop(5)
 
 
-def test_influx1_n_events_in_one_second_give_n_points_also_after_replay(
-    influxd, tmp_path: Path
-):
+def test_influx1_n_events_in_one_second_give_n_points_also_after_replay(influxd, tmp_path: Path):
     influxd.create_database("points")
     chain = slow_chain()
     try:
@@ -154,9 +154,7 @@ def test_influx1_n_events_in_one_second_give_n_points_also_after_replay(
     assert daq[0]["count"] == 20
 
 
-def test_victoria_n_events_in_one_second_give_n_points_also_after_replay(
-    victoria, tmp_path: Path
-):
+def test_victoria_n_events_in_one_second_give_n_points_also_after_replay(victoria, tmp_path: Path):
     chain = slow_chain()
     try:
         write_all(v2_sink(victoria, tmp_path / "s1"), replay(chain, env_events(20), 9))

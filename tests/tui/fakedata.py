@@ -207,12 +207,77 @@ def populate(src: FakeSource, *, now_ns: int = NOW_NS, n_points: int = 30) -> Fa
         cleared_ns=now_ns - 300 * 10**9,
         transition="cleared",
     )
+    add_summaries(src, now_ns)
     src.log("run 42901 started", time_ns=now_ns - 3725 * 10**9)
     src.log("camera: spark in image 12", level="warning", time_ns=now_ns - 100 * 10**9)
     src.log(
         "Run 42901 started by shifter", level="talk", origin="midas", time_ns=now_ns - 3700 * 10**9
     )
     return src
+
+
+def summary_doc(run: int, start_ns: int, *, pedestal: bool = False, **over) -> dict:
+    """A run summary with the blocks the daemon's summaries carry
+    (cygno_online.analysis.summary.build_summary)."""
+    doc = {
+        "schema": 1,
+        "run": run,
+        "experiment": "LIME",
+        "description": "S000:PED:pedestal, HV off" if pedestal else "S003:DATA:Fe, 55Fe source on",
+        "pedestal": pedestal,
+        "exposure_s": 0.3,
+        "start_time_ns": start_ns,
+        "stop_time_ns": start_ns + 240 * 10**9,
+        "duration_s": 240.0,
+        "counters": {"events_seen": 400, "drop_fraction": 0.0, "complete": True},
+        "daq": {"trigger_rate_hz": 1.7, "lag_mean_s": 0.4},
+        "camera": {
+            "images": 400,
+            "spark_fraction": 0.0025,
+            "cluster_rate_hz": 0.0 if pedestal else 5.1,
+            "fe55_peak": None if pedestal else 7050.0,
+            "fe55_width": None if pedestal else 880.0,
+            "pedestal_age_days": 0.1,
+        },
+        "environment": {"gas_temperature": {"mean": 22.1, "unit": "C", "min": 22.0, "max": 22.3}},
+        "references": {"fe55_peak": 7200.0},
+        "quality_flags": [],
+        "quality": "good",
+        "generated_ns": start_ns + 241 * 10**9,
+    }
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(doc.get(k), dict):
+            doc[k] = {**doc[k], **v}
+        else:
+            doc[k] = v
+    return doc
+
+
+def add_summaries(src: FakeSource, now_ns: int = NOW_NS) -> None:
+    """Three ended runs before the one in progress: pedestal, good, flagged."""
+    base = RUN_START_NS - 3 * 600 * 10**9
+    src.apply_summary(summary_doc(42898, base, pedestal=True))
+    src.apply_summary(summary_doc(42899, base + 600 * 10**9))
+    src.apply_summary(
+        summary_doc(
+            42900,
+            base + 1200 * 10**9,
+            camera={"fe55_peak": 6100.0, "spark_fraction": 0.07},
+            quality="flagged",
+            quality_flags=[
+                {
+                    "flag": "fe55_peak_shifted",
+                    "reason": "cam0: 55Fe peak moved by -15.3% from the reference (limit 10%)",
+                    "severity": "warning",
+                },
+                {
+                    "flag": "spark_rate_high",
+                    "reason": "cam0: 7.0% of the images had a spark (limit 5%)",
+                    "severity": "warning",
+                },
+            ],
+        )
+    )
 
 
 def make_source() -> FakeSource:

@@ -44,8 +44,8 @@ def test_number_keys_switch_tabs_and_footer_follows():
     async def body(app, pilot):
         seen = []
         for key, pane in zip(
-            "2345671",
-            ("camera", "clusters", "pmt", "slow", "alarms", "log", "overview"),
+            "23456781",
+            ("camera", "clusters", "pmt", "slow", "alarms", "runs", "log", "overview"),
             strict=True,
         ):
             await pilot.press(key)
@@ -433,7 +433,7 @@ def test_log_tab_shows_new_messages_by_level():
     src = make_source()
 
     async def body(app, pilot):
-        await pilot.press("7")
+        await pilot.press("8")
         await pilot.pause()
         first = screen_text(app)
         src.log("HV trip on GEM2", level="error", time_ns=NOW_NS)
@@ -612,7 +612,7 @@ def test_bad_data_never_crashes_the_tui():
     src.alarm(id="weird", name="", severity="unknown", state="active", value=[1, 2])
 
     async def body(app, pilot):
-        keys = ["2", "z", "x", "c", "3", "i", "c", "l", "4", "n", "h", "v", "5", "s", "6", "7"]
+        keys = ["2", "z", "x", "c", "3", "i", "c", "l", "4", "n", "h", "v", "5", "s", "6", "7", "8"]
         for key in keys:
             await pilot.press(key)
             await pilot.pause()

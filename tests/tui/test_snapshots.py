@@ -32,7 +32,7 @@ def make_app() -> MonitorApp:
 
 
 SIZES = {"80x24": (80, 24), "200x60": (200, 60)}
-TABS = {"overview": [], "camera": ["2"], "alarms": ["6"]}
+TABS = {"overview": [], "camera": ["2"], "alarms": ["6"], "runs": ["7"]}
 
 
 @pytest.mark.parametrize("size", list(SIZES))

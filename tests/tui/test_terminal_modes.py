@@ -106,7 +106,7 @@ def test_palette_256_is_honoured_whatever_term_says(monkeypatch):
 def test_ascii_mode_puts_only_ascii_on_every_tab():
     async def body(app, pilot):
         bad = {}
-        for key in "1234567":
+        for key in "12345678":
             await pilot.press(key)
             await pilot.pause()
             await pilot.pause()

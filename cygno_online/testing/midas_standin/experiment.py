@@ -161,6 +161,12 @@ class Ring:
                 self.cond.wait(0.5 if remaining is None else min(remaining, 0.5))
 
 
+def _stamped(event: bytes, offset: int) -> bytes:
+    b = bytearray(event)
+    b[offset : offset + 8] = time.time_ns().to_bytes(8, "little")
+    return bytes(b)
+
+
 def default_odb(name: str) -> dict[str, Any]:
     return {
         "Runinfo": {"State": 1, "Run number": 0, "Start time binary": 0, "Stop time binary": 0},
@@ -513,9 +519,16 @@ class Server:
     def _ctl_stop_run(self) -> dict:
         return self.stop_run()
 
-    def _ctl_produce(self, events: list[bytes], buffer: str = "SYSTEM") -> int:
+    def _ctl_produce(
+        self, events: list[bytes], buffer: str = "SYSTEM", stamp_offset: int | None = None
+    ) -> int:
         ring = self.ring(buffer)
-        return sum(bool(ring.put(e)) for e in events)
+        n = 0
+        for e in events:
+            if stamp_offset is not None:
+                e = _stamped(e, stamp_offset)
+            n += bool(ring.put(e))
+        return n
 
     def _ctl_stream(
         self,
@@ -524,9 +537,11 @@ class Server:
         count: int,
         first_serial: int = 0,
         buffer: str = "SYSTEM",
+        stamp_offset: int | None = None,
     ) -> None:
         """A frontend thread: ``count`` copies of ``template`` (serials
-        counting up) at ``rate_hz``."""
+        counting up) at ``rate_hz``; ``stamp_offset``: where to write the
+        time (ns, u64) each event enters the buffer (benchmarks)."""
         ring = self.ring(buffer)
 
         def run() -> None:
@@ -534,6 +549,8 @@ class Server:
             tmpl = bytearray(template)
             for i in range(count):
                 tmpl[4:8] = (first_serial + i).to_bytes(4, "little")
+                if stamp_offset is not None:
+                    tmpl[stamp_offset : stamp_offset + 8] = time.time_ns().to_bytes(8, "little")
                 ring.put(bytes(tmpl))
                 delay = t0 + (i + 1) / rate_hz - time.monotonic()
                 if delay > 0:
@@ -684,14 +701,26 @@ class Experiment:
         return self._call("shutdown_all")
 
     # frontend
-    def produce(self, events: list[bytes] | bytes) -> int:
+    def produce(self, events: list[bytes] | bytes, stamp_offset: int | None = None) -> int:
         if isinstance(events, (bytes, bytearray)):
             events = [bytes(events)]
-        return self._call("produce", events=list(events))
+        return self._call("produce", events=list(events), stamp_offset=stamp_offset)
 
-    def stream(self, template: bytes, rate_hz: float, count: int, first_serial: int = 0) -> None:
+    def stream(
+        self,
+        template: bytes,
+        rate_hz: float,
+        count: int,
+        first_serial: int = 0,
+        stamp_offset: int | None = None,
+    ) -> None:
         self._call(
-            "stream", template=template, rate_hz=rate_hz, count=count, first_serial=first_serial
+            "stream",
+            template=template,
+            rate_hz=rate_hz,
+            count=count,
+            first_serial=first_serial,
+            stamp_offset=stamp_offset,
         )
 
     def stream_done(self) -> bool:

@@ -14,8 +14,8 @@ from textual.widgets import Static
 KEYS: tuple[tuple[str, str, str], ...] = (
     (
         "everywhere",
-        "1..7",
-        "switch tab: Overview, Camera, Clusters, PMT, Slow control, Alarms, Log",
+        "1..8",
+        "switch tab: Overview, Camera, Clusters, PMT, Slow control, Alarms, Runs, Log",
     ),
     ("everywhere", "tab", "move focus (shift+tab back)"),
     ("everywhere", "?", "this help"),
@@ -38,6 +38,7 @@ KEYS: tuple[tuple[str, str, str], ...] = (
     ("Slow control", "s", "cycle sort column (name, value, age, alarm)"),
     ("Slow control", "/", "filter by name (Enter keeps it, Esc clears it)"),
     ("Alarms", "a", "acknowledge the selected alarm (asks y/n)"),
+    ("Runs", "enter", "the selected run's full summary, compared with the previous run"),
     ("tables, log", "↑↓ PgUp PgDn", "move / scroll"),
 )
 

@@ -1,0 +1,112 @@
+"""The daemon as a process on the live MIDAS source (stand-in experiment):
+SIGTERM/SIGINT stop it in every source state within 10 s with the open run's
+summary flushed, exit code 0; its MIDAS reader never outlives it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+import yaml
+from conftest import wait_for
+from test_daemon_process import (
+    client_for,
+    config,
+    finish,
+    numba_cache,  # noqa: F401  (the fixture)
+    spawn,
+)
+
+from cygno_online.testing.midas_standin.frontend import small_event
+
+
+def live_config(tmp_path):
+    data = config(tmp_path)
+    data["source"] = {"type": "midas", "midas": {"retry": {"initial_s": 0.2, "max_s": 0.5}}}
+    path = tmp_path / "daemon.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return data, path
+
+
+def stop_within(proc, sig, limit_s=10.0):
+    t0 = time.monotonic()
+    proc.send_signal(sig)
+    code, err = finish(proc)
+    took = time.monotonic() - t0
+    assert took < limit_s, f"stop took {took:.1f} s\n{err}"
+    return code, err
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stop_mid_run_flushes_the_summary(tmp_path, experiment, numba_cache, sig):  # noqa: F811
+    data, path = live_config(tmp_path)
+    experiment.start_run(42, "mid run")
+    proc = spawn(path, experiment.client_env(), numba_cache)
+    try:
+        with client_for(data) as c:
+            wait_for(lambda: c.connected, timeout=60, what="daemon up")
+            wait_for(
+                lambda: any(r[3] for r in experiment.readers()), timeout=30, what="reader connected"
+            )
+            reader_pid = experiment.clients()[0][1]
+            experiment.produce([small_event(1), small_event(2)])
+            wait_for(lambda: c.state.run.get("run") == 42, timeout=30, what="run 42")
+        code, err = stop_within(proc, sig)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert code == 0, err
+    assert (tmp_path / "summaries" / "run00042-summary.json").exists(), err
+    wait_for(lambda: not alive(reader_pid), timeout=5, what="reader gone with the daemon")
+
+
+def test_stop_while_the_experiment_is_away(tmp_path, experiment, numba_cache):  # noqa: F811
+    data, path = live_config(tmp_path)
+    experiment.kill()
+    proc = spawn(path, experiment.client_env(), numba_cache)
+    try:
+        with client_for(data) as c:
+            wait_for(lambda: c.connected, timeout=60, what="daemon up")
+            wait_for(
+                lambda: c.state.health.get("source_state") == "disconnected",
+                timeout=30,
+                what="waiting for the experiment",
+            )
+        code, err = stop_within(proc, signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert code == 0, err
+
+
+def test_stop_while_incompatible(tmp_path, experiment, numba_cache):  # noqa: F811
+    data, path = live_config(tmp_path)
+    env = dict(experiment.client_env(), MIDASSYS=str(tmp_path / "no-midas"))
+    proc = spawn(path, env, numba_cache)
+    try:
+        with client_for(data) as c:
+            wait_for(lambda: c.connected, timeout=60, what="daemon up")
+            wait_for(
+                lambda: c.state.health.get("source_state") == "incompatible",
+                timeout=30,
+                what="incompatible",
+            )
+        code, err = stop_within(proc, signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert code == 0, err
+    assert err.count("MIDAS bindings unusable") == 1, err
