@@ -44,9 +44,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_first_run_has_no_reference_and_is_good(runs):
     doc = runs["nominal1"]
-    assert doc["reference_run"] is None and doc["verdict"] == "good"
+    why = (failing(doc), doc.get("quality_flags"))
+    assert doc["reference_run"] is None and doc["verdict"] == "good", why
     ks = next(c for c in doc["checks"] if c["name"] == "fe55_shape")
-    assert ks["status"] == "unknown" and "no good DATA:Fe run" in ks["reason"]
+    assert ks["status"] == "unknown" and "no good DATA:Fe run" in ks["reason"], ks
 
 
 def test_nominal_runs_stay_good_against_the_latest_good_run(runs):
