@@ -893,7 +893,7 @@ class CameraAnalyzer(Analyzer):
             ),
         ]
         if self.cfg.per_cluster_metrics:
-            types = {"class": "string", "nhits": "int", "size": "int"}
+            types = {"class": "string"}
             out.append(
                 SeriesSpec(
                     "clusters",

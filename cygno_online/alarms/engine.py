@@ -283,9 +283,11 @@ class AlarmEngine:
     def _condition(self, inst: _Instance, value: Any, time_ns: int) -> bool:
         rule = inst.rule
         if rule.equals is not None or rule.not_equals is not None:
-            if rule.equals is not None and value == rule.equals:
+            eq = rule.equals if isinstance(rule.equals, list) else [rule.equals]
+            ne = rule.not_equals if isinstance(rule.not_equals, list) else [rule.not_equals]
+            if rule.equals is not None and value in eq:
                 return True
-            return rule.not_equals is not None and value != rule.not_equals
+            return rule.not_equals is not None and value not in ne
         v = _num(value)
         if v is None:
             return False

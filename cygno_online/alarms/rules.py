@@ -12,7 +12,7 @@ set) is its own alarm instance, shown with its tags::
       # -- the condition (one kind per rule) --
       band: [0.88, 0.94]           # raise outside [low, high]
       # above: X / below: X        # value > X / value < X
-      # equals: V / not_equals: V  # numbers or strings (state: retrying)
+      # equals: V / not_equals: V  # a number, a string or a list of them (any of)
       # rate_above: X / rate_below: X   # change per minute (rising / falling)
       # increase_above: N          # a counter grew by more than N within window_s
       # window_s + count_above: N  # the condition held at more than N points
@@ -115,9 +115,11 @@ class Rule:
         if self.band is not None:
             parts.append(f"outside [{self.band[0]:g}, {self.band[1]:g}]")
         if self.equals is not None:
-            parts.append(f"== {self.equals}")
+            eq = self.equals
+            parts.append(f"in {eq}" if isinstance(eq, list) else f"== {eq}")
         if self.not_equals is not None:
-            parts.append(f"!= {self.not_equals}")
+            ne = self.not_equals
+            parts.append(f"not in {ne}" if isinstance(ne, list) else f"!= {ne}")
         if self.rate_above is not None:
             parts.append(f"rising faster than {self.rate_above:g}/min")
         if self.rate_below is not None:
@@ -159,8 +161,12 @@ def parse_rule(p: Params, seen_ids: set[str]) -> Rule | None:
     equals = p.raw("equals", None)
     not_equals = p.raw("not_equals", None)
     for key, v in (("equals", equals), ("not_equals", not_equals)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, str))):
-            p.error(key, "must be a number or a string", value=v)
+        items = v if isinstance(v, list) else [v]
+        if v is not None and (
+            not items
+            or any(isinstance(x, bool) or not isinstance(x, (int, float, str)) for x in items)
+        ):
+            p.error(key, "must be a number, a string or a list of them", value=v)
     rate_above = p.number("rate_above", None)
     rate_below = p.number("rate_below", None)
     increase_above = p.number("increase_above", None, minimum=0)

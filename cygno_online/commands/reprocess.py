@@ -58,13 +58,23 @@ def run(args: argparse.Namespace) -> int:
     spec = {"cfg": load_config(args.config), "config_path": args.config, "pedestal": args.pedestal}
     progress = Progress(args.files, enabled=not args.no_progress)
 
+    registry = None
+    if getattr(args, "registry", None):
+        from cygno_online.sinks.registry import RunRegistry
+
+        registry = RunRegistry(args.registry)  # a bad URL fails here, before any work
+
     def on_result(res) -> None:
-        # --out files as each file finishes: a long campaign keeps what it did.
-        if res.status == "ok" and args.out:
-            for doc in res.summaries:
-                write_summary(doc, Path(args.out))
-        elif res.status != "ok":
+        # --out files and registry rows as each file finishes (once: a retried
+        # task has one result): a long campaign keeps what it did.
+        if res.status != "ok":
             print(f"\nreprocess: FAILED {res.file}: {res.error}", file=sys.stderr)
+            return
+        for doc in res.summaries:
+            if args.out:
+                write_summary(doc, Path(args.out))
+            if registry is not None:
+                registry.record(doc)
 
     if args.log_level != "DEBUG":
         # the scheduler's per-worker INFO lines would bury the progress line
@@ -76,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         client.close()
         if cluster is not None:
             cluster.close()
+        if registry is not None:
+            registry.close()
     summaries = [doc for r in results if r.status == "ok" for doc in r.summaries]
     failed = [r for r in results if r.status != "ok"]
     if args.json:
@@ -96,4 +108,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {r.file}: {r.error}", file=sys.stderr)
     if args.out:
         print(f"reprocess: summaries in {args.out}", file=sys.stderr)
+    if registry is not None:
+        print(f"reprocess: runs recorded in {registry.url.display()}", file=sys.stderr)
     return 1 if failed else 0

@@ -34,10 +34,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cygno_online.publish import guard
 from cygno_online.publish.client import MonitorClient, _next_port
 from cygno_online.publish.messages import Message, encode
 from cygno_online.publish.publisher import setup_curve_server
-from cygno_online.publish.snapshot import SnapshotServer, parse_request
+from cygno_online.publish.snapshot import SnapshotServer
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,10 @@ class Relay(MonitorClient):
         self.control_forwarded = 0
         self.control_timeouts = 0
         self.control_refused = 0
+        #: the daemon's limits on control requests, per viewer: no viewer can
+        #: make the relay flood the daemon
+        self._buckets = guard.PeerBuckets()
+        self.control_stats = guard.RequestStats()
         self._ready_error: BaseException | None = None
         self._bound = threading.Event()
         self._pub: Any = None
@@ -153,6 +158,7 @@ class Relay(MonitorClient):
             "control_timeouts": self.control_timeouts,
             "control_refused": self.control_refused,
             "control_inflight": len(self._inflight),
+            "control_requests": self.control_stats.as_dict(),
         }
 
     # -- the client thread's extra sockets ---------------------------------------------------
@@ -178,6 +184,8 @@ class Relay(MonitorClient):
                     setup_curve_server(s, self.curve_secret_key_file)
                 if kind == zmq.PUB:
                     s.sndhwm = self.hwm
+                else:
+                    guard.configure_socket(s)  # the daemon's bounds on request sockets
                 s.bind(endpoint)
                 self.endpoints[label] = s.getsockopt_string(zmq.LAST_ENDPOINT)
                 return s
@@ -243,14 +251,22 @@ class Relay(MonitorClient):
     def _read_control(self) -> None:
         import zmq
 
-        while True:
+        for _ in range(guard.BUDGET_REQUESTS):
             try:
                 frames = self._ctl.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            prefix, req = parse_request([f.bytes for f in frames])
-            if req is None:
-                self._reply(prefix, {"ok": False, "error": "request must be a JSON object"})
+            raw = [f.bytes for f in frames]
+            self.control_stats.requests += 1
+            if not self._buckets.allow(raw[0] if raw else b""):
+                self.control_stats.dropped["rate_limited"] += 1
+                continue
+            try:
+                prefix, req = guard.parse_request(raw)
+            except guard.RequestError as exc:
+                self.control_stats.rejected[exc.code] += 1
+                if raw:
+                    self._reply(guard.split_envelope(raw)[0], exc.reply())
                 continue
             if len(self._inflight) >= self.max_inflight:
                 self.control_refused += 1

@@ -98,6 +98,26 @@ class QualityConfig:
         return cfg
 
 
+def quality_series() -> Any:
+    """The ``quality`` metric family, for the metric catalogue."""
+    from cygno_online.analysis.catalogue import FieldSpec, SeriesSpec
+
+    return SeriesSpec(
+        "quality",
+        (
+            FieldSpec("status", "string", "", "good, warning, bad, unknown"),
+            FieldSpec("level", "float", "", "0 good, 1 warning, 2 bad, -1 unknown"),
+            FieldSpec("reason", "string"),
+            FieldSpec("value", "float", "", "p-value (ks, chi2) or the tested value"),
+            FieldSpec("reference", "float", "", "the reference run's value (band)"),
+            FieldSpec("reference_run", "float"),
+        ),
+        ("check",),
+        "reference checks",
+        "per check (tag check; check=verdict for the run), live and at end of run",
+    )
+
+
 class RunQuality:
     """Histograms of the open run, its reference, the checks."""
 

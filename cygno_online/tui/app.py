@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from textual.app import App, ComposeResult
@@ -146,7 +147,8 @@ class MonitorCommands(Provider):
 
 
 class MonitorApp(App[int]):
-    CSS_PATH = "app.tcss"
+    # absolute: subclasses (the benchmark's) live in other packages
+    CSS_PATH = str(Path(__file__).with_name("app.tcss"))
     TITLE = "CYGNO online"
     COMMANDS: ClassVar = App.COMMANDS | {MonitorCommands}
     ENABLE_COMMAND_PALETTE = True
@@ -335,7 +337,12 @@ class MonitorApp(App[int]):
             self._fetch_limits()
         self._was_connected = connected
         state = self.source.state
-        key = (state.seq, link, int(now / self.tick_s), self.active_tab)
+        if self.terminal_mode.low_bandwidth:
+            # slow links: data at the tick (5 s); alarms and the link at once
+            data = (len(state.alarm_history), len(state.alarms))
+        else:
+            data = (state.seq,)
+        key = (*data, link, int(now / self.tick_s), self.active_tab)
         if key == self._last_key:
             return
         self._last_key = key

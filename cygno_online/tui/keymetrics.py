@@ -344,6 +344,17 @@ def fmt_age(seconds: float) -> str:
     return f"{seconds / 86400:.1f}d"
 
 
+def fmt_age_coarse(seconds: float) -> str:
+    """An age that changes at most every 10 s (tables of many rows would
+    otherwise repaint every second): ``<10s``, ``20s``, then as fmt_age."""
+    seconds = max(0.0, seconds)
+    if seconds < 10:
+        return "<10s"
+    if seconds < 60:
+        return f"{int(seconds // 10) * 10}s"
+    return fmt_age(seconds)
+
+
 def numeric(values: Iterable[Any]) -> list[float]:
     return [
         float(v)

@@ -244,6 +244,12 @@ def test_the_documented_alarm_rule_fires_on_a_bad_verdict_only(runs):
                            "severity": "warning"}]}, "alarms")  # fmt: skip
     rules = parse_rules(p)
     raise_if_errors(p.errors)
+    # check-config accepts it: the quality family is in the metric catalogue
+    from cygno_online.alarms.rules import check_rules
+    from cygno_online.analysis.catalogue import build_catalogue
+
+    check_rules(rules, build_catalogue([]), p)
+    raise_if_errors(p.errors)
     raised = []
     eng = AlarmEngine(rules, clock=lambda: 10**18, on_transition=raised.append)
     eng.set_running(True)
@@ -254,3 +260,14 @@ def test_the_documented_alarm_rule_fires_on_a_bad_verdict_only(runs):
     for m in q.metrics(runs["gain"]["checks"], 2):
         eng.observe(m)
     assert [r.transition for r in raised] == ["raised"]
+
+
+def test_quality_and_run_summary_points_match_the_catalogue(runs):
+    from cygno_online.analysis.catalogue import build_catalogue
+    from cygno_online.sinks.registry import run_summary_metric
+
+    cat = build_catalogue([])
+    metrics = RunQuality(QualityConfig.default()).metrics(runs["gain"]["checks"], 1, 3)
+    metrics.append(run_summary_metric(runs["gain"]))
+    for m in metrics:
+        assert cat.check_point(m.family, m.tags, m.fields) == [], (m.family, m.tags)

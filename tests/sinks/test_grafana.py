@@ -176,3 +176,43 @@ def test_query_names_parser():
     assert meas == "daq" and names == {"rate_hz", "experiment", "channel"}
     meas, names = query_names('SELECT "state", "run_number" FROM "runs" WHERE $timeFilter')
     assert meas == "runs" and names == {"state", "run_number"}
+
+
+def test_dashboard_queries_name_what_the_catalogue_declares():
+    """Every measurement, field and tag of a dashboard query exists in the
+    metric catalogue of config/lime.yaml (no server needed)."""
+    import re
+
+    from cygno_online.analysis.catalogue import catalogue_of_chain
+    from cygno_online.daemon.config import load_config
+
+    _cfg, chain = load_config(ROOT / "config" / "lime.yaml")
+    try:
+        cat = catalogue_of_chain(chain)
+    finally:
+        chain.close()
+    sink_tags = {"experiment", "run"}
+    checked = 0
+    for where, q in all_queries(load_dashboard()):
+        if " FROM " not in q:
+            continue
+        family = q.split(" FROM ")[1].split()[0].strip('"')
+        assert family in cat.families(), (where, family)
+        select = q.split(" FROM ")[0]
+        if select.startswith("SELECT"):
+            for fld in re.findall(r'"([^"]+)"', select):
+                assert cat.find(family, fld) is not None, (where, family, fld)
+                checked += 1
+        rest = q.split(" FROM ")[1]
+        for tag, op, value in re.findall(r'"([^"]+)"\s*(=~|!=|=)\s*(\S+)', rest):
+            if tag in sink_tags or tag == "transition" or (op == "=" and value == "''"):
+                continue  # "= ''" selects series without the tag: always valid
+            if cat.find(family, tag) is not None:
+                continue  # a condition on a declared field ("pedestal" = false)
+            assert tag in cat.tag_keys(family), (where, family, tag)
+        if "GROUP BY" in rest:
+            for tag in re.findall(r'"([^"]+)"', rest.split("GROUP BY")[1]):
+                assert tag in cat.tag_keys(family) | sink_tags, (where, family, tag)
+        for tag in re.findall(r'WITH KEY = "([^"]+)"', q):
+            assert tag in cat.tag_keys(family) | sink_tags, (where, tag)
+    assert checked >= 20

@@ -242,3 +242,44 @@ def test_bench_reprocess_small(shared_data):
     one = report.rows[-1]
     assert [r.runs for r in report.rows] == [2, 2, 2]
     assert one.speedup is not None and one.speedup > 0 and "failed" not in one.extra
+
+
+@pytest.mark.slow
+def test_reprocess_command_local_cluster_out_json_registry(shared_data, tmp_path, capsys):
+    """`cygno-online reprocess` on a local cluster: the same --out/--json as
+    `summary`, registry rows, a missing file reported and exit status 1."""
+    import json
+
+    from cygno_online.cli import main
+
+    good = str(shared_data / "midas" / "run00011.mid.gz")
+    missing = str(tmp_path / "run99999.mid.gz")
+    url = f"sqlite://{tmp_path}/runs.sqlite"
+    out = tmp_path / "out"
+    rc = main(
+        [
+            "reprocess",
+            good,
+            missing,
+            "--workers",
+            "1",
+            "--out",
+            str(out),
+            "--json",
+            "--registry",
+            url,
+            "--no-progress",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert rc == 1
+    doc = json.loads(captured.out)
+    assert [f["status"] for f in doc["files"]] == ["ok", "error"]
+    assert "FileNotFoundError" in doc["files"][1]["error"]
+    assert "run99999.mid.gz" in captured.err and "1 FAILED" in captured.err
+    assert main(["summary", good, "--json"]) == 0
+    expected = json.loads(capsys.readouterr().out)["summaries"]
+    assert stable(doc["summaries"]) == stable(expected)
+    assert [p.name for p in out.iterdir() if p.suffix == ".json"] == ["run00011-summary.json"]
+    assert main(["runs", "--registry", url, "--json"]) == 0
+    assert [r["run"] for r in json.loads(capsys.readouterr().out)["runs"]] == [11]

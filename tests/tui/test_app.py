@@ -184,8 +184,13 @@ def test_camera_side_panel_shows_pedestal_boxes():
         return screen_text(app)
 
     text = run_app(make_source(), body)["value"]
-    assert "100.0±2.0" in text and "100.8±2.1" in text
-    assert "clusters" in text and "sensor T" in text and "-18.2" in text
+    # offsets from the pedestal map with their RMS; the bad corner flagged
+    assert "boxes vs pedestal map" in text
+    assert "+0.1±2.6" in text and "!+24±30" in text and "1/9 boxes off" in text
+    assert "clusters" in text and "sensor T" in text and "-18.2 °C" in text
+    # fractions and ages for humans, units everywhere
+    assert "over thr.   0.149 %" in text and "map age        2.4h" in text
+    assert "99.98 ADU" in text
     # the temperature record replaced the per-image record: values survive
     assert "99.98" in text or "100" in text
 

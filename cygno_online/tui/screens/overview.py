@@ -18,7 +18,6 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Static
 
 from cygno_online.publish.state import AlarmRecord
 from cygno_online.tui import answers
@@ -29,6 +28,7 @@ from cygno_online.tui.keymetrics import (
     cameras,
     field_time_ns,
     fmt_age,
+    fmt_age_coarse,
     fmt_duration,
     fmt_value,
     history_values,
@@ -39,6 +39,7 @@ from cygno_online.tui.keymetrics import (
     unit_of,
 )
 from cygno_online.tui.screens.base import Panel, ViewContext
+from cygno_online.tui.widgets.difftext import DiffText
 from cygno_online.tui.widgets.sparkline import sparkline
 
 SEVERITY_STYLE = {
@@ -81,6 +82,39 @@ def fmt_fraction(x: float) -> str:
 
 def _number(v: object) -> float:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
+
+
+# -- fast fixed-width columns (Rich tables cost ~20 ms per render) -------------
+def columns(
+    rows: list[list[Text]], justify: str, header: list[str] | None = None, gap: int = 2
+) -> Text:
+    """Rows of cells as one Text with aligned columns; ``justify`` has one
+    letter per column, ``l`` or ``r``."""
+    ncol = len(justify)
+    widths = [0] * ncol
+    for row in ([[Text(h) for h in header]] if header else []) + rows:
+        for i, cell in enumerate(row[:ncol]):
+            widths[i] = max(widths[i], cell.cell_len)
+    out = Text(no_wrap=True, overflow="ellipsis")
+    lines = []
+    if header:
+        lines.append([Text(h, style="bold dim") for h in header])
+    lines.extend(rows)
+    for k, row in enumerate(lines):
+        if k:
+            out.append("\n")
+        for i, cell in enumerate(row[:ncol]):
+            pad = widths[i] - cell.cell_len
+            if i:
+                out.append(" " * gap)
+            if justify[i] == "r":
+                out.append(" " * pad)
+                out.append_text(cell)
+            else:
+                out.append_text(cell)
+                if i < ncol - 1:
+                    out.append(" " * pad)
+    return out
 
 
 # -- verdict ------------------------------------------------------------------------------
@@ -223,34 +257,27 @@ def fe55_line(ctx: ViewContext, cam: str | None) -> Text:
     return t
 
 
-def boxes_block(ctx: ViewContext, cam: str | None) -> Table:
+def boxes_block(ctx: ViewContext, cam: str | None) -> Text:
     a = answers.pedestal_check(ctx.state, cam, ctx.expect.pedestal_k_sigma)
     stale = not ctx.connected
-    grid = Table.grid(padding=(0, 1))
-    grid.add_column(no_wrap=True, width=5)
-    for _ in range(3):
-        grid.add_column(no_wrap=True, justify="right", width=11)
-    grid.add_column(no_wrap=True)
     heads = ("Ped.", "boxes", "ADU")
     notes = _boxes_notes(a, ctx, cam)
+    rows = []
     for r in range(3):
-        cells = []
+        cells = [Text(heads[r], style="bold" if r < 2 else "dim")]
         for c in range(3):
             i = 3 * r + c
-            if i >= len(a.boxes):
+            if i >= len(a.boxes) or math.isnan(a.boxes[i][0]):
                 cells.append(Text("-", style="dim"))
                 continue
             off, rms, flag = a.boxes[i]
-            if math.isnan(off):
-                cells.append(Text("-", style="dim"))
-                continue
             txt = f"{off:+.1f}±{rms:.1f}" if rms < 10 else f"{off:+.0f}±{rms:.0f}"
             if flag:
                 txt = "!" + txt
-            style = STALE if stale else ("bold red" if flag else "")
-            cells.append(Text(txt, style=style))
-        grid.add_row(Text(heads[r], style="bold" if r < 2 else "dim"), *cells, notes[r])
-    return grid
+            cells.append(Text(txt, style=STALE if stale else ("bold red" if flag else "")))
+        cells.append(notes[r])
+        rows.append(cells)
+    return columns(rows, "lrrrl", gap=1)
 
 
 def _boxes_notes(a: answers.BoxesAnswer, ctx: ViewContext, cam: str | None) -> list[Text]:
@@ -334,40 +361,35 @@ def _unit(u: str) -> str:
 
 
 # -- trends -------------------------------------------------------------------------------
-def trends_table(ctx: ViewContext, width: int, max_rows: int, labels=TRENDS) -> Table:
+def trends_table(ctx: ViewContext, width: int, max_rows: int, labels=TRENDS) -> Text:
     st = ctx.state
     wide = width >= 70
     spark_w = max(8, min(120, width - (58 if wide else 42)))
-    table = Table(box=None, padding=(0, 1), show_header=True, header_style="bold dim", expand=False)
-    table.add_column("Metric", no_wrap=True, max_width=22)
-    table.add_column("Now", justify="right", no_wrap=True, min_width=9)
-    table.add_column("Age", justify="right", no_wrap=True)
-    if wide:
-        table.add_column("Range", justify="right", no_wrap=True)
-    table.add_column(f"Trend, last {spark_w} points", no_wrap=True)
-    shown = 0
+    header = (
+        ["Metric", "Now", "Age"] + (["Range"] if wide else []) + [f"Trend, last {spark_w} points"]
+    )
+    rows: list[list[Text]] = []
     by_label = {k.label: k for k in KEY_METRICS}
     for label in labels:
         km: KeyMetric | None = by_label.get(label)
         if km is None:
             continue
-        rows = key_rows(st, km, limit=2)
-        for sid, rec, fld in rows:
-            if shown >= max_rows:
+        found = key_rows(st, km, limit=2)
+        for sid, rec, fld in found:
+            if len(rows) >= max_rows:
                 break
             stale = ctx.stale(sid, fld)
             style = STALE if stale else ""
             name = km.label
             extra = tag_suffix(rec.tags)
-            if extra and len(rows) > 1:
+            if extra and len(found) > 1:
                 name = f"{name} {extra}"
             unit = unit_of(st, sid, fld)
             value = km.show(series_fields(st, sid).get(fld), _unit(unit).strip())
-            age = fmt_age(ctx.now - field_time_ns(st, sid, fld) / 1e9)
+            age = fmt_age_coarse(ctx.now - field_time_ns(st, sid, fld) / 1e9)
             vals = history_values(st, sid, fld)
-            spark = sparkline(vals, spark_w)
             cells = [
-                Text(name, style=style),
+                Text(name[:22], style=style),
                 Text(value, style=style or "bold"),
                 Text(age, style=STALE if stale else "dim"),
             ]
@@ -379,12 +401,11 @@ def trends_table(ctx: ViewContext, width: int, max_rows: int, labels=TRENDS) -> 
                     else ""
                 )
                 cells.append(Text(rng, style="dim"))
-            cells.append(Text(spark, style=STALE if stale else "green"))
-            table.add_row(*cells)
-            shown += 1
-    if not shown:
-        table.add_row(Text("waiting for metrics...", style="dim"), "", "", *([""] * (1 + wide)))
-    return table
+            cells.append(Text(sparkline(vals, spark_w), style=STALE if stale else "green"))
+            rows.append(cells)
+    if not rows:
+        return Text("waiting for metrics...", style="dim")
+    return columns(rows, "lrrrl" if wide else "lrrl", header, gap=2)
 
 
 # -- wide extras --------------------------------------------------------------------------
@@ -447,22 +468,25 @@ class OverviewPanel(Panel):
     def __init__(self) -> None:
         super().__init__(id="panel-overview")
         self._key: tuple | None = None
+        self._answers: list = []
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="ov-body"):
             with Vertical(id="ov-left"):
-                yield Static(id="ov-verdict")
-                yield Static(id="ov-answers")
-                yield Static(id="ov-below")
-            yield Static(id="ov-right")
+                yield DiffText(id="ov-verdict")
+                yield DiffText(id="ov-answers")
+                yield DiffText(id="ov-below")
+            yield DiffText(id="ov-right")
 
     def focus_target(self) -> object | None:
         return None
 
     def update_view(self, ctx: ViewContext) -> None:
-        # Run time ticks every second; everything else changes with seq.
+        # The run time and the verdict's ages tick every second; the other
+        # answers change with the data (seq); the trends' ages every 10 s.
         width, height = self.size.width, self.size.height
-        key = (ctx.state.seq, int(ctx.now), ctx.connected, width, height, id(ctx.expect))
+        view = (ctx.connected, width, height, id(ctx.expect), id(ctx.limits))
+        key = (ctx.state.seq, int(ctx.now), *view)
         if key == self._key:
             return
         self._key = key
@@ -472,16 +496,18 @@ class OverviewPanel(Panel):
         summary = summarize(ctx.state)
         cams = cameras(ctx.state)
         cam = ctx.camera if ctx.camera in cams else (cams[0] if cams else None)
-        self.query_one("#ov-verdict", Static).update(verdict(ctx, summary, left_w + 2))
-        parts = [
-            run_line(ctx),
-            data_line(ctx),
-            fe55_line(ctx, cam),
-            boxes_block(ctx, cam),
-            pmt_line(ctx, left_w),
-            env_line(ctx),
-        ]
-        self.query_one("#ov-answers", Static).update(Group(*parts))
+        self.query_one("#ov-verdict", DiffText).update(verdict(ctx, summary, left_w + 2))
+        if self._changed("answers", (ctx.state.seq, *view)):
+            self._answers = [
+                data_line(ctx),
+                fe55_line(ctx, cam),
+                boxes_block(ctx, cam),
+                pmt_line(ctx, left_w),
+                env_line(ctx),
+            ]
+        self.query_one("#ov-answers", DiffText).update(Group(run_line(ctx), *self._answers))
+        if not self._changed("below", (ctx.state.seq, int(ctx.now // 10), *view)):
+            return
         used = 1 + 1 + 1 + 1 + 3 + 1 + 1
         below = max(1, height - used)
         if wide:
@@ -492,12 +518,14 @@ class OverviewPanel(Panel):
                 Text(""),
                 log_block(ctx, max(1, below - n_alarms - 4)),
             )
-            self.query_one("#ov-below", Static).update(left_below)
-            self.query_one("#ov-right", Static).update(
+            self.query_one("#ov-below", DiffText).update(left_below)
+            self.query_one("#ov-right", DiffText).update(
                 trends_table(ctx, width - left_w - 4, max(1, height - 1))
             )
         else:
-            self.query_one("#ov-below", Static).update(trends_table(ctx, left_w, max(1, below - 1)))
+            self.query_one("#ov-below", DiffText).update(
+                trends_table(ctx, left_w, max(1, below - 1))
+            )
 
 
 def _bare(km: KeyMetric, v: float) -> str:

@@ -43,6 +43,8 @@ BOX_RGB = (255, 40, 40)
 BOX = LEVELS
 NONE = LEVELS + 1
 ZOOMS = (1, 2, 4, 8, 16)
+#: most terminal cells a frame is drawn on (about 96x42)
+MAX_CELLS = 4000
 HALF = "▀"
 #: every segment gets a style (Textual's monochrome filter fails on None)
 PLAIN = Style()
@@ -198,6 +200,8 @@ class Heatmap(Widget, can_focus=True):
         self._styles: dict[tuple[int, int], Style] = {}
         self._colors: list[Color | None] | None = None
         self._char_mode: bool | None = None
+        #: terminal cells of the last drawn frame (the panel's refresh budget)
+        self.cells = 0
 
     # -- data --------------------------------------------------------------------
     def set_frame(self, image: np.ndarray, boxes: list | None = None) -> bool:
@@ -309,6 +313,9 @@ class Heatmap(Widget, can_focus=True):
         # Half-blocks give two square-ish pixels per cell: keep the aspect.
         max_rows, max_cols = 2 * size.height, size.width
         scale = min(max_rows / rh, max_cols / rw)
+        # at most MAX_CELLS cells: a big terminal does not need more detail
+        # than the eye takes in, and every cell is ~25 bytes of output
+        scale = min(scale, (2 * MAX_CELLS / (rh * rw)) ** 0.5)
         rows = max(1, min(max_rows, round(rh * scale)))
         cols = max(1, min(max_cols, round(rw * scale)))
         grid = _resample(self.image[r0:r1, c0:c1], rows, cols)
@@ -337,6 +344,7 @@ class Heatmap(Widget, can_focus=True):
         if rows % 2:
             levels = np.vstack([levels, np.full((1, cols), NONE, dtype=np.int16)])
         self._levels = levels
+        self.cells = levels.shape[0] // 2 * cols
         self._offset = (size.width - cols) // 2
         self.frames_drawn += 1
 

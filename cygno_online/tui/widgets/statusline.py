@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 from rich.text import Text
-from textual.widgets import Static
 
 from cygno_online.tui.alarmview import AlarmSummary
+from cygno_online.tui.widgets.difftext import DiffText
 
 SEVERITY_STYLE = {
     "critical": "bold white on red",
@@ -54,17 +54,21 @@ def status_text(
                     # acknowledged but still active: counted, and said so
                     t.append(" (acked)" if k == n else f" ({k} acked)", style="dim")
                 t.append(" ")
-    clock = " " + dt.datetime.fromtimestamp(now).strftime("%H:%M:%S")
+    # minutes only: a ticking second would repaint the line every second
+    clock = " " + dt.datetime.fromtimestamp(now).strftime("%H:%M")
     if t.cell_len + len(clock) <= width - 2:
         t.append(clock, style="dim")
     return t
 
 
-class StatusLine(Static):
+class StatusLine(DiffText):
+    """One line, repainted only when its text or styles change (the clock:
+    once a second), without the layout pass a Static update costs."""
+
     DEFAULT_CSS = "StatusLine { height: 1; background: $panel; padding: 0 1; }"
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__("", id=id)
+        super().__init__(id=id)
         self._plain = None
 
     def set(self, text: Text) -> None:
