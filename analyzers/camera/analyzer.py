@@ -84,8 +84,12 @@ CAMERA_TYPES: dict[str, str] = {
     "pedestal_run": "bool",
     "pedestal_too_old": "bool",
     "pedestal_map_run": "int",
+    "analysed_late": "bool",
 }
 CAMERA_DESCRIPTIONS: dict[str, str] = {
+    "frac_over_threshold": "pixels over the zero-suppression threshold / pixels in the acceptance",
+    "frac_over_threshold_noise": "the same fraction expected from Gaussian noise alone at nsigma",
+    "analysed_late": "second point of a frame seen before its pedestal estimate was ready",
     "spark": "spark veto: sum(raw) > 2*100*npix + 9e6",
     "pedestal_age_days": "age of the pedestal map in use (stored maps only)",
     "pedestal_source": "store, estimate or none",
@@ -118,6 +122,8 @@ CLUSTER_ROW_UNITS: dict[str, str] = {
     "rms": "ADU",
     "slimness": "",
     "density": "ADU",
+    "track_length": "px",
+    "fit_rms": "px",
 }
 
 
@@ -885,8 +891,9 @@ class CameraAnalyzer(Analyzer):
             ),
             SeriesSpec(
                 "clusters",
-                fields_from_units(CLUSTERS_UNITS, {k: "int" for k in CLUSTERS_UNITS if
-                                                   k.startswith("n_")}),
+                fields_from_units(
+                    CLUSTERS_UNITS, {k: "int" for k in CLUSTERS_UNITS if k.startswith("n_")}
+                ),
                 ("camera",),
                 src,
                 "per clustered frame",

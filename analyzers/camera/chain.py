@@ -47,6 +47,7 @@ class CameraConfig:
     # directional clustering (see directional.py; lengths in rebinned px)
     dir_enabled: bool = True
     dir_min_points: int = 10
+    dir_seed_min_samples: int = 5
     dir_thickness: float = 2.5
     dir_width_nsigma: float = 2.5
     dir_grow_radius: float = 6.0
@@ -113,6 +114,9 @@ class CameraConfig:
         dir_kw = {
             "dir_enabled": di.boolean("enabled", d.dir_enabled),
             "dir_min_points": di.integer("min_points", d.dir_min_points, minimum=3),
+            "dir_seed_min_samples": di.integer(
+                "seed_min_samples", d.dir_seed_min_samples, minimum=0
+            ),
             "dir_thickness": di.number(
                 "thickness", d.dir_thickness, minimum=0, exclusive_minimum=True
             ),
@@ -237,7 +241,8 @@ class CameraConfig:
 
     def directional_args(self) -> tuple[Any, ...]:
         """The parameters of :func:`directional.directional_labels` after
-        the points and DBSCAN labels (shared by chain, reference and bench)."""
+        the points, seeds and number of DBSCAN clusters (shared by chain,
+        reference and bench); the reference takes ``seed_min_samples`` first."""
         return (
             self.dir_min_points,
             self.dir_thickness,
@@ -251,6 +256,13 @@ class CameraConfig:
             self.dir_max_iterations,
             self.dir_n_angles,
         )
+
+    def reference_directional(self) -> tuple[Any, ...] | None:
+        """``directional`` of :func:`reference.process_frame`: None when
+        switched off, else seed_min_samples then :meth:`directional_args`."""
+        if not self.dir_enabled:
+            return None
+        return (self.dir_seed_min_samples, *self.directional_args())
 
     def spark_sum(self, shape: tuple[int, int]) -> float:
         """Spark veto threshold on sum(raw): lime.md's 2*100*npix + 9e6 for the
@@ -474,7 +486,10 @@ class FrameChain:
         tm["dbscan"] = (t2 - t1) * 1e3
         fit_rms = None
         if cfg.dir_enabled:
-            labels, fit_rms = dk.directional_labels(prow, pcol, labels, *cfg.directional_args())
+            seeds, nprimary = dk.seed_labels(prow, pcol, labels, cfg.eps, cfg.dir_seed_min_samples)
+            labels, fit_rms = dk.directional_labels(
+                prow, pcol, seeds, nprimary, *cfg.directional_args()
+            )
             t3 = time.perf_counter()
             tm["directional"] = (t3 - t2) * 1e3
             t2 = t3

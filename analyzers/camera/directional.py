@@ -7,7 +7,10 @@ of small clusters and unclustered points. The collaboration's offline
 reconstruction grows such seeds along a fitted curve (randomised RANSAC
 there); this is a deterministic version of that idea on the rebinned points:
 
-1. **Seeds.** Each DBSCAN cluster with at least ``min_points`` points gets a
+1. **Seeds.** DBSCAN's clusters, plus secondary seeds: DBSCAN with a
+   smaller ``seed_min_samples`` on the points DBSCAN left unclustered (they
+   only count if they make a track, else go back to noise). Each seed with
+   at least ``min_points`` points gets a
    start line from a small Hough search (``n_angles`` directions in
    [0, 180) degrees; for each, the densest strip of width ``2*thickness``
    across it; the most populated strip wins, ties to the lowest angle), so a
@@ -45,6 +48,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from cygno_online.analyzers.camera import kernels as kn
 
 _NJIT = {"nogil": True, "cache": True}
 
@@ -116,19 +120,21 @@ def _elongation(r, c):
 
 
 @numba.njit(**_NJIT)
-def _hough_strip(r, c, n_angles, half):
+def _hough_strip(r, c, n_angles, half, sins, coss):
     """Indices (into r, c) of the points of the most populated strip of
     width ``2*half`` over ``n_angles`` directions (ties: lowest angle, then
-    lowest strip position)."""
+    lowest strip position); ``sins``/``coss`` = sin/cos of pi * a / n_angles."""
     n = r.shape[0]
     best = -1
     best_a = 0
     best_lo = 0.0
+    v = np.empty(n)
     for a in range(n_angles):
-        th = np.pi * a / n_angles
-        ur = np.sin(th)
-        uc = np.cos(th)
-        v = np.sort(c * ur - r * uc)
+        ur = sins[a]
+        uc = coss[a]
+        for i in range(n):
+            v[i] = c[i] * ur - r[i] * uc
+        v.sort()
         j = 0
         for i in range(n):
             while j < n and v[j] <= v[i] + 2.0 * half:
@@ -137,10 +143,7 @@ def _hough_strip(r, c, n_angles, half):
                 best = j - i
                 best_a = a
                 best_lo = v[i]
-    th = np.pi * best_a / n_angles
-    ur = np.sin(th)
-    uc = np.cos(th)
-    v = c * ur - r * uc
+    v = c * sins[best_a] - r * coss[best_a]
     return np.nonzero((v >= best_lo) & (v <= best_lo + 2.0 * half))[0]
 
 
@@ -183,13 +186,38 @@ def _poly_fit(u, v, w):
     h = max(np.abs(u).max(), 1.0)
     m = np.zeros((3, 3))
     y = np.zeros(3)
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    s4 = 0.0
+    t0 = 0.0
+    t1 = 0.0
+    t2 = 0.0
     for i in range(u.shape[0]):
         x = u[i] / h
-        p = np.array([1.0, x, x * x])
-        for a in range(3):
-            y[a] += w[i] * p[a] * v[i]
-            for b in range(3):
-                m[a, b] += w[i] * p[a] * p[b]
+        x2 = x * x
+        wi = w[i]
+        s0 += wi
+        s1 += wi * x
+        s2 += wi * x2
+        s3 += wi * x2 * x
+        s4 += wi * x2 * x2
+        t0 += wi * v[i]
+        t1 += wi * x * v[i]
+        t2 += wi * x2 * v[i]
+    m[0, 0] = s0
+    m[0, 1] = s1
+    m[1, 0] = s1
+    m[0, 2] = s2
+    m[2, 0] = s2
+    m[1, 1] = s2
+    m[1, 2] = s3
+    m[2, 1] = s3
+    m[2, 2] = s4
+    y[0] = t0
+    y[1] = t1
+    y[2] = t2
     sol, ok = _solve3(m, y)
     if not ok:
         sw = m[0, 0]
@@ -255,10 +283,34 @@ def fit_track(r, c):
 
 
 @numba.njit(**_NJIT)
+def seed_labels(prow, pcol, labels, eps, min_samples):
+    """DBSCAN's clusters plus secondary seeds: DBSCAN with ``min_samples``
+    on the points DBSCAN left unclustered (a faint track's points rarely
+    have the online 10 neighbours); returns (seeds, number of DBSCAN
+    clusters)."""
+    n = prow.shape[0]
+    ncl = 0
+    for i in range(n):
+        ncl = max(ncl, labels[i] + 1)
+    seeds = labels.copy()
+    if min_samples <= 0:
+        return seeds, ncl
+    free = np.nonzero(labels < 0)[0]
+    if free.shape[0] == 0:
+        return seeds, ncl
+    sub = kn.dbscan(prow[free], pcol[free], eps, min_samples)
+    for q in range(free.shape[0]):
+        if sub[q] >= 0:
+            seeds[free[q]] = ncl + sub[q]
+    return seeds, ncl
+
+
+@numba.njit(**_NJIT)
 def directional_labels(
     prow,
     pcol,
     labels,
+    nprimary,
     min_points,
     thickness,
     width_nsigma,
@@ -273,7 +325,10 @@ def directional_labels(
 ):
     """Final labels (-1 = noise, clusters numbered by lowest point index)
     and per final cluster the fit RMS (rebinned px; 0 = no good fit).
-    See the module documentation for the algorithm."""
+    ``labels`` are the seeds (:func:`seed_labels`): clusters ``<
+    nprimary`` are DBSCAN's, the others secondary seeds of unclustered
+    points that only count if they make a track. See the module
+    documentation for the algorithm."""
     n = prow.shape[0]
     r = prow.astype(np.float64)
     c = pcol.astype(np.float64)
@@ -287,12 +342,31 @@ def directional_labels(
     alive = np.zeros(gmax, np.bool_)
     tpar = np.zeros((gmax, 11))  # cr cc ur uc p0 p1 p2 umin umax thick rms
     ng = 0
+    sins = np.empty(n_angles)
+    coss = np.empty(n_angles)
+    for a in range(n_angles):
+        th = np.pi * a / n_angles
+        sins[a] = np.sin(th)
+        coss[a] = np.cos(th)
+    # points of each DBSCAN cluster, in index order (one counting sort)
+    start = np.zeros(ncl + 1, np.int64)
+    for i in range(n):
+        if labels[i] >= 0:
+            start[labels[i] + 1] += 1
     for k in range(ncl):
-        idx = np.nonzero(labels == k)[0]
-        rem = idx.copy()
+        start[k + 1] += start[k]
+    order = np.empty(start[ncl], np.int64)
+    fill = start[:ncl].copy()
+    for i in range(n):
+        k = labels[i]
+        if k >= 0:
+            order[fill[k]] = i
+            fill[k] += 1
+    for k in range(ncl):
+        rem = order[start[k] : start[k + 1]].copy()
         first_track = ng
         while rem.shape[0] >= min_points:
-            strip = rem[_hough_strip(r[rem], c[rem], n_angles, thickness)]
+            strip = rem[_hough_strip(r[rem], c[rem], n_angles, thickness, sins, coss)]
             if strip.shape[0] < min_points:
                 break
             cr, cc, ur, uc, p, s = fit_track(r[strip], c[strip])
@@ -325,11 +399,13 @@ def directional_labels(
         if rem.shape[0] == 0:
             continue
         if ng == first_track:
-            # no good fit: as DBSCAN found it
-            g = ng
-            ng += 1
-            alive[g] = True
-            owner[rem] = g
+            # no good fit: as DBSCAN found it (a secondary seed, made of
+            # unclustered points, goes back to noise)
+            if k < nprimary:
+                g = ng
+                ng += 1
+                alive[g] = True
+                owner[rem] = g
             continue
         # the rest of a seed: to the nearest of its tracks when within twice
         # its thickness (halo, stray points), else a cluster of its own if
@@ -344,7 +420,9 @@ def directional_labels(
                     bd[i] = d[i]
                     best[i] = g
         far = bd > 2.0
-        if far.sum() >= min_points:
+        if k >= nprimary:
+            owner[rem[~far]] = best[~far]
+        elif far.sum() >= min_points:
             g = ng
             ng += 1
             alive[g] = True

@@ -235,7 +235,8 @@ def process_frame(
     prow, pcol, labels = cluster_map(rbf, eps, min_samples)
     rms = None
     if directional is not None:
-        labels, rms = directional_labels(prow, pcol, labels, *directional)
+        seeds, nprimary = seed_labels(prow, pcol, labels, eps, directional[0])
+        labels, rms = directional_labels(prow, pcol, seeds, nprimary, *directional[1:])
     feats = cluster_features(raw, mean, thr, clip, acc, factor, prow, pcol, labels, margin)
     if rms is not None:
         feats[:, kn.F_FIT_RMS] = rms * factor
@@ -373,10 +374,24 @@ class _Track:
         return u, _residuals(u, v, self.p, lo, hi)
 
 
+def seed_labels(
+    prow: np.ndarray, pcol: np.ndarray, labels: np.ndarray, eps: float, min_samples: int
+) -> tuple[np.ndarray, int]:
+    ncl = int(labels.max()) + 1 if labels.size else 0
+    seeds = labels.copy()
+    free = np.nonzero(labels < 0)[0]
+    if min_samples <= 0 or free.size == 0:
+        return seeds, ncl
+    sub = dbscan_points(prow[free], pcol[free], eps, min_samples)
+    seeds[free[sub >= 0]] = ncl + sub[sub >= 0]
+    return seeds, ncl
+
+
 def directional_labels(
     prow: np.ndarray,
     pcol: np.ndarray,
     labels: np.ndarray,
+    nprimary: int,
     min_points: int,
     thickness: float,
     width_nsigma: float,
@@ -434,7 +449,8 @@ def directional_labels(
         if rem.size == 0:
             continue
         if len(alive) == first:
-            owner[rem] = new_group()
+            if k < nprimary:
+                owner[rem] = new_group()
             continue
         ds = []
         for g in range(first, len(alive)):
@@ -443,7 +459,9 @@ def directional_labels(
         ds = np.array(ds)
         best = first + np.argmin(ds, axis=0)
         far = ds.min(axis=0) > 2.0
-        if far.sum() >= min_points:
+        if k >= nprimary:
+            owner[rem[~far]] = best[~far]
+        elif far.sum() >= min_points:
             owner[rem[far]] = new_group()
             owner[rem[~far]] = best[~far]
         else:

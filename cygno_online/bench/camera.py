@@ -120,7 +120,7 @@ def reference_chain(cfg: Any, fc: Any, mean: Any, thr: Any) -> Callable[[Any], d
             min_samples=cfg.min_samples,
             boxes=fc.box_table,
             margin=cfg.integral_margin,
-            directional=cfg.directional_args() if cfg.dir_enabled else None,
+            directional=cfg.reference_directional(),
         )
 
     return process
@@ -224,9 +224,10 @@ def run(args: argparse.Namespace) -> Report:
         if not np.array_equal(seeds, ref.dbscan_points(pr, pc, cfg.eps, cfg.min_samples)):
             raise AssertionError("bench camera: numba DBSCAN labels differ from sklearn")
         labels = seeds
+        seeded = dk.seed_labels(pr, pc, seeds, cfg.eps, cfg.dir_seed_min_samples)
         if cfg.dir_enabled:
-            labels, _ = dk.directional_labels(pr, pc, seeds, *cfg.directional_args())
-        prepared.append((raw, rb, rbf, pr, pc, labels, res, seeds))
+            labels, _ = dk.directional_labels(pr, pc, *seeded, *cfg.directional_args())
+        prepared.append((raw, rb, rbf, pr, pc, labels, res, seeded))
 
     # Same answers first: a fast wrong answer is not a result.
     n_clusters = []
@@ -332,8 +333,8 @@ def run(args: argparse.Namespace) -> Report:
         ),
         case(
             "directional (vs numpy)",
-            lambda p: dk.directional_labels(p[3], p[4], p[7], *cfg.directional_args()),
-            lambda p: ref.directional_labels(p[3], p[4], p[7], *cfg.directional_args()),
+            lambda p: dk.directional_labels(p[3], p[4], *p[7], *cfg.directional_args()),
+            lambda p: ref.directional_labels(p[3], p[4], *p[7], *cfg.directional_args()),
         ),
         case("features + classes", fast_features, ref_features),
         case(

@@ -93,10 +93,12 @@ def _handoff_row(lime_event: bytes) -> Row:
     slots.map[off : off + size] = lime_event
 
     def handoff() -> Any:
-        # the daemon's side: the message, the event out of its slot, the parser
-        slots.map[0] = 1
+        # the daemon's side: the message, the event out of its slot, the
+        # slot given back, the parser
         msg = msgpack.unpackb(msgpack.packb(["ev", 0, size, time.time_ns()]))
-        return parse_event(slots.take(msg[1], msg[2]), source="bench")
+        data = slots.take(msg[1], msg[2])
+        msgpack.packb(["free", msg[1]])
+        return parse_event(data, source="bench")
 
     source = bytearray(lime_event)
 

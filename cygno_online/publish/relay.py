@@ -135,10 +135,14 @@ class Relay(MonitorClient):
         if not self._bound.wait(timeout):
             raise RuntimeError("relay did not start")
         if self._ready_error is not None:
+            self.close()
             raise self._ready_error
 
     def close(self, timeout: float = 2.0) -> None:
         super().close(timeout)
+        if self._thread is not None and self._thread.is_alive():
+            log.warning("relay %s: its thread did not stop in %.0f s", self.name, timeout)
+            return
         if self.context is not None:
             self.context.term()
             self.context = None
@@ -166,6 +170,7 @@ class Relay(MonitorClient):
         import zmq
 
         self._poller = poller
+        opened: list[Any] = []
         try:
             if self.curve_secret_key_file:
                 from zmq.auth.thread import ThreadAuthenticator
@@ -186,7 +191,17 @@ class Relay(MonitorClient):
                     s.sndhwm = self.hwm
                 else:
                     guard.configure_socket(s)  # the daemon's bounds on request sockets
-                s.bind(endpoint)
+                try:
+                    s.bind(endpoint)
+                except zmq.ZMQError as exc:
+                    s.close(linger=0)
+                    from cygno_online.errors import ConfigError
+
+                    option = {"pub": "--bind"}.get(label, f"--{label}-bind")
+                    raise ConfigError(
+                        option, f"cannot bind {endpoint}: {exc.strerror or exc}"
+                    ) from None
+                opened.append(s)
                 self.endpoints[label] = s.getsockopt_string(zmq.LAST_ENDPOINT)
                 return s
 
@@ -196,6 +211,9 @@ class Relay(MonitorClient):
             self._snap_srv = SnapshotServer(snap, self.state)
             poller.register(self._ctl, zmq.POLLIN)
         except Exception as exc:
+            for s in opened:
+                s.close(linger=0)
+            self._pub = self._ctl = self._snap_srv = None
             self._ready_error = exc
             self._stop.set()
         finally:

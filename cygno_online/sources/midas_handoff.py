@@ -1,16 +1,14 @@
 """The hand-off between the MIDAS reader process and the daemon.
 
 * Events: a memfd (anonymous shared memory, gone with the last process that
-  maps it) cut into ``n`` slots of ``slot_size`` bytes after a one-page header
-  whose byte ``i`` says who owns slot ``i`` (0 = the reader may fill it, 1 = it
-  holds an event for the daemon). The reader's receive call writes the event
-  straight into a free slot (no copy beyond libmidas's own), sets the byte and
-  sends ``["ev", slot, size, received_ns]``; the daemon copies the event out
-  (one memcpy, so no analysis ever pins a slot) and clears the byte. No free
+  maps it) cut into ``n`` slots of ``slot_size`` bytes. The reader's receive call writes the event
+  straight into a free slot (no copy beyond libmidas's own) and sends
+  ``["ev", slot, size, received_ns]``; the daemon copies the event out (one
+  memcpy, so no analysis ever pins a slot) and gives the slot back with
+  ``["free", slot]``. Ownership passes only with these socket messages, so
+  the kernel orders the slot's bytes with them on every architecture. No free
   slot: the reader receives into a scratch buffer and counts a drop
-  (``no_slot``), so MIDAS is never slowed. The single-byte ownership flags
-  rely on the socket messages for ordering (x86-64 and arm64 both order a
-  ``send`` after the preceding stores; see the README).
+  (``no_slot``), so MIDAS is never slowed.
 * Everything else (connection state, transitions with their ODB, skips,
   counters, messages for MIDAS, stop) is msgpack frames over a socketpair.
 """
@@ -25,7 +23,6 @@ from typing import Any
 
 import msgpack
 
-HEADER = 4096
 _LEN = struct.Struct("<I")
 
 # reader exit codes (the daemon's supervisor reads them; see README "Live deployment")
@@ -40,11 +37,11 @@ class Slots:
     """The shared event slots (created by the daemon, mapped by both)."""
 
     def __init__(self, n: int, slot_size: int, fd: int | None = None) -> None:
-        if n < 1 or n > HEADER:
-            raise ValueError(f"slots must be 1..{HEADER}, not {n}")
+        if n < 1:
+            raise ValueError(f"slots must be >= 1, not {n}")
         self.n = n
         self.slot_size = slot_size
-        self.total = HEADER + n * slot_size
+        self.total = n * slot_size
         if fd is None:
             fd = os.memfd_create("cygno-online-midas-slots", os.MFD_CLOEXEC)
             os.ftruncate(fd, self.total)
@@ -53,29 +50,12 @@ class Slots:
         self.view = memoryview(self.map)
 
     def offset(self, slot: int) -> int:
-        return HEADER + slot * self.slot_size
-
-    def free_slot(self, start: int = 0) -> int | None:
-        m = self.map
-        for k in range(self.n):
-            i = (start + k) % self.n
-            if m[i] == 0:
-                return i
-        return None
-
-    def in_use(self) -> int:
-        return sum(1 for i in range(self.n) if self.map[i])
+        return slot * self.slot_size
 
     def take(self, slot: int, size: int) -> bytes:
-        """The daemon's side: copy the event out and give the slot back."""
+        """The daemon's side: a copy of the event (then send ``["free", slot]``)."""
         off = self.offset(slot)
-        data = self.map[off : off + size]
-        self.map[slot] = 0
-        return data
-
-    def reset(self) -> None:
-        """A new reader process starts with every slot free."""
-        self.map[0 : self.n] = bytes(self.n)
+        return self.map[off : off + size]
 
     def close(self) -> None:
         self.view.release()

@@ -130,7 +130,7 @@ class MidasLiveSource(Source):
         retry_initial_s: float = 0.5,
         retry_max_s: float = 2.0,
         experiment: str | None = None,
-        slots: int = 4,
+        slots: int = 8,
         budget_ms: int = 20,
         env: dict[str, str] | None = None,
         stop_grace_s: float = 1.0,
@@ -173,6 +173,8 @@ class MidasLiveSource(Source):
         #: what is missing from the MIDAS install (state ``incompatible``)
         self.incompatible: list[str] = []
         self.reader_pid: int | None = None
+        #: slots filled by the reader and not yet given back (its last report)
+        self.slots_in_use = 0
         self.state = "starting"
         self.reader_counts: dict[str, int] = {}
         self.message_drops = 0
@@ -242,7 +244,7 @@ class MidasLiveSource(Source):
             reader_counts=dict(self.reader_counts),
             reader_memory=proc_memory(pid) if pid else {},
             slots=self.n_slots,
-            slots_in_use=self.slots.in_use() if self.slots is not None else 0,
+            slots_in_use=self.slots_in_use,
             message_drops=self.message_drops,
             incompatible=list(self.incompatible),
         )
@@ -293,8 +295,8 @@ class MidasLiveSource(Source):
 
     def _spawn(self) -> tuple[subprocess.Popen, Channel]:
         self.reader_counts = {}
+        self.slots_in_use = 0
         parent, child = socket.socketpair()
-        self.slots.reset()
         cfg = {
             "sock_fd": child.fileno(),
             "shm_fd": self.slots.fd,
@@ -332,7 +334,13 @@ class MidasLiveSource(Source):
             self._status(sink, "connecting", f"starting a MIDAS reader for {self.buffer}")
         proc, ch = self._spawn()
         self.reader_pid = proc.pid
-        st = {"outcome": "failed", "ended": None, "last": time.monotonic(), "connected": False}
+        st = {
+            "outcome": "failed",
+            "ended": None,
+            "last": time.monotonic(),
+            "connected": False,
+            "ch": ch,
+        }
         try:
             while True:
                 sink.heartbeat()
@@ -445,11 +453,12 @@ class MidasLiveSource(Source):
     def _handle(self, m: list, st: dict[str, Any], sink: SourceSink) -> None:
         kind = m[0]
         if kind == "ev":
-            self._event(m[1], m[2], m[3], sink)
+            self._event(m[1], m[2], m[3], sink, st["ch"])
         elif kind == "skip":
             self._skip(m[1], m[2:], sink)
         elif kind == "stats":
             self._reader_counts(dict(m[1]))
+            self.slots_in_use = int(m[2])
         elif kind == "start":
             if self._run is not None:
                 sink.end_run(None, complete=False)
@@ -535,10 +544,12 @@ class MidasLiveSource(Source):
         sink.begin_run(info)
         self._status(sink, "running", f"run {run}")
 
-    def _event(self, slot: int, size: int, received_ns: int, sink: SourceSink) -> None:
+    def _event(self, slot: int, size: int, received_ns: int, sink: SourceSink, ch: Channel) -> None:
         from cygno_online.midas.event import parse_event
 
         data = self.slots.take(slot, size)
+        with contextlib.suppress(OSError):  # a dead reader needs no slot back
+            ch.send(["free", slot])
         if self._pending is not None and self._run is None:
             run, tree = self._pending
             self._pending = None

@@ -33,6 +33,7 @@ import socket
 import struct
 import sys
 import time
+from collections import deque
 from typing import Any
 
 from cygno_online.sources.midas_bindings import IncompatibleBindings, check_bindings
@@ -92,7 +93,8 @@ class Reader:
         self.idle_ms = max(1, int(cfg.get("communicate_ms", 10)))
         self.transitions: list[tuple[str, int, int]] = []
         self.counts = {"received": 0, "no_slot": 0, "oversized": 0}
-        self.next_slot = 0
+        #: slots the reader may fill (the daemon gives each back with "free")
+        self.free: deque[int] = deque(range(slots.n))
         self.scratch = ctypes.create_string_buffer(slots.slot_size)
         self.arrays = [
             (ctypes.c_char * slots.slot_size).from_buffer(slots.map, slots.offset(i))
@@ -175,12 +177,18 @@ class Reader:
             got = 0
             deadline = time.monotonic() + self.budget_s
             while time.monotonic() < deadline:
-                slot = self.slots.free_slot(self.next_slot)
+                if not self.free:
+                    self._commands(client)  # slots the daemon gave back
+                # LIFO: the slot given back last is reused first, so at LIME
+                # rates only one or two slots' pages are ever touched
+                slot = self.free.pop() if self.free else None
                 target = self.arrays[slot] if slot is not None else self.scratch
                 size.value = room
                 try:
                     receive(handle, ctypes.byref(target), size_ref, flag)
                 except midas.MidasError as exc:
+                    if slot is not None:
+                        self.free.append(slot)  # still empty
                     if exc.code == async_return:
                         break
                     if exc.code == truncated:
@@ -195,8 +203,7 @@ class Reader:
                 if slot is None:
                     self.counts["no_slot"] += 1
                     continue
-                self.slots.map[slot] = 1
-                self.next_slot = (slot + 1) % self.slots.n
+                # the daemon owns the slot until it sends "free"
                 self.ch.send(["ev", slot, int(size.value), time.time_ns()])
             client.communicate(1 if got else self.idle_ms)
             self._flush_transitions(client)
@@ -204,7 +211,7 @@ class Reader:
             now = time.monotonic()
             if now >= next_stats:
                 next_stats = now + 1.0
-                self.ch.send(["stats", self.counts, self.slots.in_use()])
+                self.ch.send(["stats", self.counts, self.slots.n - len(self.free)])
 
     def _on_stop(self, run: int) -> None:
         # sent at once (the session may end before the yield returns), after
@@ -229,9 +236,11 @@ class Reader:
             if not ready:
                 return
             for msg in self.ch.read_available():
-                if msg[0] == "stop":
+                if msg[0] == "free":
+                    self.free.append(int(msg[1]))
+                elif msg[0] == "stop":
                     raise StopRequested
-                if msg[0] == "msg":
+                elif msg[0] == "msg":
                     client.msg(msg[1], is_error=bool(msg[2]))
 
 

@@ -433,7 +433,7 @@ def test_frame_chain_matches_reference_pipeline(gen):
         min_samples=cfg.min_samples,
         boxes=ch.box_table,
         margin=cfg.integral_margin,
-        directional=cfg.directional_args() if cfg.dir_enabled else None,
+        directional=cfg.reference_directional(),
     )
     assert res.n_over_threshold == ref["n_zs"]
     np.testing.assert_allclose(res.clusters.features, ref["features"], rtol=1e-6, atol=1e-6)

@@ -32,8 +32,19 @@ def sim_chain(seed, size=512, cfg=CFG):
 
 
 def seeds_of(res):
-    """The DBSCAN labels of a processed frame (the directional input)."""
+    """The DBSCAN labels of a processed frame."""
     return kn.dbscan(res.prow, res.pcol, CFG.eps, CFG.min_samples)
+
+
+def seeded(res):
+    """The directional input: DBSCAN's and the secondary seeds (numba and
+    reference must agree on those too)."""
+    seeds = seeds_of(res)
+    got = dk.seed_labels(res.prow, res.pcol, seeds, CFG.eps, CFG.dir_seed_min_samples)
+    want = ref.seed_labels(res.prow, res.pcol, seeds, CFG.eps, CFG.dir_seed_min_samples)
+    np.testing.assert_array_equal(got[0], want[0])
+    assert got[1] == want[1]
+    return got
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +62,9 @@ def test_same_clusters_as_the_numpy_reference(sim_frames):
     args = CFG.directional_args()
     n_tracks = 0
     for _, res in sim_frames:
-        seeds = seeds_of(res)
-        got, rms = dk.directional_labels(res.prow, res.pcol, seeds, *args)
-        want, wrms = ref.directional_labels(res.prow, res.pcol, seeds, *args)
+        seeds, npri = seeded(res)
+        got, rms = dk.directional_labels(res.prow, res.pcol, seeds, npri, *args)
+        want, wrms = ref.directional_labels(res.prow, res.pcol, seeds, npri, *args)
         np.testing.assert_array_equal(got, want)
         np.testing.assert_allclose(rms, wrms, rtol=1e-9, atol=1e-12)
         np.testing.assert_array_equal(got, res.labels)
@@ -64,9 +75,9 @@ def test_same_clusters_as_the_numpy_reference(sim_frames):
 def test_deterministic_and_switchable(sim_frames):
     args = CFG.directional_args()
     _, res = sim_frames[3]
-    seeds = seeds_of(res)
-    a = dk.directional_labels(res.prow, res.pcol, seeds, *args)
-    b = dk.directional_labels(res.prow.copy(), res.pcol.copy(), seeds.copy(), *args)
+    seeds, npri = seeded(res)
+    a = dk.directional_labels(res.prow, res.pcol, seeds, npri, *args)
+    b = dk.directional_labels(res.prow.copy(), res.pcol.copy(), seeds.copy(), npri, *args)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
     # switched off: exactly DBSCAN's clusters, fit_rms 0
@@ -74,7 +85,7 @@ def test_deterministic_and_switchable(sim_frames):
     trig = sim_frames[3][0]
     _, ch = sim_chain(2, cfg=off)
     r2 = ch.process(trig.images[0], run=1, serial=3, time_ns=0, source="store")
-    np.testing.assert_array_equal(r2.labels, seeds)
+    np.testing.assert_array_equal(r2.labels, seeds_of(res))
     assert (r2.clusters.column("fit_rms") == 0).all()
     assert (res.clusters.column("fit_rms") > 0).any()
 
@@ -128,11 +139,12 @@ def test_simulated_muons_and_alphas_are_whole(sim_frames):
     t, one, good = whole_tracks(sim_frames, "alpha")
     assert t >= 12 and good / t >= 0.95, (t, one, good)
     t, one, good = whole_tracks(sim_frames, "muon")
-    # measured 20/26 whole with the length within 10 % (22/26 whole) on seed
-    # 2, 17/23 (21/23) on seed 7: the misses are a frame with 6 tracks
-    # crossing in a 512x512 crop and faint muons with only 2-3 DBSCAN seeds
-    # of 10-12 points (the requirement is 95 %: not reached)
-    assert t >= 20 and good / t >= 0.75 and one / t >= 0.8, (t, one, good)
+    # measured on seed 2: 28/29 whole (one cluster >= 90 % of the points),
+    # 24/29 also with track_length within 10 %; seed 7: 22/23 and 19/23. The
+    # length misses: one frame with 6 tracks crossing in a 512x512 crop (3)
+    # and a muon partly without clustered points. (Requirement: 95 % with
+    # the length: not reached, 83 %.)
+    assert t >= 25 and one / t >= 0.95 and good / t >= 0.8, (t, one, good)
     # DBSCAN alone: a muon is almost never one cluster
     _, ch = sim_chain(2, cfg=CameraConfig(dir_enabled=False))
     plain = [

@@ -55,9 +55,9 @@ class Sink:
 
 
 class Running:
-    def __init__(self, source):
+    def __init__(self, source, sink=None):
         self.source = source
-        self.sink = Sink()
+        self.sink = sink or Sink()
         self.stop = threading.Event()
         self.error = None
         self.thread = threading.Thread(target=self._main, daemon=True)
@@ -328,3 +328,34 @@ def test_a_reader_stuck_in_a_call_is_replaced(experiment, live):
     wait_for(lambda: r.source.connects >= 2, what="a new session")
     experiment.produce(small_event(1))
     wait_for(lambda: r.sink.serials[-1:] == [1], what="events flow again")
+
+
+class BlockingSink(Sink):
+    """Holds the supervisor in its first event until released."""
+
+    def __init__(self):
+        super().__init__()
+        self.release = threading.Event()
+
+    def event(self, event, received_ns):
+        self.release.wait(10)
+        super().event(event, received_ns)
+
+
+def test_events_beyond_free_slots_are_counted_drops(experiment):
+    sink = BlockingSink()
+    r = Running(MidasLiveSource(env=experiment.client_env(), max_event_size=4096, slots=1), sink)
+    try:
+        connected(r)
+        experiment.produce([small_event(i) for i in range(1, 6)])
+        # the supervisor is held in event 1; the reader read all five anyway
+        wait_for(lambda: experiment.readers()[0][4] == 5, what="all five received")
+        sink.release.set()
+        wait_for(lambda: r.source.skipped["no_slot"] >= 1, what="drops counted")
+        wait_for(lambda: sink.serials and sink.serials[0] == 1, what="the held event analysed")
+        experiment.produce(small_event(9))
+        wait_for(lambda: sink.serials[-1:] == [9], what="events flow after the drops")
+        wait_for(lambda: r.source.reader_counts.get("received", 0) >= 6, what="reader counts")
+    finally:
+        sink.release.set()
+        r.close()

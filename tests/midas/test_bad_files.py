@@ -117,9 +117,7 @@ def test_empty_files_are_a_problem(tmp_path, capsys, content):
     assert "empty file: no MIDAS data at all" in capsys.readouterr().err
 
 
-def test_unreadable_files_exit_2_and_the_others_are_still_summarised(
-    shared_data, tmp_path, capsys
-):
+def test_unreadable_files_exit_2_and_the_others_are_still_summarised(shared_data, tmp_path, capsys):
     directory = tmp_path / "not-a-file.mid"
     directory.mkdir()
     code = cli.main(["summary", str(directory), str(shared_data / GZ)])

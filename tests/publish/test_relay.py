@@ -332,3 +332,23 @@ def test_bench_relay_small():
     zero, direct, via = report.rows
     assert zero.runs == 0 and direct.runs > 0 and via.runs > 0
     assert "relay_cpu_pct" in via.extra and "daemon_cpu_pct" in zero.extra
+
+
+def test_relay_bind_conflict_is_a_config_error():
+    from cygno_online.errors import ConfigError
+
+    pub = daemon()
+    first = relay_for(pub)
+    try:
+        with pytest.raises(ConfigError, match="--bind: cannot bind"):
+            Relay(
+                pub.endpoints["pub"],
+                pub.endpoints["snapshot"],
+                pub.endpoints["control"],
+                bind=first.endpoints["pub"],
+                snapshot_bind="tcp://127.0.0.1:*",
+                control_bind="tcp://127.0.0.1:*",
+            )
+    finally:
+        first.close()
+        pub.stop()

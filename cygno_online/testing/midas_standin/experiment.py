@@ -580,7 +580,8 @@ class Server:
         ring = self.ring(buffer)
         with ring.cond:
             return [
-                [r.client_id, r.sampling, r.missed, sorted(r.requests.values())]
+                # next_index: how far the reader has read (events consumed)
+                [r.client_id, r.sampling, r.missed, sorted(r.requests.values()), r.next_index]
                 for r in ring.readers.values()
             ]
 
