@@ -55,6 +55,12 @@ def run(args: argparse.Namespace) -> int:
     from cygno_online.analysis.summary import summary_to_text, write_summary
     from cygno_online.commands.summary import load_config
 
+    if "-" in args.files:
+        print(
+            "cygno-online reprocess: error: '-' (stdin) cannot be sent to workers; use `summary -`",
+            file=sys.stderr,
+        )
+        return 2
     spec = {"cfg": load_config(args.config), "config_path": args.config, "pedestal": args.pedestal}
     progress = Progress(args.files, enabled=not args.no_progress)
 

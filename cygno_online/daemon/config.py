@@ -49,7 +49,7 @@ class MidasConfig:
     retry_max_s: float = 2.0
     messages_to_midas: bool = True
     #: shared-memory hand-off slots between the reader process and the daemon
-    slots: int = 4
+    slots: int = 8
     #: the reader's longest stretch of receiving between two yields to MIDAS
     budget_ms: int = 20
 
@@ -234,7 +234,7 @@ def _parse_midas(p: Params, shapes_bytes: int) -> MidasConfig:
     c.receive_timeout_ms = p.integer("receive_timeout_ms", 100, minimum=2, maximum=10000)
     # communicate(0) does nothing in libmidas: the reader always yields > 0 ms
     c.communicate_ms = p.integer("communicate_ms", 10, minimum=1, maximum=1000)
-    c.slots = p.integer("slots", 4, minimum=1, maximum=64)
+    c.slots = p.integer("slots", 8, minimum=1, maximum=64)
     c.budget_ms = p.integer("budget_ms", 20, minimum=1, maximum=80)
     retry = p.section("retry")
     c.retry_initial_s = retry.number("initial_s", 0.5, minimum=0.01)

@@ -130,7 +130,7 @@ class MidasLiveSource(Source):
         retry_initial_s: float = 0.5,
         retry_max_s: float = 2.0,
         experiment: str | None = None,
-        slots: int = 4,
+        slots: int = 8,
         budget_ms: int = 20,
         env: dict[str, str] | None = None,
         stop_grace_s: float = 1.0,

@@ -179,14 +179,16 @@ class Reader:
             while time.monotonic() < deadline:
                 if not self.free:
                     self._commands(client)  # slots the daemon gave back
-                slot = self.free.popleft() if self.free else None
+                # LIFO: the slot given back last is reused first, so at LIME
+                # rates only one or two slots' pages are ever touched
+                slot = self.free.pop() if self.free else None
                 target = self.arrays[slot] if slot is not None else self.scratch
                 size.value = room
                 try:
                     receive(handle, ctypes.byref(target), size_ref, flag)
                 except midas.MidasError as exc:
                     if slot is not None:
-                        self.free.appendleft(slot)  # still empty
+                        self.free.append(slot)  # still empty
                     if exc.code == async_return:
                         break
                     if exc.code == truncated:

@@ -125,7 +125,7 @@ def test_demo_config_is_packaged_and_identical_to_config_demo():
 def test_live_source_keys():
     cfg, _ = parse_config({"source": {"type": "midas"}}, source="t.yaml", build_chain=False)
     m = cfg.source.midas
-    assert (m.slots, m.budget_ms, m.retry_initial_s, m.retry_max_s) == (4, 20, 0.5, 2.0)
+    assert (m.slots, m.budget_ms, m.retry_initial_s, m.retry_max_s) == (8, 20, 0.5, 2.0)
     errs = errors_of(
         {"source": {"type": "midas", "midas": {"communicate_ms": 0, "slots": 0, "budget_ms": 500}}}
     )
