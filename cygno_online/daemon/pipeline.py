@@ -120,8 +120,11 @@ class Pipeline:
         write_summary: Callable[[dict[str, Any], Any], Any] | None = None,
         summary_config: Any = None,
         stall_s: float = 15.0,
+        quality: Any = None,
     ) -> None:
         self.chain = chain
+        #: run quality (cygno_online.quality.monitor.RunQuality) or None
+        self.quality = quality
         #: watchdog: a thread without a loop iteration for this long is stalled
         self.stall_s = stall_s
         self.source = source
@@ -302,6 +305,8 @@ class Pipeline:
                 self._finish_run(None, complete=False)
             self.counters = RunCounters()
             outputs = self.chain.begin_run(item.payload)
+            if self.quality is not None:
+                self.quality.begin_run(item.payload)
             self.dispatcher.run_started(item.payload, outputs)
         elif kind == "eor":
             self._finish_run(item.payload, complete=bool(item.extra))
@@ -344,6 +349,8 @@ class Pipeline:
         self.counters.decode_errors += len(result.errors)
         self.counters.analyzer_errors += len(result.analyzer_errors)
         self._last_time_ns = max(self._last_time_ns, event.header.time_stamp * 1_000_000_000)
+        if self.quality is not None and not run.extra.get("synthetic"):
+            self.quality.observe(result.outputs)
         self.dispatcher.event_done(result, event, run)
         latency = (time.time_ns() - item.received_ns) / 1e9 if item.received_ns else None
         self.health.processed(
@@ -379,6 +386,11 @@ class Pipeline:
             stop_time_ns=stop_time_ns or self._last_time_ns or None,
             **extra,
         )
+        if self.quality is not None:
+            try:
+                doc = self.quality.finish(doc)
+            except Exception:  # a broken check must not lose the summary
+                log.exception("run %s: reference checks failed", run.run)
         if self.summary_dir is not None:
             try:
                 from cygno_online.analysis.summary import next_summary_part
