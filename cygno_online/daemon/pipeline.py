@@ -23,9 +23,11 @@ from typing import Any, Protocol
 
 from cygno_online.analysis.counters import RunCounters
 from cygno_online.decode.items import RunInfo
+from cygno_online.logs import RateLimitedLog
 from cygno_online.sources.base import Source
 
 log = logging.getLogger(__name__)
+_item_log = RateLimitedLog(log, "pipeline")
 
 
 @dataclass(slots=True)
@@ -120,8 +122,11 @@ class Pipeline:
         write_summary: Callable[[dict[str, Any], Any], Any] | None = None,
         summary_config: Any = None,
         stall_s: float = 15.0,
+        quality: Any = None,
     ) -> None:
         self.chain = chain
+        #: run quality (cygno_online.quality.monitor.RunQuality) or None
+        self.quality = quality
         #: watchdog: a thread without a loop iteration for this long is stalled
         self.stall_s = stall_s
         self.source = source
@@ -221,7 +226,12 @@ class Pipeline:
                         try:
                             note(int(eid), 1)
                         except Exception:
-                            log.exception("%s.note_dropped failed", analyzer)
+                            _item_log.error(
+                                "%s.note_dropped failed",
+                                analyzer,
+                                key=f"{id(self)}:note",
+                                exc_info=True,
+                            )
 
     def end_run(self, stop_time_ns: int | None, complete: bool = True) -> None:
         self.queue.put_control(QItem("eor", stop_time_ns, extra=complete))
@@ -270,7 +280,12 @@ class Pipeline:
                         self._handle(item)
                     except Exception:
                         # One bad event or hook must not stop the monitor.
-                        log.exception("analysis of a %s item failed", item.kind)
+                        _item_log.error(
+                            "analysis of a %s item failed",
+                            item.kind,
+                            key=f"{id(self)}:{item.kind}",
+                            exc_info=True,
+                        )
                         self.health.drop("analysis_error")
                 now = time.monotonic()
                 if now >= next_tick:
@@ -278,7 +293,9 @@ class Pipeline:
                     try:
                         self.dispatcher.periodic()
                     except Exception:
-                        log.exception("periodic task failed")
+                        _item_log.error(
+                            "periodic task failed", key=f"{id(self)}:periodic", exc_info=True
+                        )
             # Drained: events queued before "stop" were processed above.
             self._finish_run(None, complete=False)
             self.health.finished("analysis")
@@ -302,6 +319,8 @@ class Pipeline:
                 self._finish_run(None, complete=False)
             self.counters = RunCounters()
             outputs = self.chain.begin_run(item.payload)
+            if self.quality is not None:
+                self.quality.begin_run(item.payload)
             self.dispatcher.run_started(item.payload, outputs)
         elif kind == "eor":
             self._finish_run(item.payload, complete=bool(item.extra))
@@ -344,6 +363,8 @@ class Pipeline:
         self.counters.decode_errors += len(result.errors)
         self.counters.analyzer_errors += len(result.analyzer_errors)
         self._last_time_ns = max(self._last_time_ns, event.header.time_stamp * 1_000_000_000)
+        if self.quality is not None and not run.extra.get("synthetic"):
+            self.quality.observe(result.outputs)
         self.dispatcher.event_done(result, event, run)
         latency = (time.time_ns() - item.received_ns) / 1e9 if item.received_ns else None
         self.health.processed(
@@ -379,6 +400,11 @@ class Pipeline:
             stop_time_ns=stop_time_ns or self._last_time_ns or None,
             **extra,
         )
+        if self.quality is not None:
+            try:
+                doc = self.quality.finish(doc)
+            except Exception:  # a broken check must not lose the summary
+                log.exception("run %s: reference checks failed", run.run)
         if self.summary_dir is not None:
             try:
                 from cygno_online.analysis.summary import next_summary_part
