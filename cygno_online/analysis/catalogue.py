@@ -294,6 +294,12 @@ def build_catalogue(analyzers: Iterable[Any], decoder: Any = None) -> Catalogue:
     out.append(monitor_series([a.instance_name for a in analyzers]))
     out.append(SINK_SERIES)
     out.append(ALARM_SERIES)
+    # end-of-run record and reference checks (issue 13): written by the daemon
+    from cygno_online.quality.monitor import quality_series
+    from cygno_online.sinks.registry import run_summary_series
+
+    out.append(run_summary_series())
+    out.append(quality_series())
     return Catalogue(_merge(out))
 
 

@@ -744,4 +744,20 @@ def summary_to_text(doc: dict) -> str:
             lines.append(f"    [{fl.get('severity')}] {fl.get('flag')}: {fl.get('reason')}")
     else:
         lines.append("  quality: good")
+    checks = doc.get("checks")
+    if checks is not None:
+        ref = doc.get("reference_run")
+        counts: dict[str, int] = {}
+        for c in checks:
+            counts[c.get("status")] = counts.get(c.get("status"), 0) + 1
+        tally = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        lines.append(
+            f"  reference checks ({'reference run ' + str(ref) if ref is not None else 'no reference run'}"
+            f"): {tally or 'none'}"
+        )
+        for c in checks:
+            if c.get("status") in ("warning", "bad"):
+                lines.append(f"    [{c.get('status')}] {c.get('name')}: {c.get('reason')}")
+    if doc.get("verdict"):
+        lines.append(f"  verdict: {doc['verdict']}")
     return "\n".join(lines) + "\n"

@@ -125,8 +125,11 @@ class Pipeline:
         stall_s: float = 15.0,
         checkpoint: Any = None,
         checkpoint_every_s: float = 60.0,
+        quality: Any = None,
     ) -> None:
         self.chain = chain
+        #: run quality (cygno_online.quality.monitor.RunQuality) or None
+        self.quality = quality
         #: watchdog: a thread without a loop iteration for this long is stalled
         self.stall_s = stall_s
         self.source = source
@@ -322,6 +325,8 @@ class Pipeline:
             self.counters = RunCounters()
             outputs = self.chain.begin_run(item.payload)
             self._resume(item.payload)
+            if self.quality is not None:
+                self.quality.begin_run(item.payload)
             self.dispatcher.run_started(item.payload, outputs)
         elif kind == "eor":
             self._finish_run(item.payload, complete=bool(item.extra))
@@ -364,6 +369,8 @@ class Pipeline:
         self.counters.decode_errors += len(result.errors)
         self.counters.analyzer_errors += len(result.analyzer_errors)
         self._last_time_ns = max(self._last_time_ns, event.header.time_stamp * 1_000_000_000)
+        if self.quality is not None and not run.extra.get("synthetic"):
+            self.quality.observe(result.outputs)
         self.dispatcher.event_done(result, event, run)
         latency = (time.time_ns() - item.received_ns) / 1e9 if item.received_ns else None
         self.health.processed(
@@ -476,6 +483,11 @@ class Pipeline:
         )
         if self._resumed is not None:
             doc["resumed"] = self._resumed
+        if self.quality is not None:
+            try:
+                doc = self.quality.finish(doc)
+            except Exception:  # a broken check must not lose the summary
+                log.exception("run %s: reference checks failed", run.run)
         if self.summary_dir is not None:
             try:
                 from cygno_online.analysis.summary import next_summary_part

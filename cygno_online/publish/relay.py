@@ -290,7 +290,8 @@ class Relay(MonitorClient):
                 self.control_refused += 1
                 self._reply(prefix, {"ok": False, "error": f"relay {self.name} busy, retry"})
                 continue
-            if req.get("cmd") == "ack" and isinstance(req.get("user"), str) and req["user"]:
+            operator_cmds = ("ack", "shelve", "unshelve", "disable", "enable")
+            if req.get("cmd") in operator_cmds and isinstance(req.get("user"), str) and req["user"]:
                 who = self._viewer_identity(frames[-1])
                 req = {**req, "user": f"{req['user']} ({who} via relay {self.name})"}
             up = self.context.socket(zmq.DEALER)

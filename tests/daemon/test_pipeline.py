@@ -184,6 +184,17 @@ def test_daemon_in_process_publishes_everything(tmp_path):
             )
             # acknowledged but active: still counted
             assert c.state.alarm_counts()["error"] == 1
+            # shelve and unshelve through the control socket
+            reply = c.shelve("bright{camera=cam0}", "tester", 600, "testing")
+            assert reply["ok"] and reply["alarm"]["state"] == "shelved", reply
+            wait_for(
+                lambda: c.state.alarms["bright{camera=cam0}"].state == "shelved",
+                what="shelved visible",
+            )
+            assert c.state.alarm_counts()["error"] == 0
+            assert not c.shelve("bright{camera=cam0}", "tester", -1)["ok"]
+            assert not c.shelve("nope", "tester", 60)["ok"]
+            assert c.unshelve("bright{camera=cam0}", "tester")["ok"]
             status = c.query("status")
             assert status["ok"] and status["status"]["counters"]["events_processed"] == 10
             wait_for(lambda: c.state.health.get("events_processed") == 10, what="health")

@@ -137,9 +137,9 @@ def run_part(state, info, events, out, *, end, checkpoint):
         checkpoint_every_s=3600,
     )
     p.start()
-    wait_for(src.sent.is_set, what="events sent")
+    wait_for(src.sent.is_set, timeout=120, what="events sent")
     if end:
-        wait_for(lambda: rec.finished, what="summary")
+        wait_for(lambda: rec.finished, timeout=120, what="summary")
     assert p.stop()  # the daemon's SIGTERM path: drain, checkpoint, part summary
     p.chain.close()
     return rec.finished[-1]
