@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cygno_online.logs import RateLimitedLog
+from cygno_online.logs import RateLimitedLog, log_key
 from cygno_online.publish.messages import Message, ProtocolError, decode
 from cygno_online.publish.state import MonitorState
 
@@ -60,6 +60,7 @@ class MonitorClient:
         state: MonitorState | None = None,
         start: bool = True,
     ) -> None:
+        self._log_id = log_key()
         self.endpoint = endpoint
         self.snapshot_endpoint = snapshot_endpoint or _next_port(endpoint, 1)
         self.control_endpoint = control_endpoint or _next_port(endpoint, 2)
@@ -233,7 +234,9 @@ class MonitorClient:
                         msg = decode(list(frames))
                     except ProtocolError as exc:
                         self.protocol_errors += 1
-                        _bad_log.warning("bad snapshot reply: %s", exc, key=f"{id(self)}:snapshot")
+                        _bad_log.warning(
+                            "bad snapshot reply: %s", exc, key=f"{self._log_id}:snapshot"
+                        )
                         continue
                     if msg.kind == "snapshot" and need_snapshot:
                         self.state.apply(msg)
@@ -260,7 +263,7 @@ class MonitorClient:
                             msg = decode(list(frames))
                         except ProtocolError as exc:
                             self.protocol_errors += 1
-                            _bad_log.warning("bad message: %s", exc, key=f"{id(self)}:message")
+                            _bad_log.warning("bad message: %s", exc, key=f"{self._log_id}:message")
                             continue
                         last_rx = now
                         self.last_message_at = time.time()
@@ -328,7 +331,7 @@ class MonitorClient:
                 self.on_update(msg)
             except Exception:
                 _bad_log.error(
-                    "on_update callback failed", key=f"{id(self)}:on_update", exc_info=True
+                    "on_update callback failed", key=f"{self._log_id}:on_update", exc_info=True
                 )
 
 

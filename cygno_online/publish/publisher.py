@@ -35,7 +35,7 @@ import numpy as np
 
 from cygno_online.analysis.outputs import Display, Metric
 from cygno_online.errors import ConfigError
-from cygno_online.logs import RateLimitedLog
+from cygno_online.logs import RateLimitedLog, log_key
 from cygno_online.publish.messages import Message, display_message, encode, metric_message
 from cygno_online.publish.state import MonitorState
 
@@ -83,6 +83,7 @@ class Publisher:
         on_drop: Callable[[str, int], None] | None = None,
         state: MonitorState | None = None,
     ) -> None:
+        self._log_id = log_key()
         self.enabled = enabled
         self.bind = bind
         self.snapshot_bind = snapshot_bind
@@ -281,7 +282,7 @@ class Publisher:
                         _loop_errors.error(
                             "cannot publish a %s message",
                             msg.kind,
-                            key=f"{id(self)}:{msg.kind}",
+                            key=f"{self._log_id}:{msg.kind}",
                             exc_info=True,
                         )
                     n += 1
@@ -314,7 +315,7 @@ class Publisher:
                     self.loop_errors += 1
                     _loop_errors.error(
                         "publisher loop error (the thread goes on)",
-                        key=str(id(self)),
+                        key=str(self._log_id),
                         exc_info=True,
                     )
                 if self._stopping.is_set():
@@ -375,7 +376,7 @@ class Publisher:
                 listener(msg)
             except Exception:
                 _loop_errors.error(
-                    "publisher listener failed", key=f"{id(self)}:listener", exc_info=True
+                    "publisher listener failed", key=f"{self._log_id}:listener", exc_info=True
                 )
         if pub is None:
             self.sent += 1
