@@ -198,6 +198,7 @@ class Daemon:
             experiment=cfg.experiment,
             summary_config=cfg.summary_config,
             stall_s=cfg.watchdog_stall_s,
+            quality=self.quality,
         )
         self.health.extra = self._health_extra
         self._health_due = every(cfg.pipeline.health_every_s)
