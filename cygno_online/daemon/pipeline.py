@@ -23,9 +23,11 @@ from typing import Any, Protocol
 
 from cygno_online.analysis.counters import RunCounters
 from cygno_online.decode.items import RunInfo
+from cygno_online.logs import RateLimitedLog
 from cygno_online.sources.base import Source
 
 log = logging.getLogger(__name__)
+_item_log = RateLimitedLog(log, "pipeline")
 
 
 @dataclass(slots=True)
@@ -224,7 +226,12 @@ class Pipeline:
                         try:
                             note(int(eid), 1)
                         except Exception:
-                            log.exception("%s.note_dropped failed", analyzer)
+                            _item_log.error(
+                                "%s.note_dropped failed",
+                                analyzer,
+                                key=f"{id(self)}:note",
+                                exc_info=True,
+                            )
 
     def end_run(self, stop_time_ns: int | None, complete: bool = True) -> None:
         self.queue.put_control(QItem("eor", stop_time_ns, extra=complete))
@@ -273,7 +280,12 @@ class Pipeline:
                         self._handle(item)
                     except Exception:
                         # One bad event or hook must not stop the monitor.
-                        log.exception("analysis of a %s item failed", item.kind)
+                        _item_log.error(
+                            "analysis of a %s item failed",
+                            item.kind,
+                            key=f"{id(self)}:{item.kind}",
+                            exc_info=True,
+                        )
                         self.health.drop("analysis_error")
                 now = time.monotonic()
                 if now >= next_tick:
@@ -281,7 +293,9 @@ class Pipeline:
                     try:
                         self.dispatcher.periodic()
                     except Exception:
-                        log.exception("periodic task failed")
+                        _item_log.error(
+                            "periodic task failed", key=f"{id(self)}:periodic", exc_info=True
+                        )
             # Drained: events queued before "stop" were processed above.
             self._finish_run(None, complete=False)
             self.health.finished("analysis")

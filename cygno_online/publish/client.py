@@ -27,10 +27,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from cygno_online.logs import RateLimitedLog
 from cygno_online.publish.messages import Message, ProtocolError, decode
 from cygno_online.publish.state import MonitorState
 
 log = logging.getLogger(__name__)
+_bad_log = RateLimitedLog(log, "client")
 
 #: after a snapshot, a live message it already contains is stale, not a sign
 #: of a daemon restart (a restart is still seen once this window has passed)
@@ -225,7 +227,7 @@ class MonitorClient:
                         msg = decode(list(frames))
                     except ProtocolError as exc:
                         self.protocol_errors += 1
-                        log.warning("bad snapshot reply: %s", exc)
+                        _bad_log.warning("bad snapshot reply: %s", exc, key=f"{id(self)}:snapshot")
                         continue
                     if msg.kind == "snapshot" and need_snapshot:
                         self.state.apply(msg)
@@ -252,7 +254,7 @@ class MonitorClient:
                             msg = decode(list(frames))
                         except ProtocolError as exc:
                             self.protocol_errors += 1
-                            log.warning("bad message: %s", exc)
+                            _bad_log.warning("bad message: %s", exc, key=f"{id(self)}:message")
                             continue
                         last_rx = now
                         self.last_message_at = time.time()
@@ -319,7 +321,9 @@ class MonitorClient:
             try:
                 self.on_update(msg)
             except Exception:
-                log.exception("on_update callback failed")
+                _bad_log.error(
+                    "on_update callback failed", key=f"{id(self)}:on_update", exc_info=True
+                )
 
 
 class LocalClient:

@@ -204,6 +204,8 @@ class Publisher:
                 setup_curve_server(s, self.curve_secret_key_file)
             if kind == zmq.PUB:
                 s.sndhwm = self.hwm
+                # peers only send subscriptions (a few bytes): bound them too
+                s.setsockopt(zmq.MAXMSGSIZE, 65536)
             else:
                 from cygno_online.publish.guard import configure_socket
 
@@ -269,7 +271,12 @@ class Publisher:
                         self._handle(msg, pub)
                     except Exception:
                         # An unencodable body must not silence the monitor.
-                        log.exception("cannot publish a %s message", msg.kind)
+                        _loop_errors.error(
+                            "cannot publish a %s message",
+                            msg.kind,
+                            key=f"{id(self)}:{msg.kind}",
+                            exc_info=True,
+                        )
                     n += 1
                     if n >= 200:
                         break
@@ -298,7 +305,11 @@ class Publisher:
                     # Nothing a viewer or a control client sends may end the
                     # thread that owns every socket.
                     self.loop_errors += 1
-                    _loop_errors.error("publisher loop error (the thread goes on)", exc_info=True)
+                    _loop_errors.error(
+                        "publisher loop error (the thread goes on)",
+                        key=str(id(self)),
+                        exc_info=True,
+                    )
                 if self._stopping.is_set():
                     if deadline is None:
                         deadline = time.monotonic() + 2.0
@@ -356,7 +367,9 @@ class Publisher:
             try:
                 listener(msg)
             except Exception:
-                log.exception("publisher listener failed")
+                _loop_errors.error(
+                    "publisher listener failed", key=f"{id(self)}:listener", exc_info=True
+                )
         if pub is None:
             self.sent += 1
             return
