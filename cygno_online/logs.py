@@ -44,6 +44,10 @@ def setup_logging(level: str = "INFO") -> None:
     logging.getLogger("numba").setLevel(logging.WARNING)
 
 
+#: distinct keys remembered by one RateLimitedLog
+MAX_KEYS = 1000
+
+
 class RateLimitedLog:
     """Repeated problems: the first occurrence is logged in full, later ones
     are counted and summarised once per ``interval_s`` in one line
@@ -93,6 +97,11 @@ class RateLimitedLog:
                 return False
             if w is not None and w[1]:
                 summary = (w[2], w[3], w[1], now - w[0])
+            if w is None and len(self._windows) >= MAX_KEYS:
+                # bounded: forget the quiet keys (their counts are lost, not logged twice)
+                self._windows = {
+                    k: v for k, v in self._windows.items() if now - v[0] < self.interval_s
+                }
             self._windows[key] = [now, 0, level, (msg, args)]
         if summary is not None:
             self._summarise(*summary)

@@ -27,10 +27,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from cygno_online.logs import RateLimitedLog
 from cygno_online.publish.messages import Message, ProtocolError, decode
 from cygno_online.publish.state import MonitorState
 
 log = logging.getLogger(__name__)
+_bad_log = RateLimitedLog(log, "client")
 
 #: after a snapshot, a live message it already contains is stale, not a sign
 #: of a daemon restart (a restart is still seen once this window has passed)
@@ -163,8 +165,14 @@ class MonitorClient:
         sub = ctx.socket(zmq.SUB)
         sub.linger = 0
         sub.rcvhwm = 10000
-        sub.setsockopt(zmq.HEARTBEAT_IVL, 1000)
-        sub.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5000)
+        # No ZMTP heartbeats: with a full receive queue (a slow viewer) a
+        # heartbeat timeout makes libzmq 4.3 abort the process (assertion
+        # `!_io_error`, zeromq/libzmq#3937). The daemon's `hb` messages tell
+        # "disconnected"; TCP keepalive finds dead connections.
+        sub.setsockopt(zmq.TCP_KEEPALIVE, 1)
+        sub.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 10)
+        sub.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 5)
+        sub.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
         sub.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         self._secure(sub)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
@@ -225,7 +233,7 @@ class MonitorClient:
                         msg = decode(list(frames))
                     except ProtocolError as exc:
                         self.protocol_errors += 1
-                        log.warning("bad snapshot reply: %s", exc)
+                        _bad_log.warning("bad snapshot reply: %s", exc, key=f"{id(self)}:snapshot")
                         continue
                     if msg.kind == "snapshot" and need_snapshot:
                         self.state.apply(msg)
@@ -252,7 +260,7 @@ class MonitorClient:
                             msg = decode(list(frames))
                         except ProtocolError as exc:
                             self.protocol_errors += 1
-                            log.warning("bad message: %s", exc)
+                            _bad_log.warning("bad message: %s", exc, key=f"{id(self)}:message")
                             continue
                         last_rx = now
                         self.last_message_at = time.time()
@@ -319,7 +327,9 @@ class MonitorClient:
             try:
                 self.on_update(msg)
             except Exception:
-                log.exception("on_update callback failed")
+                _bad_log.error(
+                    "on_update callback failed", key=f"{id(self)}:on_update", exc_info=True
+                )
 
 
 class LocalClient:

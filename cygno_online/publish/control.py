@@ -78,7 +78,9 @@ class ControlServer:
         except (ValueError, TypeError) as exc:
             return {"ok": False, "error": str(exc), "code": "bad_request"}
         except Exception as exc:
-            _bad.error("control command %s failed", cmd, key=f"handler:{cmd}", exc_info=True)
+            _bad.error(
+                "control command %s failed", cmd, key=f"{id(self)}:handler:{cmd}", exc_info=True
+            )
             return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "code": "internal"}
         return {"ok": True, **reply}
 
@@ -100,14 +102,14 @@ class ControlServer:
                 _bad.warning(
                     "control: a client exceeds %.0f requests/s; its requests are dropped",
                     guard.PEER_RATE_HZ,
-                    key="rate",
+                    key=f"{id(self)}:rate",
                 )
                 continue
             try:
                 prefix, req = guard.parse_request(frames)
             except guard.RequestError as exc:
                 self.stats.rejected[exc.code] += 1
-                _bad.warning("control: request refused: %s", exc, key=exc.code)
+                _bad.warning("control: request refused: %s", exc, key=f"{id(self)}:{exc.code}")
                 if frames:
                     prefix, _ = guard.split_envelope(frames)
                     self._send(prefix, exc.reply())
@@ -131,4 +133,4 @@ class ControlServer:
             self.socket.send_multipart([*prefix, body], zmq.NOBLOCK)
         except zmq.Again:
             self.stats.dropped["reply_not_read"] += 1
-            _bad.warning("control reply dropped: client not reading", key="not_reading")
+            _bad.warning("control reply dropped: client not reading", key=f"{id(self)}:not_reading")

@@ -11,8 +11,9 @@
 * Displays are rate-limited per display name to ``display_hz`` (the newest
   waiting one wins) and images larger than ``display_max_side`` are
   block-averaged.
-* An application heartbeat (kind ``hb``) every ``heartbeat_s`` and ZeroMQ
-  socket heartbeats (ZMQ_HEARTBEAT_IVL/TTL).
+* An application heartbeat (kind ``hb``) every ``heartbeat_s``; dead peers
+  are found by TCP keepalive (no ZMTP heartbeats on the daemon's sockets: see
+  ``_open``).
 
 Other threads only call :meth:`submit` (non-blocking, bounded queue; a full
 queue is counted as a drop). With ``enabled=False`` no socket is opened and
@@ -197,13 +198,21 @@ class Publisher:
         def make(kind: int, endpoint: str, name: str) -> Any:
             s = ctx.socket(kind)
             s.linger = 0
-            s.setsockopt(zmq.HEARTBEAT_IVL, 1000)
-            s.setsockopt(zmq.HEARTBEAT_TTL, 5000)
-            s.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5000)
+            # Dead peers are found by TCP keepalive, not ZMTP heartbeats:
+            # libzmq 4.3 aborts the whole process (assertion `!_io_error`,
+            # zeromq/libzmq#3937, #4364) when a heartbeat timeout hits a
+            # connection whose input is stopped by a full queue, which any
+            # client flooding a socket without reading can provoke.
+            s.setsockopt(zmq.TCP_KEEPALIVE, 1)
+            s.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 10)
+            s.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 5)
+            s.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
             if self.curve_secret_key_file:
                 setup_curve_server(s, self.curve_secret_key_file)
             if kind == zmq.PUB:
                 s.sndhwm = self.hwm
+                # peers only send subscriptions (a few bytes): bound them too
+                s.setsockopt(zmq.MAXMSGSIZE, 65536)
             else:
                 from cygno_online.publish.guard import configure_socket
 
@@ -269,7 +278,12 @@ class Publisher:
                         self._handle(msg, pub)
                     except Exception:
                         # An unencodable body must not silence the monitor.
-                        log.exception("cannot publish a %s message", msg.kind)
+                        _loop_errors.error(
+                            "cannot publish a %s message",
+                            msg.kind,
+                            key=f"{id(self)}:{msg.kind}",
+                            exc_info=True,
+                        )
                     n += 1
                     if n >= 200:
                         break
@@ -298,7 +312,11 @@ class Publisher:
                     # Nothing a viewer or a control client sends may end the
                     # thread that owns every socket.
                     self.loop_errors += 1
-                    _loop_errors.error("publisher loop error (the thread goes on)", exc_info=True)
+                    _loop_errors.error(
+                        "publisher loop error (the thread goes on)",
+                        key=str(id(self)),
+                        exc_info=True,
+                    )
                 if self._stopping.is_set():
                     if deadline is None:
                         deadline = time.monotonic() + 2.0
@@ -356,7 +374,9 @@ class Publisher:
             try:
                 listener(msg)
             except Exception:
-                log.exception("publisher listener failed")
+                _loop_errors.error(
+                    "publisher listener failed", key=f"{id(self)}:listener", exc_info=True
+                )
         if pub is None:
             self.sent += 1
             return

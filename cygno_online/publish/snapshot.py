@@ -98,7 +98,7 @@ class SnapshotServer:
             _bad.warning(
                 "snapshot: a viewer exceeds %.0f requests/s; its requests are dropped",
                 guard.PEER_RATE_HZ,
-                key="rate",
+                key=f"{id(self)}:rate",
             )
             return
         try:
@@ -107,7 +107,7 @@ class SnapshotServer:
                 raise guard.RequestError("unknown_command", 'expected {"cmd": "snapshot"}')
         except guard.RequestError as exc:
             self.stats.rejected[exc.code] += 1
-            _bad.warning("snapshot: request refused: %s", exc, key=exc.code)
+            _bad.warning("snapshot: request refused: %s", exc, key=f"{id(self)}:{exc.code}")
             if frames:
                 self._send(guard.split_envelope(frames)[0] + [json.dumps(exc.reply()).encode()])
             return
@@ -115,7 +115,9 @@ class SnapshotServer:
             return  # already waiting: one reply per peer
         if len(self._pending) >= MAX_PENDING:
             self.stats.dropped["busy"] += 1
-            _bad.warning("snapshot: %d viewers waiting; request dropped", MAX_PENDING, key="busy")
+            _bad.warning(
+                "snapshot: %d viewers waiting; request dropped", MAX_PENDING, key=f"{id(self)}:busy"
+            )
             return
         self._pending[peer] = prefix
 
@@ -150,5 +152,7 @@ class SnapshotServer:
             return True
         except zmq.Again:
             self.stats.dropped["reply_not_read"] += 1
-            _bad.warning("snapshot reply dropped: viewer not reading", key="not_reading")
+            _bad.warning(
+                "snapshot reply dropped: viewer not reading", key=f"{id(self)}:not_reading"
+            )
             return False
