@@ -863,6 +863,35 @@ class CameraAnalyzer(Analyzer):
                 st.begin_run(self._ctx)
         return []
 
+    # -- run checkpoint (a run survives a daemon restart) ------------------------------
+    def export_run_state(self) -> dict[str, Any]:
+        """Per camera: the run's accumulators (counts, spectra, sums), the
+        frame count and a pedestal run's accumulator. Not carried: the loaded
+        pedestal (reloaded from the store) and frames deferred while an
+        estimate is running."""
+        with self._lock:
+            states = dict(self._states)
+        return {
+            cam: {"stats": st.stats, "frame_count": st.frame_count, "accumulator": st.accumulator}
+            for cam, st in states.items()
+        }
+
+    def import_run_state(self, state: Any) -> None:
+        fresh = _RunStats(self.cfg)
+        for cam, saved in state.items():
+            stats = saved["stats"]
+            for k in ("hist_edges", "fe55_edges"):
+                if not np.array_equal(getattr(stats, k), getattr(fresh, k)):
+                    raise ValueError(f"{cam}: the binning changed since the checkpoint ({k})")
+            if stats.sc_x.size != fresh.sc_x.size:
+                raise ValueError(f"{cam}: scatter_max changed since the checkpoint")
+        for cam, saved in state.items():
+            st = self.state(cam)
+            st.stats = saved["stats"]
+            st.frame_count = int(saved["frame_count"])
+            if st.accumulator is not None and saved["accumulator"] is not None:
+                st.accumulator = saved["accumulator"]
+
     def state(self, camera: str) -> CameraState:
         st = self._states.get(camera)
         if st is None:

@@ -95,6 +95,9 @@ class PipelineConfig:
     display_hz: float = 2.0
     output_queue: int = 20000
     health_every_s: float = 5.0
+    #: how often the open run's state is checkpointed in state_dir (a run
+    #: survives a daemon restart; also written when the daemon stops)
+    checkpoint_every_s: float = 60.0
 
 
 @dataclass(slots=True)
@@ -391,6 +394,7 @@ def parse_config(
         display_hz=pp.number("display_hz", 2.0, minimum=0, exclusive_minimum=True, maximum=50),
         output_queue=pp.integer("output_queue", 20000, minimum=10),
         health_every_s=pp.number("health_every_s", 5.0, minimum=0.1, maximum=3600),
+        checkpoint_every_s=pp.number("checkpoint_every_s", 60.0, minimum=0.1, maximum=86400),
     )
     pp.check_unknown()
 

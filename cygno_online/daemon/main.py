@@ -17,6 +17,7 @@ from typing import Any
 
 from cygno_online.alarms.engine import AlarmEngine, alarm_metric
 from cygno_online.analysis.outputs import Metric
+from cygno_online.daemon.checkpoint import run_checkpoint
 from cygno_online.daemon.config import DaemonConfig, load_config
 from cygno_online.daemon.health import Health, health_metric
 from cygno_online.daemon.pipeline import Pipeline
@@ -198,6 +199,8 @@ class Daemon:
             experiment=cfg.experiment,
             summary_config=cfg.summary_config,
             stall_s=cfg.watchdog_stall_s,
+            checkpoint=run_checkpoint(cfg.state_dir),
+            checkpoint_every_s=cfg.pipeline.checkpoint_every_s,
             quality=self.quality,
         )
         self.health.extra = self._health_extra
