@@ -4,6 +4,7 @@ summary flushed, exit code 0; its MIDAS reader never outlives it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -110,3 +111,60 @@ def test_stop_while_incompatible(tmp_path, experiment, numba_cache):  # noqa: F8
             proc.communicate()
     assert code == 0, err
     assert err.count("MIDAS bindings unusable") == 1, err
+
+
+def reader_children(pid):
+    """The daemon's MIDAS reader processes (children running midas_reader)."""
+    out = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as fh:
+                kids = [int(k) for k in fh.read().split()]
+        except OSError:
+            continue
+        for kid in kids:
+            try:
+                with open(f"/proc/{kid}/cmdline", "rb") as fh:
+                    if b"midas_reader" in fh.read():
+                        out.append(kid)
+            except OSError:
+                continue
+    return out
+
+
+def sockets_of(pid):
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+    return n
+
+
+def test_stop_while_the_reader_hangs_in_connect(tmp_path, experiment, numba_cache):  # noqa: F811
+    data, path = live_config(tmp_path)
+    # a frozen experiment: the connection is accepted by the kernel, the
+    # answer to the client's hello never comes - connect blocks
+    experiment.proc.send_signal(signal.SIGSTOP)
+    proc = spawn(path, experiment.client_env(), numba_cache)
+    try:
+        with client_for(data) as c:
+            wait_for(lambda: c.connected, timeout=60, what="daemon up")
+            wait_for(
+                lambda: c.state.health.get("source_state") == "connecting",
+                timeout=30,
+                what="connecting",
+            )
+        readers = wait_for(lambda: reader_children(proc.pid), timeout=30, what="a reader")
+        # its request socket is connected beside the channel to the daemon:
+        # it is inside connect, waiting for the experiment's answer
+        wait_for(lambda: sockets_of(readers[0]) >= 2, timeout=30, what="reader in connect")
+        code, err = stop_within(proc, signal.SIGTERM)
+    finally:
+        experiment.proc.send_signal(signal.SIGCONT)
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert code == 0, err
+    # the stop ended it, not the supervisor's no-progress timeout
+    assert "made no progress" not in err, err
+    wait_for(lambda: not alive(readers[0]), timeout=5, what="reader gone with the daemon")
