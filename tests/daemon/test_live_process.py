@@ -168,3 +168,52 @@ def test_stop_while_the_reader_hangs_in_connect(tmp_path, experiment, numba_cach
     # the stop ended it, not the supervisor's no-progress timeout
     assert "made no progress" not in err, err
     wait_for(lambda: not alive(readers[0]), timeout=5, what="reader gone with the daemon")
+
+
+def test_sigterm_in_mid_run_and_restart_resume_the_run(tmp_path, experiment, numba_cache):  # noqa: F811
+    """The run's summary after a restart covers every event of the run (its
+    state was checkpointed at SIGTERM and resumed), and part 1 stays as written."""
+    import json
+
+    data, path = live_config(tmp_path)
+    summaries = tmp_path / "summaries"
+    experiment.start_run(42, "long run")
+    for n, serials in enumerate(([1, 2], [3])):
+        proc = spawn(path, experiment.client_env(), numba_cache)
+        try:
+            with client_for(data) as c:
+                wait_for(lambda: c.connected, timeout=60, what="daemon up")
+                wait_for(lambda: any(r[3] for r in experiment.readers()), timeout=30, what="reader")
+                experiment.produce([small_event(s) for s in serials])
+                want = len(serials)
+                wait_for(
+                    lambda: c.state.health.get("events_processed") == want,  # noqa: B023
+                    timeout=30,
+                    what="events analysed",
+                )
+                if n == 1:
+                    experiment.stop_run()
+                    wait_for(
+                        (summaries / "run00042-part2-summary.json").exists,
+                        timeout=30,
+                        what="part 2",
+                    )
+            code, err = stop_within(proc, signal.SIGTERM)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert code == 0, err
+        if n == 0:
+            part1 = (summaries / "run00042-summary.json").read_text()
+            assert (tmp_path / "state" / "run-checkpoint.bin").exists()
+    assert (summaries / "run00042-summary.json").read_text() == part1  # never overwritten
+    doc = json.loads((summaries / "run00042-part2-summary.json").read_text())
+    assert doc["counters"]["complete"] is True
+    assert doc["counters"]["events_seen"] == 3 and doc["covers_from_part"] == 1
+    assert doc["resumed"]["events_before_restart"] == 2
+    assert doc["resumed"]["analyzers_resumed"] == ["daqhealth"]
+    assert doc["sections"]["daqhealth"]["events"]["1"]["seen"] == 3
+    assert doc["counters_all_parts"]["events_seen"] == 3
+    assert "resumed from the checkpoint" in err
+    assert not (tmp_path / "state" / "run-checkpoint.bin").exists()
