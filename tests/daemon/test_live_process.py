@@ -132,6 +132,18 @@ def reader_children(pid):
     return out
 
 
+def age_s(pid):
+    """Seconds since the process started (/proc/PID/stat field 22, in clock ticks)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            start = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as fh:
+            up = float(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return float("inf")
+    return up - start / os.sysconf("SC_CLK_TCK")
+
+
 def sockets_of(pid):
     n = 0
     for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -154,10 +166,18 @@ def test_stop_while_the_reader_hangs_in_connect(tmp_path, experiment, numba_cach
                 timeout=30,
                 what="connecting",
             )
-        readers = wait_for(lambda: reader_children(proc.pid), timeout=30, what="a reader")
-        # its request socket is connected beside the channel to the daemon:
-        # it is inside connect, waiting for the experiment's answer
-        wait_for(lambda: sockets_of(readers[0]) >= 2, timeout=30, what="reader in connect")
+        # a reader inside connect: its request socket is connected beside the
+        # channel to the daemon, the experiment's answer never comes. Young
+        # enough that the supervisor's no-progress kill (10 s) is far away:
+        # the stop, not that timeout, must end it.
+        reader = wait_for(
+            lambda: next(
+                (r for r in reader_children(proc.pid) if sockets_of(r) >= 2 and age_s(r) < 4.0),
+                None,
+            ),
+            timeout=60,
+            what="a young reader in connect",
+        )
         code, err = stop_within(proc, signal.SIGTERM)
     finally:
         experiment.proc.send_signal(signal.SIGCONT)
@@ -166,8 +186,8 @@ def test_stop_while_the_reader_hangs_in_connect(tmp_path, experiment, numba_cach
             proc.communicate()
     assert code == 0, err
     # the stop ended it, not the supervisor's no-progress timeout
-    assert "made no progress" not in err, err
-    wait_for(lambda: not alive(readers[0]), timeout=5, what="reader gone with the daemon")
+    assert f"(pid {reader}) made no progress" not in err, err
+    wait_for(lambda: not alive(reader), timeout=5, what="reader gone with the daemon")
 
 
 def test_sigterm_in_mid_run_and_restart_resume_the_run(tmp_path, experiment, numba_cache):  # noqa: F811
