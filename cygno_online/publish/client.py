@@ -165,8 +165,14 @@ class MonitorClient:
         sub = ctx.socket(zmq.SUB)
         sub.linger = 0
         sub.rcvhwm = 10000
-        sub.setsockopt(zmq.HEARTBEAT_IVL, 1000)
-        sub.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5000)
+        # No ZMTP heartbeats: with a full receive queue (a slow viewer) a
+        # heartbeat timeout makes libzmq 4.3 abort the process (assertion
+        # `!_io_error`, zeromq/libzmq#3937). The daemon's `hb` messages tell
+        # "disconnected"; TCP keepalive finds dead connections.
+        sub.setsockopt(zmq.TCP_KEEPALIVE, 1)
+        sub.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 10)
+        sub.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 5)
+        sub.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
         sub.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         self._secure(sub)
         sub.setsockopt(zmq.SUBSCRIBE, b"")

@@ -11,8 +11,9 @@
 * Displays are rate-limited per display name to ``display_hz`` (the newest
   waiting one wins) and images larger than ``display_max_side`` are
   block-averaged.
-* An application heartbeat (kind ``hb``) every ``heartbeat_s`` and ZeroMQ
-  socket heartbeats (ZMQ_HEARTBEAT_IVL/TTL).
+* An application heartbeat (kind ``hb``) every ``heartbeat_s``; dead peers
+  are found by TCP keepalive (no ZMTP heartbeats on the daemon's sockets: see
+  ``_open``).
 
 Other threads only call :meth:`submit` (non-blocking, bounded queue; a full
 queue is counted as a drop). With ``enabled=False`` no socket is opened and
@@ -197,9 +198,15 @@ class Publisher:
         def make(kind: int, endpoint: str, name: str) -> Any:
             s = ctx.socket(kind)
             s.linger = 0
-            s.setsockopt(zmq.HEARTBEAT_IVL, 1000)
-            s.setsockopt(zmq.HEARTBEAT_TTL, 5000)
-            s.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5000)
+            # Dead peers are found by TCP keepalive, not ZMTP heartbeats:
+            # libzmq 4.3 aborts the whole process (assertion `!_io_error`,
+            # zeromq/libzmq#3937, #4364) when a heartbeat timeout hits a
+            # connection whose input is stopped by a full queue, which any
+            # client flooding a socket without reading can provoke.
+            s.setsockopt(zmq.TCP_KEEPALIVE, 1)
+            s.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 10)
+            s.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 5)
+            s.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
             if self.curve_secret_key_file:
                 setup_curve_server(s, self.curve_secret_key_file)
             if kind == zmq.PUB:

@@ -199,6 +199,9 @@ def test_daemon_in_process_publishes_everything(tmp_path):
             assert status["ok"] and status["status"]["counters"]["events_processed"] == 10
             wait_for(lambda: c.state.health.get("events_processed") == 10, what="health")
             assert c.state.find_series("monitor")
+            # the fields the shipped health alarm rules watch really arrive
+            (mon,) = [r for r in c.state.find_series("monitor") if not r.tags]
+            assert mon.fields["watchdog_failed"] == 0 and "events_dropped" in mon.fields
             assert c.gaps == 0
     finally:
         d.request_stop()
@@ -274,7 +277,10 @@ def test_alarm_state_acks_and_history_survive_a_daemon_restart(tmp_path):
     run_in_thread(d)
     aid = "bright{camera=cam0}"
     try:
-        wait_for(lambda: aid in d.alarms.ids(), what="alarm raised")
+        wait_for(
+            lambda: aid in d.alarms.ids() and d.alarms.get(aid).state == "active_unack",
+            what="alarm raised",
+        )
         d.alarms.acknowledge(aid, "night-shift")
     finally:
         d.request_stop()

@@ -382,3 +382,55 @@ def test_the_daemon_publishes_every_event_while_both_sockets_are_flooded(tmp_pat
         d.shutdown()
     assert stats["dropped_queue"] == 0
     assert stats["snapshot_rejected"] > 0 and stats["control_rejected"] > 0
+
+
+ATTACKER = """
+import sys, threading, time
+sys.path[:0] = [{tests!r}, {publish!r}]
+from test_socket_fuzz import _attack
+stop = threading.Event()
+counts = {{"sent": 0, "blocked": 0, "reconnects": 0}}
+ts = [threading.Thread(target=_attack, args=(ep, stop, i, counts)) for i, ep in enumerate(sys.argv[1:])]
+for t in ts:
+    t.start()
+time.sleep(4)
+stop.set()
+for t in ts:
+    t.join()
+print(counts["sent"])
+"""
+
+
+def test_a_flooding_process_cannot_abort_the_publisher():
+    """From another process (no GIL shared): floods of unread requests once
+    made libzmq abort the daemon (assertion `!_io_error` when a ZMTP
+    heartbeat timeout met a connection stopped by a full queue)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    pub = Publisher(
+        bind="tcp://127.0.0.1:*",
+        snapshot_bind="tcp://127.0.0.1:*",
+        control_bind="tcp://127.0.0.1:*",
+        heartbeat_s=0.05,
+        control_handlers=handlers,
+    )
+    pub.start()
+    try:
+        code = ATTACKER.format(tests=str(here.parent), publish=str(here))
+        eps = [pub.endpoints["snapshot"], pub.endpoints["control"], pub.endpoints["snapshot"]]
+        out = subprocess.run(
+            [sys.executable, "-c", code, *eps], capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 0, out.stderr
+        assert int(out.stdout.split()[-1]) > 1000
+        assert pub._thread.is_alive()
+        with MonitorClient(
+            pub.endpoints["pub"], pub.endpoints["snapshot"], pub.endpoints["control"]
+        ) as c:
+            wait_for(lambda: c.snapshots >= 1, timeout=20, what="snapshot after the flood")
+            assert c.query("status", timeout_s=10)["ok"]
+    finally:
+        pub.stop()
