@@ -407,6 +407,7 @@ class CameraState:
                 self.deferred.append((frame, np.array(raw, dtype=np.uint16, copy=True)))
             else:
                 self.stats.n_deferred_overflow += 1
+                self.stats.n_no_pedestal += 1
             return
         est = self.estimator
         assert est is not None
@@ -434,6 +435,7 @@ class CameraState:
         if not (ld.ready() or (wait_s > 0 and ld.wait(wait_s))):
             return []
         self.loader = None
+        failed = False
         try:
             maps = ld.result()
             if maps.shape != chain.shape:
@@ -442,6 +444,9 @@ class CameraState:
             log.warning(
                 "camera %s: unreadable pedestal %s: %s", self.camera, ld.entry.get("path"), exc
             )
+            # the frames kept meanwhile now wait like frames without a map
+            failed = True
+            self.stats.n_no_pedestal += len(self.deferred)
             self._use_cached_or_estimate(chain, None)
             if chain.maps is None:
                 # the frames kept meanwhile feed the estimate (then are analysed with it)
@@ -457,7 +462,9 @@ class CameraState:
                 len(self.deferred),
             )
         deferred, self.deferred = self.deferred, []
-        return self._analyse_late(chain, deferred, chain.maps.source if chain.maps else "store")
+        # with the map it would have had at once (same results): not counted
+        # as late, so a run's summary does not depend on how long loading took
+        return self._analyse_late(chain, deferred, chain.maps.source, count_late=failed)
 
     def _install_estimate(self, chain: FrameChain, wait_s: float = 0.0) -> list[Output]:
         """If the background estimate is done: install it and analyse the
@@ -501,7 +508,11 @@ class CameraState:
         return self._analyse_late(chain, deferred, "estimated")
 
     def _analyse_late(
-        self, chain: FrameChain, deferred: list[tuple[CameraFrame, np.ndarray]], source: str
+        self,
+        chain: FrameChain,
+        deferred: list[tuple[CameraFrame, np.ndarray]],
+        source: str,
+        count_late: bool = True,
     ) -> list[Output]:
         out: list[Output] = []
         for fr, img in deferred:
@@ -513,7 +524,7 @@ class CameraState:
             table = res.clusters or ClusterTable.empty(
                 self.camera, c.run, c.serial, c.time_ns, self.cfg.pixel_mm
             )
-            self._accumulate(fr, res, table, proc_ms, late=True)
+            self._accumulate(fr, res, table, proc_ms, late=True, count_late=count_late)
             out.extend(self._outputs(fr, img, res, table, proc_ms))
         return out
 
@@ -524,14 +535,17 @@ class CameraState:
         table: ClusterTable,
         proc_ms: float,
         late: bool = False,
+        count_late: bool = True,
     ) -> None:
         """Run statistics of one analysed frame; ``late`` = a second analysis
         of a frame first seen without pedestal (its raw statistics and frame
-        count are already in)."""
+        count are already in); ``count_late`` False for frames kept only
+        while their stored map loaded (never counted as without pedestal)."""
         st = self.stats
         if late:
-            st.n_no_pedestal -= 1
-            st.n_late += 1
+            if count_late:
+                st.n_no_pedestal -= 1
+                st.n_late += 1
         else:
             st.n_frames += 1
             t = frame.ctx.time_ns
@@ -543,7 +557,7 @@ class CameraState:
             st.box_sum[:, :2] += res.boxes[:, :2]
         st.n_overflow += int(res.overflow)
         st.n_clustered += int(res.clustered)
-        if res.pedestal_source in ("estimating", "loading"):
+        if res.pedestal_source == "estimating":
             st.n_no_pedestal += 1
         if res.ped_mean is not None:
             st.n_img_ped += 1
