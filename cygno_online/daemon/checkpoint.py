@@ -182,9 +182,14 @@ def restricted_loads(data: bytes) -> Any:
         raise CheckpointError(f"corrupt: {type(exc).__name__}: {exc}") from None
 
 
+#: (run, analyzer) whose export failure was logged: one line per run, not
+#: one per periodic checkpoint (bounded: cleared when it grows)
+_export_failures: set[tuple[int, str]] = set()
+
+
 def export_analyzers(analyzers: list[Any], run: int) -> dict[str, dict[str, Any]]:
     """Every analyzer's run state, pickled one by one (one analyzer that
-    cannot export never costs the others their checkpoint)."""
+    cannot export never costs the others their checkpoint; it resumes fresh)."""
     out: dict[str, dict[str, Any]] = {}
     for a in analyzers:
         try:
@@ -193,8 +198,13 @@ def export_analyzers(analyzers: list[Any], run: int) -> dict[str, dict[str, Any]
                 continue
             blob = pickle.dumps(state, protocol=5)
         except Exception as exc:
+            if (run, a.instance_name) in _export_failures:
+                continue
+            if len(_export_failures) > 1000:
+                _export_failures.clear()
+            _export_failures.add((run, a.instance_name))
             log.error(
-                "run %s: analyzer %s: cannot export its run state: %s: %s",
+                "run %s: analyzer %s: cannot export its run state (logged once per run): %s: %s",
                 run,
                 a.instance_name,
                 type(exc).__name__,
