@@ -618,6 +618,7 @@ class Daemon:
             "run": self._run_number,
             "source": self.source.describe(),
             "alarms_active": sum(1 for r in self.alarms.records() if r.active),
+            "checkpoint": ckpt.stats() if (ckpt := self.pipeline.checkpoint) else None,
         }
 
     # -- control commands (publisher thread) ---------------------------------------------
