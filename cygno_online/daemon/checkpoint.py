@@ -90,6 +90,7 @@ class RunCheckpoint:
         #: checkpoints written and failures to write (health, tests)
         self.written = 0
         self.write_errors = 0
+        self._ok = True
 
     # -- writing -----------------------------------------------------------------
     def save(self, run: RunInfo, payload: dict[str, Any]) -> bool:
@@ -113,11 +114,28 @@ class RunCheckpoint:
                     os.unlink(tmp)
                 raise
         except Exception as exc:
+            # one line when it starts failing (not one per period), one when it works again
+            if self.write_errors == 0 or self._ok:
+                log.error(
+                    "run %s: cannot write the run checkpoint %s: %s (the run would not "
+                    "survive a restart; retried every period)",
+                    run.run,
+                    self.path,
+                    exc,
+                )
             self.write_errors += 1
-            log.error("run %s: cannot write the run checkpoint %s: %s", run.run, self.path, exc)
+            self._ok = False
             return False
+        if not self._ok:
+            log.info("run %s: the run checkpoint %s is written again", run.run, self.path)
+        self._ok = True
         self.written += 1
         return True
+
+    def stats(self) -> dict[str, Any]:
+        """For the health report: checkpoints written, failed writes, and
+        whether the last write worked."""
+        return {"written": self.written, "write_errors": self.write_errors, "ok": self._ok}
 
     def discard(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -182,9 +200,14 @@ def restricted_loads(data: bytes) -> Any:
         raise CheckpointError(f"corrupt: {type(exc).__name__}: {exc}") from None
 
 
+#: (run, analyzer) whose export failure was logged: one line per run, not
+#: one per periodic checkpoint (bounded: cleared when it grows)
+_export_failures: set[tuple[int, str]] = set()
+
+
 def export_analyzers(analyzers: list[Any], run: int) -> dict[str, dict[str, Any]]:
     """Every analyzer's run state, pickled one by one (one analyzer that
-    cannot export never costs the others their checkpoint)."""
+    cannot export never costs the others their checkpoint; it resumes fresh)."""
     out: dict[str, dict[str, Any]] = {}
     for a in analyzers:
         try:
@@ -193,8 +216,13 @@ def export_analyzers(analyzers: list[Any], run: int) -> dict[str, dict[str, Any]
                 continue
             blob = pickle.dumps(state, protocol=5)
         except Exception as exc:
+            if (run, a.instance_name) in _export_failures:
+                continue
+            if len(_export_failures) > 1000:
+                _export_failures.clear()
+            _export_failures.add((run, a.instance_name))
             log.error(
-                "run %s: analyzer %s: cannot export its run state: %s: %s",
+                "run %s: analyzer %s: cannot export its run state (logged once per run): %s: %s",
                 run,
                 a.instance_name,
                 type(exc).__name__,

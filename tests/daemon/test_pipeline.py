@@ -277,7 +277,10 @@ def test_alarm_state_acks_and_history_survive_a_daemon_restart(tmp_path):
     run_in_thread(d)
     aid = "bright{camera=cam0}"
     try:
-        wait_for(lambda: aid in d.alarms.ids(), what="alarm raised")
+        wait_for(
+            lambda: aid in d.alarms.ids() and d.alarms.get(aid).state == "active_unack",
+            what="alarm raised",
+        )
         d.alarms.acknowledge(aid, "night-shift")
     finally:
         d.request_stop()

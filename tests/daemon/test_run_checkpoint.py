@@ -292,3 +292,73 @@ def test_an_analyzer_without_run_state_starts_fresh_and_says_so(data, tmp_path):
 def test_daemon_checkpoints_into_its_state_dir(tmp_path):
     assert run_checkpoint(None) is None
     assert run_checkpoint(tmp_path).path == tmp_path / "run-checkpoint.bin"
+
+
+def test_periodic_checkpoint_is_what_a_crash_resumes(data, uninterrupted, tmp_path):
+    """No stop at all (SIGKILL, power): the last periodic checkpoint is
+    resumed; here it was written after the last event before the 'crash'."""
+    state, info, events, split = data
+    ckpt = RunCheckpoint(tmp_path / "run-checkpoint.bin")
+    src = ListSource(info, events[:split], end=False)
+    p = Pipeline(chain_for(state), src, Quiet(), Health(), checkpoint=ckpt, checkpoint_every_s=0.01)
+    p.start()
+    wait_for(lambda: p.health.counters()["events_processed"] == split, timeout=120, what="events")
+    wait_for(lambda: p._checkpointed_events == split, timeout=30, what="periodic checkpoint")
+    crashed = ckpt.path.read_bytes()  # what a killed daemon leaves behind
+    assert p.stop()
+    p.chain.close()
+    ckpt.path.write_bytes(crashed)
+    final = run_part(state, info, events[split:], tmp_path / "s", end=True, checkpoint=ckpt)
+    assert final["resumed"]["events_before_restart"] == split
+    assert diff(numbers(final), numbers(uninterrupted)) == []
+
+
+def test_checkpoint_period_is_configurable():
+    from cygno_online.daemon.config import parse_config
+    from cygno_online.errors import ConfigError
+
+    cfg, _ = parse_config({"pipeline": {"checkpoint_every_s": 5}}, build_chain=False)
+    assert cfg.pipeline.checkpoint_every_s == 5
+    assert parse_config({}, build_chain=False)[0].pipeline.checkpoint_every_s == 60
+    with pytest.raises(ConfigError, match=r"pipeline\.checkpoint_every_s"):
+        parse_config({"pipeline": {"checkpoint_every_s": 0}}, build_chain=False)
+
+
+def test_an_analyzer_that_cannot_export_costs_only_itself(data, caplog):
+    from cygno_online.analysis.plugin import Analyzer
+    from cygno_online.daemon.checkpoint import export_analyzers
+
+    class Broken(Analyzer):
+        name = "broken"
+        run_state = ("lock",)
+
+        def __init__(self):
+            super().__init__()
+            self.lock = threading.Lock()  # not picklable
+
+    class Fine(Analyzer):
+        name = "fine"
+        run_state = ("n",)
+        n = 3
+
+    with caplog.at_level(logging.INFO):
+        for _ in range(3):  # periodic checkpoints: one line for the run
+            out = export_analyzers([Broken(), Fine()], 99)
+    assert list(out) == ["fine"]
+    assert caplog.text.count("broken: cannot export its run state") == 1
+
+
+def test_unwritable_checkpoint_is_one_line_until_it_works_again(data, tmp_path, caplog):
+    _, info, _, _ = data
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    ckpt = RunCheckpoint(blocker / "run-checkpoint.bin")  # its parent is a file
+    with caplog.at_level(logging.INFO):
+        assert not ckpt.save(info, {"n": 1})
+        assert not ckpt.save(info, {"n": 2})
+        assert caplog.text.count("cannot write the run checkpoint") == 1
+        blocker.unlink()
+        assert ckpt.save(info, {"n": 3})
+    assert "is written again" in caplog.text
+    assert ckpt.stats() == {"written": 1, "write_errors": 2, "ok": True}
+    assert ckpt.read()["n"] == 3
