@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cygno_online.logs import RateLimitedLog, log_key
+from cygno_online.publish import guard
 from cygno_online.publish.messages import Message, ProtocolError, decode
 from cygno_online.publish.state import MonitorState
 
@@ -166,14 +167,7 @@ class MonitorClient:
         sub = ctx.socket(zmq.SUB)
         sub.linger = 0
         sub.rcvhwm = 10000
-        # No ZMTP heartbeats: with a full receive queue (a slow viewer) a
-        # heartbeat timeout makes libzmq 4.3 abort the process (assertion
-        # `!_io_error`, zeromq/libzmq#3937). The daemon's `hb` messages tell
-        # "disconnected"; TCP keepalive finds dead connections.
-        sub.setsockopt(zmq.TCP_KEEPALIVE, 1)
-        sub.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 10)
-        sub.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 5)
-        sub.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
+        guard.use_tcp_keepalive(sub)  # never ZMTP heartbeats: a slow viewer would abort
         sub.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         self._secure(sub)
         sub.setsockopt(zmq.SUBSCRIBE, b"")

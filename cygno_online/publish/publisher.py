@@ -36,6 +36,7 @@ import numpy as np
 from cygno_online.analysis.outputs import Display, Metric
 from cygno_online.errors import ConfigError
 from cygno_online.logs import RateLimitedLog, log_key
+from cygno_online.publish import guard
 from cygno_online.publish.messages import Message, display_message, encode, metric_message
 from cygno_online.publish.state import MonitorState
 
@@ -199,15 +200,7 @@ class Publisher:
         def make(kind: int, endpoint: str, name: str) -> Any:
             s = ctx.socket(kind)
             s.linger = 0
-            # Dead peers are found by TCP keepalive, not ZMTP heartbeats:
-            # libzmq 4.3 aborts the whole process (assertion `!_io_error`,
-            # zeromq/libzmq#3937, #4364) when a heartbeat timeout hits a
-            # connection whose input is stopped by a full queue, which any
-            # client flooding a socket without reading can provoke.
-            s.setsockopt(zmq.TCP_KEEPALIVE, 1)
-            s.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 10)
-            s.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 5)
-            s.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
+            guard.use_tcp_keepalive(s)  # never ZMTP heartbeats (see there)
             if self.curve_secret_key_file:
                 setup_curve_server(s, self.curve_secret_key_file)
             if kind == zmq.PUB:
@@ -215,9 +208,7 @@ class Publisher:
                 # peers only send subscriptions (a few bytes): bound them too
                 s.setsockopt(zmq.MAXMSGSIZE, 65536)
             else:
-                from cygno_online.publish.guard import configure_socket
-
-                configure_socket(s)
+                guard.configure_socket(s)
             try:
                 s.bind(endpoint)
             except zmq.ZMQError as exc:
