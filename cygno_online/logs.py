@@ -7,6 +7,7 @@ and errors at the right level, and the timestamp is left to the journal.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sys
@@ -42,6 +43,10 @@ def setup_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     # numba's own debug output is for numba developers, not shifters.
     logging.getLogger("numba").setLevel(logging.WARNING)
+
+
+#: distinct keys remembered by one RateLimitedLog
+MAX_KEYS = 1000
 
 
 class RateLimitedLog:
@@ -93,6 +98,11 @@ class RateLimitedLog:
                 return False
             if w is not None and w[1]:
                 summary = (w[2], w[3], w[1], now - w[0])
+            if w is None and len(self._windows) >= MAX_KEYS:
+                # bounded: forget the quiet keys (their counts are lost, not logged twice)
+                self._windows = {
+                    k: v for k, v in self._windows.items() if now - v[0] < self.interval_s
+                }
             self._windows[key] = [now, 0, level, (msg, args)]
         if summary is not None:
             self._summarise(*summary)
@@ -139,6 +149,14 @@ class RateLimitedLog:
 
 
 _REGISTRY: weakref.WeakSet[RateLimitedLog] = weakref.WeakSet()
+_KEYS = itertools.count(1)
+
+
+def log_key() -> int:
+    """A number unique in this process, for an object's own rate-limit keys
+    (``id()`` is reused after an object is freed: a new reader would then
+    share the previous one's window and lose its first line)."""
+    return next(_KEYS)
 
 
 def flush_summaries(force: bool = False) -> int:

@@ -21,6 +21,7 @@ from cygno_online.analyzers.camera.chain import (
     CameraConfig,
     FrameChain,
     FrameResult,
+    derive_maps,
     describe_result,
     warm_up_kernels,
 )
@@ -29,6 +30,7 @@ from cygno_online.analyzers.camera.clusters import ClusterTable, fit_peak
 from cygno_online.analyzers.camera.pedestals import (
     PedestalAccumulator,
     PedestalEstimator,
+    PedestalLoader,
     PedestalMaps,
     PedestalStore,
 )
@@ -222,12 +224,18 @@ class CameraState:
         self.pedestal_checked = False
         self.accumulator = PedestalAccumulator() if ctx.pedestal else None
         self.estimator: PedestalEstimator | None = None
-        #: frames seen while estimating, analysed when the estimate is ready
+        #: a stored map being loaded (and its cuts derived) in the background
+        self.loader: PedestalLoader | None = None
+        #: frames seen while estimating or loading, analysed once the map is there
         self.deferred: list[tuple[CameraFrame, np.ndarray]] = []
         self.stored: dict[str, Any] | None = None
         self.frame_count = 0
         if self.chain is not None:
             self.chain.set_pedestal(None)
+            if not ctx.pedestal:
+                # the shape is known from the last run: find the map and start
+                # loading it now, ahead of the first frame
+                self._resolve_pedestal(self.chain)
 
     def set_config(self, cfg: CameraConfig) -> None:
         """New parameters (SIGHUP): rebuilt derived maps, kept pedestal; the
@@ -272,12 +280,19 @@ class CameraState:
             if cached is not None and cached.path == entry["path"]:
                 maps = cached
             else:
-                try:
-                    maps = store.load(entry)
-                except (OSError, ValueError, KeyError) as exc:
-                    log.warning(
-                        "camera %s: unreadable pedestal %s: %s", self.camera, entry["path"], exc
-                    )
+                # decompressing a map takes seconds: in the background, with
+                # its cuts; frames meanwhile are kept and analysed once it is in
+                assert store is not None
+                cfg = self.cfg
+                self.loader = PedestalLoader(
+                    store, entry, lambda m: derive_maps(m, cfg.nsigma, cfg.hot_nsigma)
+                )
+                return
+        self._use_cached_or_estimate(chain, maps)
+
+    def _use_cached_or_estimate(self, chain: FrameChain, maps: PedestalMaps | None) -> None:
+        exposure = self.ctx.run.exposure_s
+        store = self.ctx.store
         cached = self.maps_cache
         if (
             maps is None
@@ -344,6 +359,7 @@ class CameraState:
             chain = self.chain = FrameChain(cfg, shape, self.camera)
             self.pedestal_checked = False
             self.estimator = None
+            self.loader = None
             self.stats.n_deferred_overflow += len(self.deferred)
             self.deferred = []
             if self.accumulator is not None and self.accumulator.n:
@@ -356,10 +372,12 @@ class CameraState:
         else:
             if not self.pedestal_checked:
                 self._resolve_pedestal(chain)
+            if chain.maps is None and self.loader is not None:
+                late = self._install_loaded(chain)
             if chain.maps is None and self.estimator is not None:
-                late = self._install_estimate(chain)
+                late += self._install_estimate(chain)
             if chain.maps is None:
-                res = chain.raw_only(raw, "estimating")
+                res = chain.raw_only(raw, "loading" if self.loader is not None else "estimating")
                 self._defer(raw, frame)
             else:
                 res = chain.process(
@@ -384,6 +402,13 @@ class CameraState:
         kept for the late analysis while the estimate runs (at most
         ``pedestal.max_deferred`` copies; beyond that the frame keeps its raw
         statistics only and counts as without pedestal)."""
+        if self.loader is not None:
+            if len(self.deferred) < self.cfg.pedestal_max_deferred:
+                self.deferred.append((frame, np.array(raw, dtype=np.uint16, copy=True)))
+            else:
+                self.stats.n_deferred_overflow += 1
+                self.stats.n_no_pedestal += 1
+            return
         est = self.estimator
         assert est is not None
         if not est.started:
@@ -400,6 +425,46 @@ class CameraState:
             self.deferred.append((frame, np.array(raw, dtype=np.uint16, copy=True)))
         else:
             self.stats.n_deferred_overflow += 1
+
+    def _install_loaded(self, chain: FrameChain, wait_s: float = 0.0) -> list[Output]:
+        """If the background load is done: install the map and analyse the
+        frames seen meanwhile with it (``frames_analysed_late``); if it
+        failed, fall back as without a stored map."""
+        ld = self.loader
+        assert ld is not None
+        if not (ld.ready() or (wait_s > 0 and ld.wait(wait_s))):
+            return []
+        self.loader = None
+        failed = False
+        try:
+            maps = ld.result()
+            if maps.shape != chain.shape:
+                raise ValueError(f"map shape {maps.shape} != frame shape {chain.shape}")
+        except Exception as exc:
+            log.warning(
+                "camera %s: unreadable pedestal %s: %s", self.camera, ld.entry.get("path"), exc
+            )
+            # the frames kept meanwhile now wait like frames without a map
+            failed = True
+            self.stats.n_no_pedestal += len(self.deferred)
+            self._use_cached_or_estimate(chain, None)
+            if chain.maps is None:
+                # the frames kept meanwhile feed the estimate (then are analysed with it)
+                return []
+        else:
+            self._use_cached_or_estimate(chain, maps)
+            log.info(
+                "run %s camera %s: pedestal loaded in %.2f s in the background; "
+                "analysing the %d frames seen meanwhile",
+                self.ctx.run.run,
+                self.camera,
+                ld.seconds or 0.0,
+                len(self.deferred),
+            )
+        deferred, self.deferred = self.deferred, []
+        # with the map it would have had at once (same results): not counted
+        # as late, so a run's summary does not depend on how long loading took
+        return self._analyse_late(chain, deferred, chain.maps.source, count_late=failed)
 
     def _install_estimate(self, chain: FrameChain, wait_s: float = 0.0) -> list[Output]:
         """If the background estimate is done: install it and analyse the
@@ -440,19 +505,26 @@ class CameraState:
             float(np.median(sigma)),
             len(deferred),
         )
+        return self._analyse_late(chain, deferred, "estimated")
+
+    def _analyse_late(
+        self,
+        chain: FrameChain,
+        deferred: list[tuple[CameraFrame, np.ndarray]],
+        source: str,
+        count_late: bool = True,
+    ) -> list[Output]:
         out: list[Output] = []
         for fr, img in deferred:
             t0 = time.perf_counter()
             c = fr.ctx
-            res = chain.process(
-                img, run=c.run, serial=c.serial, time_ns=c.time_ns, source="estimated"
-            )
+            res = chain.process(img, run=c.run, serial=c.serial, time_ns=c.time_ns, source=source)
             res.late = True
             proc_ms = (time.perf_counter() - t0) * 1e3
             table = res.clusters or ClusterTable.empty(
                 self.camera, c.run, c.serial, c.time_ns, self.cfg.pixel_mm
             )
-            self._accumulate(fr, res, table, proc_ms, late=True)
+            self._accumulate(fr, res, table, proc_ms, late=True, count_late=count_late)
             out.extend(self._outputs(fr, img, res, table, proc_ms))
         return out
 
@@ -463,14 +535,17 @@ class CameraState:
         table: ClusterTable,
         proc_ms: float,
         late: bool = False,
+        count_late: bool = True,
     ) -> None:
         """Run statistics of one analysed frame; ``late`` = a second analysis
         of a frame first seen without pedestal (its raw statistics and frame
-        count are already in)."""
+        count are already in); ``count_late`` False for frames kept only
+        while their stored map loaded (never counted as without pedestal)."""
         st = self.stats
         if late:
-            st.n_no_pedestal -= 1
-            st.n_late += 1
+            if count_late:
+                st.n_no_pedestal -= 1
+                st.n_late += 1
         else:
             st.n_frames += 1
             t = frame.ctx.time_ns
@@ -676,6 +751,8 @@ class CameraState:
 
     # -- end of run ------------------------------------------------------------
     def end_run(self, run: RunInfo) -> dict[str, Any]:
+        if self.loader is not None and self.chain is not None:
+            self._install_loaded(self.chain, wait_s=ESTIMATE_WAIT_S)
         if self.estimator is not None and self.chain is not None:
             # an estimate still running: wait for it so that the frames seen
             # meanwhile count in the summary (no outputs any more at this point)
@@ -862,6 +939,35 @@ class CameraAnalyzer(Analyzer):
             for st in self._states.values():
                 st.begin_run(self._ctx)
         return []
+
+    # -- run checkpoint (a run survives a daemon restart) ------------------------------
+    def export_run_state(self) -> dict[str, Any]:
+        """Per camera: the run's accumulators (counts, spectra, sums), the
+        frame count and a pedestal run's accumulator. Not carried: the loaded
+        pedestal (reloaded from the store) and frames deferred while an
+        estimate is running."""
+        with self._lock:
+            states = dict(self._states)
+        return {
+            cam: {"stats": st.stats, "frame_count": st.frame_count, "accumulator": st.accumulator}
+            for cam, st in states.items()
+        }
+
+    def import_run_state(self, state: Any) -> None:
+        fresh = _RunStats(self.cfg)
+        for cam, saved in state.items():
+            stats = saved["stats"]
+            for k in ("hist_edges", "fe55_edges"):
+                if not np.array_equal(getattr(stats, k), getattr(fresh, k)):
+                    raise ValueError(f"{cam}: the binning changed since the checkpoint ({k})")
+            if stats.sc_x.size != fresh.sc_x.size:
+                raise ValueError(f"{cam}: scatter_max changed since the checkpoint")
+        for cam, saved in state.items():
+            st = self.state(cam)
+            st.stats = saved["stats"]
+            st.frame_count = int(saved["frame_count"])
+            if st.accumulator is not None and saved["accumulator"] is not None:
+                st.accumulator = saved["accumulator"]
 
     def state(self, camera: str) -> CameraState:
         st = self._states.get(camera)

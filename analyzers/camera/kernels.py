@@ -594,12 +594,12 @@ def owner_map(prow, pcol, labels, nrows, ncols, margin):
     plus every free block within Chebyshev distance ``margin`` of them; a free
     block near several clusters goes to the lowest label. -1 = no cluster.
     Cost O(cluster points * margin^2), not O(map)."""
-    big = np.int64(1) << 62
-    own = np.full((nrows, ncols), big, np.int64)
+    out = np.full((nrows, ncols), -1, np.int64)
+    own = np.zeros((nrows, ncols), np.bool_)
     for p in range(prow.shape[0]):
         if labels[p] >= 0:
-            own[prow[p], pcol[p]] = labels[p]
-    near = own.copy()
+            out[prow[p], pcol[p]] = labels[p]
+            own[prow[p], pcol[p]] = True
     if margin > 0:
         for p in range(prow.shape[0]):
             k = labels[p]
@@ -609,13 +609,8 @@ def owner_map(prow, pcol, labels, nrows, ncols, margin):
             j = pcol[p]
             for ii in range(max(i - margin, 0), min(i + margin + 1, nrows)):
                 for jj in range(max(j - margin, 0), min(j + margin + 1, ncols)):
-                    if own[ii, jj] == big and k < near[ii, jj]:
-                        near[ii, jj] = k
-    out = np.empty((nrows, ncols), np.int64)
-    for i in range(nrows):
-        for j in range(ncols):
-            v = near[i, j]
-            out[i, j] = v if v != big else -1
+                    if not own[ii, jj] and (out[ii, jj] < 0 or k < out[ii, jj]):
+                        out[ii, jj] = k
     return out
 
 

@@ -19,6 +19,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,9 @@ class PedestalMaps:
     source: str = "store"
     path: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: maps derived from this one by the chain (the integer cuts), keyed by
+    #: the thresholds: derived once per map object, reused across runs
+    derived: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -194,6 +198,56 @@ class PedestalEstimator:
         self.start()
         self.wait()
         return self.result()
+
+
+class PedestalLoader:
+    """Loads a stored map and derives what the chain needs from it
+    (``prepare(maps)``) on a daemon thread, so that no frame waits for the
+    decompression (seconds for a Quest map on a busy core) or the cuts.
+    ``ready`` polls, ``wait`` blocks (end of run only), ``result`` gives the
+    maps or raises what loading raised."""
+
+    def __init__(
+        self,
+        store: PedestalStore,
+        entry: dict[str, Any],
+        prepare: Callable[[PedestalMaps], Any] | None = None,
+    ) -> None:
+        self.entry = entry
+        self.seconds: float | None = None
+        self._done = threading.Event()
+        self._result: PedestalMaps | None = None
+        self._error: BaseException | None = None
+
+        def job() -> None:
+            t0 = time.perf_counter()
+            try:
+                maps = store.load(entry)
+                if prepare is not None:
+                    prepare(maps)
+                self._result = maps
+            except BaseException as exc:  # handed to the analysis thread by result()
+                self._error = exc
+            finally:
+                self.seconds = time.perf_counter() - t0
+                self._done.set()
+
+        self._thread = threading.Thread(target=job, name="pedestal-load", daemon=True)
+        self._thread.start()
+
+    def ready(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def result(self) -> PedestalMaps:
+        if not self._done.is_set():
+            raise RuntimeError("pedestal load not finished")
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
 
 
 class PedestalStore:

@@ -35,6 +35,7 @@ live sampling: for a replayed file it would be the file's age.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections import Counter, deque
 from collections.abc import Iterable
@@ -111,6 +112,8 @@ class DaqHealthAnalyzer(Analyzer):
     name = "daqhealth"
     consumes = (EventSeen,)
     description = "DAQ health: rates, throughput, serial gaps, lag, decode errors, frame period"
+    #: run-scoped state, checkpointed so that a run survives a daemon restart
+    run_state = ("_ids", "_errors_by_kind", "_lag_sum", "_lag_max", "_lag_n", "_last_time_ns")
 
     def __init__(self) -> None:
         super().__init__()
@@ -148,6 +151,15 @@ class DaqHealthAnalyzer(Analyzer):
             setattr(st, field_name, getattr(st, field_name) - k)
             st.monitor_dropped += k
             st.pending_drops += n - k
+
+    def export_run_state(self) -> dict[str, Any]:
+        # note_dropped runs on the source thread: copy under the lock
+        with self._lock:
+            return copy.deepcopy(super().export_run_state())
+
+    def import_run_state(self, state: Any) -> None:
+        with self._lock:
+            super().import_run_state(state)
 
     # -- run life cycle ----------------------------------------------------------
     def begin_run(self, run: RunInfo) -> Iterable[Output]:

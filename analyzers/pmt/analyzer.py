@@ -173,6 +173,10 @@ class PmtAnalyzer(Analyzer):
     consumes = (DigitizerBoard,)
     description = "PMT/GEM waveforms: baseline, RMS, amplitude, charge, peaks, ToT, rates"
 
+    #: run-scoped state (per-board statistics and display buffers),
+    #: checkpointed so that a run survives a daemon restart
+    run_state = ("_boards",)
+
     def __init__(self) -> None:
         super().__init__()
         self.settings = _Settings()

@@ -122,6 +122,9 @@ class SlowControlAnalyzer(Analyzer):
     consumes = (SlowControl,)
     description = "slow control: environment, HV, gas, camera temperature, trigger rates"
 
+    #: run-scoped state, checkpointed so that a run survives a daemon restart
+    run_state = ("_stats", "skipped_non_finite")
+
     def __init__(self) -> None:
         super().__init__()
         self._lock = threading.Lock()

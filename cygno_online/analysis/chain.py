@@ -35,9 +35,12 @@ from cygno_online.analysis.outputs import Metric, Output
 from cygno_online.analysis.plugin import Analyzer, AnalyzerEnv, discover
 from cygno_online.decode.items import RunInfo
 from cygno_online.errors import ConfigError, DecodeError
+from cygno_online.logs import RateLimitedLog, log_key
 from cygno_online.params import Params, raise_if_errors
 
 log = logging.getLogger(__name__)
+_failures_log = RateLimitedLog(log, "analyzer-failures")
+_decode_log = RateLimitedLog(log, "decode-errors")
 
 
 @dataclass(slots=True)
@@ -134,6 +137,7 @@ class AnalysisChain:
     def __init__(self, decoder: Any, analyzers: list[Analyzer], *, workers: int = 1) -> None:
         self.decoder = decoder
         self.analyzers = analyzers
+        self._log_id = log_key()
         self.workers = max(1, int(workers))
         self._pool = (
             ThreadPoolExecutor(self.workers, thread_name_prefix="analyzer")
@@ -272,8 +276,14 @@ class AnalysisChain:
         with self._lock:
             self.analyzer_failures[analyzer.instance_name] += 1
         msg = f"{type(exc).__name__}: {exc}"
-        log.error(
-            "run %s serial %s: analyzer %s failed: %s", run, serial, analyzer.instance_name, msg
+        # an analyzer failing on every event: the first in full, then counts
+        _failures_log.error(
+            "run %s serial %s: analyzer %s failed: %s",
+            run,
+            serial,
+            analyzer.instance_name,
+            msg,
+            key=f"{self._log_id}:{analyzer.instance_name}",
         )
         return msg
 
@@ -334,7 +344,11 @@ class AnalysisChain:
         decoded = self.decoder.decode(event, run=run, source=source, received_ns=received_ns)
         t_decode = time.perf_counter() - t0
         for err in decoded.errors:
-            log.warning("%s", err)
+            _decode_log.warning(
+                "%s",
+                err,
+                key=f"{self._log_id}:{getattr(err, 'kind', 'error')}:{getattr(err, 'bank', '')}",
+            )
         result = self.process_items(decoded.items)
         result.errors = list(decoded.errors)
         result.timings_s["decode"] = t_decode

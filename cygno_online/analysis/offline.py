@@ -32,8 +32,13 @@ class OfflineRunner:
         on_outputs: Callable[[list[Output]], None] | None = None,
         pedestal: bool | None = None,
         experiment: str | None = None,
+        quality: Any = None,
+        summary_config: Any = None,
     ) -> None:
         self.chain = chain
+        #: run quality (cygno_online.quality.monitor.RunQuality), as in the daemon
+        self.quality = quality
+        self.summary_config = summary_config
         self.on_outputs = on_outputs
         self.pedestal = pedestal
         self.experiment = experiment
@@ -49,6 +54,8 @@ class OfflineRunner:
         self.file_reports: list[dict[str, Any]] = []
 
     def _emit(self, outputs: list[Output]) -> None:
+        if self.quality is not None and outputs:
+            self.quality.observe(outputs)
         if self.on_outputs and outputs:
             self.on_outputs(outputs)
 
@@ -57,6 +64,8 @@ class OfflineRunner:
         if self._reader is not None:
             self._problems_before = len(self._reader.problems)
             self._skipped_before = self._reader.skipped_bytes
+        if self.quality is not None:
+            self.quality.begin_run(run)
         self._emit(self.chain.begin_run(run))
 
     def _finish(self, stop_time_ns: int | None, complete: bool) -> None:
@@ -77,7 +86,10 @@ class OfflineRunner:
             sections,
             counters=counters,
             stop_time_ns=stop_time_ns or self._last_time_ns or None,
+            config=self.summary_config,
         )
+        if self.quality is not None:
+            doc = self.quality.finish(doc)
         self.summaries.append(doc)
         self.chain.run = None
 

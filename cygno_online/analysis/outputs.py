@@ -29,6 +29,8 @@ FAMILIES = (
     "alarms",
     "runs",
     "monitor",
+    "run_summary",
+    "quality",
 )
 
 

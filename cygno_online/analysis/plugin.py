@@ -7,6 +7,12 @@ An analyzer is a class with a tiny life cycle, modelled on MIDAS's manalyzer:
 * ``begin_run(run)`` - reset run-scoped state;
 * ``process(item, flow)`` - one decoded item in, outputs out;
 * ``end_run(run)`` - the analyzer's section of the end-of-run summary;
+* ``export_run_state()`` / ``import_run_state(state)`` - optional: the
+  run-scoped state, so that a run survives a daemon restart (checkpointed by
+  the daemon, resumed when the same run is still running). Declare it with
+  ``run_state = ("attr", ...)`` or override both methods; an analyzer that
+  declares nothing starts the resumed run fresh and its summary section says
+  so (``resumed_fresh`` in the summary);
 * ``catalogue(ctx)`` - what it can emit (metric catalogue: families, tags,
   fields, types, units).
 
@@ -71,6 +77,14 @@ class Analyzer:
     consumes: ClassVar[tuple[type, ...]] = ()
     #: one-line description for ``--help`` and docs
     description: ClassVar[str] = ""
+    #: names of the attributes holding the run-scoped state (what
+    #: ``begin_run`` resets): checkpointed by the daemon and restored when it
+    #: restarts during the same run. Their values must be picklable plain
+    #: data (numbers, containers, numpy arrays, the plugin's own classes).
+    run_state: ClassVar[tuple[str, ...]] = ()
+    #: bump when the layout of the run state changes: a checkpoint written
+    #: with another version is not imported (the run restarts fresh)
+    run_state_version: ClassVar[int] = 1
 
     def __init__(self) -> None:
         self.instance_name = self.name
@@ -90,6 +104,28 @@ class Analyzer:
 
     def end_run(self, run: RunInfo) -> dict[str, Any]:
         return {}
+
+    def export_run_state(self) -> Any | None:
+        """The run-scoped state for a checkpoint, or None when this analyzer
+        cannot be resumed (the default when ``run_state`` is empty). Called on
+        the analysis thread between events; the host pickles the result at
+        once, so live references are fine (override and copy under a lock
+        if another thread mutates them, see ``note_dropped``)."""
+        if not self.run_state:
+            return None
+        return {name: getattr(self, name) for name in self.run_state}
+
+    def import_run_state(self, state: Any) -> None:
+        """Restore what ``export_run_state`` returned, right after
+        ``begin_run`` of the same run. Raise on anything unusable: the host
+        then calls ``begin_run`` again (a fresh start for this analyzer)."""
+        if not self.run_state:
+            raise ValueError(f"{self.instance_name}: declares no run state")
+        missing = [n for n in self.run_state if n not in state]
+        if missing:
+            raise ValueError(f"checkpoint lacks {', '.join(missing)}")
+        for name in self.run_state:
+            setattr(self, name, state[name])
 
     def warm_up(self) -> None:
         """Compile/prepare expensive code paths (numba kernels) before the host

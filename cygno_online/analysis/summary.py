@@ -565,16 +565,24 @@ def summary_path(directory: str | Path, run: int, part: int = 1) -> Path:
     return Path(directory) / f"{name}-summary.json"
 
 
-def merge_part_counters(directory: str | Path, earlier: list[str], counters: dict) -> dict:
-    """The run's counters over every part: the numbers of the earlier parts'
-    summaries (files in ``directory``) added to ``counters``. An unreadable
-    earlier part is left out and named in ``unreadable_parts``."""
+def merge_part_counters(
+    directory: str | Path, earlier: list[str], counters: dict, covers_from: int | None = None
+) -> dict:
+    """The run's counters over every part: ``counters`` (this part's, which
+    cover the parts from ``covers_from`` on: a part resumed from a checkpoint
+    already includes the parts before the restart) plus the run totals of the
+    part just before ``covers_from`` (its ``counters_all_parts``, or its
+    ``counters`` for a first part). ``earlier`` lists the earlier parts' file
+    names in ``directory``, part 1 first. An unreadable part is left out and
+    named in ``unreadable_parts``."""
     total: dict[str, Any] = {}
     unreadable: list[str] = []
+    n = len(earlier) + 1
+    start = n if covers_from is None else max(1, min(int(covers_from), n))
 
     def add(src: dict) -> None:
         for key, value in src.items():
-            if isinstance(value, bool) or key == "complete":
+            if isinstance(value, bool) or key in ("complete", "parts", "unreadable_parts"):
                 continue
             if isinstance(value, (int, float)):
                 total[key] = total.get(key, 0) + value
@@ -584,14 +592,16 @@ def merge_part_counters(directory: str | Path, earlier: list[str], counters: dic
                     if isinstance(v, (int, float)) and not isinstance(v, bool):
                         sub[k] = sub.get(k, 0) + v
 
-    for name in earlier:
+    if start > 1:
+        name = earlier[start - 2]
         try:
             doc = json.loads((Path(directory) / name).read_text(encoding="utf-8"))
-            add(doc.get("counters") or {})
+            add(doc.get("counters_all_parts") or doc.get("counters") or {})
+            unreadable.extend(doc.get("counters_all_parts", {}).get("unreadable_parts", []))
         except (OSError, ValueError, AttributeError):
             unreadable.append(name)
     add(counters)
-    total["parts"] = len(earlier) + 1
+    total["parts"] = n
     if unreadable:
         total["unreadable_parts"] = unreadable
     return total
@@ -734,4 +744,20 @@ def summary_to_text(doc: dict) -> str:
             lines.append(f"    [{fl.get('severity')}] {fl.get('flag')}: {fl.get('reason')}")
     else:
         lines.append("  quality: good")
+    checks = doc.get("checks")
+    if checks is not None:
+        ref = doc.get("reference_run")
+        counts: dict[str, int] = {}
+        for c in checks:
+            counts[c.get("status")] = counts.get(c.get("status"), 0) + 1
+        tally = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        lines.append(
+            f"  reference checks ({'reference run ' + str(ref) if ref is not None else 'no reference run'}"
+            f"): {tally or 'none'}"
+        )
+        for c in checks:
+            if c.get("status") in ("warning", "bad"):
+                lines.append(f"    [{c.get('status')}] {c.get('name')}: {c.get('reason')}")
+    if doc.get("verdict"):
+        lines.append(f"  verdict: {doc['verdict']}")
     return "\n".join(lines) + "\n"

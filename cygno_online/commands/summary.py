@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 NAME = "summary"
 HELP = "compute end-of-run summaries (quality numbers, flags) from MIDAS files"
@@ -68,7 +69,8 @@ def load_config(path: str | None) -> dict:
     cfg = read_yaml(path)  # any bytes: one ConfigError with file and position
     if not isinstance(cfg, dict):
         raise ConfigError(path, "must be a YAML mapping of sections")
-    return {k: cfg[k] for k in ("decode", "analyzers", "plugin_paths", "experiment") if k in cfg}
+    keep = ("decode", "analyzers", "plugin_paths", "experiment", "quality", "summary")
+    return {k: cfg[k] for k in keep if k in cfg}
 
 
 def summarize(
@@ -78,6 +80,7 @@ def summarize(
     config_path: str | None = None,
     pedestal: bool | None = None,
     runner_class: type | None = None,
+    registry: Any = None,
     reports: list[dict] | None = None,
 ) -> list[dict]:
     """The summaries of ``files`` read in order by one chain (what this command
@@ -87,17 +90,33 @@ def summarize(
     from cygno_online.analysis.chain import AnalysisChain
     from cygno_online.analysis.offline import OfflineRunner
     from cygno_online.analysis.plugin import AnalyzerEnv
+    from cygno_online.analysis.summary import SummaryConfig
     from cygno_online.params import Params
+    from cygno_online.quality.monitor import QualityConfig, RunQuality
 
     cfg = dict(cfg)
     experiment = cfg.pop("experiment", None)
+    # the summary rules and the reference checks of the daemon configuration;
+    # the reference runs come from ``registry``, which also gets every run as
+    # soon as it is done (a later run of the same command may use it)
+    qp = Params(cfg.pop("quality", None) or {}, "quality", source=config_path)
+    sp = Params(cfg.pop("summary", None) or {}, "summary", source=config_path)
+    qcfg = QualityConfig.from_params(qp)
+    scfg = SummaryConfig.from_params(sp)
+    qp.finish()
+    sp.finish()
+    quality = RunQuality(qcfg, registry, record=registry is not None) if qcfg.enabled else None
     with tempfile.TemporaryDirectory(prefix="cygno-summary-") as state:
         # Offline runs must not update the daemon's pedestal store.
         env = AnalyzerEnv(experiment=experiment or "cygno", state_dir=Path(state))
         chain = AnalysisChain.from_params(Params(cfg, "", source=config_path), env)
         try:
             runner = (runner_class or OfflineRunner)(
-                chain, pedestal=pedestal, experiment=experiment
+                chain,
+                pedestal=pedestal,
+                experiment=experiment,
+                quality=quality,
+                summary_config=scfg,
             )
             summaries = runner.run_files(files)
             if reports is not None:
@@ -138,19 +157,27 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "log_level", "INFO") != "DEBUG":
         # every file problem is listed at the end: the reader's warnings would repeat them
         reader_log.setLevel(logging.ERROR)
-    try:
-        summaries = summarize(
-            args.files, cfg, config_path=args.config, pedestal=args.pedestal, reports=reports
-        )
-    finally:
-        reader_log.setLevel(old_level)
+    registry = None
     if args.registry:
         from cygno_online.sinks.registry import RunRegistry
 
-        with RunRegistry(args.registry) as reg:
-            for doc in summaries:
-                reg.record(doc)
-                print(f"run {doc.get('run')}: recorded in {reg.url.display()}", file=sys.stderr)
+        registry = RunRegistry(args.registry)
+    try:
+        summaries = summarize(
+            args.files,
+            cfg,
+            config_path=args.config,
+            pedestal=args.pedestal,
+            registry=registry,
+            reports=reports,
+        )
+    finally:
+        reader_log.setLevel(old_level)
+        if registry is not None:
+            registry.close()
+    if registry is not None:
+        for doc in summaries:
+            print(f"run {doc.get('run')}: recorded in {registry.url.display()}", file=sys.stderr)
     write_outputs(summaries, args)
     return report_problems(reports)
 

@@ -95,6 +95,9 @@ class PipelineConfig:
     display_hz: float = 2.0
     output_queue: int = 20000
     health_every_s: float = 5.0
+    #: how often the open run's state is checkpointed in state_dir (a run
+    #: survives a daemon restart; also written when the daemon stops)
+    checkpoint_every_s: float = 60.0
 
 
 @dataclass(slots=True)
@@ -130,6 +133,8 @@ class DaemonConfig:
     summary_config: Any = None
     #: run registry URL (``registry``; default SQLite in state_dir; None = off)
     registry_url: str | None = None
+    #: reference checks (``quality`` section), cygno_online.quality.monitor.QualityConfig
+    quality_config: Any = None
     #: the whole file as read (chain sections are re-read on SIGHUP)
     data: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
@@ -389,6 +394,7 @@ def parse_config(
         display_hz=pp.number("display_hz", 2.0, minimum=0, exclusive_minimum=True, maximum=50),
         output_queue=pp.integer("output_queue", 20000, minimum=10),
         health_every_s=pp.number("health_every_s", 5.0, minimum=0.1, maximum=3600),
+        checkpoint_every_s=pp.number("checkpoint_every_s", 60.0, minimum=0.1, maximum=86400),
     )
     pp.check_unknown()
 
@@ -458,6 +464,11 @@ def parse_config(
     cfg.summary_config = SummaryConfig.from_params(sm)
     sm.check_unknown()
     cfg.registry_url = _registry_url(root, cfg)
+    from cygno_online.quality.monitor import QualityConfig
+
+    qp = root.section("quality")
+    cfg.quality_config = QualityConfig.from_params(qp)
+    qp.check_unknown()
 
     chain = None
     if build_chain:
@@ -828,5 +839,25 @@ def summary_text(cfg: DaemonConfig, chain: Any) -> str:
             f"influx:     {'enabled' if cfg.influx_enabled else 'disabled'}",
             f"state_dir:  {cfg.state_dir}",
             f"summaries:  {cfg.summary_dir}",
+            f"registry:   {_registry_text(cfg.registry_url)}",
+            f"quality:    {_quality_text(cfg.quality_config)}",
         ]
     )
+
+
+def _registry_text(url: str | None) -> str:
+    if not url:
+        return "none"
+    from cygno_online.sinks.registry import parse_url
+
+    return parse_url(url).display()  # never the password
+
+
+def _quality_text(q: Any) -> str:
+    if q is None or not q.enabled:
+        return "reference checks off"
+    ref = {"run": f"run {q.reference_run}", "by_type": f"per run type {q.reference_runs}",
+           "auto": "latest good run of the same type and exposure",
+           "none": "none"}.get(q.mode, q.mode)  # fmt: skip
+    live = f"live every {q.live_every_s:g} s" if q.live_every_s else "end of run only"
+    return f"{len(q.checks)} checks on {len(q.histograms)} histograms, reference {ref}, {live}"

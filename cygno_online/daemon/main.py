@@ -17,6 +17,7 @@ from typing import Any
 
 from cygno_online.alarms.engine import AlarmEngine, alarm_metric
 from cygno_online.analysis.outputs import Metric
+from cygno_online.daemon.checkpoint import run_checkpoint
 from cygno_online.daemon.config import DaemonConfig, load_config
 from cygno_online.daemon.health import Health, health_metric
 from cygno_online.daemon.pipeline import Pipeline
@@ -31,6 +32,10 @@ from cygno_online.publish.state import AlarmRecord
 from cygno_online.sources.base import Source
 
 log = logging.getLogger("cygno_online.daemon")
+
+#: configuration sections read only at start (a reload keeps their running values)
+RESTART_ONLY = ("source", "publish", "pipeline", "decode", "influx", "state_dir", "registry",
+                "quality")  # fmt: skip
 
 #: maximum log messages about bad data published per health interval
 LOG_BUDGET = 20
@@ -178,6 +183,12 @@ class Daemon:
             self.registry = RunRegistry(cfg.registry_url)  # connects at the first run end
         #: summaries not yet in the registry (its database was unreachable)
         self._unrecorded: list[dict[str, Any]] = []
+        self.quality: Any = None
+        qcfg = getattr(cfg, "quality_config", None)
+        if qcfg is not None and qcfg.enabled:
+            from cygno_online.quality.monitor import RunQuality
+
+            self.quality = RunQuality(qcfg, self.registry)
         self.pipeline = Pipeline(
             chain,
             self.source,
@@ -188,6 +199,9 @@ class Daemon:
             experiment=cfg.experiment,
             summary_config=cfg.summary_config,
             stall_s=cfg.watchdog_stall_s,
+            checkpoint=run_checkpoint(cfg.state_dir),
+            checkpoint_every_s=cfg.pipeline.checkpoint_every_s,
+            quality=self.quality,
         )
         self.health.extra = self._health_extra
         self._health_due = every(cfg.pipeline.health_every_s)
@@ -387,7 +401,7 @@ class Daemon:
             return False
         finally:
             self.notifier.ready("running")
-        for section in ("source", "publish", "pipeline", "decode", "influx", "state_dir"):
+        for section in RESTART_ONLY:
             if self.cfg.data.get(section) != new.data.get(section):
                 log.warning("reload: changes in %r take effect at the next restart", section)
         log.info("configuration %s reloaded", self.cfg.path)
@@ -404,9 +418,8 @@ class Daemon:
         # next snapshot) at once.
         self._publish_alarms()
         # Sections read only at start keep their running values.
-        restart_only = ("source", "publish", "pipeline", "decode", "influx", "state_dir")
         data = dict(new.data)
-        for key in restart_only:
+        for key in RESTART_ONLY:
             data.pop(key, None)
             if key in self.cfg.data:
                 data[key] = self.cfg.data[key]
@@ -465,11 +478,18 @@ class Daemon:
         summary JSON file has them anyway (``summary --registry`` refills)."""
         from cygno_online.sinks.registry import RegistryError, run_summary_metric
 
-        if self.sink is not None:
-            try:
-                self._outputs([run_summary_metric(summary)])
-            except Exception:
-                log.exception("run %s: run_summary point failed", summary.get("run"))
+        try:
+            # to InfluxDB, viewers and alarm rules: the run's point and its checks
+            metrics = [run_summary_metric(summary)]
+            if self.quality is not None and summary.get("checks") is not None:
+                metrics += self.quality.metrics(
+                    summary["checks"],
+                    int(summary.get("stop_time_ns") or time.time_ns()),
+                    int(summary.get("run") or 0),
+                )
+            self._outputs(metrics)
+        except Exception:
+            log.exception("run %s: run_summary point failed", summary.get("run"))
         if self.registry is None:
             return
         self._unrecorded.append(summary)
@@ -496,6 +516,12 @@ class Daemon:
 
     def periodic(self) -> None:
         self.alarms.tick()
+        if self.quality is not None:
+            try:
+                # live reference checks every quality.live_every_s of the run
+                self._outputs(self.quality.live())
+            except Exception:
+                log.exception("live reference checks failed")
         now = time.monotonic()
         if self.viewer_memory is not None and self._memory_due(now):
             self.viewer_memory.save(self.publisher.state)
@@ -593,6 +619,7 @@ class Daemon:
             "run": self._run_number,
             "source": self.source.describe(),
             "alarms_active": sum(1 for r in self.alarms.records() if r.active),
+            "checkpoint": ckpt.stats() if (ckpt := self.pipeline.checkpoint) else None,
         }
 
     # -- control commands (publisher thread) ---------------------------------------------

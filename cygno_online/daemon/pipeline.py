@@ -9,6 +9,9 @@
   one event out to its worker pool) and hands outputs to the dispatcher
   (publisher, alarms, sinks), whose methods never block either.
 * Configuration changes (SIGHUP) run on the analysis thread between events.
+* The open run's state is checkpointed (:mod:`cygno_online.daemon.checkpoint`)
+  on the analysis thread between events, periodically and when the daemon
+  stops in mid-run, and resumed at the begin of the same run after a restart.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from typing import Any, Protocol
 
 from cygno_online.analysis.counters import RunCounters
 from cygno_online.decode.items import RunInfo
+from cygno_online.logs import RateLimitedLog, log_key
 from cygno_online.sources.base import Source
 
 log = logging.getLogger(__name__)
+_item_log = RateLimitedLog(log, "pipeline")
 
 
 @dataclass(slots=True)
@@ -120,8 +125,14 @@ class Pipeline:
         write_summary: Callable[[dict[str, Any], Any], Any] | None = None,
         summary_config: Any = None,
         stall_s: float = 15.0,
+        checkpoint: Any = None,
+        checkpoint_every_s: float = 60.0,
+        quality: Any = None,
     ) -> None:
+        self._log_id = log_key()
         self.chain = chain
+        #: run quality (cygno_online.quality.monitor.RunQuality) or None
+        self.quality = quality
         #: watchdog: a thread without a loop iteration for this long is stalled
         self.stall_s = stall_s
         self.source = source
@@ -145,6 +156,15 @@ class Pipeline:
         self.summaries: deque[dict[str, Any]] = deque(maxlen=20)
         self._last_time_ns = 0
         self.lossless = bool(getattr(source, "lossless", False))
+        #: RunCheckpoint of the open run (None: runs do not survive a restart)
+        self.checkpoint = checkpoint
+        self.checkpoint_every_s = checkpoint_every_s
+        self._next_checkpoint = 0.0
+        self._checkpointed_events = -1
+        #: first summary part whose events the open run's state includes
+        self._covers_from = 1
+        #: what was resumed from a checkpoint for the open run (summary)
+        self._resumed: dict[str, Any] | None = None
         health.queue_depth = self.queue.depth
         health.sampling = source.sampling
 
@@ -221,7 +241,12 @@ class Pipeline:
                         try:
                             note(int(eid), 1)
                         except Exception:
-                            log.exception("%s.note_dropped failed", analyzer)
+                            _item_log.error(
+                                "%s.note_dropped failed",
+                                analyzer,
+                                key=f"{self._log_id}:note",
+                                exc_info=True,
+                            )
 
     def end_run(self, stop_time_ns: int | None, complete: bool = True) -> None:
         self.queue.put_control(QItem("eor", stop_time_ns, extra=complete))
@@ -270,17 +295,29 @@ class Pipeline:
                         self._handle(item)
                     except Exception:
                         # One bad event or hook must not stop the monitor.
-                        log.exception("analysis of a %s item failed", item.kind)
+                        _item_log.error(
+                            "analysis of a %s item failed",
+                            item.kind,
+                            key=f"{self._log_id}:{item.kind}",
+                            exc_info=True,
+                        )
                         self.health.drop("analysis_error")
                 now = time.monotonic()
                 if now >= next_tick:
                     next_tick = now + self.tick_s
+                    if self.checkpoint is not None and now >= self._next_checkpoint:
+                        self._next_checkpoint = now + self.checkpoint_every_s
+                        self._save_checkpoint()
                     try:
                         self.dispatcher.periodic()
                     except Exception:
-                        log.exception("periodic task failed")
-            # Drained: events queued before "stop" were processed above.
-            self._finish_run(None, complete=False)
+                        _item_log.error(
+                            "periodic task failed", key=f"{self._log_id}:periodic", exc_info=True
+                        )
+            # Drained: events queued before "stop" were processed above. The
+            # run goes on without us: its state is kept for the next start.
+            self._save_checkpoint()
+            self._finish_run(None, complete=False, keep_checkpoint=True)
             self.health.finished("analysis")
         except Exception:
             log.exception("analysis thread failed")
@@ -302,6 +339,9 @@ class Pipeline:
                 self._finish_run(None, complete=False)
             self.counters = RunCounters()
             outputs = self.chain.begin_run(item.payload)
+            self._resume(item.payload)
+            if self.quality is not None:
+                self.quality.begin_run(item.payload)
             self.dispatcher.run_started(item.payload, outputs)
         elif kind == "eor":
             self._finish_run(item.payload, complete=bool(item.extra))
@@ -344,6 +384,8 @@ class Pipeline:
         self.counters.decode_errors += len(result.errors)
         self.counters.analyzer_errors += len(result.analyzer_errors)
         self._last_time_ns = max(self._last_time_ns, event.header.time_stamp * 1_000_000_000)
+        if self.quality is not None and not run.extra.get("synthetic"):
+            self.quality.observe(result.outputs)
         self.dispatcher.event_done(result, event, run)
         latency = (time.time_ns() - item.received_ns) / 1e9 if item.received_ns else None
         self.health.processed(
@@ -354,7 +396,79 @@ class Pipeline:
             time_ns=time.time_ns(),
         )
 
-    def _finish_run(self, stop_time_ns: int | None, complete: bool) -> None:
+    # -- run checkpoint ----------------------------------------------------------------
+    def _next_part(self, run: int) -> int:
+        if self.summary_dir is None:
+            return 1
+        from cygno_online.analysis.summary import next_summary_part
+
+        try:
+            return next_summary_part(self.summary_dir, run)[0]
+        except OSError:
+            return 1
+
+    def _resume(self, run: RunInfo) -> None:
+        """At the begin of a run: take over the state of the same run from a
+        checkpoint written by an earlier daemon (restart in mid-run)."""
+        from cygno_online.daemon.checkpoint import import_analyzers
+
+        self._resumed = None
+        self._covers_from = self._next_part(run.run)
+        self._checkpointed_events = -1
+        self._next_checkpoint = time.monotonic() + self.checkpoint_every_s
+        if self.checkpoint is None or run.extra.get("synthetic"):
+            return
+        doc = self.checkpoint.load_for(run)
+        if doc is None:
+            return
+        counters = doc.get("counters")
+        if not isinstance(counters, RunCounters):
+            log.error(
+                "run %s: ignoring the run checkpoint %s: no run counters; starting fresh",
+                run.run,
+                self.checkpoint.path,
+            )
+            self.checkpoint.discard()
+            return
+        resumed, fresh = import_analyzers(self.chain.analyzers, doc.get("analyzers") or {}, run)
+        self.counters = counters
+        self._last_time_ns = max(self._last_time_ns, int(doc.get("last_time_ns") or 0))
+        self._covers_from = max(1, min(int(doc.get("covers_from_part") or 1), self._covers_from))
+        saved_ns = int(doc.get("saved_ns") or 0)
+        self._resumed = {
+            "checkpoint_saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(saved_ns / 1e9)),
+            "events_before_restart": counters.events,
+            "analyzers_resumed": resumed,
+            "analyzers_fresh": fresh,
+        }
+        log.info(
+            "run %s: resumed from the checkpoint of %s (%d events before the restart%s)",
+            run.run,
+            self._resumed["checkpoint_saved"],
+            counters.events,
+            f"; started fresh: {', '.join(fresh)}" if fresh else "",
+        )
+
+    def _save_checkpoint(self) -> None:
+        run = self.chain.run
+        if self.checkpoint is None or run is None or run.extra.get("synthetic"):
+            return
+        if self.counters.events == self._checkpointed_events:
+            return  # nothing new since the last one
+        from cygno_online.daemon.checkpoint import export_analyzers
+
+        payload = {
+            "counters": self.counters,
+            "last_time_ns": self._last_time_ns,
+            "covers_from_part": self._covers_from,
+            "analyzers": export_analyzers(self.chain.analyzers, run.run),
+        }
+        if self.checkpoint.save(run, payload):
+            self._checkpointed_events = self.counters.events
+
+    def _finish_run(
+        self, stop_time_ns: int | None, complete: bool, keep_checkpoint: bool = False
+    ) -> None:
         run = self.chain.run
         if run is None:
             return
@@ -362,6 +476,9 @@ class Pipeline:
             self.chain.end_run()
             self.chain.run = None
             return
+        if not keep_checkpoint and self.checkpoint is not None:
+            # the run is over (or another one began): nothing to resume
+            self.checkpoint.discard()
         build_summary, write_summary = self._summarize, self._write_summary
         if build_summary is None or write_summary is None:
             from cygno_online.analysis import summary
@@ -379,6 +496,13 @@ class Pipeline:
             stop_time_ns=stop_time_ns or self._last_time_ns or None,
             **extra,
         )
+        if self._resumed is not None:
+            doc["resumed"] = self._resumed
+        if self.quality is not None:
+            try:
+                doc = self.quality.finish(doc)
+            except Exception:  # a broken check must not lose the summary
+                log.exception("run %s: reference checks failed", run.run)
         if self.summary_dir is not None:
             try:
                 from cygno_online.analysis.summary import next_summary_part
@@ -391,10 +515,14 @@ class Pipeline:
 
                     doc["part"] = part
                     doc["previous_parts"] = earlier
-                    # the run's totals over every part (analyzer sections
-                    # stay per part)
+                    # the run's totals over every part
+                    covers = max(1, min(self._covers_from, part))
+                    # the analyzer sections and counters of this part include
+                    # the parts from `covers` on (all of them when resumed
+                    # from a checkpoint after every restart)
+                    doc["covers_from_part"] = covers
                     doc["counters_all_parts"] = merge_part_counters(
-                        self.summary_dir, earlier, doc.get("counters") or {}
+                        self.summary_dir, earlier, doc.get("counters") or {}, covers_from=covers
                     )
                     log.info(
                         "run %s: part %d (earlier parts: %s)", run.run, part, ", ".join(earlier)

@@ -34,6 +34,7 @@ from cygno_online.errors import (
     TruncatedEventError,
     UnsupportedFormatError,
 )
+from cygno_online.logs import RateLimitedLog, log_key
 from cygno_online.midas.compression import ByteStream
 from cygno_online.midas.event import (
     BANK_FORMATS,
@@ -49,6 +50,9 @@ from cygno_online.midas.event import (
 )
 
 log = logging.getLogger(__name__)
+#: a damaged file can hold thousands of problems: all are in ``problems``,
+#: the log gets the first of each kind per file and then counts
+_problem_log = RateLimitedLog(log, "midas-problems")
 
 DEFAULT_MAX_EVENT_SIZE = 512 << 20
 #: problems kept in ``MidasReader.problems``; later ones are only counted
@@ -129,6 +133,7 @@ class MidasReader:
     ) -> None:
         self._stream = ByteStream(path)
         self.source = self._stream.name
+        self._log_id = log_key()
         self.resync = resync
         self.follow = follow
         self.stop = stop
@@ -411,7 +416,7 @@ class MidasReader:
         """Raise a corruption problem, or (resync mode) log and record it."""
         if not self.resync:
             raise exc
-        log.warning("%s", exc)
+        _problem_log.warning("%s", exc, key=f"{self._log_id}:{exc.kind}")
         self._problem(exc)
 
     def _events(self) -> Iterator[Event]:
@@ -547,7 +552,7 @@ class MidasReader:
                 "empty file: no MIDAS data at all"
                 + (f" ({raw} compressed bytes decompress to nothing)" if raw else " (0 bytes)"),
             )
-            log.warning("%s", exc)
+            _problem_log.warning("%s", exc, key=f"{self._log_id}:{exc.kind}")
             self._problem(exc)
             return
         if self._avail:
@@ -566,7 +571,7 @@ class MidasReader:
             )
             self.truncated = True
             self._skip(self._avail)
-            log.warning("%s", exc)
+            _problem_log.warning("%s", exc, key=f"{self._log_id}:{exc.kind}")
             self._problem(exc)
         elif self._stream.in_member:
             exc = self._error(
@@ -575,7 +580,7 @@ class MidasReader:
                 "(file still being written?)",
             )
             self.truncated = True
-            log.warning("%s", exc)
+            _problem_log.warning("%s", exc, key=f"{self._log_id}:{exc.kind}")
             self._problem(exc)
 
 

@@ -27,10 +27,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from cygno_online.logs import RateLimitedLog, log_key
+from cygno_online.publish import guard
 from cygno_online.publish.messages import Message, ProtocolError, decode
 from cygno_online.publish.state import MonitorState
 
 log = logging.getLogger(__name__)
+_bad_log = RateLimitedLog(log, "client")
 
 #: after a snapshot, a live message it already contains is stale, not a sign
 #: of a daemon restart (a restart is still seen once this window has passed)
@@ -58,6 +61,7 @@ class MonitorClient:
         state: MonitorState | None = None,
         start: bool = True,
     ) -> None:
+        self._log_id = log_key()
         self.endpoint = endpoint
         self.snapshot_endpoint = snapshot_endpoint or _next_port(endpoint, 1)
         self.control_endpoint = control_endpoint or _next_port(endpoint, 2)
@@ -163,8 +167,7 @@ class MonitorClient:
         sub = ctx.socket(zmq.SUB)
         sub.linger = 0
         sub.rcvhwm = 10000
-        sub.setsockopt(zmq.HEARTBEAT_IVL, 1000)
-        sub.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5000)
+        guard.use_tcp_keepalive(sub)  # never ZMTP heartbeats: a slow viewer would abort
         sub.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         self._secure(sub)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
@@ -225,7 +228,9 @@ class MonitorClient:
                         msg = decode(list(frames))
                     except ProtocolError as exc:
                         self.protocol_errors += 1
-                        log.warning("bad snapshot reply: %s", exc)
+                        _bad_log.warning(
+                            "bad snapshot reply: %s", exc, key=f"{self._log_id}:snapshot"
+                        )
                         continue
                     if msg.kind == "snapshot" and need_snapshot:
                         self.state.apply(msg)
@@ -252,7 +257,7 @@ class MonitorClient:
                             msg = decode(list(frames))
                         except ProtocolError as exc:
                             self.protocol_errors += 1
-                            log.warning("bad message: %s", exc)
+                            _bad_log.warning("bad message: %s", exc, key=f"{self._log_id}:message")
                             continue
                         last_rx = now
                         self.last_message_at = time.time()
@@ -319,7 +324,9 @@ class MonitorClient:
             try:
                 self.on_update(msg)
             except Exception:
-                log.exception("on_update callback failed")
+                _bad_log.error(
+                    "on_update callback failed", key=f"{self._log_id}:on_update", exc_info=True
+                )
 
 
 class LocalClient:

@@ -11,8 +11,9 @@
 * Displays are rate-limited per display name to ``display_hz`` (the newest
   waiting one wins) and images larger than ``display_max_side`` are
   block-averaged.
-* An application heartbeat (kind ``hb``) every ``heartbeat_s`` and ZeroMQ
-  socket heartbeats (ZMQ_HEARTBEAT_IVL/TTL).
+* An application heartbeat (kind ``hb``) every ``heartbeat_s``; dead peers
+  are found by TCP keepalive (no ZMTP heartbeats on the daemon's sockets: see
+  ``_open``).
 
 Other threads only call :meth:`submit` (non-blocking, bounded queue; a full
 queue is counted as a drop). With ``enabled=False`` no socket is opened and
@@ -34,7 +35,8 @@ import numpy as np
 
 from cygno_online.analysis.outputs import Display, Metric
 from cygno_online.errors import ConfigError
-from cygno_online.logs import RateLimitedLog
+from cygno_online.logs import RateLimitedLog, log_key
+from cygno_online.publish import guard
 from cygno_online.publish.messages import Message, display_message, encode, metric_message
 from cygno_online.publish.state import MonitorState
 
@@ -82,6 +84,7 @@ class Publisher:
         on_drop: Callable[[str, int], None] | None = None,
         state: MonitorState | None = None,
     ) -> None:
+        self._log_id = log_key()
         self.enabled = enabled
         self.bind = bind
         self.snapshot_bind = snapshot_bind
@@ -197,17 +200,15 @@ class Publisher:
         def make(kind: int, endpoint: str, name: str) -> Any:
             s = ctx.socket(kind)
             s.linger = 0
-            s.setsockopt(zmq.HEARTBEAT_IVL, 1000)
-            s.setsockopt(zmq.HEARTBEAT_TTL, 5000)
-            s.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5000)
+            guard.use_tcp_keepalive(s)  # never ZMTP heartbeats (see there)
             if self.curve_secret_key_file:
                 setup_curve_server(s, self.curve_secret_key_file)
             if kind == zmq.PUB:
                 s.sndhwm = self.hwm
+                # peers only send subscriptions (a few bytes): bound them too
+                s.setsockopt(zmq.MAXMSGSIZE, 65536)
             else:
-                from cygno_online.publish.guard import configure_socket
-
-                configure_socket(s)
+                guard.configure_socket(s)
             try:
                 s.bind(endpoint)
             except zmq.ZMQError as exc:
@@ -269,7 +270,12 @@ class Publisher:
                         self._handle(msg, pub)
                     except Exception:
                         # An unencodable body must not silence the monitor.
-                        log.exception("cannot publish a %s message", msg.kind)
+                        _loop_errors.error(
+                            "cannot publish a %s message",
+                            msg.kind,
+                            key=f"{self._log_id}:{msg.kind}",
+                            exc_info=True,
+                        )
                     n += 1
                     if n >= 200:
                         break
@@ -298,7 +304,11 @@ class Publisher:
                     # Nothing a viewer or a control client sends may end the
                     # thread that owns every socket.
                     self.loop_errors += 1
-                    _loop_errors.error("publisher loop error (the thread goes on)", exc_info=True)
+                    _loop_errors.error(
+                        "publisher loop error (the thread goes on)",
+                        key=str(self._log_id),
+                        exc_info=True,
+                    )
                 if self._stopping.is_set():
                     if deadline is None:
                         deadline = time.monotonic() + 2.0
@@ -356,7 +366,9 @@ class Publisher:
             try:
                 listener(msg)
             except Exception:
-                log.exception("publisher listener failed")
+                _loop_errors.error(
+                    "publisher listener failed", key=f"{self._log_id}:listener", exc_info=True
+                )
         if pub is None:
             self.sent += 1
             return

@@ -182,9 +182,7 @@ class Relay(MonitorClient):
             def make(kind: int, endpoint: str, label: str) -> Any:
                 s = ctx.socket(kind)
                 s.linger = 0
-                s.setsockopt(zmq.HEARTBEAT_IVL, 1000)
-                s.setsockopt(zmq.HEARTBEAT_TTL, 5000)
-                s.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5000)
+                guard.use_tcp_keepalive(s)  # never ZMTP heartbeats (a flood would abort)
                 if self.curve_secret_key_file:
                     setup_curve_server(s, self.curve_secret_key_file)
                 if kind == zmq.PUB:
@@ -290,7 +288,8 @@ class Relay(MonitorClient):
                 self.control_refused += 1
                 self._reply(prefix, {"ok": False, "error": f"relay {self.name} busy, retry"})
                 continue
-            if req.get("cmd") == "ack" and isinstance(req.get("user"), str) and req["user"]:
+            operator_cmds = ("ack", "shelve", "unshelve", "disable", "enable")
+            if req.get("cmd") in operator_cmds and isinstance(req.get("user"), str) and req["user"]:
                 who = self._viewer_identity(frames[-1])
                 req = {**req, "user": f"{req['user']} ({who} via relay {self.name})"}
             up = self.context.socket(zmq.DEALER)

@@ -38,12 +38,14 @@ from typing import Any
 from cygno_online.analysis.catalogue import FieldSpec, SeriesSpec
 from cygno_online.analysis.outputs import Metric
 from cygno_online.errors import ConfigError
+from cygno_online.logs import RateLimitedLog
 from cygno_online.params import Params
 from cygno_online.sinks.lineprotocol import LineEncoder, TypeRegistry
 from cygno_online.sinks.senders import AUTH, CONFIG, REJECT, SendError, V1Sender, V2Sender
 from cygno_online.sinks.spool import FSYNC_POLICIES, Batch, Spool, SpoolLockedError
 
 log = logging.getLogger(__name__)
+_quarantine_log = RateLimitedLog(log, "quarantine")
 
 DropCallback = Callable[[int, str], None]
 
@@ -587,8 +589,11 @@ class InfluxSink:
             except OSError as err:
                 log.error("influx sink: cannot write quarantine file in %s: %s", qdir, err)
         self.counters["quarantined"] += 1
-        log.warning(
-            "influx sink: server rejected a point (%s); quarantined in %s", exc.message, qdir
+        _quarantine_log.warning(
+            "influx sink: server rejected a point (%s); quarantined in %s",
+            exc.message,
+            qdir,
+            key=str(qdir),
         )
 
     # -- introspection ------------------------------------------------------------------------------

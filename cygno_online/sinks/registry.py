@@ -227,6 +227,27 @@ def run_summary_metric(doc: Mapping[str, Any]) -> Metric:
     return Metric("run_summary", t, int(doc.get("run") or 0), 0, fields, {}, units)
 
 
+def run_summary_series() -> Any:
+    from cygno_online.analysis.catalogue import FieldSpec, SeriesSpec
+
+    fields = []
+    for name, kind in COLUMNS.items():
+        if name in ("start_time_ns", "stop_time_ns"):
+            continue
+        typ = "string" if kind == "text" else "bool" if name == "pedestal" else "float"
+        fields.append(FieldSpec(name, typ, RECORD_UNITS.get(name, "")))
+    fields += [
+        FieldSpec("verdict_level", "float", "", "0 good, 1 warning, 2 bad"),
+        FieldSpec("pmt_b<board>_ch<channel>_<quantity>", "float", "",
+                  "per-channel PMT means: amplitude_adc, baseline_adc, rms_adc, charge_pc"),
+        FieldSpec("env_<reading>_mean", "float", "", "run mean of a slow-control reading"),
+    ]  # fmt: skip
+    return SeriesSpec(
+        "run_summary", tuple(fields), (), "run registry",
+        "one point per run at its start time (end of run, cygno_online/sinks/registry.py)",
+    )  # fmt: skip
+
+
 RECORD_UNITS = {
     "duration_s": "s", "exposure_s": "s", "event_rate_hz": "Hz", "trigger_rate_hz": "Hz",
     "cluster_rate_hz": "Hz", "fe55_peak": "ADU", "fe55_sigma": "ADU", "light_yield": "ADU/keV",

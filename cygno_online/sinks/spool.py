@@ -22,8 +22,11 @@ loss.
 The reader starts at the checkpoint; the sender commits a batch (writes the
 checkpoint) only after the server acknowledged it, so delivery is
 at-least-once. A new process always starts a new segment, so a torn record can
-only be the tail of an old segment: reading stops there, the damage is counted
-and logged, and reading continues with the next segment.
+be the tail of an old segment. Damage anywhere (a torn tail, a bad sector, a
+flipped bit) is counted and logged, and the reader *resynchronises*: it
+searches the following bytes for the next record whose length, CRC-32 and
+payload head are valid, so every intact record after the damage is still
+sent; only the damaged record is lost.
 
 Bounds: ``max_bytes`` (all unsent segments) and ``max_age_s`` (time since the
 last append to a segment) drop whole segments, oldest first; dropped points
@@ -42,10 +45,16 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from cygno_online.logs import RateLimitedLog
+
 log = logging.getLogger(__name__)
+_damage_log = RateLimitedLog(log, "spool-damage")
+_drop_log = RateLimitedLog(log, "spool-drops")
 
 _HEADER = struct.Struct("<II")
 _PAYLOAD_HEAD = struct.Struct("<QI")
@@ -67,6 +76,8 @@ class Segment:
     #: wall clock of the last append (ns); file mtime for old segments
     last_append_ns: int
     points: int = 0
+    #: damaged stretches found so far: offset of the damage -> next valid record
+    holes: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -216,10 +227,13 @@ class Spool:
             return None
 
     def _scan(self, n: int, path: Path, start: int) -> Segment:
-        """Validate the records of an old segment from ``start``; stop at damage."""
+        """Validate the records of an old segment from ``start``; on damage,
+        resynchronise on the next valid record."""
         points = 0
         last_ns = int(path.stat().st_mtime_ns)
+        total = path.stat().st_size
         size = start
+        holes: dict[int, int] = {}
         with open(path, "rb") as f:
             f.seek(start)
             while True:
@@ -228,14 +242,19 @@ class Spool:
                     break
                 rec = self._check_record(f, head)
                 if rec is None:
-                    total = path.stat().st_size
-                    self._corrupt(path, size, total - size)
-                    break
+                    nxt = _find_record(f, size + 1, total)
+                    self._corrupt(path, size, (nxt if nxt is not None else total) - size, nxt)
+                    if nxt is None:
+                        break
+                    holes[size] = nxt
+                    size = nxt
+                    f.seek(nxt)
+                    continue
                 npoints, append_ns = rec
                 last_ns = append_ns
                 points += npoints
                 size = f.tell()
-        return Segment(n, path, size, last_ns, points)
+        return Segment(n, path, size, last_ns, points, holes)
 
     def _check_record(self, f, head: bytes) -> tuple[int, int] | None:
         if len(head) < _HEADER.size:
@@ -249,15 +268,20 @@ class Spool:
         append_ns, npoints = _PAYLOAD_HEAD.unpack_from(payload)
         return npoints, append_ns
 
-    def _corrupt(self, path: Path, offset: int, nbytes: int) -> None:
+    def _corrupt(self, path: Path, offset: int, nbytes: int, resumed: int | None = None) -> None:
         self.stats["corrupt_records"] += 1
         self.stats["corrupt_bytes"] += max(0, nbytes)
-        log.error(
-            "influx spool: %s damaged at offset %d (%d bytes unreadable); "
-            "data before it is kept, reading continues with the next segment",
+        if resumed is not None:
+            after = f"reading resumes with the intact record at offset {resumed}"
+        else:
+            after = "no intact record after it in this segment; reading continues with the next"
+        _damage_log.error(
+            "influx spool: %s damaged at offset %d (%d bytes unreadable); %s",
             path,
             offset,
             nbytes,
+            after,
+            key=str(path.parent),
         )
 
     # -- writing ------------------------------------------------------------------------
@@ -328,8 +352,12 @@ class Spool:
             except OSError as exc:
                 lost = len(lines) - stored
                 self.stats["io_errors"] += 1
-                log.error(
-                    "influx spool: cannot write %s (%s): %d points dropped", self.dir, exc, lost
+                _drop_log.error(
+                    "influx spool: cannot write %s (%s): %d points dropped",
+                    self.dir,
+                    exc,
+                    lost,
+                    key=f"{self.dir}:io",
                 )
                 drops.append((lost, "spool_io_error"))
                 self._count_drop(lost, "spool_io_error")
@@ -418,8 +446,13 @@ class Spool:
                 merged[reason] = merged.get(reason, 0) + n
         for reason, n in merged.items():
             if reason != "spool_io_error":
-                log.warning(
-                    "influx spool %s full (%s): dropped the %d oldest points", self.dir, reason, n
+                # a full spool drops on every append: one line, then a summary
+                _drop_log.warning(
+                    "influx spool %s full (%s): dropped the %d oldest points",
+                    self.dir,
+                    reason,
+                    n,
+                    key=f"{self.dir}:{reason}",
                 )
             if self.on_drop is not None:
                 try:
@@ -454,21 +487,16 @@ class Spool:
                     idx = self._segments.index(seg)
                     num, off = self._segments[idx + 1].number, 0
                     continue
+                if off in seg.holes:
+                    off = seg.holes[off]  # damage found by the scan at open
+                    continue
                 if lines and (npoints >= max_lines or nbytes >= max_bytes):
                     break
                 rec = self._read_record(seg, off)
                 if rec is None:
-                    # damage inside a segment seen only now (e.g. changed under us)
-                    self._corrupt(seg.path, off, seg.size - off)
-                    # what this batch already holds from the segment stays pending
-                    # until its commit; everything after the damage is lost
-                    kept = per_segment.get(num, 0)
-                    lost = max(0, seg.points - kept)
-                    seg.size = off
-                    seg.points = kept
-                    self.pending_points -= lost
-                    if seg is self._segments[-1]:
-                        self._new_segment()
+                    # damage inside a segment seen only now (changed under us):
+                    # resynchronise; only the damaged record is lost
+                    self._damage_at_read(seg, off, per_segment.get(num, 0))
                     continue
                 payload, end = rec
                 append_ns, n = _PAYLOAD_HEAD.unpack_from(payload)
@@ -486,6 +514,32 @@ class Spool:
                 return None
             self._read = (num, off)
             return Batch(lines, npoints, (num, off), first_ns, self.generation, nbytes, per_segment)
+
+    def _damage_at_read(self, seg: Segment, off: int, in_batch: int) -> None:
+        """A record at ``off`` of ``seg`` no longer reads: find the next intact
+        one, and recount what is left so the pending count stays exact."""
+        self._read_record(seg, off)  # opens the cached reader on this segment
+        f = self._rfile
+        nxt = _find_record(f, off + 1, seg.size)
+        self._corrupt(seg.path, off, (nxt if nxt is not None else seg.size) - off, nxt)
+        if nxt is not None:
+            seg.holes[off] = nxt
+            after = _count_points(f, nxt, seg.size, seg.holes)
+        else:
+            seg.size = off
+            after = 0
+        # points still pending in this segment: those of the records before
+        # the damage (read, not yet committed) plus those after it
+        before = _count_points(f, self._seg_start(seg), off, seg.holes)
+        kept = before + after
+        lost = max(0, seg.points - kept)
+        seg.points = kept
+        self.pending_points -= lost
+        if nxt is None and seg is self._segments[-1]:
+            self._new_segment()
+
+    def _seg_start(self, seg: Segment) -> int:
+        return self._commit[1] if seg.number == self._commit[0] else 0
 
     def _read_record(self, seg: Segment, off: int) -> tuple[bytes, int] | None:
         if self._rnum != seg.number:
@@ -587,3 +641,71 @@ class Spool:
     def segment_count(self) -> int:
         with self._lock:
             return len(self._segments)
+
+
+#: bytes examined per step of a resynchronisation scan
+_SCAN_WINDOW = 1 << 20
+
+
+def _valid_at(f, pos: int, end: int) -> bool:
+    """An intact record starts at ``pos``: plausible length, CRC-32 of the
+    payload, at least one point and as many lines as points."""
+    f.seek(pos)
+    head = f.read(_HEADER.size)
+    if len(head) < _HEADER.size:
+        return False
+    length, crc = _HEADER.unpack(head)
+    if length < _PAYLOAD_HEAD.size or length > MAX_RECORD or pos + _HEADER.size + length > end:
+        return False
+    payload = f.read(length)
+    if len(payload) < length or zlib.crc32(payload) != crc:
+        return False
+    _ns, npoints = _PAYLOAD_HEAD.unpack_from(payload)
+    return npoints >= 1 and payload.count(b"\n", _PAYLOAD_HEAD.size) == npoints - 1
+
+
+def _find_record(f, start: int, end: int) -> int | None:
+    """Offset of the first intact record in ``[start, end)`` of file ``f``,
+    or None. Candidate lengths are screened with numpy (line-protocol text
+    read as a length is far beyond MAX_RECORD), then the CRC decides."""
+    pos = start
+    while pos + _HEADER.size + _PAYLOAD_HEAD.size <= end:
+        f.seek(pos)
+        window = f.read(min(_SCAN_WINDOW + 3, end - pos))
+        if len(window) < 4:
+            return None
+        a = np.frombuffer(window, dtype=np.uint8).astype(np.uint32)
+        lengths = a[:-3] | (a[1:-2] << 8) | (a[2:-1] << 16) | (a[3:] << 24)
+        offsets = np.arange(pos, pos + len(lengths), dtype=np.int64)
+        ok = (
+            (lengths >= _PAYLOAD_HEAD.size)
+            & (lengths <= MAX_RECORD)
+            & (offsets + _HEADER.size + lengths.astype(np.int64) <= end)
+        )
+        for i in np.flatnonzero(ok):
+            cand = pos + int(i)
+            if _valid_at(f, cand, end):
+                return cand
+        pos += len(lengths)
+    return None
+
+
+def _count_points(f, start: int, end: int, holes: dict[int, int]) -> int:
+    """Points of the intact records in ``[start, end)`` (skipping known holes)."""
+    points = 0
+    pos = start
+    while pos < end:
+        if pos in holes:
+            pos = holes[pos]
+            continue
+        f.seek(pos)
+        head = f.read(_HEADER.size)
+        if len(head) < _HEADER.size:
+            break
+        length, _crc = _HEADER.unpack(head)
+        if not _valid_at(f, pos, end):
+            break
+        f.seek(pos + _HEADER.size)
+        points += _PAYLOAD_HEAD.unpack(f.read(_PAYLOAD_HEAD.size))[1]
+        pos += _HEADER.size + length
+    return points

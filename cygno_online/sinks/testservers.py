@@ -77,6 +77,10 @@ class ServerProcess:
     def command(self) -> list[str]:
         raise NotImplementedError
 
+    def popen_kwargs(self) -> dict[str, Any]:
+        """Extra ``subprocess.Popen`` arguments (e.g. the user to run as)."""
+        return {}
+
     def start(self) -> ServerProcess:
         if self.proc is not None and self.proc.poll() is None:
             return self
@@ -89,6 +93,7 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                **self.popen_kwargs(),
             )
         finally:
             logf.close()
@@ -359,3 +364,134 @@ class MariaDB(ServerProcess):
         for host in ("127.0.0.1", "localhost"):
             self.sql(f"CREATE USER IF NOT EXISTS '{user}'@'{host}' IDENTIFIED BY '{password}'")
             self.sql(f"GRANT ALL ON `{db}`.* TO '{user}'@'{host}'")
+
+
+def find_postgres_bindir() -> Path | None:
+    """Debian's server binaries (``/usr/lib/postgresql/<major>/bin``), newest first."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0,
+    )
+    return found[-1].parent if found else None
+
+
+class PostgreSQL(ServerProcess):
+    """PostgreSQL (Debian's ``postgresql``) in a temporary cluster: ``initdb``
+    with a superuser password (TCP logins need it: scram-sha-256), unix
+    socket in the work directory, a free 127.0.0.1 port, no fsync.
+
+    ``postgres`` refuses to run as root. As root (CI) the cluster therefore
+    belongs to the ``postgres`` system user the package creates: both
+    ``initdb`` and the server run as that user (``Popen(user=...)``) in a
+    private directory under the system temp dir (the tests' own temporary
+    directories are root-only), removed by :meth:`stop`.
+    """
+
+    name = "postgres"
+    ADMIN_PASSWORD = "admin-test-only"
+
+    def __init__(self, workdir: Path, bindir: Path | None = None, **kw: Any) -> None:
+        import tempfile
+
+        self.bindir = Path(bindir or find_postgres_bindir() or "/usr/lib/postgresql/15/bin")
+        self.as_user: str | None = None
+        self._own_dir: Path | None = None
+        if os.geteuid() == 0:
+            import pwd
+
+            self.as_user = "postgres"
+            pw = pwd.getpwnam(self.as_user)
+            workdir = Path(tempfile.mkdtemp(prefix="cygno-pg-"))
+            os.chown(workdir, pw.pw_uid, pw.pw_gid)
+            self._own_dir = workdir
+        super().__init__(str(self.bindir / "postgres"), workdir, **kw)
+        self.datadir = self.workdir / "data"
+        self.socket_dir = self.workdir
+
+    def popen_kwargs(self) -> dict[str, Any]:
+        if self.as_user is None:
+            return {}
+        return {"user": self.as_user, "group": self.as_user, "extra_groups": []}
+
+    def start(self) -> ServerProcess:
+        if not (self.datadir / "PG_VERSION").exists():
+            pwfile = self.workdir / "admin.pw"
+            pwfile.write_text(self.ADMIN_PASSWORD + "\n")
+            if self.as_user is not None:
+                import pwd
+
+                pw = pwd.getpwnam(self.as_user)
+                os.chown(pwfile, pw.pw_uid, pw.pw_gid)
+            out = subprocess.run(
+                [
+                    str(self.bindir / "initdb"),
+                    "-D", str(self.datadir),
+                    "-U", "postgres",
+                    f"--pwfile={pwfile}",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "-E", "UTF8",
+                    "--no-sync",
+                ],
+                cwd=self.workdir,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                **self.popen_kwargs(),
+            )  # fmt: skip
+            pwfile.unlink()
+            if out.returncode != 0:
+                raise RuntimeError(f"initdb failed: {out.stdout[-1500:]}{out.stderr[-1500:]}")
+        return super().start()
+
+    def command(self) -> list[str]:
+        return [
+            self.binary,
+            "-D", str(self.datadir),
+            "-k", str(self.socket_dir),
+            "-p", str(self.port),
+            "-c", "listen_addresses=127.0.0.1",
+            "-c", "fsync=off",
+            "-c", "shared_buffers=16MB",
+            "-c", "max_connections=20",
+        ]  # fmt: skip
+
+    def _admin(self, database: str = "postgres") -> Any:
+        import pg8000.dbapi
+
+        conn = pg8000.dbapi.connect(
+            user="postgres", password=self.ADMIN_PASSWORD, host="127.0.0.1", port=self.port,
+            database=database, timeout=2,
+        )  # fmt: skip
+        conn.autocommit = True
+        return conn
+
+    def ready(self) -> bool:
+        try:
+            self._admin().close()
+        except Exception:
+            return False
+        return True
+
+    def sql(self, statement: str, database: str = "postgres") -> list[tuple]:
+        """Run one statement as the superuser (autocommit)."""
+        conn = self._admin(database)
+        try:
+            cur = conn.cursor()
+            cur.execute(statement)
+            rows = cur.fetchall() if cur.description else []
+            return [tuple(r) for r in rows]
+        finally:
+            conn.close()
+
+    def create_database(self, db: str, user: str, password: str) -> None:
+        if not self.sql(f"SELECT 1 FROM pg_roles WHERE rolname = '{user}'"):
+            self.sql(f"CREATE USER {user} PASSWORD '{password}'")
+        if not self.sql(f"SELECT 1 FROM pg_database WHERE datname = '{db}'"):
+            self.sql(f"CREATE DATABASE {db} OWNER {user}")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        super().stop(timeout)
+        if self._own_dir is not None:
+            shutil.rmtree(self._own_dir, ignore_errors=True)
+            self._own_dir = None

@@ -85,29 +85,22 @@ class AlarmSummary:
 
 
 def summarize(state: MonitorState) -> AlarmSummary:
-    """The alarm summary of ``state`` (caller holds ``state.lock``)."""
+    """The alarm summary of ``state`` (caller holds ``state.lock``), built on
+    the alarm engine's one summary (:func:`cygno_online.alarms.summary.summarize`):
+    what counts, what is acknowledged and which alarm is the worst are
+    decided there for every view."""
+    from cygno_online.alarms.summary import summarize as engine_summary
+
+    base = engine_summary(state.alarms.values())
     out = AlarmSummary()
-    best: tuple | None = None
+    for sev, n in base.counts.items():
+        out.counts[sev if sev in SEVERITY_RANK else "warning"] += n
+    for sev, n in base.acked.items():
+        out.acked[sev if sev in SEVERITY_RANK else "warning"] += n
     for rec in state.alarms.values():
-        st = alarm_state(rec)
-        sev = rec.severity if rec.severity in SEVERITY_RANK else "warning"
-        if st in ("shelved", "disabled"):
-            out.shelved += 1
-            continue
-        if st.startswith("active"):
-            out.active[sev] = out.active.get(sev, 0) + 1
-        if st != "normal":
-            out.counts[sev] = out.counts.get(sev, 0) + 1
-        if st == "active-acknowledged":
-            out.acked[sev] = out.acked.get(sev, 0) + 1
-        if st == "normal":
-            continue
-        key = (
-            SEVERITY_RANK[sev],
-            st.startswith("active"),
-            st.endswith("unacknowledged"),
-            rec.raised_ns,
-        )
-        if best is None or key > best:
-            best, out.worst = key, rec
+        if alarm_state(rec).startswith("active"):
+            sev = rec.severity if rec.severity in SEVERITY_RANK else "warning"
+            out.active[sev] += 1
+    out.worst = base.worst
+    out.shelved = base.shelved + base.disabled
     return out

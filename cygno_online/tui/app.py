@@ -28,7 +28,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 
 from cygno_online.tui.alarmview import summarize
 from cygno_online.tui.keymetrics import cameras
-from cygno_online.tui.screens.alarms import AlarmsPanel
+from cygno_online.tui.screens.alarms import AlarmsPanel, ShelveScreen
 from cygno_online.tui.screens.base import Panel, ViewContext
 from cygno_online.tui.screens.camera import IMAGE_MIN_INTERVAL_S, CameraPanel
 from cygno_online.tui.screens.clusters import ClustersPanel
@@ -107,6 +107,8 @@ TAB_ACTIONS: dict[str, tuple[str, ...]] = {
     "slow_filter": ("slow",),
     "slow_clear": ("slow",),
     "ack": ("alarms",),
+    "shelve": ("alarms",),
+    "unshelve": ("alarms",),
 }
 
 
@@ -182,6 +184,8 @@ class MonitorApp(App[int]):
         Binding("slash", "slow_filter", "filter"),
         Binding("escape", "slow_clear", "clear filter", show=False),
         Binding("a", "ack", "acknowledge"),
+        Binding("e", "shelve", "shelve"),
+        Binding("u", "unshelve", "unshelve"),
     ]
 
     def __init__(
@@ -232,6 +236,7 @@ class MonitorApp(App[int]):
         #: monotonic time of the next limits refresh (rules change on reload)
         self._limits_due = 0.0
         self.last_ack: dict[str, Any] | None = None
+        self.last_alarm_reply: dict[str, Any] | None = None
         self._panels: dict[str, Panel] = {}
         self._alarm_tab: Any = None
         self._alarm_label = "6 Alarms"
@@ -540,6 +545,71 @@ class MonitorApp(App[int]):
         if not needs:
             question += "\n(it does not need attention right now)"
         self.push_screen(ConfirmScreen(question), partial(self._ack_answer, alarm_id))
+
+    def _selected_record(self) -> tuple[str | None, Any]:
+        alarm_id = self._get(AlarmsPanel).selected_alarm()
+        if alarm_id is None:
+            self.notify("no alarm selected", severity="warning")
+            return None, None
+        with self.source.state.lock:
+            rec = self.source.state.alarms.get(alarm_id)
+        return alarm_id, rec
+
+    def action_shelve(self) -> None:
+        """Shelve the selected alarm for a chosen time (the choice confirms)."""
+        alarm_id, rec = self._selected_record()
+        if alarm_id is None:
+            return
+        name = (rec.name or rec.id) if rec else alarm_id
+        self.push_screen(ShelveScreen(name), partial(self._shelve_answer, alarm_id))
+
+    def _shelve_answer(self, alarm_id: str, seconds: float | None) -> None:
+        if not seconds:
+            return
+        user = self.user or _user()
+        self._alarm_request(
+            alarm_id, "shelved", lambda src: src.shelve(alarm_id, user, seconds, "from the TUI")
+        )
+
+    def action_unshelve(self) -> None:
+        alarm_id, rec = self._selected_record()
+        if alarm_id is None:
+            return
+        if rec is None or rec.state != "shelved":
+            self.notify(f"alarm {alarm_id} is not shelved", severity="warning")
+            return
+        question = f"Unshelve alarm '{rec.name or rec.id}'? It shows its true state at once."
+        self.push_screen(ConfirmScreen(question), partial(self._unshelve_answer, alarm_id))
+
+    def _unshelve_answer(self, alarm_id: str, yes: bool | None) -> None:
+        if not yes:
+            return
+        user = self.user or _user()
+        self._alarm_request(alarm_id, "unshelved", lambda src: src.unshelve(alarm_id, user))
+
+    def _alarm_request(self, alarm_id: str, what: str, call: Callable[[Any], Any]) -> None:
+        """Ask the daemon in a worker thread; the answer is a notification."""
+
+        def work() -> None:
+            try:
+                reply = call(self.source)
+            except Exception as exc:
+                reply = {"ok": False, "error": str(exc)}
+            with contextlib.suppress(RuntimeError):  # the app closed meanwhile
+                self.call_from_thread(self._alarm_done, alarm_id, what, reply)
+
+        self.run_worker(work, thread=True, group="alarm")
+
+    def _alarm_done(self, alarm_id: str, what: str, reply: Any) -> None:
+        self.last_alarm_reply = reply if isinstance(reply, dict) else {"ok": False}
+        if self.last_alarm_reply.get("ok"):
+            self.notify(f"alarm {alarm_id} {what}")
+        else:
+            self.notify(
+                f"alarm {alarm_id} not {what}: {self.last_alarm_reply.get('error')}",
+                severity="error",
+            )
+        self.poll_now()
 
     def action_ack_from_palette(self) -> None:
         self.action_show_tab("alarms")

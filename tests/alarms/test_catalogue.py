@@ -141,3 +141,30 @@ def test_influx_schema_doc_carries_the_generated_catalogue():
         "docs/influx-schema.md is out of date: regenerate the block with "
         "`cygno-online metrics --markdown`"
     )
+
+
+def test_quality_points_are_declared():
+    from cygno_online.analysis.catalogue import Catalogue
+    from cygno_online.quality.monitor import RunQuality, quality_series
+
+    results = [
+        {"name": "fe55_peak", "status": "good", "reason": "ok", "value": 7000.0,
+         "reference": 7100.0, "reference_run": 41523},
+        {"name": "ped_rms", "status": "bad", "reason": "high", "value": None},
+    ]  # fmt: skip
+    # metrics() only reads the open run when no run is given
+    points = RunQuality.metrics(None, results, 1, run=7)
+    assert _problems(Catalogue([quality_series()]), points) == []
+    assert {m.tags["check"] for m in points} == {"fe55_peak", "ped_rms", "verdict"}
+
+
+def test_a_plugin_without_declarations_is_named():
+    from cygno_online.analysis.catalogue import build_catalogue
+    from cygno_online.analysis.plugin import Analyzer
+
+    class Quiet(Analyzer):
+        name = "quiet"
+
+    cat = build_catalogue([Quiet()])
+    ((key, reason),) = cat.problems("gem", "sum", {})
+    assert key == "family" and "analyzer(s) quiet declare no metrics" in reason

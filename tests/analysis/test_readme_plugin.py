@@ -44,3 +44,9 @@ def test_readme_plugin_example(tmp_path):
     (m,) = [o for o in result.outputs if isinstance(o, Metric)]
     assert m.fields == {"gem_sum": float(2 * 16 * (1 + 2))} and m.tags == {"board": "0"}
     assert chain.end_run()["gem_sum"] == {"images": 1}
+    # its declaration joins the metric catalogue, and matches what it emitted
+    from cygno_online.analysis.catalogue import catalogue_of_chain
+
+    cat = catalogue_of_chain(chain)
+    assert cat.find("pmt", "gem_sum", ["board"]).unit == "ADC"
+    assert cat.check_point(m.family, m.tags, m.fields) == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import struct
 import threading
 import time
 
@@ -15,10 +16,12 @@ from conftest import wait_for
 from cygno_online.daemon.config import MidasRequest
 from cygno_online.sources.midas_live import MidasLiveSource, proc_memory
 from cygno_online.testing.midas_standin.frontend import (
+    array_bank_event,
     oversized_event,
     slow_control_event,
     small_event,
     string_bank_event,
+    struct_bank_event,
 )
 
 
@@ -145,6 +148,25 @@ def test_string_bank_corrupt_and_oversized_events_are_skipped_not_fatal(experime
     assert bytes(r.sink.events[0].banks["TEXT"].data).startswith(b"hello LIME")
     assert r.source.skipped == {"oversized": 1, "corrupt": 1}
     assert r.source.connects == 1 and r.sink.ends == []  # the session went on
+
+
+def test_struct_and_array_banks_are_kept_like_in_files_not_fatal(experiment, live):
+    r = live(experiment)
+    connected(r)
+    experiment.start_run(6)
+    wait_for(lambda: r.sink.runs, what="run")
+    experiment.produce([struct_bank_event(1), array_bank_event(2), small_event(3)])
+    wait_for(lambda: r.sink.serials == [1, 2, 3], what="every event analysed")
+    # kept as the frontend sent them: type id, unpadded size, the bytes
+    info = r.sink.events[0].banks["INFO"]
+    assert (info.type_id, info.size) == (14, 16)
+    assert bytes(info.data) == struct.pack("<If8s", 7, 1.5, b"GEM1")
+    arry = r.sink.events[1].banks["ARRY"]
+    assert (arry.type_id, arry.size, bytes(arry.data)) == (13, 13, bytes(range(13)))
+    # the other bank of the same event decodes as usual
+    assert r.sink.events[1].banks["CAM0"].data.tolist() == [1] * 8
+    assert r.source.skipped == {} and r.sink.ends == []  # nothing skipped, the session went on
+    assert r.source.connects == 1
 
 
 def test_stale_running_state_makes_no_phantom_run(experiment, live):

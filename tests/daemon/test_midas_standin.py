@@ -6,13 +6,16 @@ from __future__ import annotations
 import signal
 import threading
 
+import pytest
 from standin import Child, run_client
 
 from cygno_online.testing.midas_standin.frontend import (
+    array_bank_event,
     oversized_event,
     slow_control_event,
     small_event,
     string_bank_event,
+    struct_bank_event,
 )
 
 CONNECT = """
@@ -104,7 +107,8 @@ def test_raw_receive_writes_the_event_as_sent_into_the_callers_buffer(experiment
     assert rc == 0, err
 
 
-def test_unpacker_raises_type_error_on_string_banks_but_raw_bytes_are_fine(experiment):
+@pytest.mark.parametrize("make", [string_bank_event, struct_bank_event, array_bank_event])
+def test_unpacker_raises_type_error_on_string_banks_but_raw_bytes_are_fine(experiment, make):
     child = Child(
         experiment,
         CONNECT
@@ -120,7 +124,7 @@ def test_unpacker_raises_type_error_on_string_banks_but_raw_bytes_are_fine(exper
         """,
     )
     child.expect("connected")
-    ev = string_bank_event(1)
+    ev = make(1)
     experiment.produce([ev, ev])
     child.expect("TypeError")
     assert child.expect("") == f"{len(ev)}\n"

@@ -184,10 +184,24 @@ def test_daemon_in_process_publishes_everything(tmp_path):
             )
             # acknowledged but active: still counted
             assert c.state.alarm_counts()["error"] == 1
+            # shelve and unshelve through the control socket
+            reply = c.shelve("bright{camera=cam0}", "tester", 600, "testing")
+            assert reply["ok"] and reply["alarm"]["state"] == "shelved", reply
+            wait_for(
+                lambda: c.state.alarms["bright{camera=cam0}"].state == "shelved",
+                what="shelved visible",
+            )
+            assert c.state.alarm_counts()["error"] == 0
+            assert not c.shelve("bright{camera=cam0}", "tester", -1)["ok"]
+            assert not c.shelve("nope", "tester", 60)["ok"]
+            assert c.unshelve("bright{camera=cam0}", "tester")["ok"]
             status = c.query("status")
             assert status["ok"] and status["status"]["counters"]["events_processed"] == 10
             wait_for(lambda: c.state.health.get("events_processed") == 10, what="health")
             assert c.state.find_series("monitor")
+            # the fields the shipped health alarm rules watch really arrive
+            (mon,) = [r for r in c.state.find_series("monitor") if not r.tags]
+            assert mon.fields["watchdog_failed"] == 0 and "events_dropped" in mon.fields
             assert c.gaps == 0
     finally:
         d.request_stop()
@@ -252,3 +266,41 @@ def test_influx_sink_gets_metrics_and_alarm_points(tmp_path):
     finally:
         d.request_stop()
         d.shutdown()
+
+
+def test_alarm_state_acks_and_history_survive_a_daemon_restart(tmp_path):
+    """A real daemon raises and an operator acknowledges; the next daemon on
+    the same state directory shows the acknowledged alarm, its shelving-free
+    state and the history to a viewer that joins after the restart."""
+    source = FakeSource(n=10, lossless=True)
+    d, _ = make_daemon(tmp_path, source)
+    run_in_thread(d)
+    aid = "bright{camera=cam0}"
+    try:
+        wait_for(
+            lambda: aid in d.alarms.ids() and d.alarms.get(aid).state == "active_unack",
+            what="alarm raised",
+        )
+        d.alarms.acknowledge(aid, "night-shift")
+    finally:
+        d.request_stop()
+        d.shutdown()
+    history = [h["transition"] for h in d.alarms.history]
+    assert history[:2] == ["raised", "acknowledged"]
+    # restart on the same state directory; no events this time
+    d2, _ = make_daemon(tmp_path, FakeSource(n=0, lossless=True))
+    rec = d2.alarms.get(aid)
+    assert rec.state == "active_ack" and rec.acked_by == "night-shift"
+    assert rec.tags == {"camera": "cam0"}
+    run_in_thread(d2)
+    ep = d2.publisher.endpoints
+    try:
+        with MonitorClient(ep["pub"], ep["snapshot"], ep["control"]) as c:
+            wait_for(lambda: aid in c.state.alarms, what="restored alarm at the viewer")
+            assert c.state.alarms[aid].state == "active_ack"
+            assert c.state.alarm_counts()["error"] == 1  # acknowledged, still counted
+            wait_for(lambda: len(c.state.alarm_history) >= 2, what="history at the viewer")
+            assert [h.transition for h in c.state.alarm_history][:2] == history[:2]
+    finally:
+        d2.request_stop()
+        d2.shutdown()

@@ -315,3 +315,122 @@ def test_publishing_goes_on_under_a_request_flood(target):
     assert stats[f"{target}_requests"] > 0
     assert stats[f"{target}_rejected"] > 0
     assert stats["dropped_queue"] == 0
+
+
+def test_the_daemon_publishes_every_event_while_both_sockets_are_flooded(tmp_path):
+    """The whole daemon (fake chain and source): 300 events analysed and every
+    camera metric published, counted at a subscriber, while attackers flood
+    the snapshot and the control socket."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
+    from fakes import FakeChain, FakeSource
+
+    from cygno_online.daemon.config import parse_config
+    from cygno_online.daemon.main import Daemon, run_in_thread
+
+    data = {
+        "state_dir": str(tmp_path / "state"),
+        "publish": {
+            "bind": "tcp://127.0.0.1:*",
+            "snapshot_bind": "tcp://127.0.0.1:*",
+            "control_bind": "tcp://127.0.0.1:*",
+        },
+    }
+    cfg, _ = parse_config(data, build_chain=False)
+    gate = threading.Event()
+    source = FakeSource(n=300, gate=gate, endless=True, lossless=True)
+    d = Daemon(cfg, FakeChain(), source=source)
+    run_in_thread(d)
+    ep = d.publisher.endpoints
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.rcvhwm = 0
+    sub.setsockopt(zmq.SUBSCRIBE, b"metric.camera")
+    sub.connect(ep["pub"])
+    stop = threading.Event()
+    counts = {"sent": 0, "blocked": 0, "reconnects": 0}
+    attackers = [
+        threading.Thread(target=_attack, args=(ep[name], stop, seed, counts))
+        for seed, name in ((3, "snapshot"), (4, "control"))
+    ]
+    try:
+        probe = zmq.Context.instance().socket(zmq.SUB)
+        probe.setsockopt(zmq.SUBSCRIBE, b"hb")
+        probe.connect(ep["pub"])
+        wait_for(lambda: probe.poll(50), what="publisher live")
+        probe.close()
+        # the camera SUB connected before the probe: its subscription is live
+        for t in attackers:
+            t.start()
+        wait_for(lambda: counts["sent"] > 1000, timeout=60, what="the flood under way")
+        gate.set()
+        serials = []
+        while len(serials) < 300:
+            assert sub.poll(10000), f"camera metric missing after {len(serials)}"
+            serials.append(decode(sub.recv_multipart()).body["serial"])
+        assert serials == list(range(300))
+        assert d.pipeline._analysis_thread.is_alive() and d.publisher._thread.is_alive()
+        assert d.watchdog.healthy()
+    finally:
+        stop.set()
+        for t in attackers:
+            t.join(10)
+        sub.close()
+        stats = d.publisher.stats()
+        d.request_stop()
+        d.shutdown()
+    assert stats["dropped_queue"] == 0
+    assert stats["snapshot_rejected"] > 0 and stats["control_rejected"] > 0
+
+
+ATTACKER = """
+import sys, threading, time
+sys.path[:0] = [{tests!r}, {publish!r}]
+from test_socket_fuzz import _attack
+stop = threading.Event()
+counts = {{"sent": 0, "blocked": 0, "reconnects": 0}}
+ts = [threading.Thread(target=_attack, args=(ep, stop, i, counts)) for i, ep in enumerate(sys.argv[1:])]
+for t in ts:
+    t.start()
+time.sleep(4)
+stop.set()
+for t in ts:
+    t.join()
+print(counts["sent"])
+"""
+
+
+def test_a_flooding_process_cannot_abort_the_publisher():
+    """From another process (no GIL shared): floods of unread requests once
+    made libzmq abort the daemon (assertion `!_io_error` when a ZMTP
+    heartbeat timeout met a connection stopped by a full queue)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    pub = Publisher(
+        bind="tcp://127.0.0.1:*",
+        snapshot_bind="tcp://127.0.0.1:*",
+        control_bind="tcp://127.0.0.1:*",
+        heartbeat_s=0.05,
+        control_handlers=handlers,
+    )
+    pub.start()
+    try:
+        code = ATTACKER.format(tests=str(here.parent), publish=str(here))
+        eps = [pub.endpoints["snapshot"], pub.endpoints["control"], pub.endpoints["snapshot"]]
+        out = subprocess.run(
+            [sys.executable, "-c", code, *eps], capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 0, out.stderr
+        assert int(out.stdout.split()[-1]) > 1000
+        assert pub._thread.is_alive()
+        with MonitorClient(
+            pub.endpoints["pub"], pub.endpoints["snapshot"], pub.endpoints["control"]
+        ) as c:
+            wait_for(lambda: c.snapshots >= 1, timeout=20, what="snapshot after the flood")
+            assert c.query("status", timeout_s=10)["ok"]
+    finally:
+        pub.stop()

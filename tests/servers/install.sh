@@ -11,6 +11,8 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # the run registry tests (MariaDB/MySQL, what the collaboration's run catalogue runs on)
 { [ -x /usr/sbin/mariadbd ] || command -v mariadbd >/dev/null 2>&1; } || need+=(mariadb-server)
+# ... and PostgreSQL (the server binaries live in /usr/lib/postgresql/<major>/bin)
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
     echo "tests/servers/install.sh: need root to install ${need[*]} (apt-get)" >&2

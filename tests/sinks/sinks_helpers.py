@@ -90,3 +90,18 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     binary = need_binary(MARIADBD)
     with MariaDB(tmp_path_factory.mktemp("mariadb"), binary=binary, start_timeout=60) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def postgresql(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """One PostgreSQL per test module (Debian's postgresql) on loopback."""
+    from cygno_online.sinks.testservers import PostgreSQL, find_postgres_bindir
+
+    bindir = find_postgres_bindir()
+    if bindir is None:
+        msg = "postgres not installed (run: sudo bash tests/servers/install.sh)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    with PostgreSQL(tmp_path_factory.mktemp("pg"), bindir, start_timeout=60) as server:
+        yield server

@@ -7,7 +7,7 @@ import copy
 from pathlib import Path
 
 import pytest
-from sinks_helpers import mariadb  # noqa: F401 - fixture
+from sinks_helpers import mariadb, postgresql  # noqa: F401 - fixtures
 
 from cygno_online.errors import ConfigError
 from cygno_online.sinks.registry import (
@@ -182,3 +182,20 @@ def test_mariadb_wrong_password_is_a_clear_error(mariadb, tmp_path: Path):
     with pytest.raises(RegistryError) as err:
         reg.runs()
     assert "cannot connect" in str(err.value) and "wrong" not in str(err.value)
+
+
+@pytest.mark.servers
+def test_postgresql_registry(postgresql, tmp_path: Path):
+    postgresql.create_database("cygno_runs", "cygno", "pw-pg")
+    pw = tmp_path / "pw"
+    pw.write_text("pw-pg\n")
+    url = f"postgresql://cygno@127.0.0.1:{postgresql.port}/cygno_runs?password_file={pw}"
+    with RunRegistry(url) as reg:
+        exercise(reg)
+    assert postgresql.sql("SELECT COUNT(*) FROM cygno_runs", "cygno_runs") == [(4,)]
+    pw.write_text("wrong\n")
+    from cygno_online.sinks.registry import RegistryError
+
+    with pytest.raises(RegistryError) as err, RunRegistry(url) as reg:
+        reg.runs()
+    assert "cannot connect" in str(err.value)

@@ -119,7 +119,7 @@ def test_corrupt_tail_recovers_up_to_damage(tmp_path: Path, damage: str, caplog)
     sp.close()
 
 
-def test_garbage_in_the_middle_stops_that_segment_only(tmp_path: Path):
+def test_garbage_in_the_middle_loses_only_the_damaged_record(tmp_path: Path):
     _two_segments(tmp_path)
     seg1 = tmp_path / "00000001.seg"
     data = bytearray(seg1.read_bytes())
@@ -128,8 +128,88 @@ def test_garbage_in_the_middle_stops_that_segment_only(tmp_path: Path):
     sp = Spool(tmp_path)
     sp.open()
     assert sp.stats["corrupt_records"] == 1
-    assert drain(sp) == lines(30, 10)
+    # the spool resynchronises on the second record of segment 1
+    assert sp.pending_points == 30
+    assert drain(sp) == lines(10, 20) + lines(30, 10)
     sp.close()
+
+
+def _records(tmp_path: Path) -> tuple[Path, bytes, list[int]]:
+    """Segment 1 with five records of 8 points; returns path, bytes and the
+    record start offsets."""
+    sp = Spool(tmp_path, max_record_lines=8)
+    sp.open()
+    for k in range(5):
+        sp.append(lines(8 * k, 8))
+    sp.close()
+    seg = tmp_path / "00000001.seg"
+    data = seg.read_bytes()
+    starts, off = [], 0
+    while off < len(data):
+        starts.append(off)
+        off += 8 + int.from_bytes(data[off : off + 4], "little")
+    assert len(starts) == 5
+    return seg, data, starts
+
+
+@pytest.mark.parametrize("mode", ["flip", "zero"])
+def test_corruption_at_every_byte_of_a_record_loses_only_that_record(tmp_path: Path, mode):
+    """Damage each byte of the middle record (header and payload) in turn:
+    the spool recovers every intact record before and after it."""
+    base = tmp_path / "base"
+    _seg, data, starts = _records(base)
+    first, end = starts[2], starts[3]
+    want = lines(0, 16) + lines(24, 16)
+    for pos in range(first, end):
+        d = tmp_path / f"at{pos}"
+        d.mkdir()
+        bad = bytearray(data)
+        bad[pos] = bad[pos] ^ 0xFF if mode == "flip" else (0 if bad[pos] else 1)
+        (d / "00000001.seg").write_bytes(bytes(bad))
+        sp = Spool(d, max_record_lines=8)
+        sp.open()
+        assert sp.stats["corrupt_records"] == 1, pos
+        assert sp.pending_points == 32, pos
+        assert drain(sp) == want, pos
+        sp.close()
+
+
+def test_damage_seen_while_reading_resynchronises(tmp_path: Path):
+    sp = Spool(tmp_path, segment_bytes=1 << 20, max_record_lines=10)
+    sp.open()
+    sp.append(lines(0, 50))  # five records in the write segment
+    seg = sorted(tmp_path.glob("*.seg"))[-1]
+    data = bytearray(seg.read_bytes())
+    rec = 8 + int.from_bytes(data[0:4], "little")
+    data[rec + 20] ^= 0xFF  # the second record goes bad on disk
+    seg.write_bytes(bytes(data))
+    assert drain(sp, 100) == lines(0, 10) + lines(20, 30)
+    assert sp.stats["corrupt_records"] == 1 and sp.pending_points == 0
+    sp.close()
+
+
+def test_repeated_damage_and_drops_are_summarised_not_logged_each(tmp_path: Path, caplog):
+    from cygno_online.logs import flush_summaries
+
+    _seg, data, starts = _records(tmp_path / "src")
+    bad = bytearray(data)
+    for s in starts[::2]:
+        bad[s + 10] ^= 0xFF  # three damaged records (0, 2, 4) in one segment
+    (tmp_path / "00000001.seg").write_bytes(bytes(bad))
+    with caplog.at_level("WARNING", "cygno_online.sinks.spool"):
+        sp = Spool(tmp_path, max_record_lines=8, max_bytes=300, segment_bytes=200)
+        sp.open()
+        assert sp.stats["corrupt_records"] == 3 and sp.pending_points == 16
+        for k in range(50):  # a full spool: drops on every append
+            sp.append(lines(k, 8))
+        flush_summaries(force=True)
+        sp.close()
+    mine = [m for m in (r.getMessage() for r in caplog.records) if str(tmp_path) in m]
+    damage = [m for m in mine if "damaged" in m]
+    drops = [m for m in mine if "full (max_bytes)" in m]
+    assert len(damage) == 2 and "2 more" in damage[1]
+    assert sp.stats["dropped"] > 8
+    assert len(drops) == 2 and "more in the last" in drops[1]
 
 
 def test_max_bytes_drops_oldest_first_and_counts(tmp_path: Path):

@@ -358,7 +358,7 @@ def test_verdict_line_and_bell_on_a_new_error_alarm():
             id="lime_pressure",
             name="LIME gas pressure",
             severity="error",
-            state="ok",
+            state="normal",
             transition="cleared",
         )
         src.ack("no_events", "tester")
@@ -366,7 +366,7 @@ def test_verdict_line_and_bell_on_a_new_error_alarm():
         await pilot.pause()
         out["ok"] = screen_lines(app)[3]
         src.alarm(
-            id="hv_trip", name="HV trip", severity="critical", state="active", transition="raised"
+            id="hv_trip", name="HV trip", severity="critical", state="active_unack", transition="raised"
         )
         app.poll_now()
         await pilot.pause()
@@ -389,7 +389,7 @@ def test_verdict_says_no_data_when_triggers_stop_during_a_run():
     line = run_app(src, body, clock=lambda: NOW + 120)["value"]
     assert "ALARM" in line  # the error alarm still wins
     src.ack("lime_pressure", "tester")
-    src.alarm(id="lime_pressure", name="p", severity="error", state="ok", transition="cleared")
+    src.alarm(id="lime_pressure", name="p", severity="error", state="normal", transition="cleared")
     src.ack("no_events", "tester")
     line = run_app(src, body, clock=lambda: NOW + 120)["value"]
     assert "NO DATA" in line and "2min" in line
@@ -616,7 +616,7 @@ def test_bad_data_never_crashes_the_tui():
             "run", {"run": "?"}
         )
     )
-    src.alarm(id="weird", name="", severity="unknown", state="active", value=[1, 2])
+    src.alarm(id="weird", name="", severity="unknown", state="active_unack", value=[1, 2])
 
     async def body(app, pilot):
         keys = ["2", "z", "x", "c", "3", "i", "c", "l", "4", "n", "h", "v", "5", "s", "6", "7", "8"]

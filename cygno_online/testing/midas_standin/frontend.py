@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import struct
 
-TID_UINT16, TID_UINT32, TID_FLOAT, TID_STRING, TID_STRUCT = 4, 6, 9, 12, 14
+TID_UINT16, TID_UINT32, TID_FLOAT, TID_STRING, TID_ARRAY, TID_STRUCT = 4, 6, 9, 12, 13, 14
 
 
 def bank_event(
@@ -50,6 +50,27 @@ def string_bank_event(serial: int, text: str = "hello LIME", event_id: int = 1) 
             ("CAM0", TID_UINT16, b"\1\0" * 8),
             ("TEXT", TID_STRING, text.encode() + b"\0"),
         ],
+        event_id=event_id,
+    )
+
+
+def struct_bank_event(serial: int, event_id: int = 1) -> bytes:
+    """An event carrying a STRUCT bank (type 14: a C struct as bytes, here
+    ``{uint32 channel; float value; char name[8]}``) beside a UINT16 bank."""
+    record = struct.pack("<If8s", 7, 1.5, b"GEM1")
+    return bank_event(
+        serial,
+        [("CAM0", TID_UINT16, b"\1\0" * 8), ("INFO", TID_STRUCT, record)],
+        event_id=event_id,
+    )
+
+
+def array_bank_event(serial: int, event_id: int = 1) -> bytes:
+    """An event carrying an ARRAY bank (type 13: opaque bytes, 13 of them so
+    that the padding to 8 bytes shows) beside a UINT16 bank."""
+    return bank_event(
+        serial,
+        [("CAM0", TID_UINT16, b"\1\0" * 8), ("ARRY", TID_ARRAY, bytes(range(13)))],
         event_id=event_id,
     )
 

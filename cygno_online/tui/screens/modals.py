@@ -39,6 +39,9 @@ KEYS: tuple[tuple[str, str, str], ...] = (
     ("Slow control", "w", "show / hide raw channels (unconverted 4-20 mA inputs)"),
     ("Slow control", "/", "filter by name (Enter keeps it, Esc clears it)"),
     ("Alarms", "a", "acknowledge the selected alarm (asks y/n)"),
+    ("Alarms", "e", "shelve the selected alarm: 1 = 15 min, 2 = 1 h, 3 = 8 h, n = cancel"),
+    ("Alarms", "u", "unshelve the selected alarm (asks y/n)"),
+    ("Alarms", "↑↓", "select: the detail pane shows it in full (guidance, contact...)"),
     ("Runs", "enter", "the selected run's full summary, compared with the previous run"),
     ("tables, log", "↑↓ PgUp PgDn", "move / scroll"),
 )

@@ -1,0 +1,364 @@
+"""A run survives a daemon restart: the open run's state is checkpointed in
+the state directory and resumed when the same run is still running; a
+checkpoint of another run or a corrupt file is one log line and a fresh
+start. The whole shipped analysis chain (camera with a stored pedestal, PMT,
+slow control, DAQ health) on simulated LIME events, small and fast."""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import threading
+
+import pytest
+from conftest import wait_for
+
+from cygno_online.analysis.chain import AnalysisChain
+from cygno_online.analysis.plugin import AnalyzerEnv
+from cygno_online.daemon.checkpoint import MAGIC, RunCheckpoint, run_checkpoint
+from cygno_online.daemon.health import Health
+from cygno_online.daemon.pipeline import Pipeline
+from cygno_online.decode.runinfo import run_info_from_odb
+from cygno_online.midas.event import parse_event
+from cygno_online.params import Params
+from cygno_online.simulate.run import Simulator
+from cygno_online.sources.base import Source
+
+NTRIG = 24
+SPLIT = 11  # triggers seen before the restart
+
+
+class Quiet:
+    def __init__(self):
+        self.finished = []
+
+    def run_started(self, run, outputs):
+        pass
+
+    def event_done(self, result, event, run):
+        pass
+
+    def run_finished(self, run, summary):
+        self.finished.append(summary)
+
+    def periodic(self):
+        pass
+
+    def source_state(self, state, detail):
+        pass
+
+    def source_failed(self, exc):
+        raise AssertionError(exc)
+
+    def shutdown_requested(self):
+        pass
+
+
+class ListSource(Source):
+    """Begin of run, the given events, end of run when ``end``: what the live
+    source does for a run in progress at connect (run from the ODB)."""
+
+    name = "midas"
+    sampling = "nonblocking"
+    endless = True
+    lossless = True
+
+    def __init__(self, run, events, *, end):
+        self.info, self.events, self.end = run, events, end
+        self.sent = threading.Event()
+
+    def run(self, sink, stop):
+        sink.begin_run(self.info)
+        for ev in self.events:
+            sink.event(ev, 1)
+        if self.end:
+            sink.end_run(self.info.start_time_ns + 10**12, complete=True)
+        self.sent.set()
+        stop.wait()
+
+
+CONFIG = {
+    "analyzers": [
+        {"plugin": "daqhealth", "params": {"sampling": "simulator"}},
+        {"plugin": "camera"},
+        {"plugin": "pmt", "params": {"models": {1742: {"ttt_tick_ns": 8.0}}}},
+        {"plugin": "slowcontrol"},
+    ]
+}
+
+
+def chain_for(state_dir):
+    return AnalysisChain.from_params(
+        Params(json.loads(json.dumps(CONFIG)), ""), AnalyzerEnv(state_dir=state_dir)
+    )
+
+
+def run_info(sim, experiment="LIME"):
+    bor = parse_event(sim.bor(), source="midas")
+    return run_info_from_odb(
+        bor.odb(),
+        run=sim.run,
+        time_stamp=bor.header.time_stamp,
+        source="midas",
+        experiment=experiment,
+    )
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A stored pedestal (the camera needs one, like in the experiment) and
+    the events of one data run."""
+    state = tmp_path_factory.mktemp("state")
+    ped = Simulator("crop:256", seed=1, run=1, pedestal=True, sc_every_n_triggers=4)
+    chain = chain_for(state)
+    chain.begin_run(run_info(ped))
+    for ev in ped.events(12):
+        chain.process_event(parse_event(ev.data, source="sim"), run=1)
+    assert chain.end_run()["camera"]["cameras"]["cam0"]["pedestal_run"]["stored"]
+    chain.close()
+    sim = Simulator("crop:256", seed=2, run=2, sc_every_n_triggers=4)
+    info = run_info(sim)
+    events = [parse_event(ev.data, source="sim") for ev in sim.events(NTRIG)]
+    split = next(i for i, ev in enumerate(events) if ev.header.serial_number == SPLIT)
+    return state, info, events, split
+
+
+def run_part(state, info, events, out, *, end, checkpoint):
+    src = ListSource(info, events, end=end)
+    rec = Quiet()
+    p = Pipeline(
+        chain_for(state),
+        src,
+        rec,
+        Health(),
+        summary_dir=out,
+        checkpoint=checkpoint,
+        checkpoint_every_s=3600,
+    )
+    p.start()
+    wait_for(src.sent.is_set, timeout=120, what="events sent")
+    if end:
+        wait_for(lambda: rec.finished, timeout=120, what="summary")
+    assert p.stop()  # the daemon's SIGTERM path: drain, checkpoint, part summary
+    p.chain.close()
+    return rec.finished[-1]
+
+
+#: what differs between the parts of one run by construction
+PART_KEYS = ("generated_ns", "part", "previous_parts", "covers_from_part", "counters_all_parts",
+             "resumed")  # fmt: skip
+
+
+def numbers(doc):
+    """The whole summary but its part bookkeeping: what must be equal between
+    an interrupted and an uninterrupted run."""
+    doc = {k: v for k, v in doc.items() if k not in PART_KEYS}
+    doc["counters"] = {k: v for k, v in doc["counters"].items() if k != "complete"}
+    return _no_timings(json.loads(json.dumps(doc, sort_keys=True, default=str)))
+
+
+def _no_timings(tree):
+    # the analyzers' own processing times (wall clock) differ between any two runs
+    if isinstance(tree, dict):
+        return {k: _no_timings(v) for k, v in tree.items() if k != "process_ms"}
+    return tree
+
+
+def diff(a, b, path=""):
+    """Paths where two JSON trees differ (a readable assertion message)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += diff(a.get(k), b.get(k), f"{path}.{k}")
+        return out
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data, tmp_path_factory):
+    state, info, events, _ = data
+    out = tmp_path_factory.mktemp("whole")
+    return run_part(state, info, events, out, end=True, checkpoint=None)
+
+
+def test_restart_in_mid_run_gives_the_numbers_of_an_uninterrupted_run(
+    data, uninterrupted, tmp_path, caplog
+):
+    state, info, events, split = data
+    ckpt = RunCheckpoint(tmp_path / "ckpt" / "run-checkpoint.bin")
+    out = tmp_path / "summaries"
+    first = run_part(state, info, events[:split], out, end=False, checkpoint=ckpt)
+    assert first["counters"]["complete"] is False
+    assert ckpt.path.exists()
+    part1 = (out / "run00002-summary.json").read_text()
+    with caplog.at_level(logging.INFO):
+        final = run_part(state, info, events[split:], out, end=True, checkpoint=ckpt)
+    assert "resumed from the checkpoint" in caplog.text
+    assert (out / "run00002-summary.json").read_text() == part1  # never overwritten
+    assert final["part"] == 2 and final["covers_from_part"] == 1
+    assert final["resumed"]["analyzers_fresh"] == []
+    assert sorted(final["resumed"]["analyzers_resumed"]) == [
+        "camera",
+        "daqhealth",
+        "pmt",
+        "slowcontrol",
+    ]
+    assert final["resumed"]["events_before_restart"] == split
+    whole = numbers(uninterrupted)
+    assert whole["counters"]["events_seen"] == len(events)
+    cam = whole["cameras"]["cam0"]
+    assert cam["images"] == NTRIG and cam["clusters_by_class"]["fe55"] > 0
+    assert diff(numbers(final), whole) == []
+    # the run totals over the parts are the run's, not part 1 counted twice
+    assert final["counters_all_parts"]["events_seen"] == len(events)
+    assert not ckpt.path.exists()  # the run ended: nothing left to resume
+
+
+def test_checkpoint_of_another_run_is_ignored(data, uninterrupted, tmp_path, caplog):
+    state, info, events, split = data
+    ckpt = RunCheckpoint(tmp_path / "run-checkpoint.bin")
+    out = tmp_path / "summaries"
+    run_part(state, info, events[:split], out, end=False, checkpoint=ckpt)
+    # the same run number, but a run started at another time (a new run 2
+    # after a run-number reset, or a stale file): not this run
+    other = run_info(Simulator("crop:256", seed=2, run=2, start_time=info.start_time_ns / 1e9 + 60))
+    other.experiment = info.experiment
+    out2 = tmp_path / "other"
+    with caplog.at_level(logging.INFO):
+        doc = run_part(state, other, events, out2, end=True, checkpoint=ckpt)
+    lines = [r for r in caplog.records if "run checkpoint" in r.getMessage()]
+    assert len(lines) == 1 and "ignoring the run checkpoint" in lines[0].getMessage()
+    assert "started 2026-01-01 00:20:00 UTC" in lines[0].getMessage()  # which run it was
+    assert "resumed" not in doc and not ckpt.path.exists()
+    # a fresh start: this run's own events only, none of the other run's
+    got, whole = numbers(doc), numbers(uninterrupted)
+    assert got["counters"] == whole["counters"]
+    for doc in (got, whole):
+        doc["cameras"]["cam0"].pop("pedestal_age_days")  # the start times differ
+    assert diff(got["cameras"], whole["cameras"]) == []
+
+
+def test_corrupt_checkpoint_is_one_line_and_a_fresh_start(data, uninterrupted, tmp_path, caplog):
+    state, info, events, _ = data
+    ckpt = RunCheckpoint(tmp_path / "run-checkpoint.bin")
+    out = tmp_path / "summaries"
+    run_part(state, info, events[:3], out, end=False, checkpoint=ckpt)
+    good = ckpt.path.read_bytes()
+    for bad in (b"garbage", good[: len(good) // 2], b""):
+        ckpt.path.write_bytes(bad)
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            doc = run_part(
+                state, info, events, tmp_path / f"s{len(bad)}", end=True, checkpoint=ckpt
+            )
+        errors = [r for r in caplog.records if "run checkpoint" in r.getMessage()]
+        assert len(errors) == 1, [r.getMessage() for r in errors]
+        assert (
+            str(ckpt.path) in errors[0].getMessage() and "starting fresh" in errors[0].getMessage()
+        )
+        assert "resumed" not in doc
+        assert diff(numbers(doc), numbers(uninterrupted)) == []
+
+
+def test_a_planted_checkpoint_cannot_run_code(tmp_path, caplog):
+    class Evil:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('pwned')",))
+
+    path = tmp_path / "run-checkpoint.bin"
+    path.write_bytes(MAGIC + pickle.dumps({"key": {}, "x": Evil()}))
+    ckpt = RunCheckpoint(path)
+    with caplog.at_level(logging.INFO):
+        assert ckpt.load_for(run_info(Simulator("crop:256", seed=2, run=2))) is None
+    assert "builtins.exec" in caplog.text
+    assert not path.exists()
+
+
+def test_an_analyzer_without_run_state_starts_fresh_and_says_so(data, tmp_path):
+    from cygno_online.analysis.plugin import Analyzer
+    from cygno_online.daemon.checkpoint import export_analyzers, import_analyzers
+
+    class Plain(Analyzer):
+        name = "plain"
+
+    a = Plain()
+    assert a.export_run_state() is None  # the safe default: not checkpointed
+    _, info, _, _ = data
+    resumed, fresh = import_analyzers([a], export_analyzers([a], 2), info)
+    assert (resumed, fresh) == ([], ["plain"])
+
+
+def test_daemon_checkpoints_into_its_state_dir(tmp_path):
+    assert run_checkpoint(None) is None
+    assert run_checkpoint(tmp_path).path == tmp_path / "run-checkpoint.bin"
+
+
+def test_periodic_checkpoint_is_what_a_crash_resumes(data, uninterrupted, tmp_path):
+    """No stop at all (SIGKILL, power): the last periodic checkpoint is
+    resumed; here it was written after the last event before the 'crash'."""
+    state, info, events, split = data
+    ckpt = RunCheckpoint(tmp_path / "run-checkpoint.bin")
+    src = ListSource(info, events[:split], end=False)
+    p = Pipeline(chain_for(state), src, Quiet(), Health(), checkpoint=ckpt, checkpoint_every_s=0.01)
+    p.start()
+    wait_for(lambda: p.health.counters()["events_processed"] == split, timeout=120, what="events")
+    wait_for(lambda: p._checkpointed_events == split, timeout=30, what="periodic checkpoint")
+    crashed = ckpt.path.read_bytes()  # what a killed daemon leaves behind
+    assert p.stop()
+    p.chain.close()
+    ckpt.path.write_bytes(crashed)
+    final = run_part(state, info, events[split:], tmp_path / "s", end=True, checkpoint=ckpt)
+    assert final["resumed"]["events_before_restart"] == split
+    assert diff(numbers(final), numbers(uninterrupted)) == []
+
+
+def test_checkpoint_period_is_configurable():
+    from cygno_online.daemon.config import parse_config
+    from cygno_online.errors import ConfigError
+
+    cfg, _ = parse_config({"pipeline": {"checkpoint_every_s": 5}}, build_chain=False)
+    assert cfg.pipeline.checkpoint_every_s == 5
+    assert parse_config({}, build_chain=False)[0].pipeline.checkpoint_every_s == 60
+    with pytest.raises(ConfigError, match=r"pipeline\.checkpoint_every_s"):
+        parse_config({"pipeline": {"checkpoint_every_s": 0}}, build_chain=False)
+
+
+def test_an_analyzer_that_cannot_export_costs_only_itself(data, caplog):
+    from cygno_online.analysis.plugin import Analyzer
+    from cygno_online.daemon.checkpoint import export_analyzers
+
+    class Broken(Analyzer):
+        name = "broken"
+        run_state = ("lock",)
+
+        def __init__(self):
+            super().__init__()
+            self.lock = threading.Lock()  # not picklable
+
+    class Fine(Analyzer):
+        name = "fine"
+        run_state = ("n",)
+        n = 3
+
+    with caplog.at_level(logging.INFO):
+        for _ in range(3):  # periodic checkpoints: one line for the run
+            out = export_analyzers([Broken(), Fine()], 99)
+    assert list(out) == ["fine"]
+    assert caplog.text.count("broken: cannot export its run state") == 1
+
+
+def test_unwritable_checkpoint_is_one_line_until_it_works_again(data, tmp_path, caplog):
+    _, info, _, _ = data
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    ckpt = RunCheckpoint(blocker / "run-checkpoint.bin")  # its parent is a file
+    with caplog.at_level(logging.INFO):
+        assert not ckpt.save(info, {"n": 1})
+        assert not ckpt.save(info, {"n": 2})
+        assert caplog.text.count("cannot write the run checkpoint") == 1
+        blocker.unlink()
+        assert ckpt.save(info, {"n": 3})
+    assert "is written again" in caplog.text
+    assert ckpt.stats() == {"written": 1, "write_errors": 2, "ok": True}
+    assert ckpt.read()["n"] == 3
