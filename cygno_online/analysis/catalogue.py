@@ -115,6 +115,8 @@ class CatalogueContext:
 @dataclass(slots=True)
 class Catalogue:
     series: list[SeriesSpec] = field(default_factory=list)
+    #: configured analyzers that declare nothing (their metrics cannot be watched)
+    undeclared: tuple[str, ...] = ()
 
     # -- queries ---------------------------------------------------------------
     def families(self) -> list[str]:
@@ -175,7 +177,13 @@ class Catalogue:
         out: list[tuple[str, str]] = []
         fams = self.families()
         if family not in fams:
-            out.append(("family", f"unknown family {family!r}{_closest(family, fams)}"))
+            hint = _closest(family, fams)
+            if self.undeclared:
+                hint += (
+                    f" (analyzer(s) {', '.join(self.undeclared)} declare no metrics:"
+                    " give them a catalogue() method)"
+                )
+            out.append(("family", f"unknown family {family!r}{hint}"))
             return out
         tags = list(tags)
         keys = self.tag_keys(family)
@@ -288,9 +296,12 @@ def build_catalogue(analyzers: Iterable[Any], decoder: Any = None) -> Catalogue:
     analyzers = list(analyzers)
     ctx = CatalogueContext(decoder, tuple(a.instance_name for a in analyzers))
     out: list[SeriesSpec] = []
+    undeclared = []
     for a in analyzers:
-        for s in a.catalogue(ctx):
-            out.append(s)
+        declared = list(a.catalogue(ctx))
+        if not declared:
+            undeclared.append(a.instance_name)
+        out.extend(declared)
     out.append(monitor_series([a.instance_name for a in analyzers]))
     out.append(SINK_SERIES)
     out.append(ALARM_SERIES)
@@ -300,7 +311,7 @@ def build_catalogue(analyzers: Iterable[Any], decoder: Any = None) -> Catalogue:
 
     out.append(run_summary_series())
     out.append(quality_series())
-    return Catalogue(_merge(out))
+    return Catalogue(_merge(out), tuple(undeclared))
 
 
 def _merge(series: list[SeriesSpec]) -> list[SeriesSpec]:

@@ -90,6 +90,7 @@ class RunCheckpoint:
         #: checkpoints written and failures to write (health, tests)
         self.written = 0
         self.write_errors = 0
+        self._ok = True
 
     # -- writing -----------------------------------------------------------------
     def save(self, run: RunInfo, payload: dict[str, Any]) -> bool:
@@ -113,11 +114,28 @@ class RunCheckpoint:
                     os.unlink(tmp)
                 raise
         except Exception as exc:
+            # one line when it starts failing (not one per period), one when it works again
+            if self.write_errors == 0 or self._ok:
+                log.error(
+                    "run %s: cannot write the run checkpoint %s: %s (the run would not "
+                    "survive a restart; retried every period)",
+                    run.run,
+                    self.path,
+                    exc,
+                )
             self.write_errors += 1
-            log.error("run %s: cannot write the run checkpoint %s: %s", run.run, self.path, exc)
+            self._ok = False
             return False
+        if not self._ok:
+            log.info("run %s: the run checkpoint %s is written again", run.run, self.path)
+        self._ok = True
         self.written += 1
         return True
+
+    def stats(self) -> dict[str, Any]:
+        """For the health report: checkpoints written, failed writes, and
+        whether the last write worked."""
+        return {"written": self.written, "write_errors": self.write_errors, "ok": self._ok}
 
     def discard(self) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -201,6 +201,7 @@ class Daemon:
             stall_s=cfg.watchdog_stall_s,
             checkpoint=run_checkpoint(cfg.state_dir),
             checkpoint_every_s=cfg.pipeline.checkpoint_every_s,
+            quality=self.quality,
         )
         self.health.extra = self._health_extra
         self._health_due = every(cfg.pipeline.health_every_s)
@@ -618,6 +619,7 @@ class Daemon:
             "run": self._run_number,
             "source": self.source.describe(),
             "alarms_active": sum(1 for r in self.alarms.records() if r.active),
+            "checkpoint": ckpt.stats() if (ckpt := self.pipeline.checkpoint) else None,
         }
 
     # -- control commands (publisher thread) ---------------------------------------------

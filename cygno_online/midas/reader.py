@@ -34,7 +34,7 @@ from cygno_online.errors import (
     TruncatedEventError,
     UnsupportedFormatError,
 )
-from cygno_online.logs import RateLimitedLog
+from cygno_online.logs import RateLimitedLog, log_key
 from cygno_online.midas.compression import ByteStream
 from cygno_online.midas.event import (
     BANK_FORMATS,
@@ -133,6 +133,7 @@ class MidasReader:
     ) -> None:
         self._stream = ByteStream(path)
         self.source = self._stream.name
+        self._log_id = log_key()
         self.resync = resync
         self.follow = follow
         self.stop = stop
@@ -415,7 +416,7 @@ class MidasReader:
         """Raise a corruption problem, or (resync mode) log and record it."""
         if not self.resync:
             raise exc
-        _problem_log.warning("%s", exc, key=f"{id(self)}:{exc.kind}")
+        _problem_log.warning("%s", exc, key=f"{self._log_id}:{exc.kind}")
         self._problem(exc)
 
     def _events(self) -> Iterator[Event]:
@@ -551,7 +552,7 @@ class MidasReader:
                 "empty file: no MIDAS data at all"
                 + (f" ({raw} compressed bytes decompress to nothing)" if raw else " (0 bytes)"),
             )
-            _problem_log.warning("%s", exc, key=f"{id(self)}:{exc.kind}")
+            _problem_log.warning("%s", exc, key=f"{self._log_id}:{exc.kind}")
             self._problem(exc)
             return
         if self._avail:
@@ -570,7 +571,7 @@ class MidasReader:
             )
             self.truncated = True
             self._skip(self._avail)
-            _problem_log.warning("%s", exc, key=f"{id(self)}:{exc.kind}")
+            _problem_log.warning("%s", exc, key=f"{self._log_id}:{exc.kind}")
             self._problem(exc)
         elif self._stream.in_member:
             exc = self._error(
@@ -579,7 +580,7 @@ class MidasReader:
                 "(file still being written?)",
             )
             self.truncated = True
-            _problem_log.warning("%s", exc, key=f"{id(self)}:{exc.kind}")
+            _problem_log.warning("%s", exc, key=f"{self._log_id}:{exc.kind}")
             self._problem(exc)
 
 

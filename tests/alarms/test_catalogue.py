@@ -156,3 +156,15 @@ def test_quality_points_are_declared():
     points = RunQuality.metrics(None, results, 1, run=7)
     assert _problems(Catalogue([quality_series()]), points) == []
     assert {m.tags["check"] for m in points} == {"fe55_peak", "ped_rms", "verdict"}
+
+
+def test_a_plugin_without_declarations_is_named():
+    from cygno_online.analysis.catalogue import build_catalogue
+    from cygno_online.analysis.plugin import Analyzer
+
+    class Quiet(Analyzer):
+        name = "quiet"
+
+    cat = build_catalogue([Quiet()])
+    ((key, reason),) = cat.problems("gem", "sum", {})
+    assert key == "family" and "analyzer(s) quiet declare no metrics" in reason

@@ -126,6 +126,9 @@ def test_replay_subscriber_late_viewer_and_stuck_viewer(tmp_path):
         with RunRegistry(f"sqlite://{tmp_path}/state/runs.sqlite") as reg:
             row = wait_for(lambda: reg.get(summary["run"]), what="registry row")
         assert row["events_processed"] == n_events and row["verdict"] in ("good", "warning")
+        # the reference checks ran at end of run (same code as offline)
+        assert summary["verdict"] == row["verdict"] and isinstance(summary["checks"], list)
+        assert {c["name"] for c in summary["checks"]} == {c["name"] for c in row["checks"]}
     finally:
         sub.close()
         stuck.close()

@@ -346,3 +346,19 @@ def test_an_analyzer_that_cannot_export_costs_only_itself(data, caplog):
             out = export_analyzers([Broken(), Fine()], 99)
     assert list(out) == ["fine"]
     assert caplog.text.count("broken: cannot export its run state") == 1
+
+
+def test_unwritable_checkpoint_is_one_line_until_it_works_again(data, tmp_path, caplog):
+    _, info, _, _ = data
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    ckpt = RunCheckpoint(blocker / "run-checkpoint.bin")  # its parent is a file
+    with caplog.at_level(logging.INFO):
+        assert not ckpt.save(info, {"n": 1})
+        assert not ckpt.save(info, {"n": 2})
+        assert caplog.text.count("cannot write the run checkpoint") == 1
+        blocker.unlink()
+        assert ckpt.save(info, {"n": 3})
+    assert "is written again" in caplog.text
+    assert ckpt.stats() == {"written": 1, "write_errors": 2, "ok": True}
+    assert ckpt.read()["n"] == 3

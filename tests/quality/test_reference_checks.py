@@ -85,7 +85,7 @@ def test_noisy_camera_quadrant_is_bad_in_the_quadrant_boxes(runs):
     assert not {"box8_rms", "box5_rms", "box7_rms"} & set(bad), bad
     assert "fe55_peak" not in bad and not any(k.startswith("pmt") for k in bad)
     box = next(c for c in doc["checks"] if c["name"] == "box0_rms")
-    assert "box 0 pedestal RMS" in box["reason"] and "bad above 40%" in box["reason"]
+    assert "box 0 pedestal RMS" in box["reason"] and "bad above 50%" in box["reason"]
 
 
 def test_dead_pmt_channel_is_bad_for_that_channel_only(runs):

@@ -206,3 +206,32 @@ def test_serial_slots_never_collide_below_the_limit(n: int):
     base = STAMP * NS
     times = {point_time_ns(base, 5000 + s, 1, NS) for s in range(n)}
     assert len(times) == n
+
+
+def test_influx1_one_run_summary_point_per_run_also_when_rewritten(influxd, tmp_path: Path):
+    """The run record in InfluxDB: one point per run (time = run start), so
+    ``summary --registry`` or a daemon restart rewriting it replaces it."""
+    from cygno_online.sinks.registry import run_summary_metric
+
+    influxd.create_database("records")
+    docs = [
+        {"run": r, "experiment": "LIME", "description": "S003:DATA:Fe", "exposure_s": 0.3,
+         "start_time_ns": STAMP * NS + r * 600 * NS, "stop_time_ns": STAMP * NS + r * 600 * NS
+         + 240 * NS, "duration_s": 240.0, "counters": {"events_seen": 100 + r},
+         "cameras": {"cam0": {"fe55_peak": 1800.0 + r, "fe55_resolution": 0.15}},
+         "checks": [{"name": "fe55_peak", "status": "warning", "reason": "55Fe peak: off"}]}
+        for r in (1, 2, 3)
+    ]  # fmt: skip
+    for k in range(2):
+        write_all(v1_sink(influxd, "records", tmp_path / f"s{k}"),
+                  [run_summary_metric(d) for d in docs])  # fmt: skip
+    rows = influxd.rows(
+        'SELECT "fe55_peak", "light_yield", "verdict", "reasons" FROM "run_summary" GROUP BY "run"',
+        "records",
+    )
+    assert sorted((r["run"], r["fe55_peak"]) for r in rows) == [
+        ("1", 1801.0),
+        ("2", 1802.0),
+        ("3", 1803.0),
+    ]
+    assert all(r["verdict"] == "warning" and "55Fe peak" in r["reasons"] for r in rows)
