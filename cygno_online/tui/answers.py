@@ -301,3 +301,42 @@ def reading(
 
 def recent_numbers(state: MonitorState, sid: str, fld: str, n: int = 60) -> list[float]:
     return numeric(history_values(state, sid, fld)[-n:])
+
+
+# -- reference checks (the run-quality ``quality`` metric) -------------------------------
+@dataclass(slots=True)
+class RefChecks(Answer):
+    verdict: str = ""
+    reference_run: Any = None
+    counts: dict[str, int] = field(default_factory=dict)
+    worst: list[tuple[str, str, str]] = field(default_factory=list)  # check, status, reason
+
+
+def reference_checks(state: MonitorState) -> RefChecks | None:
+    """The live reference checks (family ``quality``, one series per tag
+    ``check``; ``check=verdict`` is the run's); None when none are published."""
+    out = RefChecks()
+    found = False
+    bad: list[tuple[int, str, str, str]] = []
+    for sid, rec in sorted(state.series.items()):
+        if rec.family != "quality" or "check" not in rec.tags:
+            continue
+        found = True
+        f = series_fields(state, sid)
+        status = str(f.get("status") or "unknown")
+        check = rec.tags["check"]
+        if check == "verdict":
+            out.verdict = status
+            out.reference_run = f.get("reference_run")
+            out.text = str(f.get("reason") or "")
+            continue
+        out.counts[status] = out.counts.get(status, 0) + 1
+        level = f.get("level")
+        if isinstance(level, (int, float)) and level >= 1:
+            bad.append((-int(level), check, status, str(f.get("reason") or "")))
+    if not found:
+        return None
+    out.worst = [(c, s, r) for _lvl, c, s, r in sorted(bad)]
+    v = out.verdict or ("bad" if any(s == "bad" for _c, s, _r in out.worst) else "unknown")
+    out.status = {"good": "ok", "ok": "ok", "warning": "warn", "bad": "bad"}.get(v, "unknown")
+    return out

@@ -81,3 +81,31 @@ def test_offline_the_alarm_summary_is_unknown_whatever_the_state(state):
     status_line, verdict_line = _look(_source(state), offline=True)
     assert "alarms: unknown" in status_line and "OFFLINE" in status_line
     assert "NOT LIVE" in verdict_line
+
+
+def test_reference_checks_line_when_the_daemon_publishes_them():
+    src = make_source()
+    src.metric(
+        "quality",
+        {"status": "warning", "level": 1, "reason": "1 of 6 checks warn", "reference_run": 42899},
+        tags={"check": "verdict"},
+        time_ns=NOW_NS,
+    )
+    for check, status, level in (("fe55_integral", "warning", 1), ("ped_mean", "ok", 0)):
+        src.metric(
+            "quality",
+            {"status": status, "level": level, "reason": f"{check} vs reference"},
+            tags={"check": check},
+            time_ns=NOW_NS,
+        )
+
+    async def body(app, pilot):
+        await pilot.pause()
+        return screen_lines(app)
+
+    lines = run_app(src, body)["value"]
+    ref = next(line for line in lines if line.strip().startswith("Ref."))
+    assert "warning vs run 42899" in ref and "2 checks: 1 ok, 1 warning" in ref
+    assert "warning: fe55_integral" in ref
+    # still one screen: the footer is the last line, the trends shrank by one
+    assert "quit" in lines[-1] and "Trigger rate" in "\n".join(lines)

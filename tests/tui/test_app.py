@@ -366,7 +366,11 @@ def test_verdict_line_and_bell_on_a_new_error_alarm():
         await pilot.pause()
         out["ok"] = screen_lines(app)[3]
         src.alarm(
-            id="hv_trip", name="HV trip", severity="critical", state="active_unack", transition="raised"
+            id="hv_trip",
+            name="HV trip",
+            severity="critical",
+            state="active_unack",
+            transition="raised",
         )
         app.poll_now()
         await pilot.pause()

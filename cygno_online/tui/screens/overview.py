@@ -330,6 +330,27 @@ def pmt_line(ctx: ViewContext, width: int) -> Text:
     return t
 
 
+def ref_line(ctx: ViewContext) -> Text | None:
+    """The run-quality reference checks, when the daemon publishes them."""
+    a = answers.reference_checks(ctx.state)
+    if a is None:
+        return None
+    stale = not ctx.connected
+    t = Text("Ref.  ", style="bold")
+    t.append(a.verdict or "checks", style=_style(a.status, stale))
+    if a.reference_run is not None:
+        t.append(f" vs run {a.reference_run}", style="dim")
+    n = sum(a.counts.values())
+    parts = ", ".join(f"{v} {k}" for k, v in sorted(a.counts.items()))
+    t.append(f"  {n} checks: {parts}", style="dim")
+    if a.worst:
+        check, status, _reason = a.worst[0]
+        t.append(f"  {status}: {check}", style=STALE if stale else "bold yellow")
+    t.no_wrap = True
+    t.overflow = "ellipsis"
+    return t
+
+
 def env_line(ctx: ViewContext) -> Text:
     t = Text("Gas   ", style="bold")
     for label, short, fmt in (
@@ -501,17 +522,19 @@ class OverviewPanel(Panel):
         cam = ctx.camera if ctx.camera in cams else (cams[0] if cams else None)
         self.query_one("#ov-verdict", DiffText).update(verdict(ctx, summary, left_w + 2))
         if self._changed("answers", (ctx.state.seq, *view)):
+            ref = ref_line(ctx)
             self._answers = [
                 data_line(ctx),
                 fe55_line(ctx, cam),
                 boxes_block(ctx, cam),
                 pmt_line(ctx, left_w),
                 env_line(ctx),
+                *([ref] if ref is not None else []),
             ]
         self.query_one("#ov-answers", DiffText).update(Group(run_line(ctx), *self._answers))
         if not self._changed("below", (ctx.state.seq, int(ctx.now // 10), *view)):
             return
-        used = 1 + 1 + 1 + 1 + 3 + 1 + 1
+        used = 1 + 1 + len(self._answers) + 2  # verdict, run line, answers (boxes: 3)
         below = max(1, height - used)
         if wide:
             n_alarms = min(8, max(1, below // 3))
