@@ -7,6 +7,7 @@ and errors at the right level, and the timestamp is left to the journal.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sys
@@ -148,6 +149,14 @@ class RateLimitedLog:
 
 
 _REGISTRY: weakref.WeakSet[RateLimitedLog] = weakref.WeakSet()
+_KEYS = itertools.count(1)
+
+
+def log_key() -> int:
+    """A number unique in this process, for an object's own rate-limit keys
+    (``id()`` is reused after an object is freed: a new reader would then
+    share the previous one's window and lose its first line)."""
+    return next(_KEYS)
 
 
 def flush_summaries(force: bool = False) -> int:

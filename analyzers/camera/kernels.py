@@ -290,6 +290,9 @@ def frame_pass(
     colsum = np.zeros(cols, np.int32)
     prev = zrows[0]
     cur = zrows[1]
+    # rows outside the acceptance are all zero on the clustering map: the 2x2
+    # median of two such rows is 0, so it is skipped (a quarter of LIME's rows)
+    prev_zero = False
     for i in range(rows):
         rr = raw[i]
         rs, rq, ps, pq, nc, no, nk = _row_pass(rr, mean_q[i], cut[i], hot_delta[i], clip, cur)
@@ -312,10 +315,13 @@ def frame_pass(
                 cur[jc1:] = 0
         else:
             cur[:] = 0
+        cur_zero = not (i >= r0 and i < r1)
         if i == 0:
             prev[:] = cur
+            prev_zero = cur_zero
         if i < nbr * factor:
-            _row_median_add(prev, cur, colsum, ncu)
+            if not (cur_zero and prev_zero):
+                _row_median_add(prev, cur, colsum, ncu)
             if i % factor == factor - 1:
                 # block sums once per block row (exact integers)
                 out = rebinned[i // factor]
@@ -329,6 +335,7 @@ def frame_pass(
         tmp = prev
         prev = cur
         cur = tmp
+        prev_zero = cur_zero
     stats[S_RAW_SUM] = raw_sum
     stats[S_RAW_SUMSQ] = raw_sq
     stats[S_PED_SUM] = ped_sum

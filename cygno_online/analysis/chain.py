@@ -35,7 +35,7 @@ from cygno_online.analysis.outputs import Metric, Output
 from cygno_online.analysis.plugin import Analyzer, AnalyzerEnv, discover
 from cygno_online.decode.items import RunInfo
 from cygno_online.errors import ConfigError, DecodeError
-from cygno_online.logs import RateLimitedLog
+from cygno_online.logs import RateLimitedLog, log_key
 from cygno_online.params import Params, raise_if_errors
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,7 @@ class AnalysisChain:
     def __init__(self, decoder: Any, analyzers: list[Analyzer], *, workers: int = 1) -> None:
         self.decoder = decoder
         self.analyzers = analyzers
+        self._log_id = log_key()
         self.workers = max(1, int(workers))
         self._pool = (
             ThreadPoolExecutor(self.workers, thread_name_prefix="analyzer")
@@ -282,7 +283,7 @@ class AnalysisChain:
             serial,
             analyzer.instance_name,
             msg,
-            key=f"{id(self)}:{analyzer.instance_name}",
+            key=f"{self._log_id}:{analyzer.instance_name}",
         )
         return msg
 
@@ -346,7 +347,7 @@ class AnalysisChain:
             _decode_log.warning(
                 "%s",
                 err,
-                key=f"{id(self)}:{getattr(err, 'kind', 'error')}:{getattr(err, 'bank', '')}",
+                key=f"{self._log_id}:{getattr(err, 'kind', 'error')}:{getattr(err, 'bank', '')}",
             )
         result = self.process_items(decoded.items)
         result.errors = list(decoded.errors)

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from cygno_online.analysis.counters import RunCounters
 from cygno_online.decode.items import RunInfo
-from cygno_online.logs import RateLimitedLog
+from cygno_online.logs import RateLimitedLog, log_key
 from cygno_online.sources.base import Source
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,7 @@ class Pipeline:
         checkpoint_every_s: float = 60.0,
         quality: Any = None,
     ) -> None:
+        self._log_id = log_key()
         self.chain = chain
         #: run quality (cygno_online.quality.monitor.RunQuality) or None
         self.quality = quality
@@ -243,7 +244,7 @@ class Pipeline:
                             _item_log.error(
                                 "%s.note_dropped failed",
                                 analyzer,
-                                key=f"{id(self)}:note",
+                                key=f"{self._log_id}:note",
                                 exc_info=True,
                             )
 
@@ -297,7 +298,7 @@ class Pipeline:
                         _item_log.error(
                             "analysis of a %s item failed",
                             item.kind,
-                            key=f"{id(self)}:{item.kind}",
+                            key=f"{self._log_id}:{item.kind}",
                             exc_info=True,
                         )
                         self.health.drop("analysis_error")
@@ -311,7 +312,7 @@ class Pipeline:
                         self.dispatcher.periodic()
                     except Exception:
                         _item_log.error(
-                            "periodic task failed", key=f"{id(self)}:periodic", exc_info=True
+                            "periodic task failed", key=f"{self._log_id}:periodic", exc_info=True
                         )
             # Drained: events queued before "stop" were processed above. The
             # run goes on without us: its state is kept for the next start.

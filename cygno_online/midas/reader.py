@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import collections
-import itertools
 import logging
 import struct
 import sys
@@ -35,7 +34,7 @@ from cygno_online.errors import (
     TruncatedEventError,
     UnsupportedFormatError,
 )
-from cygno_online.logs import RateLimitedLog
+from cygno_online.logs import RateLimitedLog, log_key
 from cygno_online.midas.compression import ByteStream
 from cygno_online.midas.event import (
     BANK_FORMATS,
@@ -54,10 +53,6 @@ log = logging.getLogger(__name__)
 #: a damaged file can hold thousands of problems: all are in ``problems``,
 #: the log gets the first of each kind per file and then counts
 _problem_log = RateLimitedLog(log, "midas-problems")
-#: a unique token per reader for the problem log's keys: id() of a reader
-#: that was garbage-collected is reused by the next one, whose first problem
-#: would then be taken for a repetition and not logged
-_reader_tokens = itertools.count(1)
 
 DEFAULT_MAX_EVENT_SIZE = 512 << 20
 #: problems kept in ``MidasReader.problems``; later ones are only counted
@@ -137,8 +132,8 @@ class MidasReader:
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
     ) -> None:
         self._stream = ByteStream(path)
-        self._log_token = next(_reader_tokens)
         self.source = self._stream.name
+        self._log_id = log_key()
         self.resync = resync
         self.follow = follow
         self.stop = stop
@@ -421,7 +416,7 @@ class MidasReader:
         """Raise a corruption problem, or (resync mode) log and record it."""
         if not self.resync:
             raise exc
-        _problem_log.warning("%s", exc, key=f"{self._log_token}:{exc.kind}")
+        _problem_log.warning("%s", exc, key=f"{self._log_id}:{exc.kind}")
         self._problem(exc)
 
     def _events(self) -> Iterator[Event]:
@@ -557,7 +552,7 @@ class MidasReader:
                 "empty file: no MIDAS data at all"
                 + (f" ({raw} compressed bytes decompress to nothing)" if raw else " (0 bytes)"),
             )
-            _problem_log.warning("%s", exc, key=f"{self._log_token}:{exc.kind}")
+            _problem_log.warning("%s", exc, key=f"{self._log_id}:{exc.kind}")
             self._problem(exc)
             return
         if self._avail:
@@ -576,7 +571,7 @@ class MidasReader:
             )
             self.truncated = True
             self._skip(self._avail)
-            _problem_log.warning("%s", exc, key=f"{self._log_token}:{exc.kind}")
+            _problem_log.warning("%s", exc, key=f"{self._log_id}:{exc.kind}")
             self._problem(exc)
         elif self._stream.in_member:
             exc = self._error(
@@ -585,7 +580,7 @@ class MidasReader:
                 "(file still being written?)",
             )
             self.truncated = True
-            _problem_log.warning("%s", exc, key=f"{self._log_token}:{exc.kind}")
+            _problem_log.warning("%s", exc, key=f"{self._log_id}:{exc.kind}")
             self._problem(exc)
 
 

@@ -27,7 +27,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cygno_online.logs import RateLimitedLog
+from cygno_online.logs import RateLimitedLog, log_key
+from cygno_online.publish import guard
 from cygno_online.publish.messages import Message, ProtocolError, decode
 from cygno_online.publish.state import MonitorState
 
@@ -60,6 +61,7 @@ class MonitorClient:
         state: MonitorState | None = None,
         start: bool = True,
     ) -> None:
+        self._log_id = log_key()
         self.endpoint = endpoint
         self.snapshot_endpoint = snapshot_endpoint or _next_port(endpoint, 1)
         self.control_endpoint = control_endpoint or _next_port(endpoint, 2)
@@ -165,14 +167,7 @@ class MonitorClient:
         sub = ctx.socket(zmq.SUB)
         sub.linger = 0
         sub.rcvhwm = 10000
-        # No ZMTP heartbeats: with a full receive queue (a slow viewer) a
-        # heartbeat timeout makes libzmq 4.3 abort the process (assertion
-        # `!_io_error`, zeromq/libzmq#3937). The daemon's `hb` messages tell
-        # "disconnected"; TCP keepalive finds dead connections.
-        sub.setsockopt(zmq.TCP_KEEPALIVE, 1)
-        sub.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 10)
-        sub.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 5)
-        sub.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
+        guard.use_tcp_keepalive(sub)  # never ZMTP heartbeats: a slow viewer would abort
         sub.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         self._secure(sub)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
@@ -233,7 +228,9 @@ class MonitorClient:
                         msg = decode(list(frames))
                     except ProtocolError as exc:
                         self.protocol_errors += 1
-                        _bad_log.warning("bad snapshot reply: %s", exc, key=f"{id(self)}:snapshot")
+                        _bad_log.warning(
+                            "bad snapshot reply: %s", exc, key=f"{self._log_id}:snapshot"
+                        )
                         continue
                     if msg.kind == "snapshot" and need_snapshot:
                         self.state.apply(msg)
@@ -260,7 +257,7 @@ class MonitorClient:
                             msg = decode(list(frames))
                         except ProtocolError as exc:
                             self.protocol_errors += 1
-                            _bad_log.warning("bad message: %s", exc, key=f"{id(self)}:message")
+                            _bad_log.warning("bad message: %s", exc, key=f"{self._log_id}:message")
                             continue
                         last_rx = now
                         self.last_message_at = time.time()
@@ -328,7 +325,7 @@ class MonitorClient:
                 self.on_update(msg)
             except Exception:
                 _bad_log.error(
-                    "on_update callback failed", key=f"{id(self)}:on_update", exc_info=True
+                    "on_update callback failed", key=f"{self._log_id}:on_update", exc_info=True
                 )
 
 

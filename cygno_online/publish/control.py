@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from cygno_online.logs import RateLimitedLog
+from cygno_online.logs import RateLimitedLog, log_key
 from cygno_online.publish import guard
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class ControlServer:
         *,
         buckets: guard.PeerBuckets | None = None,
     ) -> None:
+        self._log_id = log_key()
         self.socket = socket
         self.handlers = handlers
         self.buckets = buckets or guard.PeerBuckets()
@@ -79,7 +80,7 @@ class ControlServer:
             return {"ok": False, "error": str(exc), "code": "bad_request"}
         except Exception as exc:
             _bad.error(
-                "control command %s failed", cmd, key=f"{id(self)}:handler:{cmd}", exc_info=True
+                "control command %s failed", cmd, key=f"{self._log_id}:handler:{cmd}", exc_info=True
             )
             return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "code": "internal"}
         return {"ok": True, **reply}
@@ -102,14 +103,14 @@ class ControlServer:
                 _bad.warning(
                     "control: a client exceeds %.0f requests/s; its requests are dropped",
                     guard.PEER_RATE_HZ,
-                    key=f"{id(self)}:rate",
+                    key=f"{self._log_id}:rate",
                 )
                 continue
             try:
                 prefix, req = guard.parse_request(frames)
             except guard.RequestError as exc:
                 self.stats.rejected[exc.code] += 1
-                _bad.warning("control: request refused: %s", exc, key=f"{id(self)}:{exc.code}")
+                _bad.warning("control: request refused: %s", exc, key=f"{self._log_id}:{exc.code}")
                 if frames:
                     prefix, _ = guard.split_envelope(frames)
                     self._send(prefix, exc.reply())
@@ -133,4 +134,6 @@ class ControlServer:
             self.socket.send_multipart([*prefix, body], zmq.NOBLOCK)
         except zmq.Again:
             self.stats.dropped["reply_not_read"] += 1
-            _bad.warning("control reply dropped: client not reading", key=f"{id(self)}:not_reading")
+            _bad.warning(
+                "control reply dropped: client not reading", key=f"{self._log_id}:not_reading"
+            )

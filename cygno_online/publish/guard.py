@@ -165,6 +165,26 @@ class RequestStats:
         }
 
 
+def use_tcp_keepalive(sock: Any) -> None:
+    """Find dead peers with TCP keepalive, never with ZMTP heartbeats.
+
+    libzmq 4.3 aborts the whole process (assertion `!_io_error`,
+    zeromq/libzmq#3937, #4364) when a heartbeat timeout hits a connection
+    whose input is stopped by a full queue, which any client flooding a
+    socket without reading (or any slow viewer) can provoke. The daemon's
+    own `hb` messages tell a viewer "disconnected"; keepalive only reaps
+    dead TCP connections. Every socket of the daemon, the relay and the
+    viewer goes through here.
+    """
+    import zmq
+
+    sock.setsockopt(zmq.HEARTBEAT_IVL, 0)
+    sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+    sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 10)
+    sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 5)
+    sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
+
+
 def configure_socket(sock: Any) -> None:
     """Socket options of a request (ROUTER) socket: bounded queues and
     message size."""

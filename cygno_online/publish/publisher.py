@@ -35,7 +35,8 @@ import numpy as np
 
 from cygno_online.analysis.outputs import Display, Metric
 from cygno_online.errors import ConfigError
-from cygno_online.logs import RateLimitedLog
+from cygno_online.logs import RateLimitedLog, log_key
+from cygno_online.publish import guard
 from cygno_online.publish.messages import Message, display_message, encode, metric_message
 from cygno_online.publish.state import MonitorState
 
@@ -83,6 +84,7 @@ class Publisher:
         on_drop: Callable[[str, int], None] | None = None,
         state: MonitorState | None = None,
     ) -> None:
+        self._log_id = log_key()
         self.enabled = enabled
         self.bind = bind
         self.snapshot_bind = snapshot_bind
@@ -198,15 +200,7 @@ class Publisher:
         def make(kind: int, endpoint: str, name: str) -> Any:
             s = ctx.socket(kind)
             s.linger = 0
-            # Dead peers are found by TCP keepalive, not ZMTP heartbeats:
-            # libzmq 4.3 aborts the whole process (assertion `!_io_error`,
-            # zeromq/libzmq#3937, #4364) when a heartbeat timeout hits a
-            # connection whose input is stopped by a full queue, which any
-            # client flooding a socket without reading can provoke.
-            s.setsockopt(zmq.TCP_KEEPALIVE, 1)
-            s.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 10)
-            s.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 5)
-            s.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
+            guard.use_tcp_keepalive(s)  # never ZMTP heartbeats (see there)
             if self.curve_secret_key_file:
                 setup_curve_server(s, self.curve_secret_key_file)
             if kind == zmq.PUB:
@@ -214,9 +208,7 @@ class Publisher:
                 # peers only send subscriptions (a few bytes): bound them too
                 s.setsockopt(zmq.MAXMSGSIZE, 65536)
             else:
-                from cygno_online.publish.guard import configure_socket
-
-                configure_socket(s)
+                guard.configure_socket(s)
             try:
                 s.bind(endpoint)
             except zmq.ZMQError as exc:
@@ -281,7 +273,7 @@ class Publisher:
                         _loop_errors.error(
                             "cannot publish a %s message",
                             msg.kind,
-                            key=f"{id(self)}:{msg.kind}",
+                            key=f"{self._log_id}:{msg.kind}",
                             exc_info=True,
                         )
                     n += 1
@@ -314,7 +306,7 @@ class Publisher:
                     self.loop_errors += 1
                     _loop_errors.error(
                         "publisher loop error (the thread goes on)",
-                        key=str(id(self)),
+                        key=str(self._log_id),
                         exc_info=True,
                     )
                 if self._stopping.is_set():
@@ -375,7 +367,7 @@ class Publisher:
                 listener(msg)
             except Exception:
                 _loop_errors.error(
-                    "publisher listener failed", key=f"{id(self)}:listener", exc_info=True
+                    "publisher listener failed", key=f"{self._log_id}:listener", exc_info=True
                 )
         if pub is None:
             self.sent += 1

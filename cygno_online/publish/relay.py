@@ -182,9 +182,7 @@ class Relay(MonitorClient):
             def make(kind: int, endpoint: str, label: str) -> Any:
                 s = ctx.socket(kind)
                 s.linger = 0
-                s.setsockopt(zmq.HEARTBEAT_IVL, 1000)
-                s.setsockopt(zmq.HEARTBEAT_TTL, 5000)
-                s.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5000)
+                guard.use_tcp_keepalive(s)  # never ZMTP heartbeats (a flood would abort)
                 if self.curve_secret_key_file:
                     setup_curve_server(s, self.curve_secret_key_file)
                 if kind == zmq.PUB:

@@ -29,7 +29,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from cygno_online.logs import RateLimitedLog
+from cygno_online.logs import RateLimitedLog, log_key
 from cygno_online.publish import guard
 from cygno_online.publish.messages import encode
 from cygno_online.publish.state import MonitorState
@@ -61,6 +61,7 @@ class SnapshotServer:
         clock: Callable[[], float] = time.monotonic,
         buckets: guard.PeerBuckets | None = None,
     ) -> None:
+        self._log_id = log_key()
         self.socket = socket
         self.state = state
         self.min_interval_s = min_interval_s
@@ -98,7 +99,7 @@ class SnapshotServer:
             _bad.warning(
                 "snapshot: a viewer exceeds %.0f requests/s; its requests are dropped",
                 guard.PEER_RATE_HZ,
-                key=f"{id(self)}:rate",
+                key=f"{self._log_id}:rate",
             )
             return
         try:
@@ -107,7 +108,7 @@ class SnapshotServer:
                 raise guard.RequestError("unknown_command", 'expected {"cmd": "snapshot"}')
         except guard.RequestError as exc:
             self.stats.rejected[exc.code] += 1
-            _bad.warning("snapshot: request refused: %s", exc, key=f"{id(self)}:{exc.code}")
+            _bad.warning("snapshot: request refused: %s", exc, key=f"{self._log_id}:{exc.code}")
             if frames:
                 self._send(guard.split_envelope(frames)[0] + [json.dumps(exc.reply()).encode()])
             return
@@ -116,7 +117,9 @@ class SnapshotServer:
         if len(self._pending) >= MAX_PENDING:
             self.stats.dropped["busy"] += 1
             _bad.warning(
-                "snapshot: %d viewers waiting; request dropped", MAX_PENDING, key=f"{id(self)}:busy"
+                "snapshot: %d viewers waiting; request dropped",
+                MAX_PENDING,
+                key=f"{self._log_id}:busy",
             )
             return
         self._pending[peer] = prefix
@@ -153,6 +156,6 @@ class SnapshotServer:
         except zmq.Again:
             self.stats.dropped["reply_not_read"] += 1
             _bad.warning(
-                "snapshot reply dropped: viewer not reading", key=f"{id(self)}:not_reading"
+                "snapshot reply dropped: viewer not reading", key=f"{self._log_id}:not_reading"
             )
             return False

@@ -103,6 +103,7 @@ TAB_ACTIONS: dict[str, tuple[str, ...]] = {
     "pmt_mode": ("pmt",),
     "pmt_channel": ("pmt",),
     "slow_sort": ("slow",),
+    "slow_raw": ("slow",),
     "slow_filter": ("slow",),
     "slow_clear": ("slow",),
     "ack": ("alarms",),
@@ -179,6 +180,7 @@ class MonitorApp(App[int]):
         Binding("v", "pmt_mode", "latest/avg"),
         Binding("h", "pmt_channel", "channel"),
         Binding("s", "slow_sort", "sort"),
+        Binding("w", "slow_raw", "raw channels"),
         Binding("slash", "slow_filter", "filter"),
         Binding("escape", "slow_clear", "clear filter", show=False),
         Binding("a", "ack", "acknowledge"),
@@ -516,6 +518,10 @@ class MonitorApp(App[int]):
     # -- slow control --------------------------------------------------------------------
     def action_slow_sort(self) -> None:
         self._get(SlowControlPanel).cycle_sort()
+        self.poll_now()
+
+    def action_slow_raw(self) -> None:
+        self._get(SlowControlPanel).toggle_raw()
         self.poll_now()
 
     def action_slow_filter(self) -> None:

@@ -352,3 +352,30 @@ def test_relay_bind_conflict_is_a_config_error():
     finally:
         first.close()
         pub.stop()
+
+
+def test_relay_and_daemon_sockets_use_keepalive_never_zmtp_heartbeats():
+    """libzmq 4.3 aborts the process when a ZMTP heartbeat timeout meets a
+    connection stopped by a full queue (see guard.use_tcp_keepalive): every
+    socket of the daemon, the relay and the viewer sets its liveness options
+    in that one place, so none may set heartbeats of its own."""
+    import pathlib
+
+    import zmq
+
+    from cygno_online.publish import guard
+
+    root = pathlib.Path(guard.__file__).resolve().parents[1]
+    setters = sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if "HEARTBEAT_" in p.read_text(encoding="utf-8")
+    )
+    assert setters == ["publish/guard.py"]
+    s = zmq.Context.instance().socket(zmq.ROUTER)
+    try:
+        guard.use_tcp_keepalive(s)
+        assert s.getsockopt(zmq.HEARTBEAT_IVL) == 0
+        assert s.getsockopt(zmq.TCP_KEEPALIVE) == 1
+    finally:
+        s.close(linger=0)

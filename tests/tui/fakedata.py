@@ -74,8 +74,9 @@ def populate(src: FakeSource, *, now_ns: int = NOW_NS, n_points: int = 30) -> Fa
         t = now_ns - (4 - i) * 60 * 10**9
         src.metric(
             "environment",
-            {"lime_pressure": 0.99 + 0.001 * i, "gas_temperature": 22.0 + 0.1 * i},
-            units={"lime_pressure": "bar", "gas_temperature": "C"},
+            # one unconverted channel (no ODB formula): a raw 4-20 mA current
+            {"lime_pressure": 0.99 + 0.001 * i, "gas_temperature": 22.0 + 0.1 * i, "p1uin7": 7.3},
+            units={"lime_pressure": "bar", "gas_temperature": "C", "p1uin7": "mA"},
             time_ns=t,
         )
         for fld, value, unit in (

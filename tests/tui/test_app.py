@@ -237,14 +237,16 @@ def test_slow_control_sort_filter_limits_and_staleness():
         await pilot.press("5")
         await pilot.pause()
         table = app.query_one("#sc-table", DataTable)
-        out = {"n": table.row_count, "first": str(table.get_row_at(0)[0])}
+        row0 = table.get_row_at(0)
+        out = {"n": table.row_count, "first": f"{row0[0]} {row0[1]}"}
         out["text"] = screen_text(app)
         out["grey_flow"] = all(is_grey(s) for s in styles_of(app, "he_flow"))
-        out["grey_fresh"] = any(is_grey(s) for s in styles_of(app, "GEM1 measured"))
+        out["grey_fresh"] = any(is_grey(s) for s in styles_of(app, "measured"))
         out["alarm_row"] = styles_of(app, "lime_pressure")
         await pilot.press("s")  # sort by value
         await pilot.pause()
-        out["by_value"] = str(table.get_row_at(0)[0])
+        top = table.get_row_at(0)
+        out["by_value"] = f"{top[0]} {top[1]}"
         await pilot.press("slash")
         await pilot.press("h", "v")
         await pilot.press("enter")
@@ -257,8 +259,8 @@ def test_slow_control_sort_filter_limits_and_staleness():
         return out
 
     out = run_app(make_source(), body)["value"]
-    assert out["n"] == 7  # 2 environment, 3 hv, 1 gas, camera temperature
-    assert out["first"] == "camera cam0 sensor_temperature"
+    assert out["n"] == 7  # 2 environment, 3 hv, 1 gas, camera temperature (raw hidden)
+    assert out["first"] == "environment gas_temperature"
     assert "0.995..1.05" in out["text"]  # limits from the alarm rule
     assert out["grey_flow"] and not out["grey_fresh"]
     # the pressure row is under an active error alarm: red
@@ -266,7 +268,7 @@ def test_slow_control_sort_filter_limits_and_staleness():
         s.color and s.color.triplet and s.color.triplet.red > 150 and s.color.triplet.green < 100
         for s in out["alarm_row"]
     )
-    assert out["by_value"] == "hv GEM1 demand"
+    assert out["by_value"] == "HV GEM1 demand"
     assert out["filtered"] == 3 and "'hv'" in out["filter_title"]
     assert out["cleared"] == 7
 
@@ -628,3 +630,28 @@ def test_bad_data_never_crashes_the_tui():
     running, errors, text = run_app(src, body)["value"]
     assert running and errors == 0
     assert "Run " in text and "Data " in text  # the overview still renders
+
+
+def test_slow_control_grouped_by_equipment_raw_channels_behind_a_toggle():
+    async def body(app, pilot):
+        await pilot.press("5")
+        await pilot.pause()
+        hidden = screen_text(app)
+        await pilot.press("w")
+        await pilot.pause()
+        return hidden, screen_text(app)
+
+    hidden, shown = run_app(make_source(), body, size=(100, 30))["value"]
+    lines = [line for line in hidden.splitlines() if line.strip()]
+    order = [
+        line.split()[0]
+        for line in lines
+        if line.split()[0] in ("environment", "HV", "gas", "camera")
+    ]
+    # environment first, then HV, gas, camera; physical quantities with units
+    assert order == sorted(order, key=["environment", "HV", "gas", "camera"].index)
+    assert "gas_temperature" in hidden and "°C" in hidden and "0.995..1.05" in hidden
+    hv = [line for line in lines if line.startswith(" HV GEM1")]
+    assert [line.split()[2] for line in hv] == ["measured", "current", "demand"]
+    assert "p1uin7" not in hidden and "1 raw channels hidden (w)" in hidden
+    assert "p1uin7" in shown and "mA" in shown

@@ -1,5 +1,10 @@
 """Tab 5: every slow-control variable with value, unit, limits and trend.
 
+Rows are grouped by equipment (environment, HV channel, gas, camera, DAQ),
+physical quantities first; raw channels (unconverted 4-20 mA inputs such as
+``p1uin7``) are hidden behind a toggle (``w``). Limits come from the daemon's
+alarm rules.
+
 DataTable is slow with many cells, so the table is rebuilt only when its rows
 or their order change (at most once a second); otherwise only the cells whose
 text changed are updated.
@@ -7,6 +12,7 @@ text changed are updated.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -29,11 +35,20 @@ from cygno_online.tui.keymetrics import (
 from cygno_online.tui.screens.base import Panel, ViewContext
 from cygno_online.tui.widgets.sparkline import sparkline
 
-SORTS = ("name", "value", "age", "alarm")
+SORTS = ("equipment", "value", "age", "alarm")
+#: raw channels: unconverted ODB inputs (P0IIn0 -> p0iin0, ch7) and raw currents
+RAW_FIELD = re.compile(r"^(p\d+[a-z]*in\d+(_out)?|ch\d+|.*_raw)$", re.IGNORECASE)
+RAW_UNITS = ("mA", "ma", "ADC", "adc", "counts")
+#: within an HV channel: what it does before what it was asked
+FIELD_FIRST = {"measured": 0, "current": 1, "demand": 2}
+PRETTY_UNITS = {"C": "°C", "degC": "°C", "deg C": "°C", "uA": "µA"}
+#: equipment order: what a shifter looks at first
+GROUP_ORDER = ("environment", "hv", "gas", "camera", "daq")
 TREND_WIDTH = 12
 #: (key, label, width): values change in place (update_cell does not resize
 #: columns), so every column but the name has a fixed width
 COLUMNS = (
+    ("group", "Equipment", 13),
     ("name", "Variable", None),
     ("value", "Value", 10),
     ("unit", "Unit", 7),
@@ -54,6 +69,7 @@ REBUILD_MIN_S = 1.0
 @dataclass(slots=True)
 class Row:
     key: str
+    group: str
     name: str
     value: object
     unit: str
@@ -62,11 +78,14 @@ class Row:
     age_s: float
     alarm: int  # 0 ok, 1 out of limits / pending, >=2 active severity rank + 1
     style: str
+    raw: bool = False
+    order: tuple = ()
 
     def cells(self, now_age: str) -> tuple[Text, ...]:
         s = self.style
         # in COLUMNS order
         return (
+            Text(self.group, style=s or "bold"),
             Text(self.name, style=s),
             Text(fmt_value(self.value), style=s or "bold", justify="right"),
             Text(self.unit, style=s or "dim"),
@@ -90,6 +109,23 @@ def trend(state, sid: str, field: str) -> str:
     text = sparkline(history_values(state, sid, field)[-TREND_WIDTH:], TREND_WIDTH)
     _TRENDS[(sid, field)] = (last, text)
     return text
+
+
+def is_raw(family: str, field: str, unit: str) -> bool:
+    """An unconverted channel (a raw 4-20 mA current, an ODB input name)."""
+    return bool(RAW_FIELD.match(field)) or (family == "environment" and unit in RAW_UNITS)
+
+
+def group_of(family: str, tags: dict[str, str]) -> str:
+    if family == "hv":
+        return f"HV {tags.get('channel', '')}".strip()
+    if family == "camera":
+        return f"camera {tags.get('camera', '')}".strip()
+    if family == "environment" and tags.get("equipment"):
+        return tags["equipment"]
+    if family == "daq":
+        return "DAQ"
+    return family
 
 
 def collect_rows(ctx: ViewContext) -> list[Row]:
@@ -128,18 +164,28 @@ def collect_rows(ctx: ViewContext) -> list[Row]:
                 style = "yellow"
             if stale:
                 style = "grey50"
-            name = " ".join(x for x in (rec.family, tag_suffix(rec.tags), f) if x)
+            unit = unit_of(st, sid, f)
+            raw = is_raw(rec.family, f, unit)
+            group = group_of(rec.family, rec.tags)
+            shown_tags = {
+                k: v for k, v in rec.tags.items() if k not in ("channel", "camera", "equipment")
+            }
+            name = " ".join(x for x in (tag_suffix(shown_tags), f) if x)
+            fam_rank = GROUP_ORDER.index(rec.family) if rec.family in GROUP_ORDER else 9
             rows.append(
                 Row(
                     f"{sid}|{f}",
+                    group,
                     name,
                     value,
-                    unit_of(st, sid, f),
+                    PRETTY_UNITS.get(unit, unit),
                     "  ".join(lim.text() for lim in limits),
                     trend(st, sid, f),
                     ctx.now - field_time_ns(st, sid, f) / 1e9,
                     alarm,
                     style,
+                    raw,
+                    (fam_rank, group, raw, not unit, FIELD_FIRST.get(f, 9), f),
                 )
             )
     return rows
@@ -154,8 +200,9 @@ def sort_rows(rows: list[Row], by: str) -> list[Row]:
     if by == "age":
         return sorted(rows, key=lambda r: (-r.age_s, r.name))
     if by == "alarm":
-        return sorted(rows, key=lambda r: (-r.alarm, r.name))
-    return sorted(rows, key=lambda r: r.name)
+        return sorted(rows, key=lambda r: (-r.alarm, r.order))
+    # by equipment, physical quantities (with a unit) first, raw channels last
+    return sorted(rows, key=lambda r: r.order)
 
 
 class SlowControlPanel(Panel):
@@ -170,6 +217,8 @@ class SlowControlPanel(Panel):
         super().__init__(id="panel-slow")
         self.sort_index = 0
         self.filter_text = ""
+        #: raw channels shown (key w)
+        self.show_raw = False
         self._order: list[str] = []
         self._cells: dict[str, tuple[str, ...]] = {}
         self._last_rebuild = -1e9
@@ -194,6 +243,10 @@ class SlowControlPanel(Panel):
     # -- keys ------------------------------------------------------------------------
     def cycle_sort(self) -> None:
         self.sort_index = (self.sort_index + 1) % len(SORTS)
+        self._force = True
+
+    def toggle_raw(self) -> None:
+        self.show_raw = not self.show_raw
         self._force = True
 
     def open_filter(self) -> None:
@@ -227,13 +280,19 @@ class SlowControlPanel(Panel):
         self._key = key
         rows = collect_rows(ctx)
         total = len(rows)
+        n_raw = sum(r.raw for r in rows)
+        if not self.show_raw:
+            rows = [r for r in rows if not r.raw]
         if self.filter_text:
             needle = self.filter_text.lower()
-            rows = [r for r in rows if needle in r.name.lower()]
+            rows = [r for r in rows if needle in f"{r.group} {r.name}".lower()]
         rows = sort_rows(rows, self.sort_by)
         title = Text()
         title.append(f"{len(rows)}/{total} variables", style="bold")
         title.append(f"  sort: {self.sort_by} (s)", style="cyan")
+        if n_raw:
+            what = "shown" if self.show_raw else "hidden"
+            title.append(f"  {n_raw} raw channels {what} (w)", style="dim")
         title.append(
             f"  filter: {self.filter_text!r} (/)" if self.filter_text else "  filter (/)",
             style="dim",

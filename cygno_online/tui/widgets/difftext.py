@@ -29,16 +29,12 @@ class DiffText(Widget):
 
     def update(self, renderable: RenderableType) -> None:
         self._renderable = renderable
-        self._render_lines(self.content_region.width or self.size.width)
-
-    def _render_lines(self, width: int) -> None:
+        width = self.content_region.width or self.size.width
         if width <= 0:
+            self._width = 0  # laid out later: get_content_height renders
+            self.refresh(layout=True)
             return
-        console = self.app.console
-        options = console.options.update(width=width, min_width=width, max_width=width)
-        options = options.update(highlight=False)
-        lines = console.render_lines(self._renderable, options, pad=True)
-        new = [list(Segment.simplify(line)) for line in lines]
+        new = self._compute(width)
         old = self._lines
         self._lines = new
         if len(new) != len(old) or width != self._width:
@@ -51,14 +47,25 @@ class DiffText(Widget):
                 self.lines_refreshed += 1
                 self.refresh(Region(0, y, self.size.width, 1))
 
+    def _compute(self, width: int) -> list[list[Segment]]:
+        console = self.app.console
+        options = console.options.update(width=width, min_width=width, max_width=width)
+        options = options.update(highlight=False)
+        lines = console.render_lines(self._renderable, options, pad=True)
+        return [list(Segment.simplify(line)) for line in lines]
+
     def on_resize(self) -> None:
         width = self.content_region.width or self.size.width
-        if width != self._width:
-            self._render_lines(width)
+        if width > 0 and width != self._width:
+            self._lines = self._compute(width)
+            self._width = width
+            self.refresh(layout=True)
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        if width != self._width and width > 0:
-            self._render_lines(width)
+        # called during layout: compute, never refresh from here
+        if width > 0 and width != self._width:
+            self._lines = self._compute(width)
+            self._width = width
         return len(self._lines)
 
     def render_line(self, y: int) -> Strip:
