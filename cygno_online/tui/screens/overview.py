@@ -311,13 +311,16 @@ def pmt_line(ctx: ViewContext, width: int) -> Text:
     boards = {c.board for c in chans}
     n_ok = sum(c.state == "ok" for c in chans)
     style = {"ok": "green", "silent": "bold red", "saturated": "bold yellow", "flat": "bold red"}
-    for c in chans:
+    # many channels (several boards): name only those that are not ok
+    listed = chans if len(chans) <= 6 else [c for c in chans if c.state != "ok"][:6]
+    for c in listed:
         name = f"{c.board}/{c.channel}" if len(boards) > 1 else f"ch{c.channel}"
         s = STALE if not ctx.connected or c.state == "stale" else style.get(c.state, "")
         t.append(f"{name} ", style="")
         t.append(c.state if c.state != "ok" else "ok", style=s)
         t.append("  ")
-    t.append(f"{n_ok}/{len(chans)} alive", style=STALE if not ctx.connected else "bold")
+    where = f" ({len(boards)} boards)" if len(boards) > 1 else ""
+    t.append(f"{n_ok}/{len(chans)} alive{where}", style=STALE if not ctx.connected else "bold")
     mult = key_rows(ctx.state, next(k for k in KEY_METRICS if k.label == "PMT multiplicity"), 1)
     if mult:
         v = series_fields(ctx.state, mult[0][0]).get(mult[0][2])

@@ -260,7 +260,8 @@ class RunsPanel(Panel):
         title = Text("Runs", style="bold")
         if summaries:
             n_bad = sum(1 for d in summaries if d.get("quality") == "flagged")
-            title.append(f"  last {len(summaries)} summaries", style="")
+            n = len(summaries)
+            title.append(f"  last {n} summar{'y' if n == 1 else 'ies'}", style="")
             if n_bad:
                 title.append(f", {n_bad} flagged", style="bold red")
             title.append("  (Enter: full summary and comparison)", style="dim")
