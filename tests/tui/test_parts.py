@@ -24,7 +24,7 @@ from cygno_online.tui.source import (
 )
 from cygno_online.tui.widgets.heatmap import _resample, auto_range
 from cygno_online.tui.widgets.histogram import histogram_lines, rebin
-from cygno_online.tui.widgets.scatter import scatter_lines
+from cygno_online.tui.widgets.scatter import GUTTER, scatter_lines
 from cygno_online.tui.widgets.sparkline import sparkline
 from cygno_online.tui.widgets.waveform import braille_lines
 
@@ -49,9 +49,11 @@ def test_histogram_bars_and_fit_marker():
 
 def test_scatter_and_braille_plots_have_the_requested_size():
     x = np.linspace(0, 1, 50)
-    lines = scatter_lines(x, x, 20, 6)
+    lines, outside = scatter_lines(x, x, 20, 6)
     assert len(lines) == 6 and all(len(line.plain) == 20 for line in lines)
-    assert lines[0].plain[-1] != " " and lines[-2].plain[0] != " "  # diagonal corners
+    assert outside == 0
+    # a y-axis gutter, then the diagonal from corner to corner
+    assert lines[0].plain[-1] != " " and lines[-2].plain[GUTTER] != " "
     wave = braille_lines(np.r_[np.zeros(50), -np.ones(10), np.zeros(40)], 10, 2)
     assert len(wave) == 2 and all(len(r) == 10 for r in wave)
     assert all(0x2800 <= ord(c) <= 0x28FF for r in wave for c in r)

@@ -12,7 +12,7 @@ from textual.widgets import Static
 from cygno_online.publish.state import series_id
 from cygno_online.tui.keymetrics import cameras, fmt_age, fmt_value, unit_of
 from cygno_online.tui.screens.base import Panel, ViewContext
-from cygno_online.tui.widgets.histogram import HistogramPlot
+from cygno_online.tui.widgets.histogram import HistogramPlot, axis_label
 from cygno_online.tui.widgets.scatter import ScatterPlot
 
 #: spectra in the order the ``i`` key cycles them (first present is the default)
@@ -163,6 +163,7 @@ class ClustersPanel(Panel):
                     mark=mu,
                     note=note,
                     stale=stale_h,
+                    xlabel=axis_label(hist.meta, "integral"),
                 )
         sp = self.query_one(ScatterPlot)
         stale_s = scat is not None and ctx.display_stale(scat.time_ns)
@@ -177,6 +178,8 @@ class ClustersPanel(Panel):
                     scat.arrays.get("y"),
                     title=f"{yl} vs {xl}" if "x" in scat.meta else scat.name,
                     stale=stale_s,
+                    xlabel=xl,
+                    ylabel=yl,
                 )
         # counts and rates: every numeric field of the clusters family
         recs = [

@@ -11,7 +11,7 @@ from textual.widgets import Static
 from cygno_online.publish.state import series_id
 from cygno_online.tui.keymetrics import fmt_value
 from cygno_online.tui.screens.base import Panel, ViewContext
-from cygno_online.tui.widgets.histogram import HistogramPlot
+from cygno_online.tui.widgets.histogram import HistogramPlot, axis_label
 from cygno_online.tui.widgets.waveform import WaveformPlot
 
 BASELINE_FIELDS = ("baseline", "rms", "amplitude", "npeaks", "charge")
@@ -125,6 +125,7 @@ class PmtPanel(Panel):
                     amp.arrays.get("counts"),
                     amp.arrays.get("edges"),
                     stale=ctx.display_stale(amp.time_ns),
+                    xlabel=axis_label(amp.meta, "amplitude"),
                 )
             else:
                 ap.set_data(None, None)
@@ -136,6 +137,7 @@ class PmtPanel(Panel):
                     mult.arrays.get("counts"),
                     mult.arrays.get("edges"),
                     stale=ctx.display_stale(mult.time_ns),
+                    xlabel=axis_label(mult.meta, "multiplicity"),
                 )
             else:
                 mp.set_data(None, None)
