@@ -107,6 +107,9 @@ CLUSTERS_UNITS: dict[str, str] = {
     "n_other": "",
     "integral_total": "ADU",
     "fe55_integral_mean": "ADU",
+    # mean cluster size of the image: what the run-quality cluster-size check
+    # compares with the reference without per-cluster rows in the database
+    "size_mean": "px",
 }
 
 #: units of the optional per-cluster ``clusters`` rows (tag ``cluster``)
@@ -644,6 +647,8 @@ class CameraState:
             fe = table.column("integral")[table.classes == FE55]
             if fe.size:
                 cf["fe55_integral_mean"] = float(fe.mean())
+            if len(table):
+                cf["size_mean"] = float(table.column("size").mean())
             out.append(
                 Metric(
                     "clusters",
