@@ -339,9 +339,10 @@ class Pipeline:
                 self._finish_run(None, complete=False)
             self.counters = RunCounters()
             outputs = self.chain.begin_run(item.payload)
-            self._resume(item.payload)
+            quality_state = self._resume(item.payload)
             if self.quality is not None:
                 self.quality.begin_run(item.payload)
+                self._resume_quality(item.payload, quality_state)
             self.dispatcher.run_started(item.payload, outputs)
         elif kind == "eor":
             self._finish_run(item.payload, complete=bool(item.extra))
@@ -407,9 +408,10 @@ class Pipeline:
         except OSError:
             return 1
 
-    def _resume(self, run: RunInfo) -> None:
+    def _resume(self, run: RunInfo) -> Any:
         """At the begin of a run: take over the state of the same run from a
-        checkpoint written by an earlier daemon (restart in mid-run)."""
+        checkpoint written by an earlier daemon (restart in mid-run). Returns
+        the run quality's part of it (taken over after its begin_run)."""
         from cygno_online.daemon.checkpoint import import_analyzers
 
         self._resumed = None
@@ -417,10 +419,10 @@ class Pipeline:
         self._checkpointed_events = -1
         self._next_checkpoint = time.monotonic() + self.checkpoint_every_s
         if self.checkpoint is None or run.extra.get("synthetic"):
-            return
+            return None
         doc = self.checkpoint.load_for(run)
         if doc is None:
-            return
+            return None
         counters = doc.get("counters")
         if not isinstance(counters, RunCounters):
             log.error(
@@ -429,7 +431,7 @@ class Pipeline:
                 self.checkpoint.path,
             )
             self.checkpoint.discard()
-            return
+            return None
         resumed, fresh = import_analyzers(self.chain.analyzers, doc.get("analyzers") or {}, run)
         self.counters = counters
         self._last_time_ns = max(self._last_time_ns, int(doc.get("last_time_ns") or 0))
@@ -448,6 +450,20 @@ class Pipeline:
             counters.events,
             f"; started fresh: {', '.join(fresh)}" if fresh else "",
         )
+        return doc.get("quality")
+
+    def _resume_quality(self, run: RunInfo, state: Any) -> None:
+        if state is None or self._resumed is None:
+            return
+        if self.quality.import_run_state(state):
+            self._resumed["quality_resumed"] = True
+        else:
+            self._resumed["quality_resumed"] = False
+            log.warning(
+                "run %s: the run-quality histograms of the checkpoint do not match the "
+                "configured ones; the checks cover the events since the restart",
+                run.run,
+            )
 
     def _save_checkpoint(self) -> None:
         run = self.chain.run
@@ -463,6 +479,8 @@ class Pipeline:
             "covers_from_part": self._covers_from,
             "analyzers": export_analyzers(self.chain.analyzers, run.run),
         }
+        if self.quality is not None:
+            payload["quality"] = self.quality.export_run_state()
         if self.checkpoint.save(run, payload):
             self._checkpointed_events = self.counters.events
 

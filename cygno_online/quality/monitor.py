@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cygno_online.analysis.outputs import Metric
 from cygno_online.decode.items import RunInfo
 from cygno_online.params import Params
@@ -220,6 +222,27 @@ class RunQuality:
             return []
         self._next_live = now + self.config.live_every_s
         return self.metrics(self.evaluate(), time_ns or time.time_ns())
+
+    # -- daemon restart in mid-run (cygno_online.daemon.checkpoint) ---------------------
+    def export_run_state(self) -> dict[str, Any]:
+        """The run's histograms, for the daemon's run checkpoint."""
+        return {"histograms": dict(self.book.hists)}
+
+    def import_run_state(self, state: Any) -> bool:
+        """Take over the histograms of the same run from a checkpoint; refused
+        (False, the book stays empty) when the configured histograms changed."""
+        hists = state.get("histograms") if isinstance(state, dict) else None
+        if not isinstance(hists, dict) or not set(hists) <= {s.name for s in self.book.specs}:
+            return False
+        for name, h in hists.items():
+            mine = self.book.hists.get(name)
+            if not isinstance(h, Histogram) or (
+                mine is not None
+                and (mine.edges.shape != h.edges.shape or not np.array_equal(mine.edges, h.edges))
+            ):
+                return False
+        self.book.hists.update(hists)
+        return True
 
     def finish(self, doc: dict[str, Any]) -> dict[str, Any]:
         """End of run: checks with the summary, into the summary document."""

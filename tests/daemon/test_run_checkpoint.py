@@ -124,7 +124,7 @@ def data(tmp_path_factory):
     return state, info, events, split
 
 
-def run_part(state, info, events, out, *, end, checkpoint):
+def run_part(state, info, events, out, *, end, checkpoint, quality=None):
     src = ListSource(info, events, end=end)
     rec = Quiet()
     p = Pipeline(
@@ -135,6 +135,7 @@ def run_part(state, info, events, out, *, end, checkpoint):
         summary_dir=out,
         checkpoint=checkpoint,
         checkpoint_every_s=3600,
+        quality=quality,
     )
     p.start()
     wait_for(src.sent.is_set, timeout=120, what="events sent")
@@ -362,3 +363,37 @@ def test_unwritable_checkpoint_is_one_line_until_it_works_again(data, tmp_path, 
     assert "is written again" in caplog.text
     assert ckpt.stats() == {"written": 1, "write_errors": 2, "ok": True}
     assert ckpt.read()["n"] == 3
+
+
+def test_run_quality_histograms_survive_a_restart(data, tmp_path, caplog):
+    """The run-quality checks of a resumed run cover the whole run: their
+    histograms travel in the checkpoint like the analyzers' state."""
+    from cygno_online.quality.monitor import QualityConfig, RunQuality
+
+    state, info, events, split = data
+    whole = run_part(state, info, events, tmp_path / "whole", end=True, checkpoint=None,
+                     quality=RunQuality(QualityConfig.default()))  # fmt: skip
+    ckpt = RunCheckpoint(tmp_path / "ckpt" / "run-checkpoint.bin")
+    out = tmp_path / "parts"
+    run_part(state, info, events[:split], out, end=False, checkpoint=ckpt,
+             quality=RunQuality(QualityConfig.default()))  # fmt: skip
+    final = run_part(state, info, events[split:], out, end=True, checkpoint=ckpt,
+                     quality=RunQuality(QualityConfig.default()))  # fmt: skip
+    assert final["resumed"]["quality_resumed"] is True
+    assert whole["histograms"]["image_rms"]["counts"]  # something was filled
+    assert diff(numbers(final)["histograms"], numbers(whole)["histograms"]) == []
+    assert [(c["name"], c["status"]) for c in final["checks"]] == [
+        (c["name"], c["status"]) for c in whole["checks"]
+    ]
+
+
+def test_run_quality_refuses_histograms_of_another_configuration():
+    from cygno_online.quality.book import HistogramSpec
+    from cygno_online.quality.monitor import QualityConfig, RunQuality
+
+    q = RunQuality(QualityConfig.default())
+    exported = q.export_run_state()
+    assert q.import_run_state(exported) is True
+    assert q.import_run_state({"histograms": {"no_such_histogram": None}}) is False
+    assert q.import_run_state("garbage") is False
+    assert isinstance(q.book.specs[0], HistogramSpec)
