@@ -25,7 +25,7 @@ from cygno_online.tui.keymetrics import (
     SLOW_EXTRA_FIELD,
     SLOW_FAMILIES,
     field_time_ns,
-    fmt_age,
+    fmt_age_coarse,
     fmt_value,
     history_values,
     series_fields,
@@ -274,7 +274,20 @@ class SlowControlPanel(Panel):
 
     # -- refresh ------------------------------------------------------------------------
     def update_view(self, ctx: ViewContext) -> None:
-        key = (ctx.state.seq, int(ctx.now), ctx.connected, len(ctx.limits))
+        # only what the table shows: the slow-control records, the alarm states,
+        # and the clock at 1 s (staleness); not every message of other families
+        st = ctx.state
+        key = (
+            tuple(
+                r.time_ns
+                for r in st.series.values()
+                if r.family in SLOW_FAMILIES or r.family in SLOW_EXTRA_FAMILIES
+            ),
+            tuple((k, a.state, a.pending) for k, a in st.alarms.items()),
+            int(ctx.now),
+            ctx.connected,
+            len(ctx.limits),
+        )
         if key == self._key and not self._force:
             return
         self._key = key
@@ -308,7 +321,7 @@ class SlowControlPanel(Panel):
             self._last_rebuild = now_mono
         else:
             for r in rows:
-                cells = r.cells(fmt_age(r.age_s))
+                cells = r.cells(fmt_age_coarse(r.age_s))
                 old = self._cells.get(r.key)
                 plain = tuple(c.plain + "\0" + str(c.style) for c in cells)
                 if old == plain:
@@ -326,7 +339,7 @@ class SlowControlPanel(Panel):
         table.clear()
         self._cells.clear()
         for r in rows:
-            cells = r.cells(fmt_age(r.age_s))
+            cells = r.cells(fmt_age_coarse(r.age_s))
             self._cells[r.key] = tuple(c.plain + "\0" + str(c.style) for c in cells)
             table.add_row(*cells, key=r.key)
         self._order = [r.key for r in rows]
