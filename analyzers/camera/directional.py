@@ -74,9 +74,8 @@ def _mad_scale(x):
 
 
 @numba.njit(**_NJIT)
-def _axis(r, c):
-    """Centroid and principal axis (unit vector, column component >= 0,
-    (1, 0) when vertical) of points, from the closed-form 2x2 eigenvector."""
+def _moments(r, c):
+    """Centroid and the (unnormalised) second central moments of points."""
     n = r.shape[0]
     cr = r.sum() / n
     cc = c.sum() / n
@@ -89,6 +88,14 @@ def _axis(r, c):
         sxx += dx * dx
         syy += dy * dy
         sxy += dx * dy
+    return cr, cc, sxx, syy, sxy
+
+
+@numba.njit(**_NJIT)
+def _axis(r, c):
+    """Centroid and principal axis (unit vector, column component >= 0,
+    (1, 0) when vertical) of points, from the closed-form 2x2 eigenvector."""
+    cr, cc, sxx, syy, sxy = _moments(r, c)
     th = 0.5 * np.arctan2(2.0 * sxy, sxx - syy)
     ur = np.sin(th)
     uc = np.cos(th)
@@ -103,17 +110,7 @@ def _elongation(r, c):
     """sqrt(major / minor second moment) of points (the minor one at least
     1/12, a grid pixel's own): about 1 for a spot, large for a track."""
     n = r.shape[0]
-    cr = r.sum() / n
-    cc = c.sum() / n
-    sxx = 0.0
-    syy = 0.0
-    sxy = 0.0
-    for i in range(n):
-        dy = r[i] - cr
-        dx = c[i] - cc
-        sxx += dx * dx
-        syy += dy * dy
-        sxy += dx * dy
+    _, _, sxx, syy, sxy = _moments(r, c)
     half = 0.5 * (sxx + syy) / n
     disc = np.sqrt(0.25 * (sxx - syy) * (sxx - syy) + sxy * sxy) / n
     return np.sqrt((half + disc) / max(half - disc, 1.0 / 12.0))

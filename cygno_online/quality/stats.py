@@ -32,8 +32,8 @@ def kolmogorov_q(lam: float) -> float:
     return min(1.0, max(0.0, total))
 
 
-def ks_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
-    """(D, p) of two histograms with the same binning."""
+def _pair(a: Sequence[float], b: Sequence[float]) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Two non-empty histograms with the same binning, and their totals."""
     x = np.asarray(a, dtype=np.float64)
     y = np.asarray(b, dtype=np.float64)
     if x.shape != y.shape:
@@ -41,6 +41,12 @@ def ks_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
     n1, n2 = float(x.sum()), float(y.sum())
     if n1 <= 0 or n2 <= 0:
         raise ValueError("an empty histogram")
+    return x, y, n1, n2
+
+
+def ks_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """(D, p) of two histograms with the same binning."""
+    x, y, n1, n2 = _pair(a, b)
     d = float(np.max(np.abs(np.cumsum(x) / n1 - np.cumsum(y) / n2)))
     ne = math.sqrt(n1 * n2 / (n1 + n2))
     return d, kolmogorov_q((ne + 0.12 + 0.11 / ne) * d)
@@ -84,13 +90,7 @@ def gammaincc(a: float, x: float) -> float:
 
 def chi2_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, int, float]:
     """(chi2, ndf, p) of two unweighted histograms with the same binning."""
-    x = np.asarray(a, dtype=np.float64)
-    y = np.asarray(b, dtype=np.float64)
-    if x.shape != y.shape:
-        raise ValueError(f"histograms have {x.size} and {y.size} bins")
-    n1, n2 = float(x.sum()), float(y.sum())
-    if n1 <= 0 or n2 <= 0:
-        raise ValueError("an empty histogram")
+    x, y, n1, n2 = _pair(a, b)
     used = (x + y) > 0
     ndf = int(used.sum()) - 1
     if ndf < 1:
