@@ -402,8 +402,22 @@ class FakeSource:
 
 def read_server_key(path: str | Path) -> bytes:
     """The daemon's public CURVE key from a certificate file (``cygno-online
-    keys``) or a file holding just the 40-character Z85 text."""
-    text = Path(path).read_text()
+    keys``) or a file holding just the 40-character Z85 text. An unreadable
+    or non-text file is the same one-line ConfigError as a file without a key."""
+    from cygno_online.errors import ConfigError
+
+    try:
+        raw = Path(path).read_bytes()
+        if len(raw) > 65536:
+            raise ConfigError("--server-key", f"{path}: {len(raw)} bytes, not a key file")
+        text = raw.decode("ascii")
+    except OSError as exc:
+        raise ConfigError("--server-key", f"{path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            "--server-key", f"{path}: byte 0x{raw[exc.start]:02x} at offset {exc.start}, "
+            "not a CURVE key file"
+        ) from None
     for line in text.splitlines():
         line = line.strip()
         if line.startswith("public-key"):
@@ -411,8 +425,6 @@ def read_server_key(path: str | Path) -> bytes:
     key = text.strip()
     if len(key) == 40:
         return key.encode()
-    from cygno_online.errors import ConfigError
-
     raise ConfigError("--server-key", f"{path}: no CURVE public key found")
 
 

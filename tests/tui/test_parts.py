@@ -206,6 +206,16 @@ def test_read_server_key(tmp_path):
     bad.write_text("nothing here")
     with pytest.raises(ConfigError):
         read_server_key(bad)
+    binary = tmp_path / "binary.key"
+    binary.write_bytes(b"public-key = \xff\xfe" + bytes(range(256)))
+    with pytest.raises(ConfigError, match="byte 0xff at offset 13"):
+        read_server_key(binary)
+    with pytest.raises(ConfigError, match="No such file"):
+        read_server_key(tmp_path / "missing.key")
+    huge = tmp_path / "huge.key"
+    huge.write_bytes(b"x" * 100_000)
+    with pytest.raises(ConfigError, match="not a key file"):
+        read_server_key(huge)
 
 
 def test_tui_command_arguments():
