@@ -97,24 +97,18 @@ class ControlServer:
             except zmq.Again:
                 break
             n += 1
-            self.stats.requests += 1
-            if not self.buckets.allow(bytes(frames[0]) if frames else b""):
-                self.stats.dropped["rate_limited"] += 1
-                _bad.warning(
-                    "control: a client exceeds %.0f requests/s; its requests are dropped",
-                    guard.PEER_RATE_HZ,
-                    key=f"{self._log_id}:rate",
-                )
+            admitted = guard.admit(
+                frames,
+                buckets=self.buckets,
+                stats=self.stats,
+                log=_bad,
+                what="control",
+                key=self._log_id,
+                send_error=self._send,
+            )
+            if admitted is None:
                 continue
-            try:
-                prefix, req = guard.parse_request(frames)
-            except guard.RequestError as exc:
-                self.stats.rejected[exc.code] += 1
-                _bad.warning("control: request refused: %s", exc, key=f"{self._log_id}:{exc.code}")
-                if frames:
-                    prefix, _ = guard.split_envelope(frames)
-                    self._send(prefix, exc.reply())
-                continue
+            prefix, req = admitted
             reply = self.answer(req)
             if not reply.get("ok") and "code" in reply:
                 self.stats.rejected[reply["code"]] += 1

@@ -165,6 +165,47 @@ class RequestStats:
         }
 
 
+def admit(
+    frames: list[Any],
+    *,
+    buckets: PeerBuckets,
+    stats: RequestStats,
+    log: Any,
+    what: str,
+    key: str,
+    send_error: Callable[[list[bytes], dict[str, Any]], Any],
+    check: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[list[bytes], dict[str, Any]] | None:
+    """The front of every request socket: count the request, apply the
+    peer's rate limit, parse it (and ``check`` it, which may raise
+    :class:`RequestError`). Returns ``(envelope, request)``, or None for a
+    refused one: a flooding peer is dropped and counted, a bad request is
+    counted and answered with its typed error through ``send_error``; both are
+    logged through the rate-limited ``log`` (``what`` names the socket,
+    ``key`` the server instance)."""
+    stats.requests += 1
+    if not buckets.allow(bytes(frames[0]) if frames else b""):
+        stats.dropped["rate_limited"] += 1
+        log.warning(
+            "%s: a peer exceeds %.0f requests/s; its requests are dropped",
+            what,
+            PEER_RATE_HZ,
+            key=f"{key}:rate",
+        )
+        return None
+    try:
+        prefix, req = parse_request(frames)
+        if check is not None:
+            check(req)
+    except RequestError as exc:
+        stats.rejected[exc.code] += 1
+        log.warning("%s: request refused: %s", what, exc, key=f"{key}:{exc.code}")
+        if frames:
+            send_error(split_envelope(frames)[0], exc.reply())
+        return None
+    return prefix, req
+
+
 def use_tcp_keepalive(sock: Any) -> None:
     """Find dead peers with TCP keepalive, never with ZMTP heartbeats.
 

@@ -51,6 +51,11 @@ def parse_request(frames: list[bytes]) -> tuple[list[bytes], dict[str, Any] | No
         return guard.split_envelope(frames)[0] if frames else [], None
 
 
+def _snapshot_only(req: dict[str, Any]) -> None:
+    if req.get("cmd") != "snapshot":
+        raise guard.RequestError("unknown_command", 'expected {"cmd": "snapshot"}')
+
+
 class SnapshotServer:
     def __init__(
         self,
@@ -92,26 +97,20 @@ class SnapshotServer:
         return n
 
     def _request(self, frames: list[bytes]) -> None:
-        self.stats.requests += 1
-        peer = bytes(frames[0]) if frames else b""
-        if not self.buckets.allow(peer):
-            self.stats.dropped["rate_limited"] += 1
-            _bad.warning(
-                "snapshot: a viewer exceeds %.0f requests/s; its requests are dropped",
-                guard.PEER_RATE_HZ,
-                key=f"{self._log_id}:rate",
-            )
+        admitted = guard.admit(
+            frames,
+            buckets=self.buckets,
+            stats=self.stats,
+            log=_bad,
+            what="snapshot",
+            key=self._log_id,
+            send_error=lambda prefix, reply: self._send([*prefix, json.dumps(reply).encode()]),
+            check=_snapshot_only,
+        )
+        if admitted is None:
             return
-        try:
-            prefix, req = guard.parse_request(frames)
-            if req.get("cmd") != "snapshot":
-                raise guard.RequestError("unknown_command", 'expected {"cmd": "snapshot"}')
-        except guard.RequestError as exc:
-            self.stats.rejected[exc.code] += 1
-            _bad.warning("snapshot: request refused: %s", exc, key=f"{self._log_id}:{exc.code}")
-            if frames:
-                self._send(guard.split_envelope(frames)[0] + [json.dumps(exc.reply()).encode()])
-            return
+        prefix, _ = admitted
+        peer = prefix[0]  # the ROUTER identity
         if peer in self._pending:
             return  # already waiting: one reply per peer
         if len(self._pending) >= MAX_PENDING:
