@@ -22,6 +22,7 @@ import resource
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from cygno_online.bench.harness import Report, Row
@@ -41,6 +42,21 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def _cpu_windows(conn: Any, stats: Callable[[], dict[str, Any]]) -> None:
+    """A bench child's command loop: "start" opens a measuring window,
+    "stop" answers its CPU percentage with ``stats()``; anything else ends it."""
+    window = {"cpu": _cpu(), "t": time.monotonic()}
+    while True:
+        cmd = conn.recv()
+        if cmd == "start":
+            window = {"cpu": _cpu(), "t": time.monotonic()}
+        elif cmd == "stop":
+            cpu_pct = 100 * (_cpu() - window["cpu"]) / (time.monotonic() - window["t"])
+            conn.send({"cpu_pct": cpu_pct, **stats()})
+        else:
+            break
+
+
 def _daemon(conn: Any, rate: float) -> None:
     import numpy as np
 
@@ -58,7 +74,6 @@ def _daemon(conn: Any, rate: float) -> None:
     image = np.random.default_rng(1).normal(0, 1, (576, 576)).astype(np.float32)
     fields = {f"f{i}": float(i) for i in range(30)}
     stop = threading.Event()
-    window: dict[str, float] = {}
 
     def feed() -> None:
         i = 0
@@ -77,20 +92,7 @@ def _daemon(conn: Any, rate: float) -> None:
 
     t = threading.Thread(target=feed, daemon=True)
     t.start()
-    while True:
-        cmd = conn.recv()
-        if cmd == "start":
-            window = {"cpu": _cpu(), "t": time.monotonic()}
-        elif cmd == "stop":
-            conn.send(
-                {
-                    "cpu_pct": 100 * (_cpu() - window["cpu"]) / (time.monotonic() - window["t"]),
-                    "sent": pub.sent,
-                    "dropped_send": pub.dropped_send,
-                }
-            )
-        else:
-            break
+    _cpu_windows(conn, lambda: {"sent": pub.sent, "dropped_send": pub.dropped_send})
     stop.set()
     pub.stop()
 
@@ -107,20 +109,7 @@ def _relay(conn: Any, up: dict[str, str]) -> None:
         control_bind="tcp://127.0.0.1:*",
     )
     conn.send(dict(relay.endpoints))
-    window: dict[str, float] = {}
-    while True:
-        cmd = conn.recv()
-        if cmd == "start":
-            window = {"cpu": _cpu(), "t": time.monotonic()}
-        elif cmd == "stop":
-            conn.send(
-                {
-                    "cpu_pct": 100 * (_cpu() - window["cpu"]) / (time.monotonic() - window["t"]),
-                    **relay.stats(),
-                }
-            )
-        else:
-            break
+    _cpu_windows(conn, relay.stats)
     relay.close()
 
 
