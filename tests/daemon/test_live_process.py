@@ -72,43 +72,37 @@ def test_stop_mid_run_flushes_the_summary(tmp_path, experiment, numba_cache, sig
     wait_for(lambda: not alive(reader_pid), timeout=5, what="reader gone with the daemon")
 
 
-def test_stop_while_the_experiment_is_away(tmp_path, experiment, numba_cache):  # noqa: F811
+def sigterm_in_source_state(tmp_path, env, cache_dir, state):
+    """Start the daemon, wait until its source reports ``state``, SIGTERM it:
+    (exit code, stderr)."""
     data, path = live_config(tmp_path)
-    experiment.kill()
-    proc = spawn(path, experiment.client_env(), numba_cache)
+    proc = spawn(path, env, cache_dir)
     try:
         with client_for(data) as c:
             wait_for(lambda: c.connected, timeout=60, what="daemon up")
             wait_for(
-                lambda: c.state.health.get("source_state") == "disconnected",
+                lambda: c.state.health.get("source_state") == state,
                 timeout=30,
-                what="waiting for the experiment",
+                what=f"source state {state}",
             )
-        code, err = stop_within(proc, signal.SIGTERM)
+        return stop_within(proc, signal.SIGTERM)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_stop_while_the_experiment_is_away(tmp_path, experiment, numba_cache):  # noqa: F811
+    experiment.kill()
+    code, err = sigterm_in_source_state(
+        tmp_path, experiment.client_env(), numba_cache, "disconnected"
+    )
     assert code == 0, err
 
 
 def test_stop_while_incompatible(tmp_path, experiment, numba_cache):  # noqa: F811
-    data, path = live_config(tmp_path)
     env = dict(experiment.client_env(), MIDASSYS=str(tmp_path / "no-midas"))
-    proc = spawn(path, env, numba_cache)
-    try:
-        with client_for(data) as c:
-            wait_for(lambda: c.connected, timeout=60, what="daemon up")
-            wait_for(
-                lambda: c.state.health.get("source_state") == "incompatible",
-                timeout=30,
-                what="incompatible",
-            )
-        code, err = stop_within(proc, signal.SIGTERM)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    code, err = sigterm_in_source_state(tmp_path, env, numba_cache, "incompatible")
     assert code == 0, err
     assert err.count("MIDAS bindings unusable") == 1, err
 
