@@ -12,7 +12,6 @@ import pickle
 import threading
 
 import pytest
-from conftest import wait_for
 
 from cygno_online.analysis.chain import AnalysisChain
 from cygno_online.analysis.plugin import AnalyzerEnv
@@ -24,6 +23,7 @@ from cygno_online.midas.event import parse_event
 from cygno_online.params import Params
 from cygno_online.simulate.run import Simulator
 from cygno_online.sources.base import Source
+from cygno_online.testing.waiting import wait_for
 
 NTRIG = 24
 SPLIT = 11  # triggers seen before the restart
