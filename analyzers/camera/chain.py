@@ -520,7 +520,8 @@ class FrameChain:
             track_len = dk.track_lengths(
                 prow,
                 pcol,
-                rbf[prow, pcol],
+                # a kept pixel keeps its rebinned value
+                self.rebinned[prow, pcol],
                 labels,
                 fit_rms,
                 cfg.dir_thickness,
