@@ -613,24 +613,58 @@ def raw_pass(raw, clip):
     return stats
 
 
-@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
-def _row_sums(rr, rm, with_mean):
-    """Raw sum and sum of squares of a row (slice), and the pedestal-subtracted
-    ones when ``with_mean`` (accumulators as in :func:`_row_stats`)."""
-    rs = np.int32(0)
+@numba.njit(nogil=True, cache=True)
+def _raw_sums(rr):
+    """Exact sum and sum of squares of a row (slice) in 32-bit lanes per
+    chunk, as in :func:`_row_pass` (int64 for a chunk with a value >=
+    ``_NARROW``)."""
+    n = rr.shape[0]
+    rs = np.int64(0)
     rq = np.int64(0)
-    for j in range(rr.shape[0]):
-        ru = np.uint32(rr[j])
-        rs += np.int32(rr[j])
-        rq += np.int64(ru * ru)
+    for j0 in range(0, n, _CHUNK):
+        sr = rr[j0 : j0 + _CHUNK]
+        a = np.int32(0)
+        b = np.uint32(0)
+        m = np.uint16(0)
+        for j in range(sr.shape[0]):
+            r = np.int32(sr[j])
+            m = max(m, sr[j])
+            a = np.int32(a + r)
+            b = np.uint32(b + np.uint32(r * r))
+        if m < _NARROW:
+            rs += a
+            rq += b
+        else:
+            for j in range(sr.shape[0]):
+                r64 = np.int64(sr[j])
+                rs += r64
+                rq += r64 * r64
+    return rs, rq
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
+def _ped_sums(rr, rm):
+    """Sum and sum of squares of ``float32(raw) - mean`` of a row (slice),
+    float32 accumulators in vector lanes."""
     ps = np.float32(0.0)
     pq = np.float32(0.0)
+    for j in range(rr.shape[0]):
+        d = np.float32(rr[j]) - rm[j]
+        ps += d
+        pq += d * d
+    return np.float64(ps), np.float64(pq)
+
+
+@numba.njit(nogil=True, cache=True)
+def _row_sums(rr, rm, with_mean):
+    """Raw sum and sum of squares of a row (slice), and the pedestal-subtracted
+    ones when ``with_mean``."""
+    rs, rq = _raw_sums(rr)
+    ps = 0.0
+    pq = 0.0
     if with_mean:
-        for j in range(rr.shape[0]):
-            d = np.float32(rr[j]) - rm[j]
-            ps += d
-            pq += d * d
-    return np.int64(rs), rq, np.float64(ps), np.float64(pq)
+        ps, pq = _ped_sums(rr, rm)
+    return rs, rq, ps, pq
 
 
 @numba.njit(**_NJIT)
