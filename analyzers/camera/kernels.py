@@ -987,12 +987,13 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
             mr = mean[i]
             cr = cut[i]
             nsize += max(j1 - j0, 0)
+            # branch-free: whether a pixel is a hit is a coin flip near the
+            # threshold, and a mispredicted branch costs more than the sums
             for j in range(j0, j1):
                 r = rr[j]
-                if r >= clip or r < cr[j]:
-                    continue
-                d = np.float64(np.float32(r) - mr[j])
-                nhit += 1
+                hit = (r < clip) & (r >= cr[j])
+                d = np.float64(np.float32(r) - mr[j]) if hit else 0.0
+                nhit += hit
                 w += d
                 wr += d * i
                 wc += d * j
@@ -1026,8 +1027,7 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
                 mr = mean[i]
                 for j in range(j0, j1):
                     r = rr[j]
-                    if r < clip:
-                        t += np.float64(np.float32(r) - mr[j])
+                    t += np.float64(np.float32(r) - mr[j]) if r < clip else 0.0
             out[k, F_INTEGRAL] += t
     for k in range(ncl):
         if sw[k] > 0:
@@ -1058,9 +1058,8 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
             y = i - cy
             for j in range(max(bc0, c0), min(bc0 + factor, c1, cols)):
                 r = rr[j]
-                if r >= clip or r < cr[j]:
-                    continue
-                d = np.float64(np.float32(r) - mr[j])
+                hit = (r < clip) & (r >= cr[j])
+                d = np.float64(np.float32(r) - mr[j]) if hit else 0.0
                 x = j - cx
                 yy += d * y * y
                 xx += d * x * x
@@ -1118,15 +1117,14 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
             y = i - cy
             for j in range(max(bc0, c0), min(bc0 + factor, c1, cols)):
                 r = rr[j]
-                if r >= clip or r < cr[j]:
-                    continue
+                hit = (r < clip) & (r >= cr[j])
                 x = j - cx
                 u = x * ax + y * ay
                 v = -x * ay + y * ax
-                u0 = min(u0, u)
-                u1 = max(u1, u)
-                v0 = min(v0, v)
-                v1 = max(v1, v)
+                u0 = min(u0, u if hit else 1e18)
+                u1 = max(u1, u if hit else -1e18)
+                v0 = min(v0, v if hit else 1e18)
+                v1 = max(v1, v if hit else -1e18)
         pmin[k] = u0
         pmax[k] = u1
         qmin[k] = v0
