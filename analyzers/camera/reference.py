@@ -342,6 +342,15 @@ def fit_track(r: np.ndarray, c: np.ndarray):
     return cr, cc, ur, uc, p, _mad_scale(_residuals(u, v, p, -1e18, 1e18))
 
 
+_HOLE_BRIDGE = 3.0
+_MIN_COVERAGE = 0.9
+
+
+def _complete(us: np.ndarray) -> bool:
+    steps = np.floor(us - us[0] + 0.5)
+    return bool(np.unique(steps).size >= _MIN_COVERAGE * (steps[-1] + 1.0))
+
+
 def _reach(uon: np.ndarray, umin: float, umax: float, step: float) -> tuple[float, float]:
     us = np.sort(uon)
     hi = umax
@@ -477,7 +486,10 @@ def directional_labels(
         for _ in range(max_iterations):
             u, res = tr.res(r, c)
             onc = np.abs(res) <= tr.th
-            lo, hi = _reach(u[onc], tr.umin, tr.umax, grow_radius)
+            mine = u[(owner == t) & onc]
+            holes = mine.size > 1 and not _complete(np.sort(mine))
+            step = _HOLE_BRIDGE * grow_radius if holes else grow_radius
+            lo, hi = _reach(u[onc], tr.umin, tr.umax, step)
             near = onc & (u >= lo - grow_radius) & (u <= hi + grow_radius)
             free = (owner < 0) & near
             added = bool(free.any())
@@ -528,7 +540,6 @@ def directional_labels(
 
 
 _LENGTH_CAP = 2.0
-_MIN_COVERAGE = 0.9
 _END_TRIM = 0.5
 
 
@@ -575,8 +586,7 @@ def track_lengths(
         if tot <= 0:
             out[k] = us[-1] - us[0] + 1.0
             continue
-        steps = np.floor(us - us[0] + 0.5)
-        if np.unique(steps).size >= _MIN_COVERAGE * (steps[-1] + 1.0):
+        if _complete(us):
             mu = np.sum(ws * us) / tot
             out[k] = np.sqrt(12.0 * np.sum(ws * (us - mu) ** 2) / tot)
             continue

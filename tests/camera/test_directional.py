@@ -180,15 +180,15 @@ def test_simulated_muons_and_alphas_are_whole(sim_frames):
     # sigma) inside the image, and a crop has no acceptance cut, so all of
     # it is in the image. Measured on seed 2 (30 frames of 512x512, muon
     # rate 1, alpha 0.6 per frame: ~40x the LIME density of tracks):
-    # muons 29/29 one cluster, 27/29 also with track_length within 10 %;
-    # alphas 16/16 and 15/16. The misses: a faint muon (17 ADU/px) whose
-    # far half has too few points to be found (290 of 546 px), one 10.5 %
-    # short, and an alpha that starts on another alpha (the overlap is
-    # counted to it, +12 %). Requirement (95 % each) on three seeds: below.
+    # muons 28/29 one cluster and with track_length within 10 %; alphas 16/16
+    # and 15/16. The misses, both in one frame with 6 tracks: a faint muon
+    # (17 ADU/px) crossing three others, 87 % of its points in one cluster,
+    # and an alpha that starts on another alpha (the overlap is counted to
+    # it, +13 %). Requirement (95 % each) on three seeds: below.
     t, one, good = whole_tracks(sim_frames, "alpha")
     assert t >= 12 and one == t and good >= t - 1, (t, one, good)
     t, one, good = whole_tracks(sim_frames, "muon")
-    assert t >= 25 and one / t >= 0.95 and good / t >= 0.9, (t, one, good)
+    assert t >= 25 and one / t >= 0.95 and good / t >= 0.95, (t, one, good)
     # DBSCAN alone: a muon is almost never one cluster
     _, ch = sim_chain(2, cfg=CameraConfig(dir_enabled=False))
     plain = [
@@ -202,14 +202,15 @@ def test_simulated_muons_and_alphas_are_whole(sim_frames):
 def test_simulated_tracks_on_three_seeds(sim_frames):
     # Seeds 2, 7, 11 (90 frames of 512x512): alphas 46/46 one cluster,
     # 44/46 (95.7 %) with the length within 10 %; muons 75/77 one cluster,
-    # 71/77 (92 %) with the length. Requirement 95 %: met for alphas, not
-    # for muons (the misses are faint muons, 16-20 ADU/px, with stretches
-    # of no points, and muons crossing within a few px of the image edge).
+    # 73/77 (94.8 %) with the length. Requirement 95 %: met for alphas, one
+    # muon short (the misses: a muon along the image edge, 10 px from it,
+    # whose far quarter leaves no points; two muons meeting at the edge;
+    # the crossing one of seed 2).
     frames = sim_frames + sim_frames_of(7) + sim_frames_of(11)
     t, one, good = whole_tracks(frames, "alpha")
     assert t >= 40 and one == t and good / t >= 0.95, (t, one, good)
     t, one, good = whole_tracks(frames, "muon")
-    assert t >= 70 and one / t >= 0.95 and good / t >= 0.9, (t, one, good)
+    assert t >= 70 and one / t >= 0.95 and good / t >= 0.94, (t, one, good)
 
 
 @pytest.mark.slow
@@ -218,9 +219,8 @@ def test_simulated_tracks_on_full_lime_frames():
     # the simulator's default). LIME analyses only rows 304-2054 (lime.md,
     # the acceptance): a muon runs border to border of the sensor, so its
     # truth is the part of its path inside those rows. Measured: alphas
-    # 16/16 whole with the length within 10 %; muons 45/50 (90 %), the misses
-    # faint muons (15-18 ADU/px) left in pieces. Seed 5: alphas 23/23,
-    # muons 26/31. Requirement 95 %: met for alphas, not for muons.
+    # 16/16 whole with the length within 10 %; muons 50/50 whole, 49/50 with
+    # the length. Seed 5: alphas 23/23, muons 30/31.
     sim = Simulator("lime", seed=3, run=1, pmt=False, rates=Rates(muon=1.0, alpha=0.6, spark=0))
     sigma = np.sqrt(sim.noise_map(0).astype(np.float64) ** 2 + 1 / 12).astype(np.float32)
     ch = FrameChain(CFG, (2304, 2304), "cam0")
@@ -235,7 +235,7 @@ def test_simulated_tracks_on_full_lime_frames():
     t, one, good = whole_tracks(frames, "alpha", rows=ch.acc[:2])
     assert t >= 14 and good / t >= 0.95, (t, one, good)
     t, one, good = whole_tracks(frames, "muon", rows=ch.acc[:2])
-    assert t >= 45 and good / t >= 0.88, (t, one, good)
+    assert t >= 45 and good / t >= 0.95, (t, one, good)
 
 
 # -- hand-made tracks --------------------------------------------------------
