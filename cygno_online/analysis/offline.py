@@ -74,6 +74,7 @@ class OfflineRunner:
         run = self.chain.run
         if run is None:
             return
+        self._emit(self.chain.finish_run())
         sections = self.chain.end_run()
         reader = self._reader
         if reader is not None:

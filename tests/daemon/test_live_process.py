@@ -69,7 +69,7 @@ def test_stop_mid_run_flushes_the_summary(tmp_path, experiment, numba_cache, sig
             proc.communicate()
     assert code == 0, err
     assert (tmp_path / "summaries" / "run00042-summary.json").exists(), err
-    wait_for(lambda: not alive(reader_pid), timeout=5, what="reader gone with the daemon")
+    wait_for(lambda: not alive(reader_pid), timeout=60, what="reader gone with the daemon")
 
 
 def sigterm_in_source_state(tmp_path, env, cache_dir, state):
@@ -181,7 +181,7 @@ def test_stop_while_the_reader_hangs_in_connect(tmp_path, experiment, numba_cach
     assert code == 0, err
     # the stop ended it, not the supervisor's no-progress timeout
     assert f"(pid {reader}) made no progress" not in err, err
-    wait_for(lambda: not alive(reader), timeout=5, what="reader gone with the daemon")
+    wait_for(lambda: not alive(reader), timeout=60, what="reader gone with the daemon")
 
 
 def test_sigterm_in_mid_run_and_restart_resume_the_run(tmp_path, experiment, numba_cache):  # noqa: F811

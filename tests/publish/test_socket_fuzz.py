@@ -301,7 +301,7 @@ def test_publishing_goes_on_under_a_request_flood(target):
         with MonitorClient(
             pub.endpoints["pub"], pub.endpoints["snapshot"], pub.endpoints["control"]
         ) as c:
-            wait_for(lambda: c.snapshots >= 1, timeout=20, what="snapshot during the flood")
+            wait_for(lambda: c.snapshots >= 1, timeout=60, what="snapshot during the flood")
             assert c.query("status", timeout_s=10)["ok"]
     finally:
         stop.set()
@@ -430,7 +430,7 @@ def test_a_flooding_process_cannot_abort_the_publisher():
         with MonitorClient(
             pub.endpoints["pub"], pub.endpoints["snapshot"], pub.endpoints["control"]
         ) as c:
-            wait_for(lambda: c.snapshots >= 1, timeout=20, what="snapshot after the flood")
+            wait_for(lambda: c.snapshots >= 1, timeout=60, what="snapshot after the flood")
             assert c.query("status", timeout_s=10)["ok"]
     finally:
         pub.stop()
