@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -31,7 +32,12 @@ def live_config(tmp_path):
     return data, path
 
 
-def stop_within(proc, sig, limit_s=10.0):
+#: the unit's TimeoutStopSec (systemd/cygno-online.service): beyond it systemd
+#: kills the daemon (the run's summary and checkpoint would be lost)
+TIMEOUT_STOP_S = 20.0
+
+
+def stop_within(proc, sig, limit_s=TIMEOUT_STOP_S):
     t0 = time.monotonic()
     proc.send_signal(sig)
     code, err = finish(proc)
@@ -231,3 +237,8 @@ def test_sigterm_in_mid_run_and_restart_resume_the_run(tmp_path, experiment, num
     assert doc["counters_all_parts"]["events_seen"] == 3
     assert "resumed from the checkpoint" in err
     assert not (tmp_path / "state" / "run-checkpoint.bin").exists()
+
+
+def test_the_stop_bound_is_the_units():
+    unit = (Path(__file__).resolve().parents[2] / "systemd" / "cygno-online.service").read_text()
+    assert f"TimeoutStopSec={TIMEOUT_STOP_S:g}" in unit
