@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+# Shared helpers live in cygno_online.testing (importable from any test
+# directory); this name stays for tests that still import it from here.
+from cygno_online.testing.waiting import wait_for  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CYGNO_SHARED", ROOT.parent / "shared"))
@@ -22,26 +24,6 @@ def shared_data() -> Path:
             pytest.fail(f"{SHARED_DATA} is missing in CI")
         pytest.skip(f"{SHARED_DATA} not present")
     return SHARED_DATA
-
-
-def wait_for(
-    predicate: Callable[[], object],
-    timeout: float = 10.0,
-    interval: float = 0.01,
-    what: str = "condition",
-):
-    """Poll ``predicate`` until it returns a truthy value; fail after ``timeout``.
-
-    Tests synchronise on conditions, never on fixed sleeps.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture

@@ -379,6 +379,10 @@ class CameraState:
                 late = self._install_loaded(chain)
             if chain.maps is None and self.estimator is not None:
                 late += self._install_estimate(chain)
+            if chain.maps is not None and self.deferred:
+                # kept frames resumed from a checkpoint, the map already there
+                deferred, self.deferred = self.deferred, []
+                late += self._analyse_late(chain, deferred, chain.maps.source, count_late=False)
             if chain.maps is None:
                 res = chain.raw_only(raw, "loading" if self.loader is not None else "estimating")
                 self._defer(raw, frame)
@@ -416,13 +420,7 @@ class CameraState:
         assert est is not None
         if not est.started:
             if est.add(raw):
-                est.start()
-                log.info(
-                    "run %s camera %s: estimating the pedestal from %d frames in the background",
-                    frame.ctx.run,
-                    self.camera,
-                    est.n,
-                )
+                self._start_estimate(frame)
             self.deferred.append((frame, est.frames[-1]))
         elif len(self.deferred) - est.n < self.cfg.pedestal_max_deferred:
             self.deferred.append((frame, np.array(raw, dtype=np.uint16, copy=True)))
@@ -452,7 +450,10 @@ class CameraState:
             self.stats.n_no_pedestal += len(self.deferred)
             self._use_cached_or_estimate(chain, None)
             if chain.maps is None:
-                # the frames kept meanwhile feed the estimate (then are analysed with it)
+                # the frames kept meanwhile feed the estimate (then are analysed
+                # with it): it is made of the run's first frames whatever the
+                # load took, as if there had been no map at all
+                self._feed_estimate()
                 return []
         else:
             self._use_cached_or_estimate(chain, maps)
@@ -468,6 +469,100 @@ class CameraState:
         # with the map it would have had at once (same results): not counted
         # as late, so a run's summary does not depend on how long loading took
         return self._analyse_late(chain, deferred, chain.maps.source, count_late=failed)
+
+    def _feed_estimate(self) -> None:
+        """The frames kept so far go into the estimate, in order, until it has
+        its frames (then it starts); the rest stay kept for the late analysis."""
+        est = self.estimator
+        assert est is not None
+        kept: list[tuple[CameraFrame, np.ndarray]] = []
+        for fr, img in self.deferred:
+            if est.started:
+                kept.append((fr, img))
+                continue
+            full = est.add(img)
+            kept.append((fr, est.frames[-1]))
+            if full:
+                self._start_estimate(fr)
+        self.deferred = kept
+
+    def _start_estimate(self, frame: CameraFrame) -> None:
+        est = self.estimator
+        assert est is not None
+        est.start()
+        log.info(
+            "run %s camera %s: estimating the pedestal from %d frames in the background",
+            frame.ctx.run,
+            self.camera,
+            est.n,
+        )
+
+    # -- run checkpoint: the frames waiting for a map ----------------------------
+    def export_pending(self) -> dict[str, Any] | None:
+        """The frames seen without a map and not analysed yet (kept while a map
+        loads or is estimated) and the estimate's frames, so that a daemon
+        restart in the first frames of a run analyses them like an
+        uninterrupted run would (at most estimate_frames + max_deferred
+        frames, only while a map is pending)."""
+        if not self.deferred and (self.estimator is None or self.estimator.n == 0):
+            return None
+        assert self.chain is not None
+        est = self.estimator
+        stack = est.stack if est is not None and est.n else None
+        frames: list[tuple[Any, int, str, Any]] = []
+        for fr, img in self.deferred:
+            ref: Any = np.array(img, copy=True)
+            if stack is not None and img.base is stack:
+                # a view into the estimate's stack: saved once, with the stack
+                ref = int(
+                    (img.__array_interface__["data"][0] - stack.__array_interface__["data"][0])
+                    // img.nbytes
+                )
+            frames.append((fr.ctx, fr.camera, fr.bank, ref))
+        return {
+            "shape": tuple(self.chain.shape),
+            "frames": frames,
+            "estimate": None if stack is None else np.array(stack[: est.n], copy=True),
+            "estimate_started": bool(est is not None and est.started),
+        }
+
+    def import_pending(self, pending: dict[str, Any]) -> None:
+        """Take over what :meth:`export_pending` saved: the map is looked up
+        (loaded) again or the estimate resumed or rerun from the same frames;
+        the kept frames are analysed once it is in, as without a restart."""
+        shape = tuple(int(x) for x in pending["shape"])
+        stack = pending.get("estimate")
+        frames = pending.get("frames") or []
+        for _ctx, _cam, _bank, ref in frames:
+            img = stack[ref] if isinstance(ref, int) else ref
+            if not isinstance(img, np.ndarray) or img.dtype != np.uint16 or img.shape != shape:
+                raise ValueError(f"{self.camera}: a kept frame does not match shape {shape}")
+        if self.chain is None or self.chain.shape != shape:
+            self.chain = FrameChain(self.cfg, shape, self.camera)  # type: ignore[arg-type]
+        chain = self.chain
+        self.loader = None
+        self.pedestal_checked = True
+        self.deferred = []
+        if stack is not None:
+            # the estimate of the run's first frames, exactly as it was (not
+            # looked up again: the run goes on with the pedestal it started with)
+            self.estimator = PedestalEstimator(
+                self.cfg.pedestal_estimate_frames, self.cfg.pedestal_estimate_clip_nsigma
+            )
+        else:
+            self.estimator = None
+        for ctx, cam, bank, ref in frames:
+            img = stack[ref] if isinstance(ref, int) else ref
+            self.deferred.append((CameraFrame(ctx, cam, bank, img), img))
+        if self.estimator is not None:
+            self._feed_estimate()
+            if pending.get("estimate_started") and not self.estimator.started:
+                self.estimator.n_frames = self.estimator.n  # fewer frames configured now
+                self._start_estimate(self.deferred[-1][0])
+        else:
+            self._resolve_pedestal(chain)
+            if chain.maps is None and self.estimator is not None:
+                self._feed_estimate()
 
     def _install_estimate(self, chain: FrameChain, wait_s: float = 0.0) -> list[Output]:
         """If the background estimate is done: install it and analyse the
@@ -949,12 +1044,18 @@ class CameraAnalyzer(Analyzer):
     def export_run_state(self) -> dict[str, Any]:
         """Per camera: the run's accumulators (counts, spectra, sums), the
         frame count and a pedestal run's accumulator. Not carried: the loaded
-        pedestal (reloaded from the store) and frames deferred while an
-        estimate is running."""
+        pedestal (reloaded from the store). Frames seen without a map and not
+        analysed yet are carried (``pending``): a restart while a map loads or
+        is estimated analyses them as the uninterrupted run would."""
         with self._lock:
             states = dict(self._states)
         return {
-            cam: {"stats": st.stats, "frame_count": st.frame_count, "accumulator": st.accumulator}
+            cam: {
+                "stats": st.stats,
+                "frame_count": st.frame_count,
+                "accumulator": st.accumulator,
+                "pending": st.export_pending(),
+            }
             for cam, st in states.items()
         }
 
@@ -973,6 +1074,8 @@ class CameraAnalyzer(Analyzer):
             st.frame_count = int(saved["frame_count"])
             if st.accumulator is not None and saved["accumulator"] is not None:
                 st.accumulator = saved["accumulator"]
+            if saved.get("pending") is not None and not self._ctx.pedestal:
+                st.import_pending(saved["pending"])
 
     def state(self, camera: str) -> CameraState:
         st = self._states.get(camera)

@@ -149,47 +149,94 @@ def rebin_mean(z, factor):
     return out
 
 
-@numba.njit(nogil=True, cache=True)
-def _row_pass(rr, rq, rc, rd, clip, out):
-    """Everything per pixel of one row, in integers (vectorises well):
-    sums of raw and raw^2, of ``e = raw - mean_q`` and ``e^2`` (``mean_q``
-    = the pedestal mean rounded to an integer), clipped pixels, pixels over
-    the hot cut ``cut + hot_delta``, and the zero-suppressed value ``e``
-    (uint16) where ``cut <= raw < clip``, else 0, written to ``out``.
+#: the row kernels sum squares in 32-bit lanes per chunk of ``_CHUNK``
+#: pixels, exact while every raw and mean_q value of the chunk is below
+#: ``_NARROW`` (1024 squares < 2048^2 sum below 2^32); a chunk with a larger
+#: value is summed again in int64 (bright pixels are rare: a few chunks per frame)
+_CHUNK = 1024
+_NARROW = 2048
 
-    Squares are exact int64 products; the row sums of raw and e stay in
-    int32 up to 32768 columns."""
-    rs = np.int32(0)
+
+@numba.njit(nogil=True, cache=True)
+def _chunk_sums64(rr, rq, j0, j1):
+    """Exact int64 sums of raw, raw^2, e = raw - mean_q and e^2 over ``[j0, j1)``."""
+    rs = np.int64(0)
     rsq = np.int64(0)
-    es = np.int32(0)
+    es = np.int64(0)
     esq = np.int64(0)
-    nc = np.int32(0)
-    no = np.int32(0)
-    nk = np.int32(0)
-    zero = np.uint16(0)
-    for j in range(rr.shape[0]):
-        r = np.int32(rr[j])
-        e = r - np.int32(rq[j])
-        c = np.int32(rc[j])
-        e64 = np.int64(e)
+    for jj in range(j1 - j0):
+        j = np.uint64(j0) + np.uint64(jj)
+        r = np.int64(rr[j])
+        e = r - np.int64(rq[j])
         rs += r
-        rsq += np.int64(r) * np.int64(r)
+        rsq += r * r
         es += e
-        esq += e64 * e64
-        keep = (r >= c) & (r < clip)
-        out[j] = np.uint16(e) if keep else zero
-        nk += np.int32(keep)
-        nc += np.int32(r >= clip)
-        no += np.int32(r - c >= np.int32(rd[j]))
-    return (
-        np.int64(rs),
-        rsq,
-        np.int64(es),
-        esq,
-        np.int64(nc),
-        np.int64(no),
-        np.int64(nk),
-    )
+        esq += e * e
+    return rs, rsq, es, esq
+
+
+@numba.njit(nogil=True, cache=True)
+def _row_pass(rr, rq, rc, rd, last, inside, out):
+    """Everything per pixel of one row in one loop of narrow lanes: sums of
+    raw and raw^2, of ``e = raw - mean_q`` and e^2 (``mean_q`` = the pedestal
+    mean rounded to an integer), clipped pixels, pixels over the hot cut
+    ``cut + hot_delta``, and the zero-suppressed value ``e`` (uint16) where
+    ``cut <= raw <= last`` (``last`` = clip - 1) and ``inside``, else 0,
+    written to ``out``.
+
+    Exact integers: the comparisons and counts run in uint16 lanes (a row
+    has < 65536 pixels), the sums in 32-bit lanes per chunk, redone in int64
+    for a chunk holding a value >= ``_NARROW`` (see there). Indices are
+    unsigned so that numba emits no negative-index fix-up, which would stop
+    the loop from vectorising."""
+    n = rr.shape[0]
+    rs = np.int64(0)
+    rsq = np.int64(0)
+    es = np.int64(0)
+    esq = np.int64(0)
+    nc = np.uint16(0)
+    no = np.uint16(0)
+    nk = np.uint16(0)
+    zero = np.uint16(0)
+    one = np.uint16(1)
+    for j0 in range(0, n, _CHUNK):
+        j1 = min(j0 + _CHUNK, n)
+        a = np.int32(0)
+        b = np.uint32(0)
+        c = np.int32(0)
+        d = np.uint32(0)
+        m = np.uint16(0)
+        for jj in range(j1 - j0):
+            j = np.uint64(j0) + np.uint64(jj)
+            r16 = rr[j]
+            q16 = rq[j]
+            c16 = rc[j]
+            r = np.int32(r16)
+            e = np.int32(r - np.int32(q16))
+            m = max(m, np.uint16(r16 | q16))
+            a = np.int32(a + r)
+            c = np.int32(c + e)
+            b = np.uint32(b + np.uint32(r * r))
+            d = np.uint32(d + np.uint32(e * e))
+            ge = r16 >= c16
+            keep = ge & (r16 <= last) & inside
+            out[j] = np.uint16(r16 - q16) if keep else zero
+            nk = np.uint16(nk + (one if keep else zero))
+            nc = np.uint16(nc + (one if r16 > last else zero))
+            over = ge & (np.uint16(r16 - c16) >= np.uint16(rd[j]))
+            no = np.uint16(no + (one if over else zero))
+        if m < _NARROW:
+            rs += a
+            rsq += b
+            es += c
+            esq += d
+        else:
+            w, x, y, z = _chunk_sums64(rr, rq, j0, j1)
+            rs += w
+            rsq += x
+            es += y
+            esq += z
+    return rs, rsq, es, esq, np.int64(nc), np.int64(no), np.int64(nk)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -197,44 +244,284 @@ def _row_hot(rr, rc, rd, hc, hot_frames):
     """Update one row of hot counters (branch-free: rows with bright tracks
     are common); over the hot cut = ``raw >= cut + hot_delta``; returns
     (pixels at >= hot_frames, non-zero counters)."""
-    nhot = 0
-    nz = 0
+    nhot = np.uint16(0)
+    nz = np.uint16(0)
     one = np.uint8(1)
     zero = np.uint8(0)
     top = np.uint8(255)
+    o16 = np.uint16(1)
+    z16 = np.uint16(0)
     for j in range(rr.shape[0]):
+        r = rr[j]
+        c = rc[j]
+        over = (r >= c) & (np.uint16(r - c) >= np.uint16(rd[j]))
         h = hc[j]
-        up = h + (one if h < top else zero)
-        h2 = up if np.int32(rr[j]) - np.int32(rc[j]) >= np.int32(rd[j]) else zero
+        up = np.uint8(h + (one if h < top else zero))
+        h2 = up if over else zero
         hc[j] = h2
-        nhot += h2 >= hot_frames
-        nz += h2 != zero
-    return nhot, nz
+        nhot = np.uint16(nhot + (o16 if h2 >= hot_frames else z16))
+        nz = np.uint16(nz + (o16 if h2 != zero else z16))
+    return np.int64(nhot), np.int64(nz)
 
 
 @numba.njit(nogil=True, cache=True)
-def _row_median_add(prev, cur, colsum, n):
-    """Add the 2x2 upper median of uint16 rows (prev, cur) to the int32
-    ``colsum[:n]``."""
-    if n > 0:
-        colsum[0] += np.int32(max(prev[0], cur[0]))
-    for j in range(1, n):
-        a = prev[j - 1]
-        b = prev[j]
-        c = cur[j - 1]
-        d = cur[j]
-        colsum[j] += np.int32(max(min(max(a, b), max(c, d)), max(min(a, b), min(c, d))))
+def _row_median_add(prev, cur, colsum):
+    """Add the 2x2 upper median of uint16 rows (prev, cur) to ``colsum``
+    (its length = the columns used); ``colsum`` is uint16 when ``factor``
+    medians cannot overflow it (so the loop runs in 16-bit lanes), else int32."""
+    n = colsum.shape[0]
+    if n == 0:
+        return
+    colsum[0] += max(prev[0], cur[0])
+    a = prev[: n - 1]
+    b = prev[1:n]
+    c = cur[: n - 1]
+    d = cur[1:n]
+    cs = colsum[1:n]
+    for j in range(cs.shape[0]):
+        x = a[j]
+        y = b[j]
+        u = c[j]
+        v = d[j]
+        cs[j] = cs[j] + max(min(max(x, y), max(u, v)), max(min(x, y), min(u, v)))
 
 
 @numba.njit(nogil=True, cache=True)
-def _count_keep(rr, rc, clip):
+def _block_row(colsum, factor, out):
+    """One row of block means from the column sums of ``factor`` median rows
+    (exact: integer sums), then clear the column sums."""
+    area = np.float64(factor * factor)
+    if factor == 4:
+        for bj in range(out.shape[0]):
+            k = 4 * bj
+            s = (np.int32(colsum[k]) + np.int32(colsum[k + 1])) + (
+                np.int32(colsum[k + 2]) + np.int32(colsum[k + 3])
+            )
+            out[bj] = np.float64(s) / area
+    else:
+        for bj in range(out.shape[0]):
+            sb = np.int64(0)
+            for k in range(factor):
+                sb += colsum[bj * factor + k]
+            out[bj] = np.float64(sb) / area
+    colsum[:] = 0
+
+
+@numba.njit(nogil=True, cache=True)
+def _count_keep(rr, rc, last):
     nk = 0
     for j in range(rr.shape[0]):
-        nk += (rr[j] >= rc[j]) & (np.int32(rr[j]) < clip)
+        nk += (rr[j] >= rc[j]) & (rr[j] <= last)
     return nk
 
 
 @numba.njit(nogil=True, cache=True)
+def _frame_pass(
+    raw,
+    mean_q,
+    cut,
+    hot_delta,
+    hot_count,
+    hot_rows,
+    clip,
+    r0,
+    r1,
+    c0,
+    c1,
+    factor,
+    hot_frames,
+    rebinned,
+    zrows,
+    colsum,
+    mean,
+    boxes,
+    box_out,
+):
+    rows, cols = raw.shape
+    nbr = rows // factor
+    nbc = cols // factor
+    ncu = nbc * factor
+    stats = np.zeros(NSTATS, np.float64)
+    raw_sum = np.int64(0)
+    raw_sq = np.int64(0)
+    ped_sum = np.int64(0)
+    ped_sq = np.int64(0)
+    n_zs = 0
+    n_clip = 0
+    n_hot = 0
+    n_hot_over = 0
+    jc0 = min(max(c0, 0), cols)
+    jc1 = max(min(c1, cols), jc0)
+    full_cols = jc0 == 0 and jc1 == cols
+    # the largest raw value kept: raw is uint16, so clip 65536 clips nothing
+    last = np.uint16(min(clip, 65536) - 1)
+    hot8 = np.uint8(min(max(hot_frames, 0), 255))
+    zrows[:, :] = 0
+    cs = colsum[:ncu]
+    cs[:] = 0
+    box_out[:, :] = 0.0
+    prev = zrows[0]
+    cur = zrows[1]
+    # rows outside the acceptance are all zero on the clustering map: the 2x2
+    # median of two such rows is 0, so it is skipped (a quarter of LIME's rows)
+    prev_zero = False
+    for i in range(rows):
+        rr = raw[i]
+        inside = i >= r0 and i < r1
+        rs, rq, ps, pq, nc, no, nk = _row_pass(
+            rr, mean_q[i], cut[i], hot_delta[i], last, inside, cur
+        )
+        raw_sum += rs
+        raw_sq += rq
+        ped_sum += ps
+        ped_sq += pq
+        n_clip += nc
+        n_hot_over += no
+        if no > 0 or hot_rows[i] > 0:
+            nh, nz = _row_hot(rr, cut[i], hot_delta[i], hot_count[i], hot8)
+            n_hot += nh
+            hot_rows[i] = nz
+        if inside:
+            if full_cols:
+                n_zs += nk
+            else:
+                n_zs += _count_keep(rr[jc0:jc1], cut[i, jc0:jc1], last)
+                cur[:jc0] = 0
+                cur[jc1:] = 0
+        # box statistics while the row is in cache (same sums, same order as
+        # box_stats)
+        for b in range(boxes.shape[0]):
+            if i >= boxes[b, 0] and i < boxes[b, 1]:
+                bc0 = boxes[b, 2]
+                bc1 = boxes[b, 3]
+                x0, x1, x2, x3 = _row_sums(rr[bc0:bc1], mean[i, bc0:bc1], True)
+                box_out[b, 0] += x0
+                box_out[b, 1] += x1
+                box_out[b, 2] += x2
+                box_out[b, 3] += x3
+        cur_zero = not inside
+        if i == 0:
+            prev[:] = cur
+            prev_zero = cur_zero
+        if i < nbr * factor:
+            if not (cur_zero and prev_zero):
+                _row_median_add(prev, cur, cs)
+            if i % factor == factor - 1:
+                _block_row(cs, factor, rebinned[i // factor])
+        tmp = prev
+        prev = cur
+        cur = tmp
+        prev_zero = cur_zero
+    stats[S_RAW_SUM] = raw_sum
+    stats[S_RAW_SUMSQ] = raw_sq
+    stats[S_PED_SUM] = ped_sum
+    stats[S_PED_SUMSQ] = ped_sq
+    stats[S_N_ZS] = n_zs
+    stats[S_N_CLIPPED] = n_clip
+    stats[S_N_HOT] = n_hot
+    stats[S_N_HOT_OVER] = n_hot_over
+    return stats
+
+
+@numba.njit(nogil=True, cache=True)
+def _colsum_for(cols, factor, clip):
+    """Column sums of ``factor`` median rows: uint16 when they cannot
+    overflow (a kept value is below the clip), else int32."""
+    return factor * (min(clip, 65536) - 1) <= 65535
+
+
+@numba.njit(**_NJIT)
+def frame_pass_boxes(
+    raw,
+    mean_q,
+    cut,
+    hot_delta,
+    hot_count,
+    hot_rows,
+    clip,
+    r0,
+    r1,
+    c0,
+    c1,
+    factor,
+    hot_frames,
+    rebinned,
+    zrows,
+    mean,
+    boxes,
+    box_out,
+):
+    """One pass over a frame doing every full-resolution step.
+
+    Reads per pixel only the frame and three compact maps (7 bytes): the
+    pedestal mean rounded to an integer ``mean_q`` (uint16), the
+    zero-suppression cut (uint16, smallest raw that passes) and the hot-pixel
+    margin above it ``hot_delta`` (uint8). Clip, pedestal subtraction, zero
+    suppression, acceptance, 2x2 median and rebin are fused row by row in
+    integer arithmetic (two rows of the zero-suppressed image ``raw -
+    mean_q`` live in ``zrows``, shape (2, cols) uint16), so no
+    full-resolution intermediate image is ever written. Also accumulated:
+    raw and ``raw - mean_q`` sums for image statistics, the number of pixels
+    over threshold and the per-pixel hot counter (consecutive frames with
+    ``raw >= cut + hot_delta``, uint8 ``hot_count``; ``hot_rows`` int32
+    counts the non-zero counters per row so that quiet rows are skipped),
+    and the box statistics of :func:`box_stats` into ``box_out`` (nbox, 4)
+    from the float32 ``mean`` (read only inside the boxes).
+    Returns the statistics vector (see ``S_*``; the pedestal sums are of
+    ``raw - mean_q``); ``rebinned`` (rows//factor, cols//factor) float64
+    receives the block means (exact: integer sums).
+    """
+    if clip < 1:
+        raise ValueError("frame_pass: clip must be >= 1")
+    cols = raw.shape[1]
+    if _colsum_for(cols, factor, clip):
+        colsum = np.zeros(cols, np.uint16)
+        return _frame_pass(
+            raw,
+            mean_q,
+            cut,
+            hot_delta,
+            hot_count,
+            hot_rows,
+            clip,
+            r0,
+            r1,
+            c0,
+            c1,
+            factor,
+            hot_frames,
+            rebinned,
+            zrows,
+            colsum,
+            mean,
+            boxes,
+            box_out,
+        )
+    colsum32 = np.zeros(cols, np.int32)
+    return _frame_pass(
+        raw,
+        mean_q,
+        cut,
+        hot_delta,
+        hot_count,
+        hot_rows,
+        clip,
+        r0,
+        r1,
+        c0,
+        c1,
+        factor,
+        hot_frames,
+        rebinned,
+        zrows,
+        colsum32,
+        mean,
+        boxes,
+        box_out,
+    )
+
+
+@numba.njit(**_NJIT)
 def frame_pass(
     raw,
     mean_q,
@@ -252,99 +539,27 @@ def frame_pass(
     rebinned,
     zrows,
 ):
-    """One pass over a frame doing every full-resolution step.
-
-    Reads per pixel only the frame and three compact maps (7 bytes): the
-    pedestal mean rounded to an integer ``mean_q`` (uint16), the
-    zero-suppression cut (uint16, smallest raw that passes) and the hot-pixel
-    margin above it ``hot_delta`` (uint8). Clip, pedestal subtraction, zero
-    suppression, acceptance, 2x2 median and rebin are fused row by row in
-    integer arithmetic (two rows of the zero-suppressed image ``raw -
-    mean_q`` live in ``zrows``, shape (2, cols) uint16), so no
-    full-resolution intermediate image is ever written. Also accumulated:
-    raw and ``raw - mean_q`` sums for image statistics, the number of pixels
-    over threshold and the per-pixel hot counter (consecutive frames with
-    ``raw >= cut + hot_delta``, uint8 ``hot_count``; ``hot_rows`` int32
-    counts the non-zero counters per row so that quiet rows are skipped).
-    Returns the statistics vector (see ``S_*``; the pedestal sums are of
-    ``raw - mean_q``); ``rebinned`` (rows//factor, cols//factor) float64
-    receives the block means (exact: integer sums).
-    """
-    rows, cols = raw.shape
-    nbr = rows // factor
-    nbc = cols // factor
-    ncu = nbc * factor
-    stats = np.zeros(NSTATS, np.float64)
-    raw_sum = np.int64(0)
-    raw_sq = np.int64(0)
-    ped_sum = np.int64(0)
-    ped_sq = np.int64(0)
-    n_zs = 0
-    n_clip = 0
-    n_hot = 0
-    n_hot_over = 0
-    jc0 = min(max(c0, 0), cols)
-    jc1 = max(min(c1, cols), jc0)
-    full_cols = jc0 == 0 and jc1 == cols
-    zrows[:, :] = 0
-    colsum = np.zeros(cols, np.int32)
-    prev = zrows[0]
-    cur = zrows[1]
-    # rows outside the acceptance are all zero on the clustering map: the 2x2
-    # median of two such rows is 0, so it is skipped (a quarter of LIME's rows)
-    prev_zero = False
-    for i in range(rows):
-        rr = raw[i]
-        rs, rq, ps, pq, nc, no, nk = _row_pass(rr, mean_q[i], cut[i], hot_delta[i], clip, cur)
-        raw_sum += rs
-        raw_sq += rq
-        ped_sum += ps
-        ped_sq += pq
-        n_clip += nc
-        n_hot_over += no
-        if no > 0 or hot_rows[i] > 0:
-            nh, nz = _row_hot(rr, cut[i], hot_delta[i], hot_count[i], hot_frames)
-            n_hot += nh
-            hot_rows[i] = nz
-        if i >= r0 and i < r1:
-            if full_cols:
-                n_zs += nk
-            else:
-                n_zs += _count_keep(rr[jc0:jc1], cut[i, jc0:jc1], clip)
-                cur[:jc0] = 0
-                cur[jc1:] = 0
-        else:
-            cur[:] = 0
-        cur_zero = not (i >= r0 and i < r1)
-        if i == 0:
-            prev[:] = cur
-            prev_zero = cur_zero
-        if i < nbr * factor:
-            if not (cur_zero and prev_zero):
-                _row_median_add(prev, cur, colsum, ncu)
-            if i % factor == factor - 1:
-                # block sums once per block row (exact integers)
-                out = rebinned[i // factor]
-                area = np.float64(factor * factor)
-                for bj in range(nbc):
-                    sb = np.int64(0)
-                    for k in range(factor):
-                        sb += colsum[bj * factor + k]
-                    out[bj] = np.float64(sb) / area
-                colsum[:] = 0
-        tmp = prev
-        prev = cur
-        cur = tmp
-        prev_zero = cur_zero
-    stats[S_RAW_SUM] = raw_sum
-    stats[S_RAW_SUMSQ] = raw_sq
-    stats[S_PED_SUM] = ped_sum
-    stats[S_PED_SUMSQ] = ped_sq
-    stats[S_N_ZS] = n_zs
-    stats[S_N_CLIPPED] = n_clip
-    stats[S_N_HOT] = n_hot
-    stats[S_N_HOT_OVER] = n_hot_over
-    return stats
+    """:func:`frame_pass_boxes` without box statistics."""
+    return frame_pass_boxes(
+        raw,
+        mean_q,
+        cut,
+        hot_delta,
+        hot_count,
+        hot_rows,
+        clip,
+        r0,
+        r1,
+        c0,
+        c1,
+        factor,
+        hot_frames,
+        rebinned,
+        zrows,
+        np.zeros((1, 1), np.float32),
+        np.zeros((0, 4), np.int64),
+        np.zeros((0, 4)),
+    )
 
 
 @numba.njit(**_NJIT)

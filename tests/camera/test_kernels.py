@@ -102,6 +102,45 @@ def test_fused_frame_pass_equals_stages(gen, frame):
     np.testing.assert_array_equal(hot, over.astype(np.uint8))
 
 
+@pytest.mark.parametrize(
+    ("clip", "factor", "acc"),
+    [(65536, 4, ACC), (5000, 2, (0, 512, 0, 512)), (300, 5, (7, 500, 0, 512)), (1, 4, ACC)],
+)
+def test_frame_pass_paths_equal_stages(gen, frame, clip, factor, acc):
+    """The narrow-lane frame pass against the stages: a clip above every
+    uint16 (nothing clipped, int32 column sums), no acceptance cut, a low
+    clip with an odd rebin, a clip that keeps nothing; bright pixels put
+    chunks on the int64 path (6000, 65535 in the frame), so that path is
+    covered too; the fused box sums equal box_stats exactly."""
+    f = frame.copy()
+    f[300, :] = 3000  # a whole chunk of values >= 2048
+    thr = threshold_map(gen.sigma, 1.3)
+    cut = kn.threshold_cut(gen.mean, thr)
+    hot_cut = kn.threshold_cut(gen.mean, threshold_map(gen.sigma, 8.0))
+    mq, hd, _, _ = kn.pass_maps(gen.mean, cut, hot_cut)
+    hot = np.zeros(f.shape, np.uint8)
+    rb = np.empty((512 // factor, 512 // factor))
+    zrows = np.empty((2, 512), np.uint16)
+    hot_rows = np.zeros(512, np.int32)
+    boxes = np.array([[0, 100, 0, 100], [200, 456, 128, 384], [90, 120, 50, 60]])
+    bsum = np.full((3, 4), np.nan)
+    s = kn.frame_pass_boxes(
+        f, mq, cut, hd, hot, hot_rows, clip, *acc, factor, 3, rb, zrows, gen.mean, boxes, bsum
+    )
+    z = kref.zero_suppress(f, gen.mean, thr, clip, acc)
+    np.testing.assert_array_equal(rb, kref.rebin_mean(kref.median2x2(z), factor))
+    assert s[kn.S_N_ZS] == np.count_nonzero(
+        (f < clip) & (f.astype(np.float32) - gen.mean > thr) & kref.acceptance_mask(f.shape, acc)
+    )
+    assert s[kn.S_N_CLIPPED] == np.count_nonzero(f >= clip)
+    r = f.astype(np.int64)
+    e = r - mq
+    assert s[kn.S_RAW_SUM] == r.sum() and s[kn.S_RAW_SUMSQ] == (r * r).sum()
+    assert s[kn.S_PED_SUM] == e.sum() and s[kn.S_PED_SUMSQ] == (e * e).sum()
+    assert s[kn.S_N_HOT_OVER] == np.count_nonzero(f >= hot_cut)
+    np.testing.assert_array_equal(bsum, kn.box_stats(f, gen.mean, boxes, True))
+
+
 def test_hot_counter_counts_consecutive_frames(gen):
     thr = threshold_map(gen.sigma, 1.3)
     cut = kn.threshold_cut(gen.mean, thr)

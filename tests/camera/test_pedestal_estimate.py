@@ -8,7 +8,6 @@ import threading
 
 import pytest
 from camera_framegen import Gen
-from conftest import wait_for
 from cygno_online.analyzers.camera import CameraAnalyzer
 from cygno_online.analyzers.camera import pedestals as ped_mod
 
@@ -17,6 +16,7 @@ from cygno_online.analysis.plugin import AnalyzerEnv
 from cygno_online.daemon.pipeline import EventQueue, QItem
 from cygno_online.decode.items import CameraFrame, EventContext, RunInfo
 from cygno_online.params import Params
+from cygno_online.testing.waiting import wait_for
 
 T0 = 1_767_000_000 * 10**9
 

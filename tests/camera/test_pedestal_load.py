@@ -6,6 +6,7 @@ kept and analysed with it once it is in - none waits, none is dropped."""
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
@@ -194,3 +195,38 @@ def test_an_unreadable_map_falls_back_to_the_estimate(tmp_path, gen, monkeypatch
     assert s["pedestal"]["source"] == "estimated"
     assert s["frames"] == 5 and s["clusters"]["frames_clustered"] == 5
     assert s["clusters"]["frames_without_pedestal"] == 0
+
+
+def test_frames_kept_while_a_map_failed_to_load_make_the_estimate(tmp_path, gen, monkeypatch):
+    """A slow load that then fails: the frames kept meanwhile are the
+    estimate's frames, so the estimate (and every result) is the one of a run
+    without any map, however long the failed load took."""
+    PedestalStore(tmp_path / "pedestals").save(maps_of(gen))
+    gate = threading.Event()
+
+    def slow_then_broken(self, entry):
+        assert gate.wait(60), "test never opened the gate"
+        raise OSError("truncated npz")
+
+    monkeypatch.setattr(PedestalStore, "load", slow_then_broken)
+    fr = [frame(gen.frame(n_fe=2)[0], i, 2) for i in range(8)]
+    ped = {"pedestal": {"estimate_frames": 3}}
+    summaries = []
+    for state_dir, held_for in ((tmp_path, 4), (tmp_path, 1), (None, 0)):
+        a = make(state_dir, ped)
+        run = phys(2)
+        a.begin_run(run)
+        gate.clear()
+        for k, f in enumerate(fr):
+            if k == held_for:
+                gate.set()
+                if a.state("cam0").loader is not None:
+                    assert a.state("cam0").loader.wait(60)
+            a.process(f, {})
+        summaries.append(a.end_run(run)["cameras"]["cam0"])
+    for s in summaries:
+        assert s["pedestal"]["source"] == "estimated" and s["clusters"]["frames_clustered"] == 8
+        assert s["clusters"]["frames_without_pedestal"] == 0
+    keys = ("mean_of_means", "mean_sigma", "outlier_pixels")
+    assert len({tuple(s["pedestal"][k] for k in keys) for s in summaries}) == 1
+    assert len({json.dumps(s["clusters"]["by_class"]) for s in summaries}) == 1

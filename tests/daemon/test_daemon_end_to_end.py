@@ -10,13 +10,13 @@ import signal
 import threading
 
 import zmq
-from conftest import wait_for
 
 from cygno_online.daemon.config import parse_config
 from cygno_online.daemon.main import Daemon
 from cygno_online.publish.client import MonitorClient
 from cygno_online.publish.messages import decode
 from cygno_online.sources.replay import ReplaySource
+from cygno_online.testing.waiting import wait_for
 
 N_EVENTS = 12
 LAYOUT = "crop:128"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import wait_for
 
 from cygno_online.publish.client import MonitorClient
+from cygno_online.testing.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,6 @@ import time
 
 import pytest
 import yaml
-from conftest import wait_for
 from test_daemon_process import (
     client_for,
     config,
@@ -21,6 +20,7 @@ from test_daemon_process import (
 )
 
 from cygno_online.testing.midas_standin.frontend import small_event
+from cygno_online.testing.waiting import wait_for
 
 
 def live_config(tmp_path):

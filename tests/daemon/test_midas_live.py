@@ -11,7 +11,6 @@ import threading
 import time
 
 import pytest
-from conftest import wait_for
 
 from cygno_online.daemon.config import MidasRequest
 from cygno_online.sources.midas_live import MidasLiveSource, proc_memory
@@ -23,6 +22,7 @@ from cygno_online.testing.midas_standin.frontend import (
     string_bank_event,
     struct_bank_event,
 )
+from cygno_online.testing.waiting import wait_for
 
 
 class Sink:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 import yaml
-from conftest import wait_for
 from fakes import FakeChain, FakeSource, fake_event, fake_summary, fake_write
 
 from cygno_online.daemon.config import parse_config
@@ -14,6 +13,7 @@ from cygno_online.daemon.main import Daemon, run_in_thread
 from cygno_online.daemon.pipeline import EventQueue, Pipeline, QItem
 from cygno_online.decode.items import RunInfo
 from cygno_online.publish.client import MonitorClient
+from cygno_online.testing.waiting import wait_for
 
 
 def test_queue_newest_wins_and_keeps_control_items():

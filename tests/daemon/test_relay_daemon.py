@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import threading
 
-from conftest import wait_for
 from fakes import FakeChain, FakeSource, fake_summary, fake_write
 
 from cygno_online.daemon.config import parse_config
 from cygno_online.daemon.main import Daemon, run_in_thread
 from cygno_online.publish.client import MonitorClient
 from cygno_online.publish.relay import Relay
+from cygno_online.testing.waiting import wait_for
 
 CONFIG = {
     "experiment": "TEST",

@@ -12,7 +12,6 @@ import pickle
 import threading
 
 import pytest
-from conftest import wait_for
 
 from cygno_online.analysis.chain import AnalysisChain
 from cygno_online.analysis.plugin import AnalyzerEnv
@@ -24,6 +23,7 @@ from cygno_online.midas.event import parse_event
 from cygno_online.params import Params
 from cygno_online.simulate.run import Simulator
 from cygno_online.sources.base import Source
+from cygno_online.testing.waiting import wait_for
 
 NTRIG = 24
 SPLIT = 11  # triggers seen before the restart
@@ -81,17 +81,21 @@ class ListSource(Source):
 CONFIG = {
     "analyzers": [
         {"plugin": "daqhealth", "params": {"sampling": "simulator"}},
-        {"plugin": "camera"},
+        # frames seen while the pedestal loads are kept (max_deferred) and
+        # analysed once it is in: room for every frame of these small runs, so
+        # that no frame's analysis depends on how long the load takes on a
+        # loaded machine (beyond max_deferred a frame keeps raw statistics only)
+        {"plugin": "camera", "params": {"pedestal": {"max_deferred": 2 * NTRIG}}},
         {"plugin": "pmt", "params": {"models": {1742: {"ttt_tick_ns": 8.0}}}},
         {"plugin": "slowcontrol"},
     ]
 }
 
 
-def chain_for(state_dir):
-    return AnalysisChain.from_params(
-        Params(json.loads(json.dumps(CONFIG)), ""), AnalyzerEnv(state_dir=state_dir)
-    )
+def chain_for(state_dir, pedestal=None):
+    config = json.loads(json.dumps(CONFIG))
+    config["analyzers"][1]["params"]["pedestal"].update(pedestal or {})
+    return AnalysisChain.from_params(Params(config, ""), AnalyzerEnv(state_dir=state_dir))
 
 
 def run_info(sim, experiment="LIME"):
@@ -124,11 +128,11 @@ def data(tmp_path_factory):
     return state, info, events, split
 
 
-def run_part(state, info, events, out, *, end, checkpoint, quality=None):
+def run_part(state, info, events, out, *, end, checkpoint, quality=None, pedestal=None):
     src = ListSource(info, events, end=end)
     rec = Quiet()
     p = Pipeline(
-        chain_for(state),
+        chain_for(state, pedestal),
         src,
         rec,
         Health(),
@@ -397,3 +401,102 @@ def test_run_quality_refuses_histograms_of_another_configuration():
     assert q.import_run_state({"histograms": {"no_such_histogram": None}}) is False
     assert q.import_run_state("garbage") is False
     assert isinstance(q.book.specs[0], HistogramSpec)
+
+
+# -- a restart while the pedestal is not there yet ----------------------------------
+# The first frames of a run wait for their map (a stored one loading, or an
+# estimate from the run's first frames). A restart then must not lose them:
+# the checkpoint carries them and the resumed run analyses them with the map
+# once it is in, as the uninterrupted run did. Each test holds the map back
+# until the checkpoint is written, so the frames are certainly still waiting
+# (no timing involved), then lets it go.
+
+
+@pytest.fixture
+def hold_until_checkpoint(monkeypatch):
+    """``hold(module, name, path)``: calls of ``module.name`` wait until the
+    file ``path`` exists (the stop checkpoint of part 1), then go on."""
+
+    def hold(module, name, path):
+        real = getattr(module, name)
+
+        def held(*args, **kwargs):
+            wait_for(path.exists, timeout=120, what=f"{path} before releasing {name}")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, held)
+
+    return hold
+
+
+def saved_pending(ckpt, info):
+    from cygno_online.daemon.checkpoint import restricted_loads
+
+    doc = ckpt.load_for(info)
+    return restricted_loads(doc["analyzers"]["camera"]["state"])["cam0"]["pending"]
+
+
+#: what depends on the time the analysis took, not on the events: the
+#: estimate's duration and how many frames came while it ran
+TIMING = ("estimate_s", "frames_analysed_late")
+
+
+def without_timing(doc):
+    def strip(tree):
+        if isinstance(tree, dict):
+            return {k: strip(v) for k, v in tree.items() if k not in TIMING}
+        return tree
+
+    return strip(numbers(doc))
+
+
+def test_restart_while_the_stored_pedestal_loads_keeps_the_waiting_frames(
+    data, uninterrupted, tmp_path, hold_until_checkpoint
+):
+    from cygno_online.analyzers.camera.pedestals import PedestalStore
+
+    state, info, events, split = data
+    ckpt = RunCheckpoint(tmp_path / "ckpt" / "run-checkpoint.bin")
+    hold_until_checkpoint(PedestalStore, "load", ckpt.path)
+    out = tmp_path / "summaries"
+    first = run_part(state, info, events[:split], out, end=False, checkpoint=ckpt)
+    frames = first["sections"]["camera"]["cameras"]["cam0"]["frames"]
+    pending = saved_pending(ckpt, info)
+    # every frame of part 1 was still waiting for the map at the checkpoint
+    assert frames > 0 and len(pending["frames"]) == frames and pending["estimate"] is None
+    final = run_part(state, info, events[split:], out, end=True, checkpoint=ckpt)
+    assert diff(numbers(final), numbers(uninterrupted)) == []
+
+
+@pytest.mark.parametrize("estimate_frames", [5, SPLIT + 3])
+def test_restart_while_the_pedestal_is_estimated_keeps_its_frames(
+    data, tmp_path, hold_until_checkpoint, estimate_frames, tmp_path_factory
+):
+    """5: the estimate was computing at the checkpoint (held), the resumed
+    run computes it again from the same frames; SPLIT + 3: it was still
+    collecting its frames, the resumed run goes on collecting."""
+    from cygno_online.analyzers.camera import pedestals
+
+    _, info, events, split = data
+    state = tmp_path / "state"
+    ped = {"estimate_frames": estimate_frames}
+    whole = run_part(
+        state, info, events, tmp_path / "whole", end=True, checkpoint=None, pedestal=ped
+    )
+    ckpt = RunCheckpoint(tmp_path / "ckpt" / "run-checkpoint.bin")
+    hold_until_checkpoint(pedestals.kn, "pedestal_estimate", ckpt.path)
+    out = tmp_path / "summaries"
+    first = run_part(state, info, events[:split], out, end=False, checkpoint=ckpt, pedestal=ped)
+    frames = first["sections"]["camera"]["cameras"]["cam0"]["frames"]
+    pending = saved_pending(ckpt, info)
+    assert len(pending["frames"]) == frames
+    assert len(pending["estimate"]) == min(frames, estimate_frames)
+    assert pending["estimate_started"] is (frames >= estimate_frames)
+    final = run_part(state, info, events[split:], out, end=True, checkpoint=ckpt, pedestal=ped)
+    cam = final["sections"]["camera"]["cameras"]["cam0"]
+    assert cam["pedestal"]["source"] == "estimated"
+    assert cam["pedestal"]["n_frames"] == estimate_frames
+    # every frame clustered but the spark-vetoed one, none left without pedestal
+    assert cam["frames"] == NTRIG and cam["clusters"]["frames_without_pedestal"] == 0
+    assert cam["clusters"]["frames_clustered"] == NTRIG - cam["sparks"]["count"]
+    assert diff(without_timing(final), without_timing(whole)) == []

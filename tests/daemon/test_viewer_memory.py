@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 
-from conftest import wait_for
 from fakes import FakeSource
 from test_pipeline import make_daemon
 
 from cygno_online.daemon.main import run_end_text, run_in_thread
 from cygno_online.publish.memory import ViewerMemory
 from cygno_online.publish.state import LogRecord, MonitorState
+from cygno_online.testing.waiting import wait_for
 
 
 def test_log_and_summaries_survive_a_restart(tmp_path):

@@ -7,13 +7,13 @@ import logging
 import threading
 
 import pytest
-from conftest import wait_for
 from fakes import FakeChain, FakeSource
 
 from cygno_online.daemon.config import parse_config
 from cygno_online.daemon.health import Health, health_metric
 from cygno_online.daemon.main import Daemon, run_in_thread
 from cygno_online.daemon.watchdog import Watchdog
+from cygno_online.testing.waiting import wait_for
 
 
 class Clock:

@@ -15,7 +15,6 @@ from pathlib import Path
 import lz4.frame
 import numpy as np
 import pytest
-from conftest import wait_for
 
 from cygno_online.errors import MidasFormatError, TruncatedEventError, UnsupportedFormatError
 from cygno_online.midas.compression import ByteStream, detect_compression
@@ -34,6 +33,7 @@ from cygno_online.midas.event import (
 )
 from cygno_online.midas.reader import MidasReader, read_events
 from cygno_online.midas.writer import MidasWriter
+from cygno_online.testing.waiting import wait_for
 
 REAL = {
     "run00010.mid.lz4": (10, {0x8000: 1, 1: 4, 5: 5, 7: 3, 0x8001: 1}, 2304),

@@ -6,12 +6,12 @@ never costs a gap and a second snapshot that folds updates into the state
 from __future__ import annotations
 
 import zmq
-from conftest import wait_for
 
 from cygno_online.analysis.outputs import Metric
 from cygno_online.publish.client import MonitorClient
 from cygno_online.publish.messages import metric_message
 from cygno_online.publish.publisher import Publisher
+from cygno_online.testing.waiting import wait_for
 
 
 def test_snapshot_is_requested_after_the_first_live_message(monkeypatch):

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
-from conftest import wait_for
 
 from cygno_online.analysis.outputs import Display, Metric
 from cygno_online.publish.client import MonitorClient
 from cygno_online.publish.messages import Message, decode
 from cygno_online.publish.publisher import Publisher, downsample_image
+from cygno_online.testing.waiting import wait_for
 
 
 def make_publisher(**kw):

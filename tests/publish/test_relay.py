@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import wait_for
 
 from cygno_online.analysis.outputs import Display, Metric
 from cygno_online.publish.client import MonitorClient
 from cygno_online.publish.messages import Message
 from cygno_online.publish.publisher import Publisher
 from cygno_online.publish.relay import Relay
+from cygno_online.testing.waiting import wait_for
 
 
 def daemon(acks: list | None = None, ports: dict | None = None, **kw) -> Publisher:

@@ -17,7 +17,6 @@ import threading
 import numpy as np
 import pytest
 import zmq
-from conftest import wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,6 +28,7 @@ from cygno_online.publish.messages import decode
 from cygno_online.publish.publisher import Publisher
 from cygno_online.publish.snapshot import SnapshotServer
 from cygno_online.publish.state import MonitorState
+from cygno_online.testing.waiting import wait_for
 
 SETTINGS = settings(
     max_examples=300,

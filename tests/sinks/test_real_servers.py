@@ -16,7 +16,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
 from sinks_helpers import (  # noqa: F401 - fixtures
     BASE_NS,
     camera_metrics,
@@ -31,6 +30,7 @@ from cygno_online.analysis.outputs import Metric
 from cygno_online.params import Params
 from cygno_online.sinks.influx import InfluxSink
 from cygno_online.sinks.testservers import INFLUXD, InfluxDB1, VictoriaMetrics, free_port
+from cygno_online.testing.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 

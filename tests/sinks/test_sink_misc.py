@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from conftest import wait_for
 from sinks_helpers import camera_metrics
 
 from cygno_online.params import Params
 from cygno_online.sinks.influx import InfluxSink
 from cygno_online.sinks.testservers import INFLUXD, VICTORIA, find_binary, free_port
+from cygno_online.testing.waiting import wait_for
 
 
 def dead_sink(tmp_path: Path) -> InfluxSink:

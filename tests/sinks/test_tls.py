@@ -12,11 +12,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
 from sinks_helpers import camera_metrics
 
 from cygno_online.params import Params
 from cygno_online.sinks.influx import InfluxSink
+from cygno_online.testing.waiting import wait_for
 
 
 @pytest.fixture(scope="module")

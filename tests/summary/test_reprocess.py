@@ -13,10 +13,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
 
 from cygno_online.analysis.reprocess import FileResult, Progress, reprocess
 from cygno_online.commands.summary import default_config, summarize
+from cygno_online.testing.waiting import wait_for
 
 distributed = pytest.importorskip("distributed")
 
