@@ -54,6 +54,7 @@ def sim_frames():
     for s in range(30):
         trig = sim.trigger(s)
         res = ch.process(trig.images[0], run=1, serial=s, time_ns=0, source="store")
+        res.rebinned = res.rebinned.copy()  # the chain's buffer, reused per frame
         out.append((trig, res))
     return out
 
@@ -69,6 +70,16 @@ def test_same_clusters_as_the_numpy_reference(sim_frames):
         np.testing.assert_allclose(rms, wrms, rtol=1e-9, atol=1e-12)
         np.testing.assert_array_equal(got, res.labels)
         n_tracks += int(np.count_nonzero(rms > 0))
+        # the track length along the fit, numba and numpy
+        vals = res.rebinned[res.prow, res.pcol]
+        tl = dk.track_lengths(res.prow, res.pcol, vals, got, rms, *args[1:3])
+        wtl = ref.track_lengths(res.prow, res.pcol, vals, got, rms, *args[1:3])
+        np.testing.assert_allclose(tl, wtl, rtol=1e-9, atol=1e-9)
+        assert ((tl > 0) == (rms > 0)).all()
+        fitted = rms > 0
+        np.testing.assert_allclose(
+            res.clusters.features[fitted, kn.F_TRACK_LENGTH], tl[fitted] * CFG.rebin
+        )
     assert n_tracks >= 40
 
 
@@ -135,16 +146,30 @@ def whole_tracks(frames, kind, factor=4):
     return total, one, good
 
 
+def sim_frames_of(seed, n=30, size=512):
+    sim, ch = sim_chain(seed, size)
+    out = []
+    for s in range(n):
+        trig = sim.trigger(s)
+        out.append((trig, ch.process(trig.images[0], run=1, serial=s, time_ns=0, source="store")))
+    return out
+
+
 def test_simulated_muons_and_alphas_are_whole(sim_frames):
+    # The truth length is the whole injected track: the simulator draws a
+    # muon from image border to image border and keeps an alpha (plus 3
+    # sigma) inside the image, and a crop has no acceptance cut, so all of
+    # it is in the image. Measured on seed 2 (30 frames of 512x512, muon
+    # rate 1, alpha 0.6 per frame: ~40x the LIME density of tracks):
+    # muons 29/29 one cluster, 27/29 also with track_length within 10 %;
+    # alphas 16/16 and 15/16. The misses: a faint muon (17 ADU/px) whose
+    # far half has too few points to be found (290 of 546 px), one 10.5 %
+    # short, and an alpha that starts on another alpha (the overlap is
+    # counted to it, +12 %). Requirement (95 % each) on three seeds: below.
     t, one, good = whole_tracks(sim_frames, "alpha")
-    assert t >= 12 and good / t >= 0.95, (t, one, good)
+    assert t >= 12 and one == t and good >= t - 1, (t, one, good)
     t, one, good = whole_tracks(sim_frames, "muon")
-    # measured on seed 2: 28/29 whole (one cluster >= 90 % of the points),
-    # 24/29 also with track_length within 10 %; seed 7: 22/23 and 19/23. The
-    # length misses: one frame with 6 tracks crossing in a 512x512 crop (3)
-    # and a muon partly without clustered points. (Requirement: 95 % with
-    # the length: not reached, 83 %.)
-    assert t >= 25 and one / t >= 0.95 and good / t >= 0.8, (t, one, good)
+    assert t >= 25 and one / t >= 0.95 and good / t >= 0.9, (t, one, good)
     # DBSCAN alone: a muon is almost never one cluster
     _, ch = sim_chain(2, cfg=CameraConfig(dir_enabled=False))
     plain = [
@@ -153,6 +178,19 @@ def test_simulated_muons_and_alphas_are_whole(sim_frames):
     ]
     t0, _, good0 = whole_tracks(plain, "muon")
     assert good0 / t0 < 0.2
+
+
+def test_simulated_tracks_on_three_seeds(sim_frames):
+    # Seeds 2, 7, 11 (90 frames of 512x512): alphas 46/46 one cluster,
+    # 44/46 (95.7 %) with the length within 10 %; muons 75/77 one cluster,
+    # 71/77 (92 %) with the length. Requirement 95 %: met for alphas, not
+    # for muons (the misses are faint muons, 16-20 ADU/px, with stretches
+    # of no points, and muons crossing within a few px of the image edge).
+    frames = sim_frames + sim_frames_of(7) + sim_frames_of(11)
+    t, one, good = whole_tracks(frames, "alpha")
+    assert t >= 40 and one == t and good / t >= 0.95, (t, one, good)
+    t, one, good = whole_tracks(frames, "muon")
+    assert t >= 70 and one / t >= 0.95 and good / t >= 0.9, (t, one, good)
 
 
 # -- hand-made tracks --------------------------------------------------------
