@@ -55,7 +55,7 @@ class CameraConfig:
     dir_min_elongation: float = 2.0
     dir_merge_fraction: float = 0.6
     dir_merge_angle_deg: float = 15.0
-    dir_merge_gap: float = 30.0
+    dir_merge_gap: float = 60.0
     dir_max_iterations: int = 30
     dir_n_angles: int = 36
     spark_enabled: bool = True
@@ -498,12 +498,13 @@ class FrameChain:
             res.timings_ms = tm
             return res
         t0 = time.perf_counter()
-        rbf = kn.neighbour_filter(self.rebinned, cfg.nb_mean_min, cfg.nb_min_count)
-        prow, pcol = kn.nonzero_points(rbf)
+        prow, pcol, npts = kn.filtered_points(
+            self.rebinned, cfg.nb_mean_min, cfg.nb_min_count, cfg.max_points
+        )
         t1 = time.perf_counter()
         tm["noise_filter"] = (t1 - t0) * 1e3
-        res.n_points = int(prow.size)
-        if prow.size > cfg.max_points:
+        res.n_points = int(npts)
+        if npts > cfg.max_points:
             res.overflow = True
             res.timings_ms = tm
             return res
@@ -515,6 +516,16 @@ class FrameChain:
             seeds, nprimary = dk.seed_labels(prow, pcol, labels, cfg.eps, cfg.dir_seed_min_samples)
             labels, fit_rms = dk.directional_labels(
                 prow, pcol, seeds, nprimary, *cfg.directional_args()
+            )
+            track_len = dk.track_lengths(
+                prow,
+                pcol,
+                # a kept pixel keeps its rebinned value
+                self.rebinned[prow, pcol],
+                labels,
+                fit_rms,
+                cfg.dir_thickness,
+                cfg.dir_width_nsigma,
             )
             t3 = time.perf_counter()
             tm["directional"] = (t3 - t2) * 1e3
@@ -541,6 +552,9 @@ class FrameChain:
         )
         if fit_rms is not None:
             feats[:, kn.F_FIT_RMS] = fit_rms * cfg.rebin
+            # tracks: the length along the fitted curve (directional.py)
+            fitted = track_len > 0
+            feats[fitted, kn.F_TRACK_LENGTH] = track_len[fitted] * cfg.rebin
         classes = classify(feats, cfg.cuts)
         tm["features"] = (time.perf_counter() - t2) * 1e3
         res.clustered = True

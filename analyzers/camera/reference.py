@@ -240,6 +240,8 @@ def process_frame(
     feats = cluster_features(raw, mean, thr, clip, acc, factor, prow, pcol, labels, margin)
     if rms is not None:
         feats[:, kn.F_FIT_RMS] = rms * factor
+        tl = track_lengths(prow, pcol, rbf[prow, pcol], labels, rms, *directional[2:4])
+        feats[tl > 0, kn.F_TRACK_LENGTH] = tl[tl > 0] * factor
     return {
         "stats": stats,
         "boxes": bstats,
@@ -488,6 +490,14 @@ def directional_labels(
                 if size == 0:
                     continue
                 take = near[m].sum() >= merge_fraction * size
+                if take:
+                    # an elongated piece or track only along this track
+                    if g in tracks:
+                        o = tracks[g]
+                        take = abs(o.ur * tr.ur + o.uc * tr.uc) >= merge_cos
+                    elif size >= min_points and _elongation(r[m], c[m]) >= min_elongation:
+                        _, _, gur, guc = _axis(r[m], c[m])
+                        take = abs(gur * tr.ur + guc * tr.uc) >= merge_cos
                 if not take and g in tracks:
                     on = m & onc
                     if on.sum() >= merge_fraction * size:
@@ -515,3 +525,63 @@ def directional_labels(
             rms.append(tracks[g].rms if g in tracks else 0.0)
         out[i] = newid[g]
     return out, np.array(rms, dtype=np.float64)
+
+
+_LENGTH_CAP = 2.0
+_MIN_COVERAGE = 0.9
+_END_TRIM = 0.5
+
+
+def _end_position(us: np.ndarray, ws: np.ndarray, t: float) -> float:
+    k = int(np.searchsorted(np.cumsum(ws), t, side="left")) + 1
+    k = min(k, us.size)
+    lo, hi = float(us[0]) - 0.5, float(us[k - 1]) + 0.5
+    near = us < hi + 0.5
+    un, wn = us[near], ws[near]
+    for _ in range(48):
+        mid = 0.5 * (lo + hi)
+        if np.sum(wn * np.clip(mid - un + 0.5, 0.0, 1.0)) < t:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def track_lengths(
+    prow: np.ndarray,
+    pcol: np.ndarray,
+    values: np.ndarray,
+    labels: np.ndarray,
+    rms: np.ndarray,
+    thickness: float,
+    width_nsigma: float,
+) -> np.ndarray:
+    """Same as :func:`directional.track_lengths` with numpy."""
+    out = np.zeros(rms.size)
+    for k in np.nonzero(rms > 0)[0]:
+        m = labels == k
+        r, c = prow[m].astype(np.float64), pcol[m].astype(np.float64)
+        w = values[m].astype(np.float64)
+        cr, cc, ur, uc, p, s = fit_track(r, c)
+        u, v = _uv(r, c, cr, cc, ur, uc)
+        ins = np.abs(_residuals(u, v, p, -1e18, 1e18)) <= max(thickness, width_nsigma * s)
+        if ins.sum() < 2:
+            ins[:] = True
+        ui, wi = u[ins], w[ins]
+        wi = np.minimum(wi, _LENGTH_CAP * _median(wi))
+        o = np.argsort(ui, kind="stable")
+        us, ws = ui[o], wi[o]
+        tot = ws.sum()
+        if tot <= 0:
+            out[k] = us[-1] - us[0] + 1.0
+            continue
+        steps = np.floor(us - us[0] + 0.5)
+        if np.unique(steps).size >= _MIN_COVERAGE * (steps[-1] + 1.0):
+            mu = np.sum(ws * us) / tot
+            out[k] = np.sqrt(12.0 * np.sum(ws * (us - mu) ** 2) / tot)
+            continue
+        t = _END_TRIM * tot / (us[-1] - us[0] + 1.0)
+        lo = _end_position(us, ws, t)
+        hi = -_end_position(-us[::-1], ws[::-1], t)
+        out[k] = max(hi - lo, 0.0)
+    return out

@@ -54,6 +54,7 @@ def sim_frames():
     for s in range(30):
         trig = sim.trigger(s)
         res = ch.process(trig.images[0], run=1, serial=s, time_ns=0, source="store")
+        res.rebinned = res.rebinned.copy()  # the chain's buffer, reused per frame
         out.append((trig, res))
     return out
 
@@ -69,6 +70,16 @@ def test_same_clusters_as_the_numpy_reference(sim_frames):
         np.testing.assert_allclose(rms, wrms, rtol=1e-9, atol=1e-12)
         np.testing.assert_array_equal(got, res.labels)
         n_tracks += int(np.count_nonzero(rms > 0))
+        # the track length along the fit, numba and numpy
+        vals = res.rebinned[res.prow, res.pcol]
+        tl = dk.track_lengths(res.prow, res.pcol, vals, got, rms, *args[1:3])
+        wtl = ref.track_lengths(res.prow, res.pcol, vals, got, rms, *args[1:3])
+        np.testing.assert_allclose(tl, wtl, rtol=1e-9, atol=1e-9)
+        assert ((tl > 0) == (rms > 0)).all()
+        fitted = rms > 0
+        np.testing.assert_allclose(
+            res.clusters.features[fitted, kn.F_TRACK_LENGTH], tl[fitted] * CFG.rebin
+        )
     assert n_tracks >= 40
 
 
@@ -100,11 +111,27 @@ def _path_dist(o, r, c):
     return np.hypot(np.clip(np.abs(u) - o.length / 2, 0, None), v)
 
 
-def whole_tracks(frames, kind, factor=4):
+def visible_length(o, rows):
+    """Length of the straight path of ``o`` inside the rows ``[r0, r1)`` that
+    the chain analyses (outside the acceptance the pixels are never read)."""
+    r0, r1 = rows
+    sr = math.sin(math.radians(o.angle_deg))
+    a, b = -o.length / 2, o.length / 2
+    if abs(sr) > 1e-9:
+        t0, t1 = sorted(((r0 - o.center[0]) / sr, (r1 - o.center[0]) / sr))
+        a, b = max(a, t0), min(b, t1)
+    elif not r0 <= o.center[0] < r1:
+        return 0.0
+    return max(b - a, 0.0)
+
+
+def whole_tracks(frames, kind, factor=4, rows=None):
     """(tracks, one cluster, one cluster with track_length within 10 %):
     a track is one cluster when one cluster holds >= 90 % of the clustered
     points near its path (points also near another injected object, e.g.
-    where tracks cross, are left out: they belong to either)."""
+    where tracks cross, are left out: they belong to either). With ``rows``
+    (an acceptance band) the truth length is the part inside it, and tracks
+    with less than 50 px or (alphas) half their length inside are left out."""
     total = one = good = 0
     for trig, res in frames:
         objs = [o for o in trig.truth.objects if o.kind != "spark"]
@@ -123,6 +150,9 @@ def whole_tracks(frames, kind, factor=4):
                 if j != i:
                     others |= m
             mine = near[i] & ~others & (res.labels >= 0)
+            truth = o.length if rows is None else visible_length(o, rows)
+            if truth < 50 or (kind == "alpha" and truth < 0.5 * o.length):
+                continue
             if mine.sum() < 5:
                 continue
             total += 1
@@ -131,20 +161,34 @@ def whole_tracks(frames, kind, factor=4):
             if cnt[k] >= 0.9 * mine.sum():
                 one += 1
                 length = res.clusters.features[k, kn.F_TRACK_LENGTH]
-                good += abs(length - o.length) <= 0.1 * o.length
+                good += abs(length - truth) <= 0.1 * truth
     return total, one, good
 
 
+def sim_frames_of(seed, n=30, size=512):
+    sim, ch = sim_chain(seed, size)
+    out = []
+    for s in range(n):
+        trig = sim.trigger(s)
+        out.append((trig, ch.process(trig.images[0], run=1, serial=s, time_ns=0, source="store")))
+    return out
+
+
 def test_simulated_muons_and_alphas_are_whole(sim_frames):
+    # The truth length is the whole injected track: the simulator draws a
+    # muon from image border to image border and keeps an alpha (plus 3
+    # sigma) inside the image, and a crop has no acceptance cut, so all of
+    # it is in the image. Measured on seed 2 (30 frames of 512x512, muon
+    # rate 1, alpha 0.6 per frame: ~40x the LIME density of tracks):
+    # muons 29/29 one cluster, 27/29 also with track_length within 10 %;
+    # alphas 16/16 and 15/16. The misses: a faint muon (17 ADU/px) whose
+    # far half has too few points to be found (290 of 546 px), one 10.5 %
+    # short, and an alpha that starts on another alpha (the overlap is
+    # counted to it, +12 %). Requirement (95 % each) on three seeds: below.
     t, one, good = whole_tracks(sim_frames, "alpha")
-    assert t >= 12 and good / t >= 0.95, (t, one, good)
+    assert t >= 12 and one == t and good >= t - 1, (t, one, good)
     t, one, good = whole_tracks(sim_frames, "muon")
-    # measured on seed 2: 28/29 whole (one cluster >= 90 % of the points),
-    # 24/29 also with track_length within 10 %; seed 7: 22/23 and 19/23. The
-    # length misses: one frame with 6 tracks crossing in a 512x512 crop (3)
-    # and a muon partly without clustered points. (Requirement: 95 % with
-    # the length: not reached, 83 %.)
-    assert t >= 25 and one / t >= 0.95 and good / t >= 0.8, (t, one, good)
+    assert t >= 25 and one / t >= 0.95 and good / t >= 0.9, (t, one, good)
     # DBSCAN alone: a muon is almost never one cluster
     _, ch = sim_chain(2, cfg=CameraConfig(dir_enabled=False))
     plain = [
@@ -153,6 +197,45 @@ def test_simulated_muons_and_alphas_are_whole(sim_frames):
     ]
     t0, _, good0 = whole_tracks(plain, "muon")
     assert good0 / t0 < 0.2
+
+
+def test_simulated_tracks_on_three_seeds(sim_frames):
+    # Seeds 2, 7, 11 (90 frames of 512x512): alphas 46/46 one cluster,
+    # 44/46 (95.7 %) with the length within 10 %; muons 75/77 one cluster,
+    # 71/77 (92 %) with the length. Requirement 95 %: met for alphas, not
+    # for muons (the misses are faint muons, 16-20 ADU/px, with stretches
+    # of no points, and muons crossing within a few px of the image edge).
+    frames = sim_frames + sim_frames_of(7) + sim_frames_of(11)
+    t, one, good = whole_tracks(frames, "alpha")
+    assert t >= 40 and one == t and good / t >= 0.95, (t, one, good)
+    t, one, good = whole_tracks(frames, "muon")
+    assert t >= 70 and one / t >= 0.95 and good / t >= 0.9, (t, one, good)
+
+
+@pytest.mark.slow
+def test_simulated_tracks_on_full_lime_frames():
+    # 40 full LIME frames (seed 3; muon rate 1, alpha 0.6 per frame, twice
+    # the simulator's default). LIME analyses only rows 304-2054 (lime.md,
+    # the acceptance): a muon runs border to border of the sensor, so its
+    # truth is the part of its path inside those rows. Measured: alphas
+    # 16/16 whole with the length within 10 %; muons 45/50 (90 %), the misses
+    # faint muons (15-18 ADU/px) left in pieces. Seed 5: alphas 23/23,
+    # muons 26/31. Requirement 95 %: met for alphas, not for muons.
+    sim = Simulator("lime", seed=3, run=1, pmt=False, rates=Rates(muon=1.0, alpha=0.6, spark=0))
+    sigma = np.sqrt(sim.noise_map(0).astype(np.float64) ** 2 + 1 / 12).astype(np.float32)
+    ch = FrameChain(CFG, (2304, 2304), "cam0")
+    ch.set_pedestal(PedestalMaps("cam0", sim.pedestal_map(0), sigma, 1, 1, 0))
+    assert ch.acc[:2] == (304, 2054)
+    frames = []
+    for s in range(40):
+        trig = sim.trigger(s)
+        frames.append(
+            (trig, ch.process(trig.images[0], run=1, serial=s, time_ns=0, source="store"))
+        )
+    t, one, good = whole_tracks(frames, "alpha", rows=ch.acc[:2])
+    assert t >= 14 and good / t >= 0.95, (t, one, good)
+    t, one, good = whole_tracks(frames, "muon", rows=ch.acc[:2])
+    assert t >= 45 and good / t >= 0.88, (t, one, good)
 
 
 # -- hand-made tracks --------------------------------------------------------
