@@ -498,12 +498,13 @@ class FrameChain:
             res.timings_ms = tm
             return res
         t0 = time.perf_counter()
-        rbf = kn.neighbour_filter(self.rebinned, cfg.nb_mean_min, cfg.nb_min_count)
-        prow, pcol = kn.nonzero_points(rbf)
+        prow, pcol, npts = kn.filtered_points(
+            self.rebinned, cfg.nb_mean_min, cfg.nb_min_count, cfg.max_points
+        )
         t1 = time.perf_counter()
         tm["noise_filter"] = (t1 - t0) * 1e3
-        res.n_points = int(prow.size)
-        if prow.size > cfg.max_points:
+        res.n_points = int(npts)
+        if npts > cfg.max_points:
             res.overflow = True
             res.timings_ms = tm
             return res
@@ -519,7 +520,8 @@ class FrameChain:
             track_len = dk.track_lengths(
                 prow,
                 pcol,
-                rbf[prow, pcol],
+                # a kept pixel keeps its rebinned value
+                self.rebinned[prow, pcol],
                 labels,
                 fit_rms,
                 cfg.dir_thickness,

@@ -662,6 +662,71 @@ def box_stats(raw, mean, boxes, with_mean):
     return out
 
 
+@numba.njit(nogil=True, cache=True)
+def _window_row(a, b, c, cs, cn, s8, n9):
+    """3x3 window sums of row ``b`` (rows ``a`` above and ``c`` below, zero
+    rows at the map's edge): ``s8`` = sum of the 8 neighbours, ``n9`` =
+    non-zero pixels of the window. Separable (column sums, then three
+    shifted adds) so that every loop vectorises; exact in float64 for
+    block means (see :func:`neighbour_filter`)."""
+    n = b.shape[0]
+    for j in range(n):
+        x = a[j]
+        y = b[j]
+        z = c[j]
+        cs[j + 1] = (x + y) + z
+        cn[j + 1] = (np.int32(x != 0.0) + np.int32(y != 0.0)) + np.int32(z != 0.0)
+    left = cs[:n]
+    mid = cs[1 : n + 1]
+    right = cs[2 : n + 2]
+    nl = cn[:n]
+    nm = cn[1 : n + 1]
+    nr = cn[2 : n + 2]
+    for j in range(n):
+        s8[j] = ((left[j] + mid[j]) + right[j]) - b[j]
+        n9[j] = np.int32(nl[j] + nm[j]) + nr[j]
+
+
+@numba.njit(**_NJIT)
+def _filter_rows(rb, nb_mean_min, min_count, out, prow, pcol):
+    """Shared body of :func:`neighbour_filter` (writes the filtered map to
+    ``out`` when it has the map's shape) and :func:`filtered_points`
+    (appends the kept pixels to ``prow``/``pcol`` when they are large
+    enough); returns the number of kept pixels."""
+    rows, cols = rb.shape
+    zero_row = np.zeros(cols, np.float64)
+    cs = np.zeros(cols + 2, np.float64)
+    cn = np.zeros(cols + 2, np.int32)
+    s8 = np.empty(cols, np.float64)
+    n9 = np.empty(cols, np.int32)
+    keep = np.empty(cols, np.bool_)
+    write = out.shape[0] == rows and out.shape[1] == cols
+    room = prow.shape[0]
+    k = 0
+    for i in range(rows):
+        a = rb[i - 1] if i > 0 else zero_row
+        b = rb[i]
+        c = rb[i + 1] if i + 1 < rows else zero_row
+        _window_row(a, b, c, cs, cn, s8, n9)
+        nk = 0
+        for j in range(cols):
+            kp = (b[j] != 0.0) & (s8[j] / 8.0 >= nb_mean_min) & (n9[j] >= min_count)
+            keep[j] = kp
+            nk += kp
+        if write:
+            o = out[i]
+            for j in range(cols):
+                o[j] = b[j] if keep[j] else 0.0
+        if nk > 0:
+            for j in range(cols):
+                if keep[j]:
+                    if k < room:
+                        prow[k] = i
+                        pcol[k] = j
+                    k += 1
+    return k
+
+
 @numba.njit(**_NJIT)
 def neighbour_filter(rb, nb_mean_min, min_count):
     """Noise reduction on the rebinned map, evaluated on the input map (not
@@ -670,40 +735,27 @@ def neighbour_filter(rb, nb_mean_min, min_count):
     ``nb_mean_min`` or when fewer than ``min_count`` pixels of its 3x3 window
     (itself included) are non-zero.
 
-    Branch-free on a zero-padded copy; the float64 window sums are exact
-    (values are block means of float32 numbers), so they equal the
-    reference's convolution whatever the order of the additions."""
-    rows, cols = rb.shape
-    pad = np.zeros((rows + 2, cols + 2), np.float64)
-    nzp = np.zeros((rows + 2, cols + 2), np.int32)
-    for i in range(rows):
-        for j in range(cols):
-            v = rb[i, j]
-            pad[i + 1, j + 1] = v
-            nzp[i + 1, j + 1] = v != 0.0
+    The float64 window sums are exact (values are block means of float32
+    numbers), so they equal the reference's convolution whatever the order
+    of the additions."""
     out = np.empty_like(rb)
-    for i in range(rows):
-        p0 = pad[i]
-        p1 = pad[i + 1]
-        p2 = pad[i + 2]
-        n0 = nzp[i]
-        n1 = nzp[i + 1]
-        n2 = nzp[i + 2]
-        for j in range(cols):
-            v = p1[j + 1]
-            s = (
-                (p0[j] + p0[j + 1] + p0[j + 2])
-                + (p1[j] + p1[j + 2])
-                + (p2[j] + p2[j + 1] + p2[j + 2])
-            )
-            n = (
-                (n0[j] + n0[j + 1] + n0[j + 2])
-                + (n1[j] + n1[j + 1] + n1[j + 2])
-                + (n2[j] + n2[j + 1] + n2[j + 2])
-            )
-            keep = (v != 0.0) & (s / 8.0 >= nb_mean_min) & (n >= min_count)
-            out[i, j] = v if keep else 0.0
+    none = np.empty(0, np.int64)
+    _filter_rows(rb, nb_mean_min, min_count, out, none, none)
     return out
+
+
+@numba.njit(**_NJIT)
+def filtered_points(rb, nb_mean_min, min_count, max_points):
+    """``nonzero_points(neighbour_filter(rb, ...))`` without writing the
+    filtered map: row-major coordinates of the pixels the filter keeps, or
+    (when more than ``max_points`` pass) empty arrays and the count."""
+    prow = np.empty(max_points, np.int64)
+    pcol = np.empty(max_points, np.int64)
+    none = np.empty((0, 0), np.float64)
+    n = _filter_rows(rb, nb_mean_min, min_count, none, prow, pcol)
+    if n > max_points:
+        return prow[:0], pcol[:0], n
+    return prow[:n], pcol[:n], n
 
 
 @numba.njit(**_NJIT)
@@ -836,6 +888,14 @@ def owner_map(prow, pcol, labels, nrows, ncols, margin):
     return out
 
 
+@numba.njit(nogil=True, cache=True)
+def _row_max_i64(a):
+    m = np.int64(-1)
+    for j in range(a.shape[0]):
+        m = max(m, a[j])
+    return m
+
+
 @numba.njit(**_NJIT)
 def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, labels, ncl, owner):
     """Per-cluster features from the full-resolution pixels of each cluster's
@@ -864,7 +924,10 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
         out[k, F_COL_MAX] = -1e18
     npts = prow.shape[0]
     rows, cols = raw.shape
-    # pass 1: sums, counts, weighted barycentre
+    # pass 1: sums, counts, weighted barycentre; each block is summed in
+    # local variables and added to its cluster once (the cluster arrays may
+    # alias the images as far as the compiler knows, so per-pixel updates
+    # would go through memory)
     for p in range(npts):
         k = labels[p]
         if k < 0:
@@ -876,33 +939,62 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
         out[k, F_ROW_MAX] = max(out[k, F_ROW_MAX], br0 + factor)
         out[k, F_COL_MIN] = min(out[k, F_COL_MIN], bc0)
         out[k, F_COL_MAX] = max(out[k, F_COL_MAX], bc0 + factor)
+        j0 = max(bc0, c0)
+        j1 = min(bc0 + factor, c1, cols)
+        nsize = 0
+        nhit = 0
+        w = 0.0
+        wr = 0.0
+        wc = 0.0
+        wdd = 0.0
+        mx = out[k, F_MAX]
         for i in range(max(br0, r0), min(br0 + factor, r1, rows)):
-            for j in range(max(bc0, c0), min(bc0 + factor, c1, cols)):
-                out[k, F_SIZE] += 1
-                r = raw[i, j]
-                if r >= clip:
+            rr = raw[i]
+            mr = mean[i]
+            cr = cut[i]
+            nsize += max(j1 - j0, 0)
+            for j in range(j0, j1):
+                r = rr[j]
+                if r >= clip or r < cr[j]:
                     continue
-                d = np.float64(np.float32(r) - mean[i, j])
-                if r >= cut[i, j]:
-                    out[k, F_NHITS] += 1
-                    sw[k] += d
-                    swr[k] += d * i
-                    swc[k] += d * j
-                    sd[k] += d
-                    sdd[k] += d * d
-                    if d > out[k, F_MAX]:
-                        out[k, F_MAX] = d
-    # integral over the integration region
-    for bi in range(owner.shape[0]):
-        for bj in range(owner.shape[1]):
-            k = owner[bi, bj]
+                d = np.float64(np.float32(r) - mr[j])
+                nhit += 1
+                w += d
+                wr += d * i
+                wc += d * j
+                wdd += d * d
+                mx = max(mx, d)
+        out[k, F_SIZE] += nsize
+        out[k, F_NHITS] += nhit
+        sw[k] += w
+        swr[k] += wr
+        swc[k] += wc
+        sd[k] += w
+        sdd[k] += wdd
+        out[k, F_MAX] = mx
+    # integral over the integration region, in the map's row-major order;
+    # only rows that hold a region block are scanned (a frame has a few
+    # clusters: most of the map's rows are empty)
+    nbr, nbc = owner.shape
+    for bi in range(nbr):
+        orow = owner[bi]
+        if _row_max_i64(orow) < 0:
+            continue
+        for bj in range(nbc):
+            k = orow[bj]
             if k < 0:
                 continue
+            j0 = max(bj * factor, c0)
+            j1 = min(bj * factor + factor, c1, cols)
+            t = 0.0
             for i in range(max(bi * factor, r0), min(bi * factor + factor, r1, rows)):
-                for j in range(max(bj * factor, c0), min(bj * factor + factor, c1, cols)):
-                    r = raw[i, j]
+                rr = raw[i]
+                mr = mean[i]
+                for j in range(j0, j1):
+                    r = rr[j]
                     if r < clip:
-                        out[k, F_INTEGRAL] += np.float64(np.float32(r) - mean[i, j])
+                        t += np.float64(np.float32(r) - mr[j])
+            out[k, F_INTEGRAL] += t
     for k in range(ncl):
         if sw[k] > 0:
             out[k, F_ROW] = swr[k] / sw[k]
@@ -920,17 +1012,28 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
             continue
         br0 = prow[p] * factor
         bc0 = pcol[p] * factor
+        cy = out[k, F_ROW]
+        cx = out[k, F_COL]
+        yy = 0.0
+        xx = 0.0
+        xy = 0.0
         for i in range(max(br0, r0), min(br0 + factor, r1, rows)):
+            rr = raw[i]
+            mr = mean[i]
+            cr = cut[i]
+            y = i - cy
             for j in range(max(bc0, c0), min(bc0 + factor, c1, cols)):
-                r = raw[i, j]
-                if r >= clip or r < cut[i, j]:
+                r = rr[j]
+                if r >= clip or r < cr[j]:
                     continue
-                d = np.float64(np.float32(r) - mean[i, j])
-                y = i - out[k, F_ROW]
-                x = j - out[k, F_COL]
-                srr[k] += d * y * y
-                scc[k] += d * x * x
-                src[k] += d * x * y
+                d = np.float64(np.float32(r) - mr[j])
+                x = j - cx
+                yy += d * y * y
+                xx += d * x * x
+                xy += d * x * y
+        srr[k] += yy
+        scc[k] += xx
+        src[k] += xy
     ux = np.zeros(ncl)
     uy = np.zeros(ncl)
     for k in range(ncl):
@@ -967,19 +1070,33 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
             continue
         br0 = prow[p] * factor
         bc0 = pcol[p] * factor
+        cy = out[k, F_ROW]
+        cx = out[k, F_COL]
+        ax = ux[k]
+        ay = uy[k]
+        u0 = pmin[k]
+        u1 = pmax[k]
+        v0 = qmin[k]
+        v1 = qmax[k]
         for i in range(max(br0, r0), min(br0 + factor, r1, rows)):
+            rr = raw[i]
+            cr = cut[i]
+            y = i - cy
             for j in range(max(bc0, c0), min(bc0 + factor, c1, cols)):
-                r = raw[i, j]
-                if r >= clip or r < cut[i, j]:
+                r = rr[j]
+                if r >= clip or r < cr[j]:
                     continue
-                y = i - out[k, F_ROW]
-                x = j - out[k, F_COL]
-                u = x * ux[k] + y * uy[k]
-                v = -x * uy[k] + y * ux[k]
-                pmin[k] = min(pmin[k], u)
-                pmax[k] = max(pmax[k], u)
-                qmin[k] = min(qmin[k], v)
-                qmax[k] = max(qmax[k], v)
+                x = j - cx
+                u = x * ax + y * ay
+                v = -x * ay + y * ax
+                u0 = min(u0, u)
+                u1 = max(u1, u)
+                v0 = min(v0, v)
+                v1 = max(v1, v)
+        pmin[k] = u0
+        pmax[k] = u1
+        qmin[k] = v0
+        qmax[k] = v1
     for k in range(ncl):
         nh = out[k, F_NHITS]
         if nh > 0:

@@ -10,13 +10,19 @@ Rows (median ms per frame; the reference column runs the same stage of
   physical floor of the chain, its ``vs_floor`` ratio is against this row;
   ``floor: copy frame (numpy)`` for comparison;
 * ``frame pass ...`` - clip, pedestal subtraction, zero suppression,
-  acceptance, 2x2 median, rebin and image statistics (one fused kernel; the
-  reference does the same stages one after the other);
-* ``box stats``, ``noise filter``, ``dbscan`` (vs sklearn), ``features``
+  acceptance, 2x2 median, rebin, image statistics and the nine box
+  statistics (one fused kernel; the reference does the same stages one after
+  the other);
+* ``noise filter + points`` (the filtered map's pixel list, vs scipy's
+  convolutions and ``np.nonzero``), ``dbscan`` (vs sklearn), ``features``
   (integration region, features, classes), ``directional`` (the directional
   clustering after DBSCAN vs its numpy reference);
 * ``full chain`` - ``FrameChain.process`` (everything above) vs
   ``reference.process_frame``.
+
+Every row also carries its median CPU time of this thread (``cpu ms``): on a
+shared machine the wall-clock medians include preemption, the CPU-time ones
+show what the code costs; the load average is reported with them.
 
 Before timing, the results are checked to agree (same clusters, features to
 float tolerance). Info lines: clusters per frame, warm start (a fresh process
@@ -192,6 +198,8 @@ def _run_child(mode: str, folder: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> Report:
+    import os
+
     import numpy as np
 
     from cygno_online.analyzers.camera import directional as dk
@@ -201,6 +209,7 @@ def run(args: argparse.Namespace) -> Report:
     from cygno_online.analyzers.camera.classify import classify
     from cygno_online.analyzers.camera.pedestals import PedestalMaps, threshold_map
 
+    load0 = os.getloadavg()[0]
     shape = args.shape
     n = max(1, int(args.frames))
     frames, mean, sigma = make_frames(shape, n, args.seed)
@@ -248,7 +257,10 @@ def run(args: argparse.Namespace) -> Report:
         state["i"] = (state["i"] + 1) % n
         return state["i"]
 
+    stages: dict[str, Callable[[Any], Any]] = {}
+
     def case(name, fast, reference=None) -> Case:
+        stages[name] = fast
         return Case(
             name,
             lambda: fast(prepared[nxt()]),
@@ -272,7 +284,7 @@ def run(args: argparse.Namespace) -> Report:
         )
 
     def fast_pass(p):
-        return kn.frame_pass(
+        return kn.frame_pass_boxes(
             p[0],
             fc.mean_q,
             cut,
@@ -288,12 +300,19 @@ def run(args: argparse.Namespace) -> Report:
             cfg.hot_frames,
             fc.rebinned,
             fc.zrows,
+            mean,
+            fc.box_table,
+            fc.box_sums,
         )
 
     def ref_pass(p):
         z = ref.zero_suppress(p[0], mean, thr, cfg.clip, fc.acc)
         ref.frame_stats(p[0], mean)
+        ref.box_stats(p[0], mean, fc.box_table)
         return ref.rebin_mean(ref.median2x2(z), f)
+
+    def ref_points(p):
+        return np.nonzero(ref.neighbour_filter(p[1], cfg.nb_mean_min, cfg.nb_min_count))
 
     def fast_features(p):
         raw, _rb, _rbf, pr, pc, labels, *_ = p
@@ -315,16 +334,11 @@ def run(args: argparse.Namespace) -> Report:
         case("floor: read frame (numba sum)", lambda p: kn.stream_sum(p[0])),
         case("floor: read frame + maps", floor_maps),
         case("floor: copy frame (numpy)", lambda p: p[0].copy()),
-        case("frame pass (clip..rebin+stats)", fast_pass, ref_pass),
+        case("frame pass (+stats, boxes)", fast_pass, ref_pass),
         case(
-            "box stats (9 boxes)",
-            lambda p: kn.box_stats(p[0], mean, fc.box_table, True),
-            lambda p: ref.box_stats(p[0], mean, fc.box_table),
-        ),
-        case(
-            "noise filter (rebinned)",
-            lambda p: kn.neighbour_filter(p[1], cfg.nb_mean_min, cfg.nb_min_count),
-            lambda p: ref.neighbour_filter(p[1], cfg.nb_mean_min, cfg.nb_min_count),
+            "noise filter + points",
+            lambda p: kn.filtered_points(p[1], cfg.nb_mean_min, cfg.nb_min_count, cfg.max_points),
+            ref_points,
         ),
         case(
             "dbscan (vs sklearn)",
@@ -356,7 +370,7 @@ def run(args: argparse.Namespace) -> Report:
     full.extra["vs_floor"] = round(full.median_ms / floor.median_ms, 1)
     info["floor_bytes_per_pixel"] = 7
     # The same rows in CPU time of this thread (a shared machine preempts
-    # the wall-clock ones: medians of CPU time show what the code costs)
+    # the wall clock: medians of CPU time show what the code costs)
     import time
 
     def cpu_median(fn, repeat: int) -> float:
@@ -368,11 +382,18 @@ def run(args: argparse.Namespace) -> Report:
             ts.append(time.thread_time() - t0)
         return float(np.median(ts)) * 1e3
 
-    rep = max(9, 2 * n)
-    cpu_floor = cpu_median(floor_maps, rep)
-    cpu_pass = cpu_median(fast_pass, rep)
-    cpu_full = cpu_median(
-        lambda p: fc.process(p[0], run=0, serial=0, time_ns=0, source="store"), rep
+    rep = max(15, 3 * n)
+    cpu = {}
+    for row in report.rows:
+        cpu[row.name] = cpu_median(stages[row.name], rep)
+        row.extra["cpu ms"] = round(cpu[row.name], 3)
+    cpu_floor = cpu["floor: read frame + maps"]
+    cpu_pass = cpu["frame pass (+stats, boxes)"]
+    cpu_full = cpu["full chain"]
+    full.extra["cpu vs_floor"] = round(cpu_full / cpu_floor, 1)
+    load1 = os.getloadavg()[0]
+    info["load_average"] = (
+        f"{load0:.2f} at start, {load1:.2f} at end (1 min; 2-core shared machine)"
     )
     info["cpu_ms"] = (
         f"floor (frame + maps) {cpu_floor:.2f}, frame pass {cpu_pass:.2f}, "
