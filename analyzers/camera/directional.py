@@ -327,22 +327,6 @@ def seed_labels(prow, pcol, labels, eps, min_samples):
 
 
 @numba.njit(**_NJIT)
-def _same_direction(r, c, owner, g, t, tpar, is_track, min_points, min_elongation, merge_cos):
-    """Whether group ``g`` lying along track ``t`` may join it: a spot or
-    small piece always, an elongated cluster or a track only when its axis
-    is within the merge angle of the track's (a piece of a muon crossing the
-    end of an alpha is not the alpha's)."""
-    if is_track[g]:
-        cosang = abs(tpar[g, 2] * tpar[t, 2] + tpar[g, 3] * tpar[t, 3])
-        return cosang >= merge_cos
-    m = np.nonzero(owner == g)[0]
-    if m.shape[0] < min_points or _elongation(r[m], c[m]) < min_elongation:
-        return True
-    _, _, ur, uc = _axis(r[m], c[m])
-    return abs(ur * tpar[t, 2] + uc * tpar[t, 3]) >= merge_cos
-
-
-@numba.njit(**_NJIT)
 def directional_labels(
     prow,
     pcol,
@@ -513,10 +497,6 @@ def directional_labels(
                 # a piece lying along this track's reach, or a collinear
                 # track further on beyond a gap of at most merge_gap
                 take = cnear[g] >= merge_fraction * size[g]
-                if take:
-                    take = _same_direction(
-                        r, c, owner, g, t, tpar, is_track, min_points, min_elongation, merge_cos
-                    )
                 if not take and is_track[g] and cnt[g] >= merge_fraction * size[g]:
                     cosang = abs(tpar[g, 2] * tpar[t, 2] + tpar[g, 3] * tpar[t, 3])
                     gap = max(glo[g] - tpar[t, 8], tpar[t, 7] - ghi[g])

@@ -502,14 +502,6 @@ def directional_labels(
                 if size == 0:
                     continue
                 take = near[m].sum() >= merge_fraction * size
-                if take:
-                    # an elongated piece or track only along this track
-                    if g in tracks:
-                        o = tracks[g]
-                        take = abs(o.ur * tr.ur + o.uc * tr.uc) >= merge_cos
-                    elif size >= min_points and _elongation(r[m], c[m]) >= min_elongation:
-                        _, _, gur, guc = _axis(r[m], c[m])
-                        take = abs(gur * tr.ur + guc * tr.uc) >= merge_cos
                 if not take and g in tracks:
                     on = m & onc
                     if on.sum() >= merge_fraction * size:
