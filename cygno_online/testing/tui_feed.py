@@ -6,7 +6,8 @@ field names of the shipped analyzers: per image a ``camera`` metric (nine
 pedestal boxes, fraction over threshold...), a ``clusters`` metric, a ``daq``
 metric, four ``pmt`` channel metrics and a board metric; the displays the
 publisher lets through at ``display_hz`` (frame 144x144 at scale 16, the 55Fe
-and integral spectra, the length-integral scatter, PMT waveforms); the health
+and integral spectra, the length-integral scatter, PMT latest and average
+waveforms, per-channel amplitude and the multiplicity spectra); the health
 report every second; slow control every 10 s. Frames are noisy (every one
 differs everywhere, the worst case for terminal output); a pool of them is
 made once so the benchmark times the viewer, not the random generator.
@@ -48,6 +49,13 @@ class LimeFeed:
         self.fe55_edges = edges
         self.fe55 = np.zeros(50)
         self.integral = np.zeros(50)
+        # the PMT analyzer's spectra: 128 amplitude bins over the 12-bit ADC per
+        # channel, multiplicity 0..31 (analyzers/pmt/analyzer.py)
+        self.amp_edges = np.linspace(0.0, 4096.0, 129)
+        self.amp = {c: np.zeros(128) for c in (1, 2, 3, 4)}
+        self.mult = np.zeros(32)
+        self.wave_sum = {c: np.zeros(1024) for c in (1, 2, 3, 4)}
+        self.wave_n = 0
 
     def source(self) -> FakeSource:
         limits = [
@@ -221,7 +229,36 @@ class LimeFeed:
             + rng.normal(0, 2, 1024)
             for c in (1, 2, 3, 4)
         }
-        src.display("waveforms", "pmt/0/latest", waves, meta={}, time_ns=ns)
+        labels = {f"ch{c}": f"PMT{c}" for c in (1, 2, 3, 4)}
+        meta = {"units": "ADC", "labels": labels, "sample_ns": 1.0}
+        src.display("waveforms", "pmt/0/latest", waves, meta=meta, time_ns=ns)
+        self.wave_n += 1
+        for c in (1, 2, 3, 4):
+            self.wave_sum[c] += waves[f"ch{c}"]
+        src.display(
+            "waveforms",
+            "pmt/0/average",
+            {f"ch{c}": self.wave_sum[c] / self.wave_n for c in (1, 2, 3, 4)},
+            meta={**meta, "triggers": self.wave_n},
+            time_ns=ns,
+        )
+        for c in (1, 2, 3, 4):
+            self.amp[c] += np.histogram(rng.normal(300, 20, 5), self.amp_edges)[0]
+            src.display(
+                "histogram",
+                f"pmt/0/amplitude/ch{c}",
+                {"counts": self.amp[c].copy(), "edges": self.amp_edges},
+                meta={"units": "ADC", "label": labels[f"ch{c}"], "x": "amplitude"},
+                time_ns=ns,
+            )
+        self.mult[int(rng.integers(3, 8))] += 1
+        src.display(
+            "histogram",
+            "pmt/0/multiplicity",
+            {"counts": self.mult.copy(), "edges": np.arange(33, dtype=np.float64) - 0.5},
+            meta={"units": "triggers per image", "x": "multiplicity"},
+            time_ns=ns,
+        )
 
     def _slow(self, src: FakeSource, t: float) -> None:
         rng = self.rng

@@ -36,6 +36,9 @@ def test_bench_counts_terminal_output_and_idle_costs_less():
     assert live["bytes_per_s"] > idle["bytes_per_s"] >= 0
     assert live["full_screen_bytes"] > 1000  # the first paint went through the counter
     assert live["messages_per_s"] > 10  # LIME rates: images, PMT, health, heartbeats
+    # the TUI's CPU is reported without the test driver's synchronisation, and beside it
+    assert live["cpu_with_driver_fraction"] >= live["cpu_fraction"] >= 0
+    assert live["driver_fraction"] >= 0
 
 
 def test_bench_command_reports_every_mode():

@@ -45,12 +45,31 @@ class Panel(Container):
         super().__init__(*args, **kwargs)
         #: last drawn signature per part: repaint only what changed
         self._seen: dict[str, tuple] = {}
+        #: when each throttled part was last drawn (the app's clock)
+        self._drawn_at: dict[str, float] = {}
 
     def _changed(self, key: str, sig: tuple) -> bool:
         """True (and remembered) when part ``key`` must be redrawn for ``sig``."""
         if self._seen.get(key) == sig:
             return False
         self._seen[key] = sig
+        return True
+
+    def _due(self, key: str, data: tuple, view: tuple, now: float, every_s: float) -> bool:
+        """Like :meth:`_changed`, but a change of ``data`` alone redraws at
+        most every ``every_s`` seconds (plots that change with every display
+        message); a change of ``view`` (staleness, selection, size) at once.
+        A deferred change is drawn at a later poll: the signature is only
+        remembered when drawn."""
+        sig = (data, view)
+        old = self._seen.get(key)
+        if old == sig:
+            return False
+        last = self._drawn_at.get(key)
+        if old is not None and old[1] == view and last is not None and 0 <= now - last < every_s:
+            return False
+        self._seen[key] = sig
+        self._drawn_at[key] = now
         return True
 
     def update_view(self, ctx: ViewContext) -> None:

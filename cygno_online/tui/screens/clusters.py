@@ -7,11 +7,11 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Static
 
 from cygno_online.publish.state import series_id
 from cygno_online.tui.keymetrics import cameras, fmt_age, fmt_value, unit_of
 from cygno_online.tui.screens.base import Panel, ViewContext
+from cygno_online.tui.widgets.difftext import DiffText
 from cygno_online.tui.widgets.histogram import HistogramPlot, axis_label
 from cygno_online.tui.widgets.scatter import ScatterPlot
 
@@ -53,6 +53,9 @@ def fit_note(meta: dict, fit: dict | None = None) -> tuple[str, float | None]:
 
 
 RATE_WINDOW_S = 60.0
+#: plots and tables that change with every display (2 Hz) or image (1.7 Hz)
+#: are redrawn at most this often: a shifter reads a spectrum, not a movie
+PLOT_EVERY_S = 1.0
 #: short labels of the camera analyzer's per-image cluster fields
 LABELS = {
     "n_clusters": "clusters",
@@ -101,13 +104,11 @@ class ClustersPanel(Panel):
             with Vertical(id="cl-plots"):
                 yield HistogramPlot("Cluster integral", id="cl-hist")
                 yield ScatterPlot("Length vs integral", id="cl-scatter")
-            yield Static(id="cl-stats")
+            yield DiffText(id="cl-stats")
 
     def toggle_log(self) -> None:
         self.log_scale = not self.log_scale
-        h = self.query_one(HistogramPlot)
-        h.log_scale = self.log_scale
-        h.refresh()
+        self.query_one(HistogramPlot).set_log(self.log_scale)
 
     def next_spectrum(self) -> None:
         self.spectrum_index += 1
@@ -141,14 +142,32 @@ class ClustersPanel(Panel):
         )
         hp = self.query_one(HistogramPlot)
         stale_h = hist is not None and ctx.display_stale(hist.time_ns)
-        if self._changed("hist", (id(hist), getattr(hist, "time_ns", 0), stale_h)):
+        is_fe = hist is not None and hist.name.endswith("fe55_integral")
+        band = ctx.expect.fe55_band() if is_fe else None
+        if self._due(
+            "hist",
+            (id(hist), getattr(hist, "time_ns", 0)),
+            (getattr(hist, "name", None), stale_h, band),
+            ctx.now,
+            PLOT_EVERY_S,
+        ):
             if hist is None:
                 hp.set_data(None, None)
             else:
                 fit = None
-                if "fit" not in hist.meta and hist.name.endswith("fe55_integral"):
+                if "fit" not in hist.meta and is_fe:
                     fit = peak_fit(hist.arrays.get("counts"), hist.arrays.get("edges"))
-                note, mu = fit_note(hist.meta, fit)
+                text, mu = fit_note(hist.meta, fit)
+                note: str | Text = text
+                ref = ctx.expect.fe55_peak if is_fe else None
+                if ref is not None and band is not None:
+                    note = Text(text, style="yellow")
+                    if mu is not None:
+                        ok = band[0] <= mu <= band[1]
+                        note.append(
+                            "  in band" if ok else f"  OFF {mu / ref - 1:+.0%}",
+                            style="green" if ok else "bold red",
+                        )
                 short = hist.name.rsplit("/", 1)[-1]
                 hp.title = {"integral": "Cluster integral", "fe55_integral": "55Fe integral"}.get(
                     short, short
@@ -164,10 +183,17 @@ class ClustersPanel(Panel):
                     note=note,
                     stale=stale_h,
                     xlabel=axis_label(hist.meta, "integral"),
+                    ref=ref,
+                    band=band,
+                    ref_label=(
+                        f"ref {ref:.0f} ±{ctx.expect.fe55_tolerance:.0%}" if ref is not None else ""
+                    ),
                 )
         sp = self.query_one(ScatterPlot)
         stale_s = scat is not None and ctx.display_stale(scat.time_ns)
-        if self._changed("scatter", (id(scat), getattr(scat, "time_ns", 0), stale_s)):
+        if self._due(
+            "scatter", (id(scat), getattr(scat, "time_ns", 0)), (stale_s,), ctx.now, PLOT_EVERY_S
+        ):
             if scat is None:
                 sp.set_data(None, None)
             else:
@@ -189,8 +215,8 @@ class ClustersPanel(Panel):
             and r.tags.get("camera", cam) == cam
             and "cluster" not in r.tags
         ]
-        sig = (tuple((r.time_ns, len(r.fields)) for r in recs), ctx.connected, int(ctx.now) // 5)
-        if self._changed("stats", sig):
+        data = tuple((r.time_ns, len(r.fields)) for r in recs)
+        if self._due("stats", data, (ctx.connected, int(ctx.now) // 5), ctx.now, PLOT_EVERY_S):
             t = Table(box=None, padding=(0, 1), show_header=True, header_style="bold dim")
             t.add_column("per image", style="bold", no_wrap=True, max_width=16)
             t.add_column("last", justify="right", no_wrap=True)
@@ -220,4 +246,4 @@ class ClustersPanel(Panel):
                 )
             if not recs:
                 t.add_row(Text("no cluster metrics yet", style="dim"), "", "")
-            self.query_one("#cl-stats", Static).update(t)
+            self.query_one("#cl-stats", DiffText).update(t)

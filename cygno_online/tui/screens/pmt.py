@@ -11,10 +11,14 @@ from textual.widgets import Static
 from cygno_online.publish.state import series_id
 from cygno_online.tui.keymetrics import fmt_value
 from cygno_online.tui.screens.base import Panel, ViewContext
+from cygno_online.tui.widgets.difftext import DiffText
 from cygno_online.tui.widgets.histogram import HistogramPlot, axis_label
 from cygno_online.tui.widgets.waveform import WaveformPlot
 
 BASELINE_FIELDS = ("baseline", "rms", "amplitude", "npeaks", "charge")
+#: waveforms, spectra and the channel table change with every display or
+#: event; redrawn at most this often (a human reads them at 1 Hz at best)
+PLOT_EVERY_S = 1.0
 
 
 def boards(state) -> list[str]:
@@ -52,13 +56,15 @@ class PmtPanel(Panel):
         self._channels: tuple[str, ...] = ()
 
     def compose(self) -> ComposeResult:
-        yield Static(id="pmt-title")
+        yield DiffText(id="pmt-title")
         with VerticalScroll(id="pmt-scroll"):
             yield Grid(id="pmt-waves")
+            # the per-channel numbers before the spectra: at 80x24 they are
+            # what fits above the fold after the waveforms
+            yield DiffText(id="pmt-base")
             with Horizontal(id="pmt-hists"):
                 yield HistogramPlot("Amplitude", id="pmt-amp")
                 yield HistogramPlot("Multiplicity", id="pmt-mult")
-            yield Static(id="pmt-base")
 
     def focus_target(self) -> object | None:
         return self.query_one("#pmt-scroll")
@@ -91,7 +97,7 @@ class PmtPanel(Panel):
             t.append(f"  waveforms: {self.mode} (v)", style="cyan")
             if sel:
                 t.append(f"  amplitude: {sel.rsplit('/', 1)[-1]} (h)", style="dim")
-            self.query_one("#pmt-title", Static).update(t)
+            self.query_one("#pmt-title", DiffText).update(t)
         grid = self.query_one("#pmt-waves", Grid)
         if chans != self._channels:
             self._channels = chans
@@ -104,8 +110,12 @@ class PmtPanel(Panel):
             grid.mount_all(plots or [Static(Text("no waveforms yet", style="dim"))])
             self._seen.pop("waves", None)
         stale_w = waves is not None and ctx.display_stale(waves.time_ns)
-        if waves is not None and self._changed(
-            "waves", (id(waves), waves.time_ns, stale_w, len(grid.children))
+        if waves is not None and self._due(
+            "waves",
+            (id(waves), waves.time_ns),
+            (stale_w, len(grid.children), self.mode),
+            ctx.now,
+            PLOT_EVERY_S,
         ):
             labels = waves.meta.get("labels") or {}
             for plot in grid.query(WaveformPlot):
@@ -118,7 +128,7 @@ class PmtPanel(Panel):
                 )
         amp = st.displays.get(sel) if sel else None
         ap = self.query_one("#pmt-amp", HistogramPlot)
-        if self._changed("amp", (id(amp), getattr(amp, "time_ns", 0))):
+        if self._due("amp", (id(amp), getattr(amp, "time_ns", 0)), (sel,), ctx.now, PLOT_EVERY_S):
             if amp is not None:
                 ap.title = f"Amplitude {amp.meta.get('label', sel.rsplit('/', 1)[-1])}"
                 ap.set_data(
@@ -131,7 +141,7 @@ class PmtPanel(Panel):
                 ap.set_data(None, None)
         mult = st.displays.get(f"pmt/{b}/multiplicity") if b else None
         mp = self.query_one("#pmt-mult", HistogramPlot)
-        if self._changed("mult", (id(mult), getattr(mult, "time_ns", 0))):
+        if self._due("mult", (id(mult), getattr(mult, "time_ns", 0)), (b,), ctx.now, PLOT_EVERY_S):
             if mult is not None:
                 mp.set_data(
                     mult.arrays.get("counts"),
@@ -149,13 +159,8 @@ class PmtPanel(Panel):
         board_rec = next(
             (r for r in st.series.values() if r.family == "pmt" and r.tags == {"board": b}), None
         )
-        sig = (
-            tuple(r.time_ns for r in recs),
-            getattr(board_rec, "time_ns", 0),
-            ctx.connected,
-            int(ctx.now) // 5,
-        )
-        if self._changed("base", sig):
+        data = (tuple(r.time_ns for r in recs), getattr(board_rec, "time_ns", 0))
+        if self._due("base", data, (b, ctx.connected, int(ctx.now) // 5), ctx.now, PLOT_EVERY_S):
             t = Table(box=None, padding=(0, 1), header_style="bold dim")
             t.add_column("ch", no_wrap=True)
             for f in BASELINE_FIELDS:
@@ -182,4 +187,4 @@ class PmtPanel(Panel):
                     )
                 )
             out.add_row(t if recs else Text("no PMT channel metrics yet", style="dim"))
-            self.query_one("#pmt-base", Static).update(out)
+            self.query_one("#pmt-base", DiffText).update(out)

@@ -7,7 +7,8 @@ import re
 
 import numpy as np
 from rich.text import Text
-from textual.widget import Widget
+
+from cygno_online.tui.widgets.lineplot import LinePlot, array_digest
 
 EIGHTHS = " ▁▂▃▄▅▆▇█"
 
@@ -31,24 +32,38 @@ RANGE_PAD = 0.15
 
 
 def display_range(
-    counts: np.ndarray, *, ref: float | None = None, edges: np.ndarray | None = None
+    counts: np.ndarray,
+    *,
+    ref: float | None = None,
+    edges: np.ndarray | None = None,
+    include: tuple[float, ...] = (),
 ) -> tuple[int, int]:
     """Bin slice ``[lo, hi)`` to show: the bins holding 0.5-99.5 % of the
-    entries, padded, widened to include ``ref`` (a fitted or expected peak).
-    The whole range when there is nothing to go on."""
+    entries, padded, widened to include ``ref`` (a fitted or expected peak)
+    and every value of ``include`` (a reference band's ends). With no
+    entries, the reference values alone (padded) when there are any, else
+    the whole range."""
     counts = np.nan_to_num(np.asarray(counts, dtype=np.float64)).clip(min=0)
     n = len(counts)
     total = float(counts.sum())
-    if n == 0 or total <= 0:
+    wanted = [v for v in (ref, *include) if v is not None and np.isfinite(v)]
+    ks: list[int] = []
+    if wanted and edges is not None and len(edges) == n + 1:
+        for v in wanted:
+            k = int(np.searchsorted(edges, v, side="right")) - 1
+            if 0 <= k < n:
+                ks.append(k)
+    if n == 0 or (total <= 0 and not ks):
         return 0, n
-    cum = np.cumsum(counts) / total
-    lo = int(np.searchsorted(cum, RANGE_QUANTILES[0], side="right"))
-    hi = int(np.searchsorted(cum, RANGE_QUANTILES[1], side="left")) + 1
-    lo, hi = min(lo, n - 1), max(min(hi, n), lo + 1)
-    if ref is not None and edges is not None and len(edges) == n + 1:
-        k = int(np.searchsorted(edges, ref, side="right")) - 1
-        if 0 <= k < n:
-            lo, hi = min(lo, k), max(hi, k + 1)
+    if total > 0:
+        cum = np.cumsum(counts) / total
+        lo = int(np.searchsorted(cum, RANGE_QUANTILES[0], side="right"))
+        hi = int(np.searchsorted(cum, RANGE_QUANTILES[1], side="left")) + 1
+        lo, hi = min(lo, n - 1), max(min(hi, n), lo + 1)
+    else:
+        lo, hi = min(ks), max(ks) + 1
+    for k in ks:
+        lo, hi = min(lo, k), max(hi, k + 1)
     pad = max(1, round((hi - lo) * RANGE_PAD))
     return max(0, lo - pad), min(n, hi + pad)
 
@@ -132,6 +147,48 @@ def tick_line(
     return Text(line[:width], style="dim")
 
 
+def band_line(
+    edges: np.ndarray, width: int, band: tuple[float, float] | None, ref: float | None, label: str
+) -> Text:
+    """One row under the bars: the reference band as ``├───┼───┤`` (``┼`` at
+    the reference value), ``label`` beside it where it fits; ends outside
+    the shown range are drawn as ``◂``/``▸`` at the border."""
+    cells = [" "] * width
+    x0, x1 = float(edges[0]), float(edges[-1])
+
+    def col(v: float) -> int:
+        c = _col_of(min(max(v, x0), x1), edges, width)
+        return 0 if c is None else c
+
+    span: tuple[int, int] | None = None
+    if band is not None:
+        a, b = sorted(band)
+        if b >= x0 and a <= x1:
+            ca, cb = col(a), col(b)
+            span = (ca, cb)
+            for c in range(ca, cb + 1):
+                cells[c] = "─"
+            cells[ca] = "├" if a >= x0 else "◂"
+            cells[cb] = "┤" if b <= x1 else "▸"
+    if ref is not None and x0 <= ref <= x1:
+        cells[col(ref)] = "┼"
+        if span is None:
+            span = (col(ref), col(ref))
+    if label and span is not None:
+        left, right = span[0], width - 1 - span[1]
+        # the whole label beside the band, else its first two words ("ref 7000")
+        for text in dict.fromkeys((label, " ".join(label.split()[:2]))):
+            if right >= len(text) + 1:
+                pos = span[1] + 2
+            elif left >= len(text) + 1:
+                pos = span[0] - 1 - len(text)
+            else:
+                continue
+            cells[pos : pos + len(text)] = list(text)
+            break
+    return Text("".join(cells[:width]), style="green")
+
+
 def histogram_lines(
     counts: np.ndarray,
     edges: np.ndarray,
@@ -144,10 +201,16 @@ def histogram_lines(
     ylabel: str = "",
     below: float = 0,
     above: float = 0,
+    band: tuple[float, float] | None = None,
+    ref: float | None = None,
+    ref_label: str = "",
 ) -> list[Text]:
     """``height`` lines of bars plus one line of x ticks (min, mid, max) and label;
-    ``ylabel`` is written into the top row where the bars leave room."""
-    rows = max(1, height - 1)
+    ``ylabel`` is written into the top row where the bars leave room. With a
+    reference (``band`` and/or ``ref``) one bar row less and the band's row
+    above the ticks."""
+    with_band = (band is not None or ref is not None) and len(edges) >= 2 and height >= 4
+    rows = max(1, height - 1 - (1 if with_band else 0))
     counts = np.nan_to_num(np.asarray(counts, dtype=np.float64))
     col = rebin(counts, width)
     vals = np.log10(col + 1) if log else col
@@ -176,6 +239,8 @@ def histogram_lines(
             if ch == " ":
                 line = line[:mark_col] + Text("┊", style="yellow") + line[mark_col + 1 :]
         lines.append(line)
+    if with_band:
+        lines.append(band_line(np.asarray(edges, dtype=np.float64), width, band, ref, ref_label))
     if len(edges) >= 2:
         lines.append(
             tick_line(np.asarray(edges, dtype=np.float64), width, xlabel, below=below, above=above)
@@ -194,10 +259,10 @@ def axis_label(meta: dict, default: str = "") -> str:
     return q
 
 
-class HistogramPlot(Widget):
+class HistogramPlot(LinePlot):
     """A published histogram, shown on the range its entries (or the marked
     reference) occupy; entries outside that range are counted in the header,
-    never hidden silently."""
+    never hidden silently. Drawn only when its data or options change."""
 
     DEFAULT_CSS = "HistogramPlot { height: 10; }"
 
@@ -213,6 +278,15 @@ class HistogramPlot(Widget):
         self.xlabel = ""
         self.log_scale = False
         self.stale = False
+        #: the expected value and band (a reference), drawn as a marker and a shaded band
+        self.ref: float | None = None
+        self.band: tuple[float, float] | None = None
+        self.ref_label = ""
+
+    def set_log(self, log: bool) -> None:
+        if log != self.log_scale:
+            self.log_scale = log
+            self.redraw()
 
     def set_data(
         self,
@@ -220,20 +294,37 @@ class HistogramPlot(Widget):
         edges: np.ndarray | None,
         *,
         mark: float | None = None,
-        note: str = "",
+        note: str | Text = "",
         stale: bool = False,
         xlabel: str = "",
+        ref: float | None = None,
+        band: tuple[float, float] | None = None,
+        ref_label: str = "",
     ) -> None:
+        """``mark``: the fitted peak (highlighted column); ``ref``/``band``:
+        where it should be (a row under the bars, always inside the range)."""
         self.counts = None if counts is None else np.asarray(counts)
         self.edges = None if edges is None else np.asarray(edges)
         self.mark, self.note, self.stale, self.xlabel = mark, note, stale, xlabel
-        self.refresh()
-
-    def render(self) -> Text:
-        try:
-            return self._draw()
-        except Exception as exc:  # bad data must not take the TUI down
-            return Text(f"{self.title}: cannot draw ({exc})", style="red")
+        self.ref, self.band, self.ref_label = ref, band, ref_label
+        self.set_digest(
+            (
+                array_digest(self.counts),
+                array_digest(self.edges),
+                mark,
+                stale,
+                xlabel,
+                self.title,
+                self.log_scale,
+                ref,
+                band,
+                ref_label,
+                str(note) if isinstance(note, Text) else note,
+                tuple((sp.start, sp.end, str(sp.style)) for sp in note.spans)
+                if isinstance(note, Text)
+                else (),
+            )
+        )
 
     def view(self) -> tuple[np.ndarray, np.ndarray, float, float]:
         """The shown counts and edges, and the entries below and above them."""
@@ -242,10 +333,12 @@ class HistogramPlot(Widget):
         edges = np.asarray(self.edges, dtype=np.float64)
         if len(edges) != len(counts) + 1:  # not a histogram we can zoom: show as is
             return counts, edges, 0.0, 0.0
-        lo, hi = display_range(counts, ref=self.mark, edges=edges)
+        lo, hi = display_range(
+            counts, ref=self.mark, edges=edges, include=(self.ref, *(self.band or ()))
+        )
         return counts[lo:hi], edges[lo : hi + 1], float(counts[:lo].sum()), float(counts[hi:].sum())
 
-    def _draw(self) -> Text:
+    def draw(self) -> Text:
         w, h = self.size.width, self.size.height
         head = Text(self.title, style="bold")
         if self.counts is None or self.edges is None or self.counts.size == 0 or h < 3:
@@ -257,7 +350,11 @@ class HistogramPlot(Widget):
         peak = float(rebin(counts, w).max()) if counts.size else 0.0
         # most important first: a narrow terminal cuts the end
         if self.note:
-            head.append("  " + self.note, style="yellow")
+            head.append("  ")
+            if isinstance(self.note, Text):
+                head.append_text(self.note)
+            else:
+                head.append(self.note, style="yellow")
         if self.stale:
             head.append("  (stale)", style="grey50")
         head.append(f"  n={total:.0f}", style="dim")
@@ -274,6 +371,9 @@ class HistogramPlot(Widget):
             ylabel=ylabel,
             below=below,
             above=above,
+            band=self.band,
+            ref=self.ref,
+            ref_label=self.ref_label,
         )
         out = Text("\n").join([head, *body])
         if self.stale:

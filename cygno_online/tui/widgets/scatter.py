@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 from rich.text import Text
-from textual.widget import Widget
 
 from cygno_online.tui.widgets.histogram import RANGE_PAD, RANGE_QUANTILES, short_num, tick_line
+from cygno_online.tui.widgets.lineplot import LinePlot, array_digest
 
 DENSITY = " ·∘o●"
 #: columns of the y-axis gutter (tick values and the axis line)
@@ -81,7 +81,9 @@ def scatter_lines(
     return lines, outside
 
 
-class ScatterPlot(Widget):
+class ScatterPlot(LinePlot):
+    """Drawn only when its points or options change."""
+
     DEFAULT_CSS = "ScatterPlot { height: 10; }"
 
     def __init__(self, title: str = "", *, id: str | None = None) -> None:
@@ -107,15 +109,9 @@ class ScatterPlot(Widget):
         self.xlabel, self.ylabel = xlabel, ylabel
         if title is not None:
             self.title = title
-        self.refresh()
+        self.set_digest((array_digest(x), array_digest(y), stale, xlabel, ylabel, self.title))
 
-    def render(self) -> Text:
-        try:
-            return self._draw()
-        except Exception as exc:  # bad data must not take the TUI down
-            return Text(f"{self.title}: cannot draw ({exc})", style="red")
-
-    def _draw(self) -> Text:
+    def draw(self) -> Text:
         head = Text(self.title, style="bold")
         if self.x is None or self.y is None or self.size.height < 3:
             return Text.assemble(head, "\n", Text("no data yet", style="dim"))
