@@ -850,6 +850,19 @@ class CameraState:
         ]
 
     # -- end of run ------------------------------------------------------------
+    def finish_run(self) -> list[Output]:
+        """The run ended with frames waiting for their map: wait for it
+        (bounded: ESTIMATE_WAIT_S) and analyse them, outputs included, so the
+        run's points and summary do not depend on how long the map took."""
+        out: list[Output] = []
+        if self.ctx.pedestal or self.chain is None:
+            return out
+        if self.loader is not None:
+            out += self._install_loaded(self.chain, wait_s=ESTIMATE_WAIT_S)
+        if self.estimator is not None:
+            out += self._install_estimate(self.chain, wait_s=ESTIMATE_WAIT_S)
+        return out
+
     def end_run(self, run: RunInfo) -> dict[str, Any]:
         if self.loader is not None and self.chain is not None:
             self._install_loaded(self.chain, wait_s=ESTIMATE_WAIT_S)
@@ -1126,6 +1139,14 @@ class CameraAnalyzer(Analyzer):
                     "one row per cluster (per_cluster_metrics)",
                 )
             )
+        return out
+
+    def finish_run(self, run: RunInfo) -> list[Output]:
+        with self._lock:
+            states = dict(self._states)
+        out: list[Output] = []
+        for _cam, st in sorted(states.items()):
+            out += st.finish_run()
         return out
 
     def end_run(self, run: RunInfo) -> dict[str, Any]:

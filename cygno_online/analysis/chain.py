@@ -248,6 +248,21 @@ class AnalysisChain:
                 self._failed(a, exc, run.run, None)
         return outputs
 
+    def finish_run(self) -> list[Output]:
+        """The analyzers' outputs of work still pending at the end of the run
+        (``Analyzer.finish_run``): the host publishes them, then calls
+        :meth:`end_run`."""
+        run = self.run
+        outputs: list[Output] = []
+        if run is None:
+            return outputs
+        for a in self.analyzers:
+            try:
+                outputs.extend(a.finish_run(run) or ())
+            except Exception as exc:  # one broken plugin must not lose the summary
+                self._failed(a, exc, run.run, None)
+        return outputs
+
     def end_run(self) -> dict[str, Any]:
         """Sections of the end-of-run summary, by analyzer instance name."""
         run = self.run

@@ -74,6 +74,9 @@ class OfflineRunner:
         run = self.chain.run
         if run is None:
             return
+        finish = getattr(self.chain, "finish_run", None)
+        if finish is not None:
+            self._emit(finish())
         sections = self.chain.end_run()
         reader = self._reader
         if reader is not None:

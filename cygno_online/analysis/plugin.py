@@ -6,6 +6,9 @@ An analyzer is a class with a tiny life cycle, modelled on MIDAS's manalyzer:
   again on SIGHUP with new parameters, between events);
 * ``begin_run(run)`` - reset run-scoped state;
 * ``process(item, flow)`` - one decoded item in, outputs out;
+* ``finish_run(run)`` - optional: outputs of work still pending when the run
+  ends (e.g. camera frames waiting for their pedestal), published like an
+  event's outputs just before ``end_run``;
 * ``end_run(run)`` - the analyzer's section of the end-of-run summary;
 * ``export_run_state()`` / ``import_run_state(state)`` - optional: the
   run-scoped state, so that a run survives a daemon restart (checkpointed by
@@ -101,6 +104,12 @@ class Analyzer:
 
     def process(self, item: Any, flow: Flow) -> Iterable[Output]:
         raise NotImplementedError
+
+    def finish_run(self, run: RunInfo) -> Iterable[Output]:
+        """Outputs of work still pending at the end of the run (called once,
+        just before ``end_run``; the host publishes and stores them like an
+        event's outputs). Default: none."""
+        return ()
 
     def end_run(self, run: RunInfo) -> dict[str, Any]:
         return {}

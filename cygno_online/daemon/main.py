@@ -465,6 +465,11 @@ class Daemon:
                 "error", f"analyzer {name}: {text}", run=run.run, serial=event.header.serial_number
             )
 
+    def run_outputs(self, run: RunInfo, outputs: list) -> None:
+        """The analyzers' outputs at the end of a run (frames analysed once
+        their pedestal came in): published and stored like an event's."""
+        self._outputs(outputs)
+
     def run_finished(self, run: RunInfo, summary: dict[str, Any]) -> None:
         stop_ns = (
             int(summary.get("stop_time_ns") or time.time_ns()) if isinstance(summary, dict) else 0

@@ -100,6 +100,9 @@ class Dispatcher(Protocol):
 
     def run_finished(self, run: RunInfo, summary: dict[str, Any]) -> None: ...
 
+    # optional: ``run_outputs(run, outputs)``, the analyzers' outputs at the
+    # end of a run (Analyzer.finish_run), just before run_finished
+
     def periodic(self) -> None: ...
 
     def source_state(self, state: str, detail: str) -> None: ...
@@ -490,6 +493,16 @@ class Pipeline:
         run = self.chain.run
         if run is None:
             return
+        # (a chain without the hook - a test double - has nothing pending)
+        finish = getattr(self.chain, "finish_run", None)
+        tail = finish() if finish is not None else []
+        if tail:
+            # outputs of work pending at the end (frames waiting for a map)
+            if self.quality is not None and not run.extra.get("synthetic"):
+                self.quality.observe(tail)
+            publish = getattr(self.dispatcher, "run_outputs", None)
+            if publish is not None:
+                publish(run, tail)
         if run.extra.get("synthetic"):
             self.chain.end_run()
             self.chain.run = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -55,13 +56,37 @@ def http(
         return exc.code, exc.read()
 
 
+#: what the servers log when their port is in use (influxd, victoria-metrics,
+#: mariadbd "Can't start server: Bind on TCP/IP port", postgres)
+_PORT_TAKEN = re.compile(r"address already in use|bind on tcp/ip port|errno 98", re.IGNORECASE)
+
+
+class ServerStartError(RuntimeError):
+    """A test server that exited at start or was not ready in time; the
+    message names the server, its port and its log file."""
+
+    def __init__(self, message: str, *, port_taken: bool = False) -> None:
+        super().__init__(message)
+        self.port_taken = port_taken
+
+
 class ServerProcess:
     """A server binary run in ``workdir`` on a free loopback port."""
 
     name = "server"
     ready_path = "/ping"
 
-    def __init__(self, binary: str, workdir: Path, *, start_timeout: float = 30.0) -> None:
+    #: bound for a start on a loaded shared machine (a first MariaDB start
+    #: initialises InnoDB): readiness is a real request, so a quick server is
+    #: ready in well under a second; this only bounds a hung one
+    START_TIMEOUT_S = 180.0
+    #: attempts with a fresh port when the chosen one was taken meanwhile by
+    #: another process (free_port cannot reserve it)
+    PORT_ATTEMPTS = 3
+
+    def __init__(
+        self, binary: str, workdir: Path, *, start_timeout: float = START_TIMEOUT_S
+    ) -> None:
         self.binary = binary
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -84,6 +109,24 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         if self.proc is not None and self.proc.poll() is None:
             return self
+        first = not getattr(self, "_started", False)
+        for attempt in range(self.PORT_ATTEMPTS):
+            try:
+                self._spawn()
+                self._started = True
+                return self
+            except ServerStartError as exc:
+                # only a first start may move: a restart keeps the port its
+                # clients were configured with
+                if not (first and exc.port_taken) or attempt == self.PORT_ATTEMPTS - 1:
+                    raise
+                taken = self.port
+                self.port = free_port()
+                with open(self.log_path, "a") as fh:
+                    fh.write(f"\n[test harness] port {taken} was taken; retrying on {self.port}\n")
+        raise AssertionError("unreachable")
+
+    def _spawn(self) -> None:
         logf = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         try:
             self.proc = subprocess.Popen(
@@ -98,7 +141,6 @@ class ServerProcess:
         finally:
             logf.close()
         self.wait_ready()
-        return self
 
     def ready(self) -> bool:
         try:
@@ -111,14 +153,22 @@ class ServerProcess:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} exited with {self.proc.returncode} at start; log:\n{self.log_tail()}"
+                tail = self.log_tail()
+                raise ServerStartError(
+                    f"{self.name} exited with {self.proc.returncode} at start "
+                    f"(port {self.port}); log {self.log_path}:\n{tail}",
+                    port_taken=_PORT_TAKEN.search(tail) is not None,
                 )
             if self.ready():
                 return
             time.sleep(0.05)
-        raise RuntimeError(
-            f"{self.name} not ready after {self.start_timeout} s; log:\n{self.log_tail()}"
+        proc, self.proc = self.proc, None
+        if proc is not None:  # not left behind holding the port and data dir
+            proc.kill()
+            proc.wait(10)
+        raise ServerStartError(
+            f"{self.name} not ready within {self.start_timeout:g} s (port {self.port}); "
+            f"log {self.log_path}:\n{self.log_tail()}"
         )
 
     def log_tail(self, n: int = 2000) -> str:
@@ -310,11 +360,12 @@ class MariaDB(ServerProcess):
                 ],
                 capture_output=True,
                 text=True,
-                timeout=120,
+                timeout=self.start_timeout,
             )
             if out.returncode != 0:
                 raise RuntimeError(
-                    f"mariadb-install-db failed: {out.stdout[-1500:]}{out.stderr[-1500:]}"
+                    f"mariadb-install-db failed for {self.datadir}: "
+                    f"{out.stdout[-1500:]}{out.stderr[-1500:]}"
                 )
         return super().start()
 
@@ -436,7 +487,7 @@ class PostgreSQL(ServerProcess):
                 cwd=self.workdir,
                 capture_output=True,
                 text=True,
-                timeout=120,
+                timeout=self.start_timeout,
                 **self.popen_kwargs(),
             )  # fmt: skip
             pwfile.unlink()

@@ -15,7 +15,7 @@ from typing import Any
 
 def wait_for(
     predicate: Callable[[], Any],
-    timeout: float = 10.0,
+    timeout: float = 60.0,
     interval: float = 0.01,
     what: str = "condition",
 ) -> Any:

@@ -52,7 +52,7 @@ class Producer(Analyzer):
         self.threads.add(threading.get_ident())
         if self.barrier is not None:
             # Both cameras must be inside process() at once for this to pass.
-            self.barrier.wait(timeout=10)
+            self.barrier.wait(timeout=60)
         flow["clusters"] = [item.camera * self.gain]
         return [Metric("camera", 1, 3, 10, {"v": item.camera * self.gain}, {"camera": item.key})]
 

@@ -150,3 +150,20 @@ def test_zero_drops_at_run_start_through_a_bounded_live_queue(gate):
     assert s["clusters"]["frames_clustered"] == 12
     assert s["clusters"]["frames_analysed_late"] == 10
     assert s["clusters"]["frames_without_pedestal"] == 0
+
+
+def test_frames_still_waiting_at_the_end_of_the_run_are_published(gate):
+    """The run ends before the estimate is in: finish_run waits for it and
+    returns the frames' analysis (points, displays) for the host to publish,
+    so the run's points do not depend on how long the estimate took."""
+    a = make({"pedestal": {"estimate_frames": 3}})
+    run = RunInfo(run=7, start_time_ns=T0, exposure_s=0.3)
+    a.begin_run(run)
+    for f in frames(5):
+        a.process(f, {})
+    gate.set()
+    ms = cam_metrics(a.finish_run(run))
+    assert [m.serial for m in ms] == [0, 1, 2, 3, 4]
+    assert all(m.fields["clustered"] and m.fields["analysed_late"] for m in ms)
+    s = a.end_run(run)["cameras"]["cam0"]
+    assert s["clusters"]["frames_clustered"] == 5 and s["clusters"]["frames_without_pedestal"] == 0

@@ -58,7 +58,7 @@ def test_ack_through_a_relay_names_the_shifter_and_the_relay(tmp_path):
             wait_for(lambda: anna.snapshots and bob.snapshots, what="viewers in step")
             gate.set()
             alarm_id = "bright{camera=cam0}"
-            wait_for(lambda: alarm_id in bob.state.alarms, timeout=20, what="alarm at the viewers")
+            wait_for(lambda: alarm_id in bob.state.alarms, timeout=60, what="alarm at the viewers")
             reply = anna.ack(alarm_id, "anna")
             assert reply["ok"], reply
             who = reply["alarm"]["acked_by"]

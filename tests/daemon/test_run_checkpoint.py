@@ -32,12 +32,16 @@ SPLIT = 11  # triggers seen before the restart
 class Quiet:
     def __init__(self):
         self.finished = []
+        self.tail = []
 
     def run_started(self, run, outputs):
         pass
 
     def event_done(self, result, event, run):
         pass
+
+    def run_outputs(self, run, outputs):
+        self.tail.extend(outputs)
 
     def run_finished(self, run, summary):
         self.finished.append(summary)
@@ -128,9 +132,11 @@ def data(tmp_path_factory):
     return state, info, events, split
 
 
-def run_part(state, info, events, out, *, end, checkpoint, quality=None, pedestal=None):
+def run_part(
+    state, info, events, out, *, end, checkpoint, quality=None, pedestal=None, rec=None
+):
     src = ListSource(info, events, end=end)
-    rec = Quiet()
+    rec = rec or Quiet()
     p = Pipeline(
         chain_for(state, pedestal),
         src,
@@ -500,3 +506,38 @@ def test_restart_while_the_pedestal_is_estimated_keeps_its_frames(
     assert cam["frames"] == NTRIG and cam["clusters"]["frames_without_pedestal"] == 0
     assert cam["clusters"]["frames_clustered"] == NTRIG - cam["sparks"]["count"]
     assert diff(without_timing(final), without_timing(whole)) == []
+
+
+def test_frames_waiting_at_the_end_of_the_run_are_published(data, tmp_path, monkeypatch):
+    """The map comes in only after the last event: the frames kept meanwhile
+    are analysed at the end of the run and their points go out (run_outputs,
+    then the summary), like those of any event."""
+    from cygno_online.analyzers.camera.pedestals import PedestalStore
+
+    from cygno_online.analysis.outputs import Metric
+
+    state, info, events, _ = data
+    rec = Quiet()
+    sent = threading.Event()
+    real = PedestalStore.load
+
+    def held(self, entry):
+        assert sent.wait(120), "events never sent"
+        return real(self, entry)
+
+    monkeypatch.setattr(PedestalStore, "load", held)
+    src_events = events[:8]
+    ncam = sum(1 for ev in src_events if ev.header.event_id == 1)
+    orig = ListSource.run
+
+    def run_then_release(self, sink, stop):
+        threading.Thread(target=lambda: (self.sent.wait(120), sent.set()), daemon=True).start()
+        orig(self, sink, stop)
+
+    monkeypatch.setattr(ListSource, "run", run_then_release)
+    doc = run_part(state, info, src_events, tmp_path / "s", end=True, checkpoint=None, rec=rec)
+    late = [o for o in rec.tail if isinstance(o, Metric) and o.family == "camera"]
+    assert len(late) == ncam > 0
+    assert all(m.fields["analysed_late"] and m.fields["pedestal_source"] == "store" for m in late)
+    cam = doc["sections"]["camera"]["cameras"]["cam0"]
+    assert cam["clusters"]["frames_without_pedestal"] == 0

@@ -309,7 +309,7 @@ def test_relay_command_end_to_end():
         pub_ep, snap_ep, ctl_ep = re.findall(r"tcp://127\.0\.0\.1:\d+", line)[1:4]
         pub.submit_outputs([metric(8)])
         with MonitorClient(pub_ep, snap_ep, ctl_ep, timeout_s=1.0) as v:
-            wait_for(lambda: serial(v) == 8, timeout=20, what="viewer through the relay process")
+            wait_for(lambda: serial(v) == 8, timeout=60, what="viewer through the relay process")
             assert v.ack("a", "eve")["alarm"]["acked_by"].endswith("via relay cli)")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0

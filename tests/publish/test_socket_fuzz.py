@@ -301,7 +301,7 @@ def test_publishing_goes_on_under_a_request_flood(target):
         with MonitorClient(
             pub.endpoints["pub"], pub.endpoints["snapshot"], pub.endpoints["control"]
         ) as c:
-            wait_for(lambda: c.snapshots >= 1, timeout=20, what="snapshot during the flood")
+            wait_for(lambda: c.snapshots >= 1, timeout=60, what="snapshot during the flood")
             assert c.query("status", timeout_s=10)["ok"]
     finally:
         stop.set()
@@ -393,7 +393,12 @@ counts = {{"sent": 0, "blocked": 0, "reconnects": 0}}
 ts = [threading.Thread(target=_attack, args=(ep, stop, i, counts)) for i, ep in enumerate(sys.argv[1:])]
 for t in ts:
     t.start()
-time.sleep(4)
+# flood until enough requests went out (not for a fixed time: a loaded
+# machine sends fewer per second), bounded
+deadline = time.monotonic() + 60
+while counts["sent"] < 3000 and time.monotonic() < deadline:
+    time.sleep(0.05)
+time.sleep(1)  # and keep flooding a moment beyond it
 stop.set()
 for t in ts:
     t.join()
@@ -422,7 +427,7 @@ def test_a_flooding_process_cannot_abort_the_publisher():
         code = ATTACKER.format(tests=str(here.parent), publish=str(here))
         eps = [pub.endpoints["snapshot"], pub.endpoints["control"], pub.endpoints["snapshot"]]
         out = subprocess.run(
-            [sys.executable, "-c", code, *eps], capture_output=True, text=True, timeout=60
+            [sys.executable, "-c", code, *eps], capture_output=True, text=True, timeout=120
         )
         assert out.returncode == 0, out.stderr
         assert int(out.stdout.split()[-1]) > 1000
@@ -430,7 +435,7 @@ def test_a_flooding_process_cannot_abort_the_publisher():
         with MonitorClient(
             pub.endpoints["pub"], pub.endpoints["snapshot"], pub.endpoints["control"]
         ) as c:
-            wait_for(lambda: c.snapshots >= 1, timeout=20, what="snapshot after the flood")
+            wait_for(lambda: c.snapshots >= 1, timeout=60, what="snapshot after the flood")
             assert c.query("status", timeout_s=10)["ok"]
     finally:
         pub.stop()

@@ -32,7 +32,14 @@ def chain_config(sampling: str = "file") -> dict[str, Any]:
     return {
         "analyzers": [
             {"plugin": "daqhealth", "params": {"sampling": sampling}},
-            {"plugin": "camera", "params": {"per_cluster_metrics": True}},
+            # the pedestal is estimated from each run's first frames in the
+            # background; room to keep every frame meanwhile (max_deferred), so
+            # no frame's clusters depend on how long the estimate takes on a
+            # loaded machine
+            {
+                "plugin": "camera",
+                "params": {"per_cluster_metrics": True, "pedestal": {"max_deferred": NTRIG}},
+            },
             # the simulator's time tags tick at 8 ns on both boards
             {"plugin": "pmt", "params": {"models": {1742: {"ttt_tick_ns": 8.0}}}},
             {"plugin": "slowcontrol"},

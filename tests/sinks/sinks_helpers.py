@@ -88,7 +88,7 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     from cygno_online.sinks.testservers import MARIADBD, MariaDB
 
     binary = need_binary(MARIADBD)
-    with MariaDB(tmp_path_factory.mktemp("mariadb"), binary=binary, start_timeout=60) as server:
+    with MariaDB(tmp_path_factory.mktemp("mariadb"), binary=binary) as server:
         yield server
 
 
@@ -103,5 +103,5 @@ def postgresql(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
         if os.environ.get("CI"):
             pytest.fail(msg)
         pytest.skip(msg)
-    with PostgreSQL(tmp_path_factory.mktemp("pg"), bindir, start_timeout=60) as server:
+    with PostgreSQL(tmp_path_factory.mktemp("pg"), bindir) as server:
         yield server

@@ -169,7 +169,7 @@ def test_influx1_outage_nothing_lost(fresh_influxd: InfluxDB1, tmp_path: Path):
         server.stop()
         for k in range(4):  # keeps submitting while the server is down
             assert sink.submit(camera_metrics(500, run=2, start=k * 500)) == 500
-        wait_for(lambda: sink.stats()["retries"] > 0, timeout=20, what="a failed send")
+        wait_for(lambda: sink.stats()["retries"] > 0, timeout=60, what="a failed send")
         assert sink.stats()["points_pending"] > 0
         server.start()  # same data directory
         sink.submit(camera_metrics(1000, run=3))
@@ -338,7 +338,7 @@ def test_victoria_outage_nothing_lost(fresh_victoria: VictoriaMetrics, tmp_path:
         server.stop()
         for k in range(3):
             sink.submit(ms_metrics(500, run=42, start=k * 500))
-        wait_for(lambda: sink.stats()["retries"] > 0, timeout=20, what="a failed send")
+        wait_for(lambda: sink.stats()["retries"] > 0, timeout=60, what="a failed send")
         server.start()
         assert sink.flush(30)
         st = sink.stats()

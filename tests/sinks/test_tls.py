@@ -79,7 +79,7 @@ def test_untrusted_certificate_is_refused(https_server, tmp_path: Path, api: str
     sink.start()
     try:
         sink.submit(camera_metrics(3))
-        wait_for(lambda: sink.stats()["retries"] >= 2, timeout=20, what="refused handshakes")
+        wait_for(lambda: sink.stats()["retries"] >= 2, timeout=60, what="refused handshakes")
         assert "CERTIFICATE_VERIFY_FAILED" in sink.stats()["last_error"]
         assert sink.stats()["points_pending"] == 3
     finally:
