@@ -595,8 +595,8 @@ def track_length(r, c, w, thickness, width_nsigma):
     """Length (rebinned px) of one track cluster: its points (light ``w``)
     within the track thickness of a fit of the whole cluster, projected on
     the fit's axis, light capped at ``LENGTH_WEIGHT_CAP`` x the median;
-    complete tracks (``LENGTH_MIN_COVERAGE``): sqrt(12 var) of the
-    projections; others: between the ends where the capped light counted
+    complete tracks (``LENGTH_MIN_COVERAGE``): sqrt(12 (var along - var
+    across)) of the projections and residuals; others: between the ends where the capped light counted
     from the extreme points reaches ``LENGTH_END_TRIM`` px of the mean
     light per px along the track."""
     cr, cc, ur, uc, p, s = fit_track(r, c)
@@ -610,6 +610,7 @@ def track_length(r, c, w, thickness, width_nsigma):
     o = np.argsort(ui, kind="mergesort")
     us = ui[o]
     ws = wi[o]
+    rs = res[ins][o]
     tot = ws.sum()
     span = us[-1] - us[0] + 1.0
     if tot <= 0.0:
@@ -620,9 +621,12 @@ def track_length(r, c, w, thickness, width_nsigma):
             mu += ws[j] * us[j]
         mu /= tot
         var = 0.0
+        lat = 0.0
         for j in range(us.shape[0]):
             var += ws[j] * (us[j] - mu) ** 2
-        return np.sqrt(12.0 * var / tot)
+            lat += ws[j] * rs[j] * rs[j]
+        # the blur along the track is the one across it (diffusion halo)
+        return np.sqrt(12.0 * max(var - lat, 0.0) / tot)
     t = LENGTH_END_TRIM * tot / span
     lo = _end_position(us, ws, t)
     hi = -_end_position(-us[::-1], ws[::-1].copy(), t)

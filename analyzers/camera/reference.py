@@ -574,13 +574,15 @@ def track_lengths(
         wi = np.minimum(wi, _LENGTH_CAP * _median(wi))
         o = np.argsort(ui, kind="stable")
         us, ws = ui[o], wi[o]
+        rs = _residuals(u, v, p, -1e18, 1e18)[ins][o]
         tot = ws.sum()
         if tot <= 0:
             out[k] = us[-1] - us[0] + 1.0
             continue
         if _complete(us):
             mu = np.sum(ws * us) / tot
-            out[k] = np.sqrt(12.0 * np.sum(ws * (us - mu) ** 2) / tot)
+            var = np.sum(ws * (us - mu) ** 2) - np.sum(ws * rs * rs)
+            out[k] = np.sqrt(12.0 * max(var, 0.0) / tot)
             continue
         t = _END_TRIM * tot / (us[-1] - us[0] + 1.0)
         lo = _end_position(us, ws, t)
