@@ -72,8 +72,8 @@ def test_same_clusters_as_the_numpy_reference(sim_frames):
         n_tracks += int(np.count_nonzero(rms > 0))
         # the track length along the fit, numba and numpy
         vals = res.rebinned[res.prow, res.pcol]
-        tl = dk.track_lengths(res.prow, res.pcol, vals, got, rms, *args[1:3])
-        wtl = ref.track_lengths(res.prow, res.pcol, vals, got, rms, *args[1:3])
+        tl = dk.track_lengths(res.prow, res.pcol, vals, got, rms, *CFG.length_args())
+        wtl = ref.track_lengths(res.prow, res.pcol, vals, got, rms, *CFG.length_args())
         np.testing.assert_allclose(tl, wtl, rtol=1e-9, atol=1e-9)
         assert ((tl > 0) == (rms > 0)).all()
         fitted = rms > 0
@@ -213,7 +213,7 @@ def test_simulated_tracks_on_more_seeds(sim_frames):
     assert t >= 40 and one == t and good / t >= 0.95, (t, one, good)
     t, one, good = whole_tracks(frames, "muon")
     assert t >= 70 and one / t >= 0.95 and good / t >= 0.95, (t, one, good)
-    # Seeds 13, 17, 23: muons 96/104 (92 %), alphas only 57/69 (83 %): these
+    # Seeds 13, 17, 23: muons 96/104 (92 %), alphas only 58/69 (84 %): these
     # frames hold 3-5 tracks each and most alpha misses are alphas lying on
     # or across other alphas, merged or split between them (40x LIME's
     # density; on full LIME frames every alpha is whole, see below).
@@ -340,3 +340,64 @@ def test_spots_stay_spots_next_to_a_track(gen512):
     from cygno_online.analyzers.camera.classify import FE55
 
     assert res.clusters.count(FE55) >= res0.clusters.count(FE55) - 1
+
+
+def _seeded_line(holes: bool):
+    """Points of a horizontal track seed (3 rows, cols 0-59, a DBSCAN
+    cluster; with ``holes`` every third column empty, as a faint muon) and
+    beyond it single unclustered points on its line every 12 rebinned px."""
+    cols = [c for c in range(60) if not (holes and c % 3 == 2)]
+    pts = [(r, c) for c in cols for r in (20, 21, 22)]
+    far = [(21, c) for c in range(71, 160, 12)]
+    prow = np.array([p[0] for p in pts + far], np.int64)
+    pcol = np.array([p[1] for p in pts + far], np.int64)
+    seeds = np.array([0] * len(pts) + [-1] * len(far), np.int64)
+    return prow, pcol, seeds, len(far)
+
+
+@pytest.mark.parametrize("holes", [True, False])
+def test_only_a_track_with_holes_bridges_gaps(holes):
+    # A faint track leaves holes; its further points may lie a few
+    # grow_radius apart: it reaches across gaps up to 3 grow_radius (12 px
+    # here, grow_radius 6). A complete track (an alpha) ends where its light
+    # stops: points 12 px beyond stay unclustered.
+    prow, pcol, seeds, nfar = _seeded_line(holes)
+    args = CFG.directional_args()
+    got, rms = dk.directional_labels(prow, pcol, seeds, 1, *args)
+    want, wrms = ref.directional_labels(prow, pcol, seeds, 1, *args)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(rms, wrms, rtol=1e-9)
+    assert rms[0] > 0
+    if holes:
+        assert (got == 0).all()
+    else:
+        assert (got[-nfar:] == -1).all() and (got[:-nfar] == 0).all()
+    vals = np.ones(prow.size)
+    tl = dk.track_lengths(prow, pcol, vals, got, rms, *CFG.length_args())
+    np.testing.assert_allclose(
+        tl, ref.track_lengths(prow, pcol, vals, got, rms, *CFG.length_args())
+    )
+    # with holes end to end (cols 0-155: 156 px), complete: the 60 px segment
+    assert tl[0] == pytest.approx(156 if holes else 60, rel=0.03)
+
+
+def test_hole_bridging_is_configurable():
+    from cygno_online.errors import ConfigErrors
+    from cygno_online.params import Params
+
+    p = Params({"directional": {"hole_bridge": 1.0, "min_coverage": 0.5}}, "analyzers[0].params")
+    cfg = CameraConfig.from_params(p)
+    p.finish()
+    assert (cfg.dir_hole_bridge, cfg.dir_min_coverage) == (1.0, 0.5)
+    # no bridging: the points beyond the faint seed stay unclustered
+    prow, pcol, seeds, nfar = _seeded_line(True)
+    for impl in (dk, ref):
+        got, _ = impl.directional_labels(prow, pcol, seeds, 1, *cfg.directional_args())
+        assert (got[-nfar:] == -1).all()
+    bad = Params({"directional": {"hole_bridge": 0.5, "min_coverage": 1.5}}, "analyzers[0].params")
+    CameraConfig.from_params(bad)
+    with pytest.raises(ConfigErrors) as ei:
+        bad.finish()
+    paths = {e.path for e in ei.value.errors}
+    assert {"analyzers[0].params.directional.hole_bridge"} <= paths
+    assert {"analyzers[0].params.directional.min_coverage"} <= paths
