@@ -369,7 +369,9 @@ class BlockingSink(Sink):
         self.release = threading.Event()
 
     def event(self, event, received_ns):
-        self.release.wait(10)
+        # held until the test releases it (always, in its finally); the bound
+        # only ends a hung test, never the hold of a slow one
+        self.release.wait(120)
         super().event(event, received_ns)
 
 
