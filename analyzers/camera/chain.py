@@ -315,9 +315,10 @@ def derive_maps(maps: PedestalMaps, nsigma: float, hot_nsigma: float) -> tuple[A
         return got
     cut = kn.threshold_cut(maps.mean, threshold_map(maps.sigma, nsigma))
     hot_cut = kn.threshold_cut(maps.mean, threshold_map(maps.sigma, hot_nsigma))
-    # what the frame pass streams: 7 bytes per pixel with the frame
+    # what the frame pass streams: 6 bytes per pixel with the frame
     mean_q, hot_delta, frac_sum, frac_sq = kn.pass_maps(maps.mean, cut, hot_cut)
-    got = (cut, hot_cut, mean_q, hot_delta, frac_sum, frac_sq)
+    cut_off, wide = kn.cut_offsets(cut, mean_q)
+    got = (cut, hot_cut, mean_q, hot_delta, frac_sum, frac_sq, cut_off, wide)
     while len(maps.derived) >= DERIVED_PER_MAP:
         maps.derived.pop(next(iter(maps.derived)), None)
     maps.derived[key] = got
@@ -384,6 +385,8 @@ class FrameChain:
         self.hot_cut: np.ndarray | None = None
         self.mean_q: np.ndarray | None = None
         self.hot_delta: np.ndarray | None = None
+        self.cut_off: np.ndarray | None = None
+        self.wide_rows: np.ndarray | None = None
         self.frac_sum = 0.0
         self.frac_sq = 0.0
         self._no_mean = np.zeros((1, 1), np.float32)
@@ -399,7 +402,16 @@ class FrameChain:
         if maps.shape != self.shape:
             raise ValueError(f"pedestal map shape {maps.shape} != frame shape {self.shape}")
         d = derive_maps(maps, self.cfg.nsigma, self.cfg.hot_nsigma)
-        self.cut, self.hot_cut, self.mean_q, self.hot_delta, self.frac_sum, self.frac_sq = d
+        (
+            self.cut,
+            self.hot_cut,
+            self.mean_q,
+            self.hot_delta,
+            self.frac_sum,
+            self.frac_sq,
+            self.cut_off,
+            self.wide_rows,
+        ) = d
 
     def ped_moments(self, s: np.ndarray, npix: int) -> tuple[float, float]:
         """Mean and RMS of ``raw - mean`` from the pass's sums of ``e = raw -
@@ -474,6 +486,8 @@ class FrameChain:
             maps.mean,
             self.box_table,
             self.box_sums,
+            self.cut_off,
+            self.wide_rows,
         )
         t1 = time.perf_counter()
         b = self.box_sums

@@ -236,6 +236,30 @@ def _residuals(u, v, p, umin, umax):
     return out
 
 
+#: a track with holes (points in fewer than ``LENGTH_MIN_COVERAGE`` of the
+#: 1 px steps along it: a faint muon) reaches across gaps this many times
+#: ``grow_radius`` long; a complete one (an alpha, a bright muon) does not
+#: continue past a gap in its light
+HOLE_BRIDGE = 3.0
+#: see :func:`track_length`
+LENGTH_MIN_COVERAGE = 0.9
+
+
+@numba.njit(**_NJIT)
+def _complete(us):
+    """Whether points at ``us`` (ascending positions along a track) occupy
+    at least ``LENGTH_MIN_COVERAGE`` of the 1 px steps between the ends
+    (steps centred on the first point: no float ties on a grid)."""
+    nocc = 1
+    last = 0.0
+    for j in range(1, us.shape[0]):
+        b = np.floor(us[j] - us[0] + 0.5)
+        if b != last:
+            nocc += 1
+            last = b
+    return nocc >= LENGTH_MIN_COVERAGE * (np.floor(us[-1] - us[0] + 0.5) + 1.0)
+
+
 @numba.njit(**_NJIT)
 def _reach(uon, umin, umax, step):
     """How far along the curve a track reaches from [umin, umax] through
@@ -300,22 +324,6 @@ def seed_labels(prow, pcol, labels, eps, min_samples):
         if sub[q] >= 0:
             seeds[free[q]] = ncl + sub[q]
     return seeds, ncl
-
-
-@numba.njit(**_NJIT)
-def _same_direction(r, c, owner, g, t, tpar, is_track, min_points, min_elongation, merge_cos):
-    """Whether group ``g`` lying along track ``t`` may join it: a spot or
-    small piece always, an elongated cluster or a track only when its axis
-    is within the merge angle of the track's (a piece of a muon crossing the
-    end of an alpha is not the alpha's)."""
-    if is_track[g]:
-        cosang = abs(tpar[g, 2] * tpar[t, 2] + tpar[g, 3] * tpar[t, 3])
-        return cosang >= merge_cos
-    m = np.nonzero(owner == g)[0]
-    if m.shape[0] < min_points or _elongation(r[m], c[m]) < min_elongation:
-        return True
-    _, _, ur, uc = _axis(r[m], c[m])
-    return abs(ur * tpar[t, 2] + uc * tpar[t, 3]) >= merge_cos
 
 
 @numba.njit(**_NJIT)
@@ -451,7 +459,11 @@ def directional_labels(
             u, v = _frame_uv(r, c, tpar[t, 0], tpar[t, 1], tpar[t, 2], tpar[t, 3])
             res = _residuals(u, v, tpar[t, 4:7], tpar[t, 7], tpar[t, 8])
             onc = np.abs(res) <= tpar[t, 9]
-            lo, hi = _reach(u[onc], tpar[t, 7], tpar[t, 8], grow_radius)
+            mine = u[(owner == t) & onc]
+            step = grow_radius
+            if mine.shape[0] > 1 and not _complete(np.sort(mine)):
+                step = HOLE_BRIDGE * grow_radius
+            lo, hi = _reach(u[onc], tpar[t, 7], tpar[t, 8], step)
             near = onc & (u >= lo - grow_radius) & (u <= hi + grow_radius)
             cnt = np.zeros(ng, np.int64)
             cnear = np.zeros(ng, np.int64)
@@ -485,10 +497,6 @@ def directional_labels(
                 # a piece lying along this track's reach, or a collinear
                 # track further on beyond a gap of at most merge_gap
                 take = cnear[g] >= merge_fraction * size[g]
-                if take:
-                    take = _same_direction(
-                        r, c, owner, g, t, tpar, is_track, min_points, min_elongation, merge_cos
-                    )
                 if not take and is_track[g] and cnt[g] >= merge_fraction * size[g]:
                     cosang = abs(tpar[g, 2] * tpar[t, 2] + tpar[g, 3] * tpar[t, 3])
                     gap = max(glo[g] - tpar[t, 8], tpar[t, 7] - ghi[g])
@@ -539,12 +547,10 @@ def directional_labels(
 #: light of a track point counts at most this many times the median point's
 #: in the length measurement (a crossing alpha or spot must not dominate)
 LENGTH_WEIGHT_CAP = 2.0
-#: a track whose points leave fewer than this fraction of the 1 px steps
-#: along it empty is complete: its length is that of a uniform segment with
-#: its second moment along the curve, sqrt(12 var(u)) (robust to a spot or a
-#: piece of another track touching an end); an incomplete one (a faint muon
-#: with holes, where the moment would be wrong) is measured end to end
-LENGTH_MIN_COVERAGE = 0.9
+#: complete tracks (:func:`_complete`) have the length of a uniform segment
+#: with their second moment along the curve, sqrt(12 var(u)) (robust to a
+#: spot or a piece of another track touching an end); one with holes (a
+#: faint muon, where the moment would be wrong) is measured end to end
 #: end to end: a track ends where the light counted from its extreme point
 #: reaches this many rebinned pixels' worth of its mean light per pixel
 #: along the track (the diffusion halo beyond the end of a Gaussian-blurred
@@ -589,8 +595,8 @@ def track_length(r, c, w, thickness, width_nsigma):
     """Length (rebinned px) of one track cluster: its points (light ``w``)
     within the track thickness of a fit of the whole cluster, projected on
     the fit's axis, light capped at ``LENGTH_WEIGHT_CAP`` x the median;
-    complete tracks (``LENGTH_MIN_COVERAGE``): sqrt(12 var) of the
-    projections; others: between the ends where the capped light counted
+    complete tracks (``LENGTH_MIN_COVERAGE``): sqrt(12 (var along - var
+    across)) of the projections and residuals; others: between the ends where the capped light counted
     from the extreme points reaches ``LENGTH_END_TRIM`` px of the mean
     light per px along the track."""
     cr, cc, ur, uc, p, s = fit_track(r, c)
@@ -604,27 +610,23 @@ def track_length(r, c, w, thickness, width_nsigma):
     o = np.argsort(ui, kind="mergesort")
     us = ui[o]
     ws = wi[o]
+    rs = res[ins][o]
     tot = ws.sum()
     span = us[-1] - us[0] + 1.0
     if tot <= 0.0:
         return span
-    # coverage: occupied 1 px steps (centred on the points: no float ties)
-    nocc = 1
-    last = np.floor(0.5)
-    for j in range(1, us.shape[0]):
-        b = np.floor(us[j] - us[0] + 0.5)
-        if b != last:
-            nocc += 1
-            last = b
-    if nocc >= LENGTH_MIN_COVERAGE * (np.floor(us[-1] - us[0] + 0.5) + 1.0):
+    if _complete(us):
         mu = 0.0
         for j in range(us.shape[0]):
             mu += ws[j] * us[j]
         mu /= tot
         var = 0.0
+        lat = 0.0
         for j in range(us.shape[0]):
             var += ws[j] * (us[j] - mu) ** 2
-        return np.sqrt(12.0 * var / tot)
+            lat += ws[j] * rs[j] * rs[j]
+        # the blur along the track is the one across it (diffusion halo)
+        return np.sqrt(12.0 * max(var - lat, 0.0) / tot)
     t = LENGTH_END_TRIM * tot / span
     lo = _end_position(us, ws, t)
     hi = -_end_position(-us[::-1], ws[::-1].copy(), t)

@@ -14,7 +14,8 @@ Conventions shared with :mod:`reference` (the plain numpy/scipy oracle):
   compares integers only;
 * the value of a kept pixel on the clustering map is ``raw - rint(mean)``,
   an integer (the frame pass streams a uint16 rounded mean, not the float32
-  one: 7 bytes per pixel with the frame); cluster features use ``d`` from
+  one, and the cut as a uint8 offset over it: 6 bytes per pixel with the
+  frame); cluster features use ``d`` from
   the float32 mean;
 * the 2x2 median of pixel ``(i, j)`` is the *upper* median (third smallest)
   of ``z[i-1:i+1, j-1:j+1]`` with indices below 0 clamped to 0 - exactly
@@ -28,6 +29,8 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 # Columns of the per-cluster feature table (see clusters.FEATURES for units).
 F_INTEGRAL = 0
@@ -175,6 +178,40 @@ def _chunk_sums64(rr, rq, j0, j1):
     return rs, rsq, es, esq
 
 
+def _cut_of(q16, c):
+    """The zero-suppression cut of a pixel from its entry ``c`` of the cut
+    map: a uint16 cut map holds the cut itself, a uint8 map the offset over
+    the rounded mean ``q16`` (1 byte per pixel less to stream; see
+    :func:`cut_offsets`). Only callable from numba code."""
+    raise TypeError("_cut_of is only callable from numba-compiled code")
+
+
+@overload(_cut_of, jit_options={"cache": True})
+def _cut_of_impl(q16, c):
+    if isinstance(c, types.Integer) and c.bitwidth == 8:
+        return lambda q16, c: np.uint16(q16 + np.uint16(c))
+    return lambda q16, c: c
+
+
+@numba.njit(**_NJIT)
+def cut_offsets(cut, mean_q):
+    """The cut map as uint8 offsets over the rounded mean (``cut - mean_q``,
+    >= 0 by construction) and, per row, whether some offset does not fit
+    (a pixel noisier than ~196 ADU at nsigma 1.3): such rows are streamed
+    with the uint16 cut map, so the result is exact either way."""
+    rows, cols = cut.shape
+    off = np.zeros((rows, cols), np.uint8)
+    wide = np.zeros(rows, np.bool_)
+    for i in range(rows):
+        for j in range(cols):
+            d = np.int64(cut[i, j]) - np.int64(mean_q[i, j])
+            if d < 0 or d > 255:
+                wide[i] = True
+            else:
+                off[i, j] = np.uint8(d)
+    return off, wide
+
+
 @numba.njit(nogil=True, cache=True)
 def _row_pass(rr, rq, rc, rd, last, inside, out):
     """Everything per pixel of one row in one loop of narrow lanes: sums of
@@ -210,7 +247,7 @@ def _row_pass(rr, rq, rc, rd, last, inside, out):
             j = np.uint64(j0) + np.uint64(jj)
             r16 = rr[j]
             q16 = rq[j]
-            c16 = rc[j]
+            c16 = _cut_of(q16, rc[j])
             r = np.int32(r16)
             e = np.int32(r - np.int32(q16))
             m = max(m, np.uint16(r16 | q16))
@@ -336,6 +373,8 @@ def _frame_pass(
     mean,
     boxes,
     box_out,
+    cut_off,
+    wide,
 ):
     rows, cols = raw.shape
     nbr = rows // factor
@@ -368,9 +407,14 @@ def _frame_pass(
     for i in range(rows):
         rr = raw[i]
         inside = i >= r0 and i < r1
-        rs, rq, ps, pq, nc, no, nk = _row_pass(
-            rr, mean_q[i], cut[i], hot_delta[i], last, inside, cur
-        )
+        if wide[i]:
+            rs, rq, ps, pq, nc, no, nk = _row_pass(
+                rr, mean_q[i], cut[i], hot_delta[i], last, inside, cur
+            )
+        else:
+            rs, rq, ps, pq, nc, no, nk = _row_pass(
+                rr, mean_q[i], cut_off[i], hot_delta[i], last, inside, cur
+            )
         raw_sum += rs
         raw_sq += rq
         ped_sum += ps
@@ -450,13 +494,17 @@ def frame_pass_boxes(
     mean,
     boxes,
     box_out,
+    cut_off,
+    wide,
 ):
     """One pass over a frame doing every full-resolution step.
 
-    Reads per pixel only the frame and three compact maps (7 bytes): the
+    Reads per pixel only the frame and three compact maps (6 bytes): the
     pedestal mean rounded to an integer ``mean_q`` (uint16), the
-    zero-suppression cut (uint16, smallest raw that passes) and the hot-pixel
-    margin above it ``hot_delta`` (uint8). Clip, pedestal subtraction, zero
+    zero-suppression cut (smallest raw that passes) as the uint8 offset
+    ``cut_off`` over ``mean_q`` and the hot-pixel margin above the cut
+    ``hot_delta`` (uint8); rows flagged in ``wide`` (an offset above 255,
+    see :func:`cut_offsets`) read the uint16 ``cut`` instead. Clip, pedestal subtraction, zero
     suppression, acceptance, 2x2 median and rebin are fused row by row in
     integer arithmetic (two rows of the zero-suppressed image ``raw -
     mean_q`` live in ``zrows``, shape (2, cols) uint16), so no
@@ -496,6 +544,8 @@ def frame_pass_boxes(
             mean,
             boxes,
             box_out,
+            cut_off,
+            wide,
         )
     colsum32 = np.zeros(cols, np.int32)
     return _frame_pass(
@@ -518,6 +568,8 @@ def frame_pass_boxes(
         mean,
         boxes,
         box_out,
+        cut_off,
+        wide,
     )
 
 
@@ -539,7 +591,8 @@ def frame_pass(
     rebinned,
     zrows,
 ):
-    """:func:`frame_pass_boxes` without box statistics."""
+    """:func:`frame_pass_boxes` without box statistics, streaming the
+    uint16 cut map."""
     return frame_pass_boxes(
         raw,
         mean_q,
@@ -559,6 +612,8 @@ def frame_pass(
         np.zeros((1, 1), np.float32),
         np.zeros((0, 4), np.int64),
         np.zeros((0, 4)),
+        np.zeros((0, 0), np.uint8),
+        np.ones(raw.shape[0], np.bool_),
     )
 
 
@@ -613,24 +668,58 @@ def raw_pass(raw, clip):
     return stats
 
 
-@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
-def _row_sums(rr, rm, with_mean):
-    """Raw sum and sum of squares of a row (slice), and the pedestal-subtracted
-    ones when ``with_mean`` (accumulators as in :func:`_row_stats`)."""
-    rs = np.int32(0)
+@numba.njit(nogil=True, cache=True)
+def _raw_sums(rr):
+    """Exact sum and sum of squares of a row (slice) in 32-bit lanes per
+    chunk, as in :func:`_row_pass` (int64 for a chunk with a value >=
+    ``_NARROW``)."""
+    n = rr.shape[0]
+    rs = np.int64(0)
     rq = np.int64(0)
-    for j in range(rr.shape[0]):
-        ru = np.uint32(rr[j])
-        rs += np.int32(rr[j])
-        rq += np.int64(ru * ru)
+    for j0 in range(0, n, _CHUNK):
+        sr = rr[j0 : j0 + _CHUNK]
+        a = np.int32(0)
+        b = np.uint32(0)
+        m = np.uint16(0)
+        for j in range(sr.shape[0]):
+            r = np.int32(sr[j])
+            m = max(m, sr[j])
+            a = np.int32(a + r)
+            b = np.uint32(b + np.uint32(r * r))
+        if m < _NARROW:
+            rs += a
+            rq += b
+        else:
+            for j in range(sr.shape[0]):
+                r64 = np.int64(sr[j])
+                rs += r64
+                rq += r64 * r64
+    return rs, rq
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
+def _ped_sums(rr, rm):
+    """Sum and sum of squares of ``float32(raw) - mean`` of a row (slice),
+    float32 accumulators in vector lanes."""
     ps = np.float32(0.0)
     pq = np.float32(0.0)
+    for j in range(rr.shape[0]):
+        d = np.float32(rr[j]) - rm[j]
+        ps += d
+        pq += d * d
+    return np.float64(ps), np.float64(pq)
+
+
+@numba.njit(nogil=True, cache=True)
+def _row_sums(rr, rm, with_mean):
+    """Raw sum and sum of squares of a row (slice), and the pedestal-subtracted
+    ones when ``with_mean``."""
+    rs, rq = _raw_sums(rr)
+    ps = 0.0
+    pq = 0.0
     if with_mean:
-        for j in range(rr.shape[0]):
-            d = np.float32(rr[j]) - rm[j]
-            ps += d
-            pq += d * d
-    return np.int64(rs), rq, np.float64(ps), np.float64(pq)
+        ps, pq = _ped_sums(rr, rm)
+    return rs, rq, ps, pq
 
 
 @numba.njit(**_NJIT)
@@ -953,12 +1042,13 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
             mr = mean[i]
             cr = cut[i]
             nsize += max(j1 - j0, 0)
+            # branch-free: whether a pixel is a hit is a coin flip near the
+            # threshold, and a mispredicted branch costs more than the sums
             for j in range(j0, j1):
                 r = rr[j]
-                if r >= clip or r < cr[j]:
-                    continue
-                d = np.float64(np.float32(r) - mr[j])
-                nhit += 1
+                hit = (r < clip) & (r >= cr[j])
+                d = np.float64(np.float32(r) - mr[j]) if hit else 0.0
+                nhit += hit
                 w += d
                 wr += d * i
                 wc += d * j
@@ -992,8 +1082,7 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
                 mr = mean[i]
                 for j in range(j0, j1):
                     r = rr[j]
-                    if r < clip:
-                        t += np.float64(np.float32(r) - mr[j])
+                    t += np.float64(np.float32(r) - mr[j]) if r < clip else 0.0
             out[k, F_INTEGRAL] += t
     for k in range(ncl):
         if sw[k] > 0:
@@ -1024,9 +1113,8 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
             y = i - cy
             for j in range(max(bc0, c0), min(bc0 + factor, c1, cols)):
                 r = rr[j]
-                if r >= clip or r < cr[j]:
-                    continue
-                d = np.float64(np.float32(r) - mr[j])
+                hit = (r < clip) & (r >= cr[j])
+                d = np.float64(np.float32(r) - mr[j]) if hit else 0.0
                 x = j - cx
                 yy += d * y * y
                 xx += d * x * x
@@ -1084,15 +1172,14 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
             y = i - cy
             for j in range(max(bc0, c0), min(bc0 + factor, c1, cols)):
                 r = rr[j]
-                if r >= clip or r < cr[j]:
-                    continue
+                hit = (r < clip) & (r >= cr[j])
                 x = j - cx
                 u = x * ax + y * ay
                 v = -x * ay + y * ax
-                u0 = min(u0, u)
-                u1 = max(u1, u)
-                v0 = min(v0, v)
-                v1 = max(v1, v)
+                u0 = min(u0, u if hit else 1e18)
+                u1 = max(u1, u if hit else -1e18)
+                v0 = min(v0, v if hit else 1e18)
+                v1 = max(v1, v if hit else -1e18)
         pmin[k] = u0
         pmax[k] = u1
         qmin[k] = v0

@@ -342,6 +342,15 @@ def fit_track(r: np.ndarray, c: np.ndarray):
     return cr, cc, ur, uc, p, _mad_scale(_residuals(u, v, p, -1e18, 1e18))
 
 
+_HOLE_BRIDGE = 3.0
+_MIN_COVERAGE = 0.9
+
+
+def _complete(us: np.ndarray) -> bool:
+    steps = np.floor(us - us[0] + 0.5)
+    return bool(np.unique(steps).size >= _MIN_COVERAGE * (steps[-1] + 1.0))
+
+
 def _reach(uon: np.ndarray, umin: float, umax: float, step: float) -> tuple[float, float]:
     us = np.sort(uon)
     hi = umax
@@ -477,7 +486,10 @@ def directional_labels(
         for _ in range(max_iterations):
             u, res = tr.res(r, c)
             onc = np.abs(res) <= tr.th
-            lo, hi = _reach(u[onc], tr.umin, tr.umax, grow_radius)
+            mine = u[(owner == t) & onc]
+            holes = mine.size > 1 and not _complete(np.sort(mine))
+            step = _HOLE_BRIDGE * grow_radius if holes else grow_radius
+            lo, hi = _reach(u[onc], tr.umin, tr.umax, step)
             near = onc & (u >= lo - grow_radius) & (u <= hi + grow_radius)
             free = (owner < 0) & near
             added = bool(free.any())
@@ -490,14 +502,6 @@ def directional_labels(
                 if size == 0:
                     continue
                 take = near[m].sum() >= merge_fraction * size
-                if take:
-                    # an elongated piece or track only along this track
-                    if g in tracks:
-                        o = tracks[g]
-                        take = abs(o.ur * tr.ur + o.uc * tr.uc) >= merge_cos
-                    elif size >= min_points and _elongation(r[m], c[m]) >= min_elongation:
-                        _, _, gur, guc = _axis(r[m], c[m])
-                        take = abs(gur * tr.ur + guc * tr.uc) >= merge_cos
                 if not take and g in tracks:
                     on = m & onc
                     if on.sum() >= merge_fraction * size:
@@ -528,7 +532,6 @@ def directional_labels(
 
 
 _LENGTH_CAP = 2.0
-_MIN_COVERAGE = 0.9
 _END_TRIM = 0.5
 
 
@@ -571,14 +574,15 @@ def track_lengths(
         wi = np.minimum(wi, _LENGTH_CAP * _median(wi))
         o = np.argsort(ui, kind="stable")
         us, ws = ui[o], wi[o]
+        rs = _residuals(u, v, p, -1e18, 1e18)[ins][o]
         tot = ws.sum()
         if tot <= 0:
             out[k] = us[-1] - us[0] + 1.0
             continue
-        steps = np.floor(us - us[0] + 0.5)
-        if np.unique(steps).size >= _MIN_COVERAGE * (steps[-1] + 1.0):
+        if _complete(us):
             mu = np.sum(ws * us) / tot
-            out[k] = np.sqrt(12.0 * np.sum(ws * (us - mu) ** 2) / tot)
+            var = np.sum(ws * (us - mu) ** 2) - np.sum(ws * rs * rs)
+            out[k] = np.sqrt(12.0 * max(var, 0.0) / tot)
             continue
         t = _END_TRIM * tot / (us[-1] - us[0] + 1.0)
         lo = _end_position(us, ws, t)

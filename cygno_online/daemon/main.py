@@ -157,6 +157,7 @@ class Daemon:
                 "disable": self._cmd_disable,
                 "enable": self._cmd_enable,
                 "config": self._cmd_config,
+                "reference": self._cmd_reference,
             },
             on_drop=lambda reason, n: self.health.drop(reason, n=n),
         )
@@ -181,6 +182,10 @@ class Daemon:
             from cygno_online.sinks.registry import RunRegistry
 
             self.registry = RunRegistry(cfg.registry_url)  # connects at the first run end
+        # the viewers' Runs tab: a run's reference run (off the publisher thread)
+        from cygno_online.daemon.runlookup import ReferenceLookup
+
+        self.reference_lookup = ReferenceLookup(self.registry)
         #: summaries not yet in the registry (its database was unreachable)
         self._unrecorded: list[dict[str, Any]] = []
         self.quality: Any = None
@@ -686,6 +691,9 @@ class Daemon:
 
     def _cmd_config(self, req: dict[str, Any]) -> dict[str, Any]:
         return {"config": self.cfg.data, "path": self.cfg.path}
+
+    def _cmd_reference(self, req: dict[str, Any]) -> dict[str, Any]:
+        return self.reference_lookup.command(req)
 
 
 def run_in_thread(daemon: Daemon) -> threading.Thread:

@@ -7,6 +7,7 @@ and answering one JSON reply::
     {"cmd": "status"}  -> {"ok": true, "status": {run, health, source...}}
     {"cmd": "alarms"}  -> {"ok": true, "alarms": [AlarmRecord...]}
     {"cmd": "config"}  -> {"ok": true, "config": {...the loaded file...}}
+    {"cmd": "reference", "run": N, ...} -> a run's reference run (cygno_online.daemon.runlookup)
     anything else      -> {"ok": false, "error": "...", "code": "..."}
 
 Requests are bounded by :mod:`cygno_online.publish.guard` (size, frames,

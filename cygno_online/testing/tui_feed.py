@@ -143,6 +143,7 @@ class LimeFeed:
                 "fe55_integral_mean": float(fe.mean()) if n_fe else 7000.0,
             },
             tags={"camera": "cam0"},
+            units={"fe55_integral_mean": "ADU"},
             time_ns=ns,
             run=run,
             serial=s,

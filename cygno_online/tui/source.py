@@ -415,8 +415,8 @@ def read_server_key(path: str | Path) -> bytes:
         raise ConfigError("--server-key", f"{path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(
-            "--server-key", f"{path}: byte 0x{raw[exc.start]:02x} at offset {exc.start}, "
-            "not a CURVE key file"
+            "--server-key",
+            f"{path}: byte 0x{raw[exc.start]:02x} at offset {exc.start}, not a CURVE key file",
         ) from None
     for line in text.splitlines():
         line = line.strip()

@@ -62,7 +62,7 @@ def sim_frames():
 def test_same_clusters_as_the_numpy_reference(sim_frames):
     args = CFG.directional_args()
     n_tracks = 0
-    for _, res in sim_frames:
+    for _, res in sim_frames + sim_frames_of(7, copy=True):
         seeds, npri = seeded(res)
         got, rms = dk.directional_labels(res.prow, res.pcol, seeds, npri, *args)
         want, wrms = ref.directional_labels(res.prow, res.pcol, seeds, npri, *args)
@@ -80,7 +80,7 @@ def test_same_clusters_as_the_numpy_reference(sim_frames):
         np.testing.assert_allclose(
             res.clusters.features[fitted, kn.F_TRACK_LENGTH], tl[fitted] * CFG.rebin
         )
-    assert n_tracks >= 40
+    assert n_tracks >= 80
 
 
 def test_deterministic_and_switchable(sim_frames):
@@ -165,12 +165,15 @@ def whole_tracks(frames, kind, factor=4, rows=None):
     return total, one, good
 
 
-def sim_frames_of(seed, n=30, size=512):
+def sim_frames_of(seed, n=30, size=512, copy=False):
     sim, ch = sim_chain(seed, size)
     out = []
     for s in range(n):
         trig = sim.trigger(s)
-        out.append((trig, ch.process(trig.images[0], run=1, serial=s, time_ns=0, source="store")))
+        res = ch.process(trig.images[0], run=1, serial=s, time_ns=0, source="store")
+        if copy:
+            res.rebinned = res.rebinned.copy()  # the chain's buffer, reused per frame
+        out.append((trig, res))
     return out
 
 
@@ -180,15 +183,14 @@ def test_simulated_muons_and_alphas_are_whole(sim_frames):
     # sigma) inside the image, and a crop has no acceptance cut, so all of
     # it is in the image. Measured on seed 2 (30 frames of 512x512, muon
     # rate 1, alpha 0.6 per frame: ~40x the LIME density of tracks):
-    # muons 29/29 one cluster, 27/29 also with track_length within 10 %;
-    # alphas 16/16 and 15/16. The misses: a faint muon (17 ADU/px) whose
-    # far half has too few points to be found (290 of 546 px), one 10.5 %
-    # short, and an alpha that starts on another alpha (the overlap is
-    # counted to it, +12 %). Requirement (95 % each) on three seeds: below.
+    # muons 29/29 one cluster and with track_length within 10 %; alphas 16/16
+    # and 15/16 (the miss: in a frame with 6 tracks, an alpha that starts on
+    # another alpha, the overlap counted to it, +13 %). Requirement (95 %
+    # each) on more seeds: below.
     t, one, good = whole_tracks(sim_frames, "alpha")
     assert t >= 12 and one == t and good >= t - 1, (t, one, good)
     t, one, good = whole_tracks(sim_frames, "muon")
-    assert t >= 25 and one / t >= 0.95 and good / t >= 0.9, (t, one, good)
+    assert t >= 25 and one / t >= 0.95 and good / t >= 0.95, (t, one, good)
     # DBSCAN alone: a muon is almost never one cluster
     _, ch = sim_chain(2, cfg=CameraConfig(dir_enabled=False))
     plain = [
@@ -199,17 +201,29 @@ def test_simulated_muons_and_alphas_are_whole(sim_frames):
     assert good0 / t0 < 0.2
 
 
-def test_simulated_tracks_on_three_seeds(sim_frames):
+@pytest.mark.slow
+def test_simulated_tracks_on_more_seeds(sim_frames):
     # Seeds 2, 7, 11 (90 frames of 512x512): alphas 46/46 one cluster,
-    # 44/46 (95.7 %) with the length within 10 %; muons 75/77 one cluster,
-    # 71/77 (92 %) with the length. Requirement 95 %: met for alphas, not
-    # for muons (the misses are faint muons, 16-20 ADU/px, with stretches
-    # of no points, and muons crossing within a few px of the image edge).
+    # 44/46 (95.7 %) with the length within 10 %; muons 76/77 one cluster,
+    # 74/77 (96.1 %) with the length. The misses: a muon 10 px from the
+    # image edge whose far quarter leaves no points, two muons meeting at the
+    # edge, alphas overlapping other alphas.
     frames = sim_frames + sim_frames_of(7) + sim_frames_of(11)
     t, one, good = whole_tracks(frames, "alpha")
     assert t >= 40 and one == t and good / t >= 0.95, (t, one, good)
     t, one, good = whole_tracks(frames, "muon")
-    assert t >= 70 and one / t >= 0.95 and good / t >= 0.9, (t, one, good)
+    assert t >= 70 and one / t >= 0.95 and good / t >= 0.95, (t, one, good)
+    # Seeds 13, 17, 23: muons 96/104 (92 %), alphas only 58/69 (84 %): these
+    # frames hold 3-5 tracks each and most alpha misses are alphas lying on
+    # or across other alphas, merged or split between them (40x LIME's
+    # density; on full LIME frames every alpha is whole, see below).
+    # Requirement 95 %: not met on these seeds. (The clustering of main
+    # before this length/bridging work: muons 81/104, alphas 53/69.)
+    frames = sim_frames_of(13) + sim_frames_of(17) + sim_frames_of(23)
+    t, one, good = whole_tracks(frames, "alpha")
+    assert t >= 60 and good / t >= 0.8, (t, one, good)
+    t, one, good = whole_tracks(frames, "muon")
+    assert t >= 95 and good / t >= 0.9, (t, one, good)
 
 
 @pytest.mark.slow
@@ -218,9 +232,9 @@ def test_simulated_tracks_on_full_lime_frames():
     # the simulator's default). LIME analyses only rows 304-2054 (lime.md,
     # the acceptance): a muon runs border to border of the sensor, so its
     # truth is the part of its path inside those rows. Measured: alphas
-    # 16/16 whole with the length within 10 %; muons 45/50 (90 %), the misses
-    # faint muons (15-18 ADU/px) left in pieces. Seed 5: alphas 23/23,
-    # muons 26/31. Requirement 95 %: met for alphas, not for muons.
+    # 16/16 whole with the length within 10 %; muons 50/50 whole, 49/50 with
+    # the length. Seed 5: alphas 23/23, muons 30/31; seed 9: alphas 16/16,
+    # muons 35/39 (90 %).
     sim = Simulator("lime", seed=3, run=1, pmt=False, rates=Rates(muon=1.0, alpha=0.6, spark=0))
     sigma = np.sqrt(sim.noise_map(0).astype(np.float64) ** 2 + 1 / 12).astype(np.float32)
     ch = FrameChain(CFG, (2304, 2304), "cam0")
@@ -235,7 +249,7 @@ def test_simulated_tracks_on_full_lime_frames():
     t, one, good = whole_tracks(frames, "alpha", rows=ch.acc[:2])
     assert t >= 14 and good / t >= 0.95, (t, one, good)
     t, one, good = whole_tracks(frames, "muon", rows=ch.acc[:2])
-    assert t >= 45 and good / t >= 0.88, (t, one, good)
+    assert t >= 45 and good / t >= 0.95, (t, one, good)
 
 
 # -- hand-made tracks --------------------------------------------------------
@@ -326,3 +340,40 @@ def test_spots_stay_spots_next_to_a_track(gen512):
     from cygno_online.analyzers.camera.classify import FE55
 
     assert res.clusters.count(FE55) >= res0.clusters.count(FE55) - 1
+
+
+def _seeded_line(holes: bool):
+    """Points of a horizontal track seed (3 rows, cols 0-59, a DBSCAN
+    cluster; with ``holes`` every third column empty, as a faint muon) and
+    beyond it single unclustered points on its line every 12 rebinned px."""
+    cols = [c for c in range(60) if not (holes and c % 3 == 2)]
+    pts = [(r, c) for c in cols for r in (20, 21, 22)]
+    far = [(21, c) for c in range(71, 160, 12)]
+    prow = np.array([p[0] for p in pts + far], np.int64)
+    pcol = np.array([p[1] for p in pts + far], np.int64)
+    seeds = np.array([0] * len(pts) + [-1] * len(far), np.int64)
+    return prow, pcol, seeds, len(far)
+
+
+@pytest.mark.parametrize("holes", [True, False])
+def test_only_a_track_with_holes_bridges_gaps(holes):
+    # A faint track leaves holes; its further points may lie a few
+    # grow_radius apart: it reaches across gaps up to 3 grow_radius (12 px
+    # here, grow_radius 6). A complete track (an alpha) ends where its light
+    # stops: points 12 px beyond stay unclustered.
+    prow, pcol, seeds, nfar = _seeded_line(holes)
+    args = CFG.directional_args()
+    got, rms = dk.directional_labels(prow, pcol, seeds, 1, *args)
+    want, wrms = ref.directional_labels(prow, pcol, seeds, 1, *args)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(rms, wrms, rtol=1e-9)
+    assert rms[0] > 0
+    if holes:
+        assert (got == 0).all()
+    else:
+        assert (got[-nfar:] == -1).all() and (got[:-nfar] == 0).all()
+    vals = np.ones(prow.size)
+    tl = dk.track_lengths(prow, pcol, vals, got, rms, *args[1:3])
+    np.testing.assert_allclose(tl, ref.track_lengths(prow, pcol, vals, got, rms, *args[1:3]))
+    # with holes end to end (cols 0-155: 156 px), complete: the 60 px segment
+    assert tl[0] == pytest.approx(156 if holes else 60, rel=0.03)

@@ -111,10 +111,13 @@ def test_frame_pass_paths_equal_stages(gen, frame, clip, factor, acc):
     uint16 (nothing clipped, int32 column sums), no acceptance cut, a low
     clip with an odd rebin, a clip that keeps nothing; bright pixels put
     chunks on the int64 path (6000, 65535 in the frame), so that path is
-    covered too; the fused box sums equal box_stats exactly."""
+    covered too; the fused box sums equal box_stats exactly; a row with a
+    cut offset above 255 takes the uint16 cut map and gives the same."""
     f = frame.copy()
     f[300, :] = 3000  # a whole chunk of values >= 2048
-    thr = threshold_map(gen.sigma, 1.3)
+    sigma = gen.sigma.copy()
+    sigma[301, 7] = 400.0  # a cut 520 ADU over the mean: row 301 streams the uint16 cut
+    thr = threshold_map(sigma, 1.3)
     cut = kn.threshold_cut(gen.mean, thr)
     hot_cut = kn.threshold_cut(gen.mean, threshold_map(gen.sigma, 8.0))
     mq, hd, _, _ = kn.pass_maps(gen.mean, cut, hot_cut)
@@ -124,9 +127,50 @@ def test_frame_pass_paths_equal_stages(gen, frame, clip, factor, acc):
     hot_rows = np.zeros(512, np.int32)
     boxes = np.array([[0, 100, 0, 100], [200, 456, 128, 384], [90, 120, 50, 60]])
     bsum = np.full((3, 4), np.nan)
+    cut_off, wide = kn.cut_offsets(cut, mq)
+    assert np.flatnonzero(wide).tolist() == [301]
     s = kn.frame_pass_boxes(
-        f, mq, cut, hd, hot, hot_rows, clip, *acc, factor, 3, rb, zrows, gen.mean, boxes, bsum
+        f,
+        mq,
+        cut,
+        hd,
+        hot,
+        hot_rows,
+        clip,
+        *acc,
+        factor,
+        3,
+        rb,
+        zrows,
+        gen.mean,
+        boxes,
+        bsum,
+        cut_off,
+        wide,
     )
+    # the same with every row on the uint16 cut map
+    rb16 = np.empty_like(rb)
+    s16 = kn.frame_pass_boxes(
+        f,
+        mq,
+        cut,
+        hd,
+        np.zeros_like(hot),
+        np.zeros_like(hot_rows),
+        clip,
+        *acc,
+        factor,
+        3,
+        rb16,
+        zrows,
+        gen.mean,
+        boxes,
+        np.empty_like(bsum),
+        cut_off,
+        np.ones(512, np.bool_),
+    )
+    np.testing.assert_array_equal(s, s16)
+    np.testing.assert_array_equal(rb, rb16)
     z = kref.zero_suppress(f, gen.mean, thr, clip, acc)
     np.testing.assert_array_equal(rb, kref.rebin_mean(kref.median2x2(z), factor))
     assert s[kn.S_N_ZS] == np.count_nonzero(

@@ -9,7 +9,7 @@ from fakedata import NOW, NOW_NS, make_source
 from helpers import run_app
 
 from cygno_online.tui.screens.base import Panel
-from cygno_online.tui.widgets.histogram import HistogramPlot, band_line, display_range
+from cygno_online.tui.widgets.histogram import HistogramPlot
 
 
 def _fe55(src, counts, t_ns, edges=None):
@@ -65,48 +65,3 @@ def test_same_data_is_not_redrawn_and_a_small_change_repaints_few_lines():
     assert same == (0, 0)
     assert changed[0] == 1
     assert 1 <= changed[1] <= 3 < height  # header (n=) and the bin's rows, not all
-
-
-def test_display_range_keeps_the_reference_band_in_view():
-    counts = np.zeros(50)
-    counts[10:14] = 100  # data at 4000-5600 on 0-20000
-    edges = np.linspace(0, 20000, 51)
-    lo, hi = display_range(counts, edges=edges, include=(6300.0, 7700.0))
-    assert edges[lo] <= 4000 and edges[hi] >= 7700
-    # no entries yet: the reference alone decides the range, not the full axis
-    lo, hi = display_range(np.zeros(50), ref=7000.0, edges=edges, include=(6300.0, 7700.0))
-    assert edges[lo] <= 6300 and edges[hi] >= 7700 and hi - lo < 25
-
-
-def test_band_line_marks_band_reference_and_label():
-    edges = np.linspace(5000.0, 9000.0, 41)
-    line = band_line(edges, 40, (6300.0, 7700.0), 7000.0, "ref 7000 ±10%").plain
-    assert line.index("├") < line.index("┼") < line.index("┤")
-    assert "ref 7000" in line  # the tolerance too where there is room
-    wide = band_line(edges, 60, (6300.0, 7700.0), 7000.0, "ref 7000 ±10%").plain
-    assert "ref 7000 ±10%" in wide
-    # a band wider than the shown range: open ends, not a false edge
-    line = band_line(edges, 40, (4000.0, 10000.0), 7000.0, "").plain
-    assert line[0] == "◂" and line.rstrip()[-1] == "▸"
-
-
-def test_clusters_spectrum_shows_peak_against_the_reference_band():
-    src = make_source()  # reference 7200 ADU, tolerance 10 %
-    rng = np.random.default_rng(5)
-    edges = np.linspace(0, 50000, 201)
-    # the peak 25 % high: outside the band
-    _fe55(src, np.histogram(rng.normal(9000, 700, 4000), edges)[0], NOW_NS, edges)
-
-    async def body(app, pilot):
-        await pilot.press("3")
-        await pilot.pause()
-        return app.query_one("#cl-hist", HistogramPlot).render().plain
-
-    plain = run_app(src, body, size=(120, 30))["value"]
-    lines = plain.split("\n")
-    assert "OFF +2" in lines[0]  # +25 % or so, in the header
-    band = next(ln for ln in lines if "├" in ln or "◂" in ln)
-    assert "ref 7200 ±10%" in band
-    # the ticks span both the data (9000) and the band (6480..7920)
-    ticks = [float(t.replace("k", "e3")) for t in lines[-1].replace("integral (ADU)", " ").split()]
-    assert ticks[0] < 6480 and ticks[-1] > 9000

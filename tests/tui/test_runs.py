@@ -43,7 +43,8 @@ def test_enter_opens_the_full_summary_compared_with_the_previous_data_run():
     assert "Run 42900 summary" in text and "quality: flagged" in text
     assert "55Fe peak moved by -15.3%" in text
     # compared with 42899 (the previous data run), not the pedestal run 42898
-    assert "previous (run 42899)" in text
+    assert "Compared with the previous data run, 42899" in text
+    assert "previous: run 42899" in text
     row = next(line for line in text.splitlines() if "55Fe peak" in line and "ADU" in line)
     assert "6100 ADU" in row and "7050 ADU" in row and "-13.5%" in row and "7200 -15%" in row
 
@@ -71,5 +72,5 @@ def test_rows_and_comparison_are_plain_functions():
     assert [r["run"] for r in rows] == ["3", "2", "1"] and rows[2]["kind"] == "ped"
     assert previous_of(docs, docs[2]) is docs[1]
     assert previous_of(docs, docs[1]) is None  # the only earlier run is a pedestal run
-    table = comparison(docs[2], None, {})
+    table = comparison(docs[2], None, {}, other_title="previous: none")
     assert table.columns[2].header == "previous: none"

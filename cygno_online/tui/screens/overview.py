@@ -234,6 +234,44 @@ def data_line(ctx: ViewContext) -> Text:
     return t
 
 
+#: cells of the 55Fe gauge: the reference band fills its middle half
+GAUGE_W = 11
+
+
+def band_gauge(value: float, ref: float, tol: float, width: int = GAUGE_W) -> Text:
+    """Where ``value`` sits against the band ``ref`` +- ``tol`` (relative):
+    ``├──┼─●┤`` with the band in the middle half of the gauge, the value as
+    ``●``; off the gauge a red ``◂``/``▸`` at its end. A plot in one line."""
+    lo_g, hi_g = ref * (1 - 2 * tol), ref * (1 + 2 * tol)
+    span = hi_g - lo_g
+    if not span > 0:
+        return Text("")
+
+    def col(v: float) -> int:
+        return round((v - lo_g) / span * (width - 1))
+
+    cells = [" "] * width
+    a, b = col(ref * (1 - tol)), col(ref * (1 + tol))
+    for c in range(a, b + 1):
+        cells[c] = "─"
+    cells[a], cells[b], cells[col(ref)] = "├", "┤", "┼"
+    t = Text("".join(cells), style="dim")
+    inside = ref * (1 - tol) <= value <= ref * (1 + tol)
+    style = "bold green" if inside else "bold red"
+    c = col(value)
+    if not inside and a <= c <= b:  # rounded onto the band: one cell out, as it is
+        c = b + 1 if value > ref else a - 1
+    elif inside:
+        c = min(max(c, a), b)
+    if c < 0:
+        t = Text("◂", style=style) + t[1:]
+    elif c >= width:
+        t = t[:-1] + Text("▸", style=style)
+    else:
+        t = t[:c] + Text("●", style=style) + t[c + 1 :]
+    return t
+
+
 def fe55_line(ctx: ViewContext, cam: str | None) -> Text:
     a = answers.fe55(ctx.state, ctx.expect, cam)
     stale = not ctx.connected
@@ -245,11 +283,18 @@ def fe55_line(ctx: ViewContext, cam: str | None) -> Text:
         if a.sigma:
             t.append(f" σ {a.sigma:.0f}", style=STALE if stale else "")  # noqa: RUF001
         what = "clusters" if a.where != "per-image mean" else "images"
-        t.append(f" ({a.entries} {what})", style="dim")
+        t.append(f", {a.entries} {what}", style="dim")
         if a.band is not None and a.reference is not None:
             t.append(f"  ref {a.reference:.0f} ±{ctx.expect.fe55_tolerance:.0%}", style="dim")
-            mark = "OK" if a.status == "ok" else f"OFF {a.text}"
+            # "+19% off" -> "OFF +19%": the verdict first, the gauge after it
+            # (a narrow terminal cuts the gauge, not the verdict)
+            mark = "OK" if a.status == "ok" else f"OFF {a.text.removesuffix(' off')}"
             t.append(f"  {mark}", style=_style(a.status, stale))
+            gauge = band_gauge(a.peak, a.reference, ctx.expect.fe55_tolerance)
+            if stale:
+                gauge.stylize(STALE)
+            t.append(" ")
+            t.append_text(gauge)
         else:
             t.append(f"  {a.text}", style="dim")
     t.no_wrap = True
@@ -425,11 +470,27 @@ def trends_table(ctx: ViewContext, width: int, max_rows: int, labels=TRENDS) -> 
                     else ""
                 )
                 cells.append(Text(rng, style="dim"))
-            cells.append(Text(sparkline(vals, spark_w), style=STALE if stale else "green"))
+            band = ctx.expect.fe55_band() if km.label == "55Fe integral" else None
+            if band is None:
+                cells.append(Text(sparkline(vals, spark_w), style=STALE if stale else "green"))
+            else:
+                cells.append(_banded_spark(vals, spark_w, band, stale))
             rows.append(cells)
     if not rows:
         return Text("waiting for metrics...", style="dim")
     return columns(rows, "lrrrl" if wide else "lrrl", header, gap=2)
+
+
+def _banded_spark(vals: list, width: int, band: tuple[float, float], stale: bool) -> Text:
+    """A sparkline on a scale that includes the reference band, points
+    outside the band in yellow: the trend against where it should be."""
+    shown = numeric(vals[-width:])
+    t = Text(sparkline(shown, width, include=band), style=STALE if stale else "green")
+    if not stale:
+        for i, v in enumerate(shown):
+            if not band[0] <= v <= band[1]:
+                t.stylize("bold yellow", i, i + 1)
+    return t
 
 
 # -- wide extras --------------------------------------------------------------------------

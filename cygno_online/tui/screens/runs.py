@@ -3,13 +3,20 @@
 One row per run (start, duration, description, events, quality verdict and
 flags, 55Fe peak, rates); Enter opens the run's full summary with a
 comparison against the previous run of the same kind (data with data,
-pedestal with pedestal) and against the configured reference values.
+pedestal with pedestal) or, ``r``, against its reference run: the run its
+quality checks used (``reference_run``), else the latest good run of the
+same type and exposure. The reference run comes from the snapshot's
+summaries when it is one of them, else from the daemon's run registry
+(control command ``reference``, asked on a worker thread); the configured
+reference values (``summary.references``) are shown beside both.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
+import time
 from typing import Any
 
 from rich.console import Group
@@ -26,23 +33,27 @@ from cygno_online.tui.screens.base import Panel, ViewContext
 
 QUALITY_STYLE = {"good": "bold green", "flagged": "bold red"}
 
-#: (label, path in the summary document, format, unit) compared between runs
-COMPARED: tuple[tuple[str, str, str, str], ...] = (
-    ("duration", "duration_s", "{:.0f}", "s"),
-    ("events seen", "counters.events_seen", "{:.0f}", ""),
-    ("dropped", "counters.drop_fraction", "{:.2%}", ""),
-    ("trigger rate", "daq.trigger_rate_hz", "{:.3g}", "Hz"),
-    ("DAQ lag", "daq.lag_mean_s", "{:.2f}", "s"),
-    ("images", "camera.images", "{:.0f}", ""),
-    ("sparks", "camera.spark_fraction", "{:.1%}", ""),
-    ("cluster rate", "camera.cluster_rate_hz", "{:.3g}", "Hz"),
-    ("55Fe peak", "camera.fe55_peak", "{:.0f}", "ADU"),
-    ("55Fe width", "camera.fe55_width", "{:.0f}", "ADU"),
-    ("pedestal age", "camera.pedestal_age_days", "{:.1f}", "d"),
-    ("PMT triggers", "pmt_triggers", "{:.0f}", ""),
-    ("gas temperature", "environment.gas_temperature.mean", "{:.1f}", "°C"),
-    ("LIME pressure", "environment.lime_pressure.mean", "{:.4f}", "bar"),
+#: (label, path in the summary document, registry column, format, unit)
+#: compared between runs; a reference run from the registry is a registry row
+COMPARED: tuple[tuple[str, str, str, str, str], ...] = (
+    ("duration", "duration_s", "duration_s", "{:.0f}", "s"),
+    ("events seen", "counters.events_seen", "events_seen", "{:.0f}", ""),
+    ("dropped", "counters.drop_fraction", "drop_fraction", "{:.2%}", ""),
+    ("trigger rate", "daq.trigger_rate_hz", "trigger_rate_hz", "{:.3g}", "Hz"),
+    ("DAQ lag", "daq.lag_mean_s", "", "{:.2f}", "s"),
+    ("images", "camera.images", "images", "{:.0f}", ""),
+    ("sparks", "camera.spark_fraction", "spark_fraction", "{:.1%}", ""),
+    ("cluster rate", "camera.cluster_rate_hz", "cluster_rate_hz", "{:.3g}", "Hz"),
+    ("55Fe peak", "camera.fe55_peak", "fe55_peak", "{:.0f}", "ADU"),
+    ("55Fe width", "camera.fe55_width", "fe55_sigma", "{:.0f}", "ADU"),
+    ("pedestal age", "camera.pedestal_age_days", "", "{:.1f}", "d"),
+    ("PMT triggers", "pmt_triggers", "", "{:.0f}", ""),
+    ("gas temperature", "environment.gas_temperature.mean", "gas_temperature", "{:.1f}", "°C"),
+    ("LIME pressure", "environment.lime_pressure.mean", "lime_pressure", "{:.4f}", "bar"),
 )
+
+#: how long the summary screen waits for the daemon's reference lookup
+REFERENCE_WAIT_S = 6.0
 
 
 def get_path(doc: dict[str, Any], path: str) -> Any:
@@ -109,21 +120,87 @@ def previous_of(summaries: list[dict[str, Any]], doc: dict[str, Any]) -> dict[st
     return None
 
 
+def value_of(doc: dict[str, Any] | None, path: str, column: str) -> float | None:
+    """A compared quantity of a summary document or of a registry row."""
+    if not doc:
+        return None
+    v = _num(get_path(doc, path))
+    if v is None and column:
+        v = _num(doc.get(column))
+    return v
+
+
+def run_kind(doc: dict[str, Any]) -> str:
+    """The run type the registry files ``doc`` under (``DATA:Fe``, ``PED``)."""
+    from cygno_online.sinks.registry import run_type
+
+    return str(doc.get("run_type") or run_type(doc))
+
+
+def reference_request(doc: dict[str, Any]) -> dict[str, Any]:
+    """The daemon's ``reference`` request for the run of ``doc``."""
+    req: dict[str, Any] = {"run": int(doc.get("run") or 0)}
+    ref = doc.get("reference_run")
+    if isinstance(ref, int) and not isinstance(ref, bool):
+        req["reference_run"] = ref
+    else:
+        req["run_type"] = run_kind(doc)
+        exp = _num(doc.get("exposure_s"))
+        if exp is not None:
+            req["exposure_s"] = exp
+    return req
+
+
+def local_reference(
+    summaries: list[dict[str, Any]], doc: dict[str, Any]
+) -> tuple[dict[str, Any], str] | None:
+    """The reference run of ``doc`` when the snapshot's summaries hold it
+    (its ``reference_run``); None: ask the daemon."""
+    ref = doc.get("reference_run")
+    if isinstance(ref, int) and not isinstance(ref, bool):
+        for d in reversed(summaries):
+            if d.get("run") == ref and d is not doc:
+                return d, f"run {ref}, the reference of run {doc.get('run')}'s quality checks"
+    return None
+
+
+def latest_good_local(
+    summaries: list[dict[str, Any]], doc: dict[str, Any]
+) -> tuple[dict[str, Any] | None, str]:
+    """The registry's rule (latest good run before, same type, exposure within
+    1 %) applied to the summaries at hand: for a viewer that cannot ask."""
+    from cygno_online.sinks.registry import verdict_of
+
+    kind, run, exp = run_kind(doc), doc.get("run") or 0, _num(doc.get("exposure_s"))
+    for d in reversed(summaries):
+        if d is doc or not isinstance(d.get("run"), int) or d["run"] >= run:
+            continue
+        e = _num(d.get("exposure_s"))
+        same_exp = exp is None or (e is not None and abs(e - exp) <= 0.01 * exp)
+        if run_kind(d) == kind and same_exp and (d.get("verdict") or verdict_of(d)) == "good":
+            return d, f"the latest good {kind} run before run {run} in this viewer's summaries"
+    return None, f"no good {kind} run before run {run} in this viewer's summaries"
+
+
 def comparison(
-    doc: dict[str, Any], previous: dict[str, Any] | None, references: dict[str, Any]
+    doc: dict[str, Any],
+    other: dict[str, Any] | None,
+    references: dict[str, Any],
+    *,
+    other_title: str = "",
 ) -> Table:
-    """This run against the previous one and the reference values."""
+    """This run against ``other`` (the previous or the reference run) and
+    the configured reference values."""
     t = Table(box=None, padding=(0, 1), header_style="bold dim")
     t.add_column("quantity", no_wrap=True)
     t.add_column(f"run {doc.get('run')}", justify="right", no_wrap=True)
-    prev_name = f"previous (run {previous.get('run')})" if previous else "previous: none"
-    t.add_column(prev_name, justify="right", no_wrap=True)
+    t.add_column(other_title or "other: none", justify="right", no_wrap=True)
     t.add_column("change", justify="right", no_wrap=True)
-    t.add_column("reference", justify="right", no_wrap=True)
+    t.add_column("configured", justify="right", no_wrap=True)
     refs = {"camera.fe55_peak": _num((references or {}).get("fe55_peak"))}
-    for label, path, fmt, unit in COMPARED:
-        v = _num(get_path(doc, path))
-        p = _num(get_path(previous, path)) if previous else None
+    for label, path, column, fmt, unit in COMPARED:
+        v = value_of(doc, path, column)
+        p = value_of(other, path, column)
         if v is None and p is None:
             continue
         change = ""
@@ -149,21 +226,67 @@ def comparison(
     return t
 
 
+def ask_reference(source: Any, req: dict[str, Any], wait_s: float = REFERENCE_WAIT_S) -> tuple:
+    """(row or None, how) from the daemon; blocks up to ``wait_s``: call it
+    from a worker thread. The daemon answers ``pending`` while its registry
+    lookup runs: asked again every 0.3 s."""
+    query = getattr(source, "query", None)
+    if query is None:
+        return None, ""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            reply = query("reference", timeout_s=2.0, **req)
+        except Exception as exc:
+            return None, f"cannot ask the daemon: {exc}"
+        if not isinstance(reply, dict) or not reply.get("ok"):
+            err = reply.get("error") if isinstance(reply, dict) else reply
+            return None, f"the daemon cannot say: {err}"
+        if not reply.get("pending"):
+            row = reply.get("reference")
+            return (row if isinstance(row, dict) else None), str(reply.get("how") or "")
+        if time.monotonic() >= deadline:
+            return None, "the daemon's run registry did not answer in time"
+        time.sleep(0.3)  # a poll of a remote lookup, not a synchronisation
+
+
 class RunSummaryScreen(ModalScreen[None]):
-    """One run's full summary and its comparison (Esc closes)."""
+    """One run's full summary and its comparison with the previous run or,
+    ``r``, with the reference run (Esc closes)."""
 
     DEFAULT_CSS = """
     RunSummaryScreen { align: center middle; }
     RunSummaryScreen > VerticalScroll { width: 98%; height: 96%; border: round $accent; background: $surface; padding: 0 1; }
     """
-    BINDINGS = [Binding("escape,q,enter", "close", "close")]
+    BINDINGS = [
+        Binding("escape,q,enter", "close", "close"),
+        Binding("r", "toggle_compare", "previous / reference run"),
+    ]
 
-    def __init__(self, doc: dict[str, Any], previous: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        doc: dict[str, Any],
+        previous: dict[str, Any] | None,
+        *,
+        summaries: list[dict[str, Any]] | None = None,
+        source: Any = None,
+    ) -> None:
         super().__init__()
         self.doc = doc
         self.previous = previous
+        self.summaries = list(summaries or [])
+        self.source = source
+        #: "previous" or "reference": what the comparison shows
+        self.mode = "previous"
+        #: the reference run: None = not asked yet; (row or None, how)
+        self.reference: tuple[dict[str, Any] | None, str] | None = None
+        self._asking = False
 
     def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(self._content(), id="run-summary")
+
+    def _content(self) -> Group:
         from cygno_online.analysis.summary import summary_to_text
 
         doc = self.doc
@@ -180,18 +303,79 @@ class RunSummaryScreen(ModalScreen[None]):
             body = Text(summary_to_text(doc))
         except Exception as exc:  # a summary of another version must not end the TUI
             body = Text(f"cannot render this summary: {exc}", style="red")
-        with VerticalScroll():
-            yield Static(
-                Group(
-                    head,
-                    verdict,
-                    Text(""),
-                    Text("Compared with", style="bold"),
-                    comparison(doc, self.previous, doc.get("references") or {}),
-                    Text(""),
-                    body,
-                )
-            )
+        which, other, title = self._other()
+        return Group(
+            head,
+            verdict,
+            Text(""),
+            which,
+            comparison(doc, other, doc.get("references") or {}, other_title=title),
+            Text(""),
+            body,
+        )
+
+    def _other(self) -> tuple[Text, dict[str, Any] | None, str]:
+        """The heading saying which run is compared, that run, its column title."""
+        kind = "pedestal" if self.doc.get("pedestal") else "data"
+        t = Text("Compared with ", style="bold")
+        if self.mode == "previous":
+            p = self.previous
+            if p is None:
+                t.append(f"the previous {kind} run: none in the daemon's last summaries")
+            else:
+                t.append(f"the previous {kind} run, {p.get('run')}", style="bold cyan")
+            t.append("   (r: the reference run)", style="dim")
+            return t, p, f"previous: run {p.get('run')}" if p else "previous: none"
+        if self.reference is None:
+            t.append("the reference run: asking the daemon...", style="dim")
+            t.append("   (r: the previous run)", style="dim")
+            return t, None, "reference: ..."
+        row, how = self.reference
+        if row is None:
+            t.append("the reference run: none", style="bold yellow")
+            t.append(f" ({how})" if how else "", style="dim")
+        else:
+            t.append(f"the reference run, {row.get('run')}", style="bold magenta")
+            t.append(f": {how}" if how else "", style="dim")
+        t.append("   (r: the previous run)", style="dim")
+        return t, row, f"reference: run {row.get('run')}" if row else "reference: none"
+
+    def _show(self) -> None:
+        self.query_one("#run-summary", Static).update(self._content())
+
+    def action_toggle_compare(self) -> None:
+        self.mode = "reference" if self.mode == "previous" else "previous"
+        if self.mode == "reference" and self.reference is None:
+            self._find_reference()
+        self._show()
+
+    def _find_reference(self) -> None:
+        local = local_reference(self.summaries, self.doc)
+        if local is not None:
+            self.reference = local
+            return
+        if self._asking:
+            return
+        self._asking = True
+        req = reference_request(self.doc)
+        source = self.source
+
+        summaries, doc = self.summaries, self.doc
+
+        def work() -> None:
+            got = ask_reference(source, req)
+            if got == (None, ""):  # no control socket: the summaries at hand
+                got = latest_good_local(summaries, doc)
+            with contextlib.suppress(RuntimeError):  # the screen or the app closed
+                self.app.call_from_thread(self._set_reference, got)
+
+        self.run_worker(work, thread=True, exclusive=True, group="reference")
+
+    def _set_reference(self, got: tuple[dict[str, Any] | None, str]) -> None:
+        self._asking = False
+        self.reference = got
+        if self.is_attached:
+            self._show()
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -264,7 +448,7 @@ class RunsPanel(Panel):
             title.append(f"  last {n} summar{'y' if n == 1 else 'ies'}", style="")
             if n_bad:
                 title.append(f", {n_bad} flagged", style="bold red")
-            title.append("  (Enter: full summary and comparison)", style="dim")
+            title.append("  Enter: summary vs previous/reference run", style="dim")
         else:
             title.append("  no run has ended since the daemon started", style="dim")
         self.query_one("#runs-title", Static).update(title)
@@ -278,4 +462,11 @@ class RunsPanel(Panel):
         if not 0 <= i < len(self.docs):
             return
         doc = self.docs[i]
-        self.app.push_screen(RunSummaryScreen(doc, previous_of(self._all, doc)))
+        self.app.push_screen(
+            RunSummaryScreen(
+                doc,
+                previous_of(self._all, doc),
+                summaries=self._all,
+                source=getattr(self.app, "source", None),
+            )
+        )
