@@ -58,6 +58,8 @@ class CameraConfig:
     dir_merge_gap: float = 60.0
     dir_max_iterations: int = 30
     dir_n_angles: int = 36
+    dir_hole_bridge: float = 3.0
+    dir_min_coverage: float = 0.9
     spark_enabled: bool = True
     spark_threshold: float | None = None
     spark_per_pixel: float = 200.0
@@ -133,6 +135,10 @@ class CameraConfig:
             "dir_merge_gap": di.number("merge_gap", d.dir_merge_gap, minimum=0),
             "dir_max_iterations": di.integer("max_iterations", d.dir_max_iterations, minimum=1),
             "dir_n_angles": di.integer("n_angles", d.dir_n_angles, minimum=4, maximum=720),
+            "dir_hole_bridge": di.number("hole_bridge", d.dir_hole_bridge, minimum=1),
+            "dir_min_coverage": di.number(
+                "min_coverage", d.dir_min_coverage, minimum=0, exclusive_minimum=True, maximum=1
+            ),
         }
         di.check_unknown()
         sp = p.section("spark")
@@ -255,7 +261,14 @@ class CameraConfig:
             self.dir_merge_gap,
             self.dir_max_iterations,
             self.dir_n_angles,
+            self.dir_hole_bridge,
+            self.dir_min_coverage,
         )
+
+    def length_args(self) -> tuple[float, float, float]:
+        """The parameters of :func:`directional.track_lengths` after the
+        points, values, labels and fit RMS."""
+        return (self.dir_thickness, self.dir_width_nsigma, self.dir_min_coverage)
 
     def reference_directional(self) -> tuple[Any, ...] | None:
         """``directional`` of :func:`reference.process_frame`: None when
@@ -538,8 +551,7 @@ class FrameChain:
                 self.rebinned[prow, pcol],
                 labels,
                 fit_rms,
-                cfg.dir_thickness,
-                cfg.dir_width_nsigma,
+                *cfg.length_args(),
             )
             t3 = time.perf_counter()
             tm["directional"] = (t3 - t2) * 1e3

@@ -752,12 +752,14 @@ def box_stats(raw, mean, boxes, with_mean):
 
 
 @numba.njit(nogil=True, cache=True)
-def _window_row(a, b, c, cs, cn, s8, n9):
-    """3x3 window sums of row ``b`` (rows ``a`` above and ``c`` below, zero
-    rows at the map's edge): ``s8`` = sum of the 8 neighbours, ``n9`` =
-    non-zero pixels of the window. Separable (column sums, then three
-    shifted adds) so that every loop vectorises; exact in float64 for
-    block means (see :func:`neighbour_filter`)."""
+def _window_row(a, b, c, cs, cn, thr8, min_count, keep):
+    """Which pixels of row ``b`` the noise filter keeps (rows ``a`` above and
+    ``c`` below, zero rows at the map's edge) into ``keep`` (uint8 0/1);
+    returns their number. Separable window sums (column sums of the three
+    rows, then three shifted adds), every loop vectorises; the sum of the 8
+    neighbours is the window's minus the pixel, exact in float64 for block
+    means (see :func:`neighbour_filter`), and ``s8 / 8 >= nb`` is ``s8 >=
+    8 nb`` exactly (a power of two)."""
     n = b.shape[0]
     for j in range(n):
         x = a[j]
@@ -771,48 +773,53 @@ def _window_row(a, b, c, cs, cn, s8, n9):
     nl = cn[:n]
     nm = cn[1 : n + 1]
     nr = cn[2 : n + 2]
+    one = np.uint8(1)
+    zero = np.uint8(0)
+    nk = np.int32(0)
     for j in range(n):
-        s8[j] = ((left[j] + mid[j]) + right[j]) - b[j]
-        n9[j] = np.int32(nl[j] + nm[j]) + nr[j]
+        v = b[j]
+        s8 = ((left[j] + mid[j]) + right[j]) - v
+        n9 = np.int32(nl[j] + nm[j]) + nr[j]
+        kp = (v != 0.0) & (s8 >= thr8) & (n9 >= min_count)
+        keep[j] = one if kp else zero
+        nk = np.int32(nk + np.int32(kp))
+    return nk
 
 
 @numba.njit(**_NJIT)
 def _filter_rows(rb, nb_mean_min, min_count, out, prow, pcol):
     """Shared body of :func:`neighbour_filter` (writes the filtered map to
     ``out`` when it has the map's shape) and :func:`filtered_points`
-    (appends the kept pixels to ``prow``/``pcol`` when they are large
-    enough); returns the number of kept pixels."""
+    (appends the kept pixels to ``prow``/``pcol``, which need ``cols``
+    entries of room beyond the points they may hold: the appends are
+    branch-free); returns the number of kept pixels."""
     rows, cols = rb.shape
     zero_row = np.zeros(cols, np.float64)
     cs = np.zeros(cols + 2, np.float64)
     cn = np.zeros(cols + 2, np.int32)
-    s8 = np.empty(cols, np.float64)
-    n9 = np.empty(cols, np.int32)
-    keep = np.empty(cols, np.bool_)
+    keep = np.zeros(cols, np.uint8)
     write = out.shape[0] == rows and out.shape[1] == cols
-    room = prow.shape[0]
+    room = prow.shape[0] - cols
+    thr8 = nb_mean_min * 8.0
+    mc = np.int32(min(max(min_count, -(2**31)), 2**31 - 1))
     k = 0
     for i in range(rows):
         a = rb[i - 1] if i > 0 else zero_row
         b = rb[i]
         c = rb[i + 1] if i + 1 < rows else zero_row
-        _window_row(a, b, c, cs, cn, s8, n9)
-        nk = 0
-        for j in range(cols):
-            kp = (b[j] != 0.0) & (s8[j] / 8.0 >= nb_mean_min) & (n9[j] >= min_count)
-            keep[j] = kp
-            nk += kp
+        nk = _window_row(a, b, c, cs, cn, thr8, mc, keep)
         if write:
             o = out[i]
             for j in range(cols):
                 o[j] = b[j] if keep[j] else 0.0
         if nk > 0:
-            for j in range(cols):
-                if keep[j]:
-                    if k < room:
-                        prow[k] = i
-                        pcol[k] = j
-                    k += 1
+            if k <= room:
+                for j in range(cols):
+                    prow[k] = i
+                    pcol[k] = j
+                    k += keep[j]
+            else:
+                k += nk
     return k
 
 
@@ -838,8 +845,8 @@ def filtered_points(rb, nb_mean_min, min_count, max_points):
     """``nonzero_points(neighbour_filter(rb, ...))`` without writing the
     filtered map: row-major coordinates of the pixels the filter keeps, or
     (when more than ``max_points`` pass) empty arrays and the count."""
-    prow = np.empty(max_points, np.int64)
-    pcol = np.empty(max_points, np.int64)
+    prow = np.empty(max_points + rb.shape[1], np.int64)
+    pcol = np.empty(max_points + rb.shape[1], np.int64)
     none = np.empty((0, 0), np.float64)
     n = _filter_rows(rb, nb_mean_min, min_count, none, prow, pcol)
     if n > max_points:

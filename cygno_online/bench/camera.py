@@ -378,19 +378,19 @@ def run(args: argparse.Namespace) -> Report:
     # the wall clock: medians of CPU time show what the code costs)
     import time
 
-    def cpu_median(fn, repeat: int) -> float:
-        ts = []
-        for _ in range(repeat):
+    # round robin over the rows, one call of each per round: every row sees
+    # the same mix of the machine's load (sequential per-row medians drift
+    # with the other processes)
+    rep = max(15, 3 * n)
+    times: dict[str, list[float]] = {row.name: [] for row in report.rows}
+    for _ in range(rep):
+        for row in report.rows:
             p = prepared[nxt()]
             t0 = time.thread_time()
-            fn(p)
-            ts.append(time.thread_time() - t0)
-        return float(np.median(ts)) * 1e3
-
-    rep = max(15, 3 * n)
-    cpu = {}
+            stages[row.name](p)
+            times[row.name].append(time.thread_time() - t0)
+    cpu = {name: float(np.median(ts)) * 1e3 for name, ts in times.items()}
     for row in report.rows:
-        cpu[row.name] = cpu_median(stages[row.name], rep)
         row.extra["cpu ms"] = round(cpu[row.name], 3)
     cpu_floor = cpu["floor: read frame + maps"]
     cpu_pass = cpu["frame pass (+stats, boxes)"]

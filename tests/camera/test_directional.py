@@ -72,8 +72,8 @@ def test_same_clusters_as_the_numpy_reference(sim_frames):
         n_tracks += int(np.count_nonzero(rms > 0))
         # the track length along the fit, numba and numpy
         vals = res.rebinned[res.prow, res.pcol]
-        tl = dk.track_lengths(res.prow, res.pcol, vals, got, rms, *args[1:3])
-        wtl = ref.track_lengths(res.prow, res.pcol, vals, got, rms, *args[1:3])
+        tl = dk.track_lengths(res.prow, res.pcol, vals, got, rms, *CFG.length_args())
+        wtl = ref.track_lengths(res.prow, res.pcol, vals, got, rms, *CFG.length_args())
         np.testing.assert_allclose(tl, wtl, rtol=1e-9, atol=1e-9)
         assert ((tl > 0) == (rms > 0)).all()
         fitted = rms > 0
@@ -373,7 +373,31 @@ def test_only_a_track_with_holes_bridges_gaps(holes):
     else:
         assert (got[-nfar:] == -1).all() and (got[:-nfar] == 0).all()
     vals = np.ones(prow.size)
-    tl = dk.track_lengths(prow, pcol, vals, got, rms, *args[1:3])
-    np.testing.assert_allclose(tl, ref.track_lengths(prow, pcol, vals, got, rms, *args[1:3]))
+    tl = dk.track_lengths(prow, pcol, vals, got, rms, *CFG.length_args())
+    np.testing.assert_allclose(
+        tl, ref.track_lengths(prow, pcol, vals, got, rms, *CFG.length_args())
+    )
     # with holes end to end (cols 0-155: 156 px), complete: the 60 px segment
     assert tl[0] == pytest.approx(156 if holes else 60, rel=0.03)
+
+
+def test_hole_bridging_is_configurable():
+    from cygno_online.errors import ConfigErrors
+    from cygno_online.params import Params
+
+    p = Params({"directional": {"hole_bridge": 1.0, "min_coverage": 0.5}}, "analyzers[0].params")
+    cfg = CameraConfig.from_params(p)
+    p.finish()
+    assert (cfg.dir_hole_bridge, cfg.dir_min_coverage) == (1.0, 0.5)
+    # no bridging: the points beyond the faint seed stay unclustered
+    prow, pcol, seeds, nfar = _seeded_line(True)
+    for impl in (dk, ref):
+        got, _ = impl.directional_labels(prow, pcol, seeds, 1, *cfg.directional_args())
+        assert (got[-nfar:] == -1).all()
+    bad = Params({"directional": {"hole_bridge": 0.5, "min_coverage": 1.5}}, "analyzers[0].params")
+    CameraConfig.from_params(bad)
+    with pytest.raises(ConfigErrors) as ei:
+        bad.finish()
+    paths = {e.path for e in ei.value.errors}
+    assert {"analyzers[0].params.directional.hole_bridge"} <= paths
+    assert {"analyzers[0].params.directional.min_coverage"} <= paths
