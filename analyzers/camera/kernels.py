@@ -790,16 +790,19 @@ def _window_row(a, b, c, cs, cn, thr8, min_count, keep):
 def _filter_rows(rb, nb_mean_min, min_count, out, prow, pcol):
     """Shared body of :func:`neighbour_filter` (writes the filtered map to
     ``out`` when it has the map's shape) and :func:`filtered_points`
-    (appends the kept pixels to ``prow``/``pcol``, which need ``cols``
-    entries of room beyond the points they may hold: the appends are
-    branch-free); returns the number of kept pixels."""
+    (appends the kept pixels to ``prow``/``pcol`` while they have room);
+    returns the number of kept pixels. A row keeps a few pixels: the point
+    list is built from the keep mask 8 bytes at a time, skipping empty words."""
     rows, cols = rb.shape
     zero_row = np.zeros(cols, np.float64)
     cs = np.zeros(cols + 2, np.float64)
     cn = np.zeros(cols + 2, np.int32)
-    keep = np.zeros(cols, np.uint8)
+    nw = (cols + 7) // 8
+    keep8 = np.zeros(nw * 8, np.uint8)
+    words = keep8.view(np.uint64)
+    keep = keep8[:cols]
     write = out.shape[0] == rows and out.shape[1] == cols
-    room = prow.shape[0] - cols
+    room = prow.shape[0]
     thr8 = nb_mean_min * 8.0
     mc = np.int32(min(max(min_count, -(2**31)), 2**31 - 1))
     k = 0
@@ -813,13 +816,15 @@ def _filter_rows(rb, nb_mean_min, min_count, out, prow, pcol):
             for j in range(cols):
                 o[j] = b[j] if keep[j] else 0.0
         if nk > 0:
-            if k <= room:
-                for j in range(cols):
-                    prow[k] = i
-                    pcol[k] = j
-                    k += keep[j]
-            else:
-                k += nk
+            for wi in range(nw):
+                if words[wi] == 0:
+                    continue
+                for j in range(wi * 8, min(wi * 8 + 8, cols)):
+                    if keep[j]:
+                        if k < room:
+                            prow[k] = i
+                            pcol[k] = j
+                        k += 1
     return k
 
 
@@ -845,8 +850,8 @@ def filtered_points(rb, nb_mean_min, min_count, max_points):
     """``nonzero_points(neighbour_filter(rb, ...))`` without writing the
     filtered map: row-major coordinates of the pixels the filter keeps, or
     (when more than ``max_points`` pass) empty arrays and the count."""
-    prow = np.empty(max_points + rb.shape[1], np.int64)
-    pcol = np.empty(max_points + rb.shape[1], np.int64)
+    prow = np.empty(max_points, np.int64)
+    pcol = np.empty(max_points, np.int64)
     none = np.empty((0, 0), np.float64)
     n = _filter_rows(rb, nb_mean_min, min_count, none, prow, pcol)
     if n > max_points:
