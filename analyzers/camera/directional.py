@@ -134,26 +134,35 @@ def _strip_count(v, half):
     return best, lo
 
 
+#: bins per strip width in :func:`_strip_bound` (finer bins, tighter bound)
+_BOUND_BINS = 4
+
+
 @numba.njit(**_NJIT)
 def _strip_bound(v, half, hist):
     """An upper bound of :func:`_strip_count` without sorting: the values
-    binned by ``2*half`` (a window spans at most 2 bins, 3 when a value on a
-    bin edge rounds into its neighbour), the largest sum of 3 adjacent bins."""
+    binned by ``2*half / _BOUND_BINS`` (rounding is monotonic, so the values
+    of a window ``[v[i], v[i] + 2*half]`` fall in ``_BOUND_BINS + 1`` bins
+    from the bin of ``v[i]``, one more when a value on a bin edge rounds
+    over it), the largest sum of ``_BOUND_BINS + 2`` adjacent bins."""
     n = v.shape[0]
     if n == 0 or not half > 0.0:
         return n
+    span = _BOUND_BINS + 2
     vmin = v.min()
-    inv = 1.0 / (2.0 * half)
+    inv = _BOUND_BINS / (2.0 * half)
     nb = int((v.max() - vmin) * inv) + 1
-    if nb + 2 > hist.shape[0]:
+    if nb + span > hist.shape[0]:
         return n
-    hist[: nb + 2] = 0
+    hist[: nb + span] = 0
     for i in range(n):
         hist[int((v[i] - vmin) * inv)] += 1
+    run = 0
+    for k in range(span - 1):
+        run += hist[k]
     ub = 0
-    run = hist[0] + hist[1]
     for k in range(nb):
-        run += hist[k + 2]
+        run += hist[k + span - 1]
         ub = max(ub, run)
         run -= hist[k]
     return ub
@@ -173,7 +182,7 @@ def _hough_strip(r, c, n_angles, half, sins, coss):
     n = r.shape[0]
     v = np.empty(n)
     ub = np.empty(n_angles, np.int64)
-    hist = np.empty(512, np.int64)
+    hist = np.empty(2048, np.int64)
     for a in range(n_angles):
         for i in range(n):
             v[i] = c[i] * sins[a] - r[i] * coss[a]
