@@ -814,16 +814,19 @@ def _window_row(a, b, c, cs, cn, thr8, min_count, line_min, keep):
 def _filter_rows(rb, nb_mean_min, min_count, line_min, out, prow, pcol):
     """Shared body of :func:`neighbour_filter` (writes the filtered map to
     ``out`` when it has the map's shape) and :func:`filtered_points`
-    (appends the kept pixels to ``prow``/``pcol``, which need ``cols``
-    entries of room beyond the points they may hold: the appends are
-    branch-free); returns the number of kept pixels."""
+    (appends the kept pixels to ``prow``/``pcol`` while they have room);
+    returns the number of kept pixels. A row keeps a few pixels: the point
+    list is built from the keep mask 8 bytes at a time, skipping empty words."""
     rows, cols = rb.shape
     zero_row = np.zeros(cols, np.float64)
     cs = np.zeros(cols + 2, np.float64)
     cn = np.zeros(cols + 2, np.int32)
-    keep = np.zeros(cols, np.uint8)
+    nw = (cols + 7) // 8
+    keep8 = np.zeros(nw * 8, np.uint8)
+    words = keep8.view(np.uint64)
+    keep = keep8[:cols]
     write = out.shape[0] == rows and out.shape[1] == cols
-    room = prow.shape[0] - cols
+    room = prow.shape[0]
     thr8 = nb_mean_min * 8.0
     mc = np.int32(min(max(min_count, -(2**31)), 2**31 - 1))
     k = 0
@@ -837,13 +840,15 @@ def _filter_rows(rb, nb_mean_min, min_count, line_min, out, prow, pcol):
             for j in range(cols):
                 o[j] = b[j] if keep[j] else 0.0
         if nk > 0:
-            if k <= room:
-                for j in range(cols):
-                    prow[k] = i
-                    pcol[k] = j
-                    k += keep[j]
-            else:
-                k += nk
+            for wi in range(nw):
+                if words[wi] == 0:
+                    continue
+                for j in range(wi * 8, min(wi * 8 + 8, cols)):
+                    if keep[j]:
+                        if k < room:
+                            prow[k] = i
+                            pcol[k] = j
+                        k += 1
     return k
 
 
@@ -872,8 +877,8 @@ def filtered_points(rb, nb_mean_min, min_count, max_points, line_min=np.inf):
     """``nonzero_points(neighbour_filter(rb, ...))`` without writing the
     filtered map: row-major coordinates of the pixels the filter keeps, or
     (when more than ``max_points`` pass) empty arrays and the count."""
-    prow = np.empty(max_points + rb.shape[1], np.int64)
-    pcol = np.empty(max_points + rb.shape[1], np.int64)
+    prow = np.empty(max_points, np.int64)
+    pcol = np.empty(max_points, np.int64)
     none = np.empty((0, 0), np.float64)
     n = _filter_rows(rb, nb_mean_min, min_count, line_min, none, prow, pcol)
     if n > max_points:
@@ -1104,20 +1109,25 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
         orow = owner[bi]
         if _row_max_i64(orow) < 0:
             continue
-        for bj in range(nbc):
-            k = orow[bj]
-            if k < 0:
+        for g in range(0, nbc, 16):
+            # groups of 16 blocks without a region block are skipped with
+            # one vectorised max
+            if _row_max_i64(orow[g : g + 16]) < 0:
                 continue
-            j0 = max(bj * factor, c0)
-            j1 = min(bj * factor + factor, c1, cols)
-            t = 0.0
-            for i in range(max(bi * factor, r0), min(bi * factor + factor, r1, rows)):
-                rr = raw[i]
-                mr = mean[i]
-                for j in range(j0, j1):
-                    r = rr[j]
-                    t += np.float64(np.float32(r) - mr[j]) if r < clip else 0.0
-            out[k, F_INTEGRAL] += t
+            for bj in range(g, min(g + 16, nbc)):
+                k = orow[bj]
+                if k < 0:
+                    continue
+                j0 = max(bj * factor, c0)
+                j1 = min(bj * factor + factor, c1, cols)
+                t = 0.0
+                for i in range(max(bi * factor, r0), min(bi * factor + factor, r1, rows)):
+                    rr = raw[i]
+                    mr = mean[i]
+                    for j in range(j0, j1):
+                        r = rr[j]
+                        t += np.float64(np.float32(r) - mr[j]) if r < clip else 0.0
+                out[k, F_INTEGRAL] += t
     for k in range(ncl):
         if sw[k] > 0:
             out[k, F_ROW] = swr[k] / sw[k]
