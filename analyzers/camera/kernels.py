@@ -752,7 +752,7 @@ def box_stats(raw, mean, boxes, with_mean):
 
 
 @numba.njit(nogil=True, cache=True)
-def _window_row(a, b, c, cs, cn, thr8, min_count, line_min, keep):
+def _window_row(a, b, c, cs, cn, thr8, min_count, line_min, keep, cand, cwords):
     """Which pixels of row ``b`` the noise filter keeps (rows ``a`` above and
     ``c`` below, zero rows at the map's edge) into ``keep`` (uint8 0/1);
     returns their number. Separable window sums (column sums of the three
@@ -788,25 +788,29 @@ def _window_row(a, b, c, cs, cn, thr8, min_count, line_min, keep):
         kp = (v != 0.0) & (s8 >= thr8) & (n9 >= min_count)
         keep[j] = one if kp else zero
         nk = np.int32(nk + np.int32(kp))
-        # candidates of the line rule: bright enough, dropped so far
-        nc = np.int32(nc + np.int32((v >= line_min) & ~kp))
+        # candidates of the line rule: non-zero, bright enough, dropped so far
+        cd = (v != 0.0) & (v >= line_min) & ~kp
+        cand[j] = one if cd else zero
+        nc = np.int32(nc + np.int32(cd))
     if nc == 0:
         return nk
-    # Line rule, scalar and only on the rare rows with a candidate (noise
-    # alone gives ~1 per LIME frame), so the vector loop above stays as fast
-    # as the plain filter.
-    for j in range(n):
-        v = b[j]
-        if keep[j] or v == 0.0 or not v >= line_min:
+    # Line rule, scalar on the candidates only (8 mask bytes at a time,
+    # skipping empty words; noise alone gives ~1 per LIME frame), so the
+    # vector loop above stays as fast as the plain filter.
+    for wi in range(cwords.shape[0]):
+        if cwords[wi] == 0:
             continue
-        line = (a[j] != 0.0) & (c[j] != 0.0)
-        if 0 < j < n - 1:
-            line |= (b[j - 1] != 0.0) & (b[j + 1] != 0.0)
-            line |= (a[j - 1] != 0.0) & (c[j + 1] != 0.0)
-            line |= (a[j + 1] != 0.0) & (c[j - 1] != 0.0)
-        if line:
-            keep[j] = one
-            nk = np.int32(nk + 1)
+        for j in range(wi * 8, min(wi * 8 + 8, n)):
+            if not cand[j]:
+                continue
+            line = (a[j] != 0.0) & (c[j] != 0.0)
+            if 0 < j < n - 1:
+                line |= (b[j - 1] != 0.0) & (b[j + 1] != 0.0)
+                line |= (a[j - 1] != 0.0) & (c[j + 1] != 0.0)
+                line |= (a[j + 1] != 0.0) & (c[j - 1] != 0.0)
+            if line:
+                keep[j] = one
+                nk = np.int32(nk + 1)
     return nk
 
 
@@ -825,6 +829,9 @@ def _filter_rows(rb, nb_mean_min, min_count, line_min, out, prow, pcol):
     keep8 = np.zeros(nw * 8, np.uint8)
     words = keep8.view(np.uint64)
     keep = keep8[:cols]
+    cand8 = np.zeros(nw * 8, np.uint8)  # line-rule candidates of the row
+    cwords = cand8.view(np.uint64)
+    cand = cand8[:cols]
     write = out.shape[0] == rows and out.shape[1] == cols
     room = prow.shape[0]
     thr8 = nb_mean_min * 8.0
@@ -834,7 +841,7 @@ def _filter_rows(rb, nb_mean_min, min_count, line_min, out, prow, pcol):
         a = rb[i - 1] if i > 0 else zero_row
         b = rb[i]
         c = rb[i + 1] if i + 1 < rows else zero_row
-        nk = _window_row(a, b, c, cs, cn, thr8, mc, line_min, keep)
+        nk = _window_row(a, b, c, cs, cn, thr8, mc, line_min, keep, cand, cwords)
         if write:
             o = out[i]
             for j in range(cols):
