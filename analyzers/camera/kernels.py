@@ -468,7 +468,7 @@ def _frame_pass(
 
 
 @numba.njit(nogil=True, cache=True)
-def _colsum_for(cols, factor, clip):
+def _colsum_for(factor, clip):
     """Column sums of ``factor`` median rows: uint16 when they cannot
     overflow (a kept value is below the clip), else int32."""
     return factor * (min(clip, 65536) - 1) <= 65535
@@ -522,7 +522,7 @@ def frame_pass_boxes(
     if clip < 1:
         raise ValueError("frame_pass: clip must be >= 1")
     cols = raw.shape[1]
-    if _colsum_for(cols, factor, clip):
+    if _colsum_for(factor, clip):
         colsum = np.zeros(cols, np.uint16)
         return _frame_pass(
             raw,
