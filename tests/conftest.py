@@ -44,3 +44,22 @@ def remote_experiment(tmp_path):
     exp = Experiment.start(tmp_path / "rexp", "lime", remote=True)
     yield exp
     exp.close()
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored():
+    """A test that runs a command in-process (``cli.main``) calls
+    ``setup_logging``, which points the root logger at that test's captured
+    stderr; pytest closes that stream after the test, and a later test's log
+    line then prints 'Logging error ... I/O operation on closed file'. Remove
+    such plain stream handlers after the test and restore the level (pytest's
+    own capture handlers are subclasses, added and removed by pytest)."""
+    import logging
+
+    root = logging.getLogger()
+    before, level = set(root.handlers), root.level
+    yield
+    for h in list(root.handlers):
+        if type(h) is logging.StreamHandler and h not in before:
+            root.removeHandler(h)
+    root.setLevel(level)

@@ -623,7 +623,16 @@ class CameraState:
                 self.camera, c.run, c.serial, c.time_ns, self.cfg.pixel_mm
             )
             self._accumulate(fr, res, table, proc_ms, late=True, count_late=count_late)
-            out.extend(self._outputs(fr, img, res, table, proc_ms))
+            produced = self._outputs(fr, img, res, table, proc_ms)
+            if c.point_ns:
+                # the host stamps only the current event's points with their
+                # point time; these belong to an earlier event: its own point
+                # time, as its first point had (the same on every replay,
+                # however late the map came)
+                for o in produced:
+                    if isinstance(o, Metric) and o.time_ns == c.time_ns and o.serial == c.serial:
+                        o.time_ns = c.point_ns
+            out.extend(produced)
         return out
 
     def _accumulate(

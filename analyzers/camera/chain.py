@@ -40,6 +40,8 @@ class CameraConfig:
     rebin: int = 4
     nb_mean_min: float = 1.2
     nb_min_count: int = 3
+    # line rule of the noise filter (ADU; inf = off, `noise.line_min: null`)
+    nb_line_min: float = 2.5
     eps: float = 2.0
     min_samples: int = 10
     integral_margin: int = 1
@@ -58,6 +60,8 @@ class CameraConfig:
     dir_merge_gap: float = 60.0
     dir_max_iterations: int = 30
     dir_n_angles: int = 36
+    dir_hole_bridge: float = 3.0
+    dir_min_coverage: float = 0.9
     spark_enabled: bool = True
     spark_threshold: float | None = None
     spark_per_pixel: float = 200.0
@@ -104,6 +108,9 @@ class CameraConfig:
         noise = p.section("noise")
         nb_mean_min = noise.number("neighbour_mean_min", d.nb_mean_min, minimum=0)
         nb_min_count = noise.integer("min_count", d.nb_min_count, minimum=1, maximum=9)
+        nb_line_min = noise.number("line_min", d.nb_line_min, minimum=0, exclusive_minimum=True)
+        if noise.has("line_min") and noise.raw("line_min") is None:
+            nb_line_min = math.inf  # null = no line rule
         noise.check_unknown()
         db = p.section("dbscan")
         eps = db.number("eps", d.eps, minimum=0, exclusive_minimum=True, maximum=16)
@@ -133,6 +140,10 @@ class CameraConfig:
             "dir_merge_gap": di.number("merge_gap", d.dir_merge_gap, minimum=0),
             "dir_max_iterations": di.integer("max_iterations", d.dir_max_iterations, minimum=1),
             "dir_n_angles": di.integer("n_angles", d.dir_n_angles, minimum=4, maximum=720),
+            "dir_hole_bridge": di.number("hole_bridge", d.dir_hole_bridge, minimum=1),
+            "dir_min_coverage": di.number(
+                "min_coverage", d.dir_min_coverage, minimum=0, exclusive_minimum=True, maximum=1
+            ),
         }
         di.check_unknown()
         sp = p.section("spark")
@@ -190,6 +201,7 @@ class CameraConfig:
             rebin=rebin,
             nb_mean_min=nb_mean_min,
             nb_min_count=nb_min_count,
+            nb_line_min=nb_line_min,
             eps=eps,
             min_samples=min_samples,
             integral_margin=p.integer("integral_margin", d.integral_margin, minimum=0, maximum=8),
@@ -255,7 +267,14 @@ class CameraConfig:
             self.dir_merge_gap,
             self.dir_max_iterations,
             self.dir_n_angles,
+            self.dir_hole_bridge,
+            self.dir_min_coverage,
         )
+
+    def length_args(self) -> tuple[float, float, float]:
+        """The parameters of :func:`directional.track_lengths` after the
+        points, values, labels and fit RMS."""
+        return (self.dir_thickness, self.dir_width_nsigma, self.dir_min_coverage)
 
     def reference_directional(self) -> tuple[Any, ...] | None:
         """``directional`` of :func:`reference.process_frame`: None when
@@ -513,7 +532,7 @@ class FrameChain:
             return res
         t0 = time.perf_counter()
         prow, pcol, npts = kn.filtered_points(
-            self.rebinned, cfg.nb_mean_min, cfg.nb_min_count, cfg.max_points
+            self.rebinned, cfg.nb_mean_min, cfg.nb_min_count, cfg.max_points, cfg.nb_line_min
         )
         t1 = time.perf_counter()
         tm["noise_filter"] = (t1 - t0) * 1e3
@@ -538,8 +557,7 @@ class FrameChain:
                 self.rebinned[prow, pcol],
                 labels,
                 fit_rms,
-                cfg.dir_thickness,
-                cfg.dir_width_nsigma,
+                *cfg.length_args(),
             )
             t3 = time.perf_counter()
             tm["directional"] = (t3 - t2) * 1e3

@@ -236,20 +236,14 @@ def _residuals(u, v, p, umin, umax):
     return out
 
 
-#: a track with holes (points in fewer than ``LENGTH_MIN_COVERAGE`` of the
-#: 1 px steps along it: a faint muon) reaches across gaps this many times
-#: ``grow_radius`` long; a complete one (an alpha, a bright muon) does not
-#: continue past a gap in its light
-HOLE_BRIDGE = 3.0
-#: see :func:`track_length`
-LENGTH_MIN_COVERAGE = 0.9
-
-
 @numba.njit(**_NJIT)
-def _complete(us):
+def _complete(us, min_coverage):
     """Whether points at ``us`` (ascending positions along a track) occupy
-    at least ``LENGTH_MIN_COVERAGE`` of the 1 px steps between the ends
-    (steps centred on the first point: no float ties on a grid)."""
+    at least ``min_coverage`` of the 1 px steps between the ends (steps
+    centred on the first point: no float ties on a grid). A track with
+    holes (a faint muon) reaches across gaps ``hole_bridge`` times
+    ``grow_radius`` long and is measured end to end; a complete one (an
+    alpha, a bright muon) does not continue past a gap in its light."""
     nocc = 1
     last = 0.0
     for j in range(1, us.shape[0]):
@@ -257,7 +251,7 @@ def _complete(us):
         if b != last:
             nocc += 1
             last = b
-    return nocc >= LENGTH_MIN_COVERAGE * (np.floor(us[-1] - us[0] + 0.5) + 1.0)
+    return nocc >= min_coverage * (np.floor(us[-1] - us[0] + 0.5) + 1.0)
 
 
 @numba.njit(**_NJIT)
@@ -343,6 +337,8 @@ def directional_labels(
     merge_gap,
     max_iterations,
     n_angles,
+    hole_bridge,
+    min_coverage,
 ):
     """Final labels (-1 = noise, clusters numbered by lowest point index)
     and per final cluster the fit RMS (rebinned px; 0 = no good fit).
@@ -461,8 +457,8 @@ def directional_labels(
             onc = np.abs(res) <= tpar[t, 9]
             mine = u[(owner == t) & onc]
             step = grow_radius
-            if mine.shape[0] > 1 and not _complete(np.sort(mine)):
-                step = HOLE_BRIDGE * grow_radius
+            if mine.shape[0] > 1 and not _complete(np.sort(mine), min_coverage):
+                step = hole_bridge * grow_radius
             lo, hi = _reach(u[onc], tpar[t, 7], tpar[t, 8], step)
             near = onc & (u >= lo - grow_radius) & (u <= hi + grow_radius)
             cnt = np.zeros(ng, np.int64)
@@ -591,11 +587,11 @@ def _end_position(us, ws, t):
 
 
 @numba.njit(**_NJIT)
-def track_length(r, c, w, thickness, width_nsigma):
+def track_length(r, c, w, thickness, width_nsigma, min_coverage):
     """Length (rebinned px) of one track cluster: its points (light ``w``)
     within the track thickness of a fit of the whole cluster, projected on
     the fit's axis, light capped at ``LENGTH_WEIGHT_CAP`` x the median;
-    complete tracks (``LENGTH_MIN_COVERAGE``): sqrt(12 (var along - var
+    complete tracks (:func:`_complete`): sqrt(12 (var along - var
     across)) of the projections and residuals; others: between the ends where the capped light counted
     from the extreme points reaches ``LENGTH_END_TRIM`` px of the mean
     light per px along the track."""
@@ -615,7 +611,7 @@ def track_length(r, c, w, thickness, width_nsigma):
     span = us[-1] - us[0] + 1.0
     if tot <= 0.0:
         return span
-    if _complete(us):
+    if _complete(us, min_coverage):
         mu = 0.0
         for j in range(us.shape[0]):
             mu += ws[j] * us[j]
@@ -634,7 +630,7 @@ def track_length(r, c, w, thickness, width_nsigma):
 
 
 @numba.njit(**_NJIT)
-def track_lengths(prow, pcol, values, labels, rms, thickness, width_nsigma):
+def track_lengths(prow, pcol, values, labels, rms, thickness, width_nsigma, min_coverage):
     """Per final cluster the track length (rebinned px) of
     :func:`track_length` for the clusters with a good fit (``rms > 0``),
     0 for the others."""
@@ -664,5 +660,6 @@ def track_lengths(prow, pcol, values, labels, rms, thickness, width_nsigma):
             values[idx].astype(np.float64),
             thickness,
             width_nsigma,
+            min_coverage,
         )
     return out

@@ -468,7 +468,7 @@ def _frame_pass(
 
 
 @numba.njit(nogil=True, cache=True)
-def _colsum_for(cols, factor, clip):
+def _colsum_for(factor, clip):
     """Column sums of ``factor`` median rows: uint16 when they cannot
     overflow (a kept value is below the clip), else int32."""
     return factor * (min(clip, 65536) - 1) <= 65535
@@ -522,7 +522,7 @@ def frame_pass_boxes(
     if clip < 1:
         raise ValueError("frame_pass: clip must be >= 1")
     cols = raw.shape[1]
-    if _colsum_for(cols, factor, clip):
+    if _colsum_for(factor, clip):
         colsum = np.zeros(cols, np.uint16)
         return _frame_pass(
             raw,
@@ -752,12 +752,18 @@ def box_stats(raw, mean, boxes, with_mean):
 
 
 @numba.njit(nogil=True, cache=True)
-def _window_row(a, b, c, cs, cn, s8, n9):
-    """3x3 window sums of row ``b`` (rows ``a`` above and ``c`` below, zero
-    rows at the map's edge): ``s8`` = sum of the 8 neighbours, ``n9`` =
-    non-zero pixels of the window. Separable (column sums, then three
-    shifted adds) so that every loop vectorises; exact in float64 for
-    block means (see :func:`neighbour_filter`)."""
+def _window_row(a, b, c, cs, cn, thr8, min_count, line_min, keep, cand, cwords):
+    """Which pixels of row ``b`` the noise filter keeps (rows ``a`` above and
+    ``c`` below, zero rows at the map's edge) into ``keep`` (uint8 0/1);
+    returns their number. Separable window sums (column sums of the three
+    rows, then three shifted adds), every loop vectorises; the sum of the 8
+    neighbours is the window's minus the pixel, exact in float64 for block
+    means (see :func:`neighbour_filter`), and ``s8 / 8 >= nb`` is ``s8 >=
+    8 nb`` exactly (a power of two). The line rule (a pixel >= ``line_min``
+    whose two opposite neighbours along the row, the column or a diagonal
+    are non-zero) is a scalar pass over the rows with a candidate only; at
+    the first and last column only the column pair exists (outside the map
+    is 0)."""
     n = b.shape[0]
     for j in range(n):
         x = a[j]
@@ -771,77 +777,117 @@ def _window_row(a, b, c, cs, cn, s8, n9):
     nl = cn[:n]
     nm = cn[1 : n + 1]
     nr = cn[2 : n + 2]
+    one = np.uint8(1)
+    zero = np.uint8(0)
+    nk = np.int32(0)
+    nc = np.int32(0)
     for j in range(n):
-        s8[j] = ((left[j] + mid[j]) + right[j]) - b[j]
-        n9[j] = np.int32(nl[j] + nm[j]) + nr[j]
+        v = b[j]
+        s8 = ((left[j] + mid[j]) + right[j]) - v
+        n9 = np.int32(nl[j] + nm[j]) + nr[j]
+        kp = (v != 0.0) & (s8 >= thr8) & (n9 >= min_count)
+        keep[j] = one if kp else zero
+        nk = np.int32(nk + np.int32(kp))
+        # candidates of the line rule: non-zero, bright enough, dropped so far
+        cd = (v != 0.0) & (v >= line_min) & ~kp
+        cand[j] = one if cd else zero
+        nc = np.int32(nc + np.int32(cd))
+    if nc == 0:
+        return nk
+    # Line rule, scalar on the candidates only (8 mask bytes at a time,
+    # skipping empty words; noise alone gives ~1 per LIME frame), so the
+    # vector loop above stays as fast as the plain filter.
+    for wi in range(cwords.shape[0]):
+        if cwords[wi] == 0:
+            continue
+        for j in range(wi * 8, min(wi * 8 + 8, n)):
+            if not cand[j]:
+                continue
+            line = (a[j] != 0.0) & (c[j] != 0.0)
+            if 0 < j < n - 1:
+                line |= (b[j - 1] != 0.0) & (b[j + 1] != 0.0)
+                line |= (a[j - 1] != 0.0) & (c[j + 1] != 0.0)
+                line |= (a[j + 1] != 0.0) & (c[j - 1] != 0.0)
+            if line:
+                keep[j] = one
+                nk = np.int32(nk + 1)
+    return nk
 
 
 @numba.njit(**_NJIT)
-def _filter_rows(rb, nb_mean_min, min_count, out, prow, pcol):
+def _filter_rows(rb, nb_mean_min, min_count, line_min, out, prow, pcol):
     """Shared body of :func:`neighbour_filter` (writes the filtered map to
     ``out`` when it has the map's shape) and :func:`filtered_points`
-    (appends the kept pixels to ``prow``/``pcol`` when they are large
-    enough); returns the number of kept pixels."""
+    (appends the kept pixels to ``prow``/``pcol`` while they have room);
+    returns the number of kept pixels. A row keeps a few pixels: the point
+    list is built from the keep mask 8 bytes at a time, skipping empty words."""
     rows, cols = rb.shape
     zero_row = np.zeros(cols, np.float64)
     cs = np.zeros(cols + 2, np.float64)
     cn = np.zeros(cols + 2, np.int32)
-    s8 = np.empty(cols, np.float64)
-    n9 = np.empty(cols, np.int32)
-    keep = np.empty(cols, np.bool_)
+    nw = (cols + 7) // 8
+    keep8 = np.zeros(nw * 8, np.uint8)
+    words = keep8.view(np.uint64)
+    keep = keep8[:cols]
+    cand8 = np.zeros(nw * 8, np.uint8)  # line-rule candidates of the row
+    cwords = cand8.view(np.uint64)
+    cand = cand8[:cols]
     write = out.shape[0] == rows and out.shape[1] == cols
     room = prow.shape[0]
+    thr8 = nb_mean_min * 8.0
+    mc = np.int32(min(max(min_count, -(2**31)), 2**31 - 1))
     k = 0
     for i in range(rows):
         a = rb[i - 1] if i > 0 else zero_row
         b = rb[i]
         c = rb[i + 1] if i + 1 < rows else zero_row
-        _window_row(a, b, c, cs, cn, s8, n9)
-        nk = 0
-        for j in range(cols):
-            kp = (b[j] != 0.0) & (s8[j] / 8.0 >= nb_mean_min) & (n9[j] >= min_count)
-            keep[j] = kp
-            nk += kp
+        nk = _window_row(a, b, c, cs, cn, thr8, mc, line_min, keep, cand, cwords)
         if write:
             o = out[i]
             for j in range(cols):
                 o[j] = b[j] if keep[j] else 0.0
         if nk > 0:
-            for j in range(cols):
-                if keep[j]:
-                    if k < room:
-                        prow[k] = i
-                        pcol[k] = j
-                    k += 1
+            for wi in range(nw):
+                if words[wi] == 0:
+                    continue
+                for j in range(wi * 8, min(wi * 8 + 8, cols)):
+                    if keep[j]:
+                        if k < room:
+                            prow[k] = i
+                            pcol[k] = j
+                        k += 1
     return k
 
 
 @numba.njit(**_NJIT)
-def neighbour_filter(rb, nb_mean_min, min_count):
+def neighbour_filter(rb, nb_mean_min, min_count, line_min=np.inf):
     """Noise reduction on the rebinned map, evaluated on the input map (not
     updated in place): a non-zero pixel is zeroed when the mean of its 8
     neighbours (outside the map counts as 0, always divided by 8) is below
     ``nb_mean_min`` or when fewer than ``min_count`` pixels of its 3x3 window
-    (itself included) are non-zero.
+    (itself included) are non-zero, unless (line rule, for a faint track one
+    pixel wide: it has only 2 non-zero neighbours) it is >= ``line_min`` and
+    its two opposite neighbours along its row, its column or a diagonal are
+    both non-zero (``inf`` = no line rule).
 
     The float64 window sums are exact (values are block means of float32
     numbers), so they equal the reference's convolution whatever the order
     of the additions."""
     out = np.empty_like(rb)
     none = np.empty(0, np.int64)
-    _filter_rows(rb, nb_mean_min, min_count, out, none, none)
+    _filter_rows(rb, nb_mean_min, min_count, line_min, out, none, none)
     return out
 
 
 @numba.njit(**_NJIT)
-def filtered_points(rb, nb_mean_min, min_count, max_points):
+def filtered_points(rb, nb_mean_min, min_count, max_points, line_min=np.inf):
     """``nonzero_points(neighbour_filter(rb, ...))`` without writing the
     filtered map: row-major coordinates of the pixels the filter keeps, or
     (when more than ``max_points`` pass) empty arrays and the count."""
     prow = np.empty(max_points, np.int64)
     pcol = np.empty(max_points, np.int64)
     none = np.empty((0, 0), np.float64)
-    n = _filter_rows(rb, nb_mean_min, min_count, none, prow, pcol)
+    n = _filter_rows(rb, nb_mean_min, min_count, line_min, none, prow, pcol)
     if n > max_points:
         return prow[:0], pcol[:0], n
     return prow[:n], pcol[:n], n
@@ -1070,20 +1116,25 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
         orow = owner[bi]
         if _row_max_i64(orow) < 0:
             continue
-        for bj in range(nbc):
-            k = orow[bj]
-            if k < 0:
+        for g in range(0, nbc, 16):
+            # groups of 16 blocks without a region block are skipped with
+            # one vectorised max
+            if _row_max_i64(orow[g : g + 16]) < 0:
                 continue
-            j0 = max(bj * factor, c0)
-            j1 = min(bj * factor + factor, c1, cols)
-            t = 0.0
-            for i in range(max(bi * factor, r0), min(bi * factor + factor, r1, rows)):
-                rr = raw[i]
-                mr = mean[i]
-                for j in range(j0, j1):
-                    r = rr[j]
-                    t += np.float64(np.float32(r) - mr[j]) if r < clip else 0.0
-            out[k, F_INTEGRAL] += t
+            for bj in range(g, min(g + 16, nbc)):
+                k = orow[bj]
+                if k < 0:
+                    continue
+                j0 = max(bj * factor, c0)
+                j1 = min(bj * factor + factor, c1, cols)
+                t = 0.0
+                for i in range(max(bi * factor, r0), min(bi * factor + factor, r1, rows)):
+                    rr = raw[i]
+                    mr = mean[i]
+                    for j in range(j0, j1):
+                        r = rr[j]
+                        t += np.float64(np.float32(r) - mr[j]) if r < clip else 0.0
+                out[k, F_INTEGRAL] += t
     for k in range(ncl):
         if sw[k] > 0:
             out[k, F_ROW] = swr[k] / sw[k]

@@ -57,10 +57,23 @@ def rebin_mean(z: np.ndarray, factor: int) -> np.ndarray:
     return blocks.reshape(rows, factor, cols, factor).sum(axis=(1, 3)) / (factor * factor)
 
 
-def neighbour_filter(rb: np.ndarray, nb_mean_min: float, min_count: int) -> np.ndarray:
+def neighbour_filter(
+    rb: np.ndarray, nb_mean_min: float, min_count: int, line_min: float = np.inf
+) -> np.ndarray:
     s = ndimage.convolve(rb, _K8, mode="constant", cval=0.0)
-    n = ndimage.convolve((rb != 0).astype(np.int64), _K9, mode="constant", cval=0)
-    keep = (rb != 0) & (s / 8.0 >= nb_mean_min) & (n >= min_count)
+    nz = rb != 0
+    n = ndimage.convolve(nz.astype(np.int64), _K9, mode="constant", cval=0)
+    keep = nz & (s / 8.0 >= nb_mean_min) & (n >= min_count)
+    # line rule: the two opposite neighbours along the row, the column or a
+    # diagonal are non-zero (outside the map = 0)
+    p = np.pad(nz, 1)
+    line = (
+        (p[1:-1, :-2] & p[1:-1, 2:])
+        | (p[:-2, 1:-1] & p[2:, 1:-1])
+        | (p[:-2, :-2] & p[2:, 2:])
+        | (p[:-2, 2:] & p[2:, :-2])
+    )
+    keep |= nz & line & (rb >= line_min)
     return np.where(keep, rb, 0.0)
 
 
@@ -223,6 +236,7 @@ def process_frame(
     boxes: np.ndarray,
     margin: int = 1,
     directional: tuple[Any, ...] | None = None,
+    line_min: float = np.inf,
 ) -> dict[str, Any]:
     """The whole per-frame chain (what the bench times against the kernels);
     ``directional`` = :meth:`CameraConfig.directional_args` to run the
@@ -231,7 +245,7 @@ def process_frame(
     bstats = box_stats(raw, mean, boxes)
     z = zero_suppress(raw, mean, thr, clip, acc)
     rb = rebin_mean(median2x2(z), factor)
-    rbf = neighbour_filter(rb, nb_mean_min, min_count)
+    rbf = neighbour_filter(rb, nb_mean_min, min_count, line_min)
     prow, pcol, labels = cluster_map(rbf, eps, min_samples)
     rms = None
     if directional is not None:
@@ -240,7 +254,9 @@ def process_frame(
     feats = cluster_features(raw, mean, thr, clip, acc, factor, prow, pcol, labels, margin)
     if rms is not None:
         feats[:, kn.F_FIT_RMS] = rms * factor
-        tl = track_lengths(prow, pcol, rbf[prow, pcol], labels, rms, *directional[2:4])
+        tl = track_lengths(
+            prow, pcol, rbf[prow, pcol], labels, rms, *directional[2:4], directional[-1]
+        )
         feats[tl > 0, kn.F_TRACK_LENGTH] = tl[tl > 0] * factor
     return {
         "stats": stats,
@@ -342,13 +358,9 @@ def fit_track(r: np.ndarray, c: np.ndarray):
     return cr, cc, ur, uc, p, _mad_scale(_residuals(u, v, p, -1e18, 1e18))
 
 
-_HOLE_BRIDGE = 3.0
-_MIN_COVERAGE = 0.9
-
-
-def _complete(us: np.ndarray) -> bool:
+def _complete(us: np.ndarray, min_coverage: float) -> bool:
     steps = np.floor(us - us[0] + 0.5)
-    return bool(np.unique(steps).size >= _MIN_COVERAGE * (steps[-1] + 1.0))
+    return bool(np.unique(steps).size >= min_coverage * (steps[-1] + 1.0))
 
 
 def _reach(uon: np.ndarray, umin: float, umax: float, step: float) -> tuple[float, float]:
@@ -414,6 +426,8 @@ def directional_labels(
     merge_gap: float,
     max_iterations: int,
     n_angles: int,
+    hole_bridge: float,
+    min_coverage: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Same result as :func:`directional.directional_labels`, written with
     numpy arrays and Python objects per track (the oracle and the bench's
@@ -487,8 +501,8 @@ def directional_labels(
             u, res = tr.res(r, c)
             onc = np.abs(res) <= tr.th
             mine = u[(owner == t) & onc]
-            holes = mine.size > 1 and not _complete(np.sort(mine))
-            step = _HOLE_BRIDGE * grow_radius if holes else grow_radius
+            holes = mine.size > 1 and not _complete(np.sort(mine), min_coverage)
+            step = hole_bridge * grow_radius if holes else grow_radius
             lo, hi = _reach(u[onc], tr.umin, tr.umax, step)
             near = onc & (u >= lo - grow_radius) & (u <= hi + grow_radius)
             free = (owner < 0) & near
@@ -558,6 +572,7 @@ def track_lengths(
     rms: np.ndarray,
     thickness: float,
     width_nsigma: float,
+    min_coverage: float,
 ) -> np.ndarray:
     """Same as :func:`directional.track_lengths` with numpy."""
     out = np.zeros(rms.size)
@@ -579,7 +594,7 @@ def track_lengths(
         if tot <= 0:
             out[k] = us[-1] - us[0] + 1.0
             continue
-        if _complete(us):
+        if _complete(us, min_coverage):
             mu = np.sum(ws * us) / tot
             var = np.sum(ws * (us - mu) ** 2) - np.sum(ws * rs * rs)
             out[k] = np.sqrt(12.0 * max(var, 0.0) / tot)

@@ -122,6 +122,7 @@ def reference_chain(cfg: Any, fc: Any, mean: Any, thr: Any) -> Callable[[Any], d
             factor=cfg.rebin,
             nb_mean_min=cfg.nb_mean_min,
             min_count=cfg.nb_min_count,
+            line_min=cfg.nb_line_min,
             eps=cfg.eps,
             min_samples=cfg.min_samples,
             boxes=fc.box_table,
@@ -227,7 +228,7 @@ def run(args: argparse.Namespace) -> Report:
     for raw in frames:
         res = fc.process(raw, run=0, serial=0, time_ns=0, source="store")
         rb = fc.rebinned.copy()
-        rbf = kn.neighbour_filter(rb, cfg.nb_mean_min, cfg.nb_min_count)
+        rbf = kn.neighbour_filter(rb, cfg.nb_mean_min, cfg.nb_min_count, cfg.nb_line_min)
         pr, pc = kn.nonzero_points(rbf)
         seeds = kn.dbscan(pr, pc, cfg.eps, cfg.min_samples)
         if not np.array_equal(seeds, ref.dbscan_points(pr, pc, cfg.eps, cfg.min_samples)):
@@ -316,7 +317,7 @@ def run(args: argparse.Namespace) -> Report:
         return ref.rebin_mean(ref.median2x2(z), f)
 
     def ref_points(p):
-        return np.nonzero(ref.neighbour_filter(p[1], cfg.nb_mean_min, cfg.nb_min_count))
+        return np.nonzero(ref.neighbour_filter(p[1], cfg.nb_mean_min, cfg.nb_min_count, cfg.nb_line_min))
 
     def fast_features(p):
         raw, _rb, _rbf, pr, pc, labels, *_ = p
@@ -341,7 +342,9 @@ def run(args: argparse.Namespace) -> Report:
         case("frame pass (+stats, boxes)", fast_pass, ref_pass),
         case(
             "noise filter + points",
-            lambda p: kn.filtered_points(p[1], cfg.nb_mean_min, cfg.nb_min_count, cfg.max_points),
+            lambda p: kn.filtered_points(
+                p[1], cfg.nb_mean_min, cfg.nb_min_count, cfg.max_points, cfg.nb_line_min
+            ),
             ref_points,
         ),
         case(
@@ -378,19 +381,19 @@ def run(args: argparse.Namespace) -> Report:
     # the wall clock: medians of CPU time show what the code costs)
     import time
 
-    def cpu_median(fn, repeat: int) -> float:
-        ts = []
-        for _ in range(repeat):
+    # round robin over the rows, one call of each per round: every row sees
+    # the same mix of the machine's load (sequential per-row medians drift
+    # with the other processes)
+    rep = max(15, 3 * n)
+    times: dict[str, list[float]] = {row.name: [] for row in report.rows}
+    for _ in range(rep):
+        for row in report.rows:
             p = prepared[nxt()]
             t0 = time.thread_time()
-            fn(p)
-            ts.append(time.thread_time() - t0)
-        return float(np.median(ts)) * 1e3
-
-    rep = max(15, 3 * n)
-    cpu = {}
+            stages[row.name](p)
+            times[row.name].append(time.thread_time() - t0)
+    cpu = {name: float(np.median(ts)) * 1e3 for name, ts in times.items()}
     for row in report.rows:
-        cpu[row.name] = cpu_median(stages[row.name], rep)
         row.extra["cpu ms"] = round(cpu[row.name], 3)
     cpu_floor = cpu["floor: read frame + maps"]
     cpu_pass = cpu["frame pass (+stats, boxes)"]

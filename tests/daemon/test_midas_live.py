@@ -349,7 +349,9 @@ def test_reader_memory_is_reported_apart(experiment, live):
 
 
 def test_a_reader_stuck_in_a_call_is_replaced(experiment, live):
-    r = live(experiment, reader_timeout_s=1.0, retry_initial_s=0.05, retry_max_s=0.2)
+    # the progress bound covers the reader's own start too (0.25 s on a quiet
+    # machine, over 1 s under load: a 1 s bound killed healthy new readers)
+    r = live(experiment, reader_timeout_s=3.0, retry_initial_s=0.05, retry_max_s=0.2)
     connected(r)
     experiment.proc.send_signal(signal.SIGSTOP)  # every MIDAS call now blocks
     try:
@@ -369,7 +371,9 @@ class BlockingSink(Sink):
         self.release = threading.Event()
 
     def event(self, event, received_ns):
-        self.release.wait(10)
+        # held until the test releases it (always, in its finally); the bound
+        # only ends a hung test, never the hold of a slow one
+        self.release.wait(120)
         super().event(event, received_ns)
 
 

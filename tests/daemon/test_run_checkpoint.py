@@ -509,35 +509,37 @@ def test_restart_while_the_pedestal_is_estimated_keeps_its_frames(
 
 
 def test_frames_waiting_at_the_end_of_the_run_are_published(data, tmp_path, monkeypatch):
-    """The map comes in only after the last event: the frames kept meanwhile
-    are analysed at the end of the run and their points go out (run_outputs,
-    then the summary), like those of any event."""
+    """The map comes in only when the run ends: the frames kept meanwhile are
+    analysed at the end of the run and their points go out (run_outputs,
+    then the summary) with their own events' point times, like those of any
+    event."""
+    from cygno_online.analyzers.camera import CameraAnalyzer
     from cygno_online.analyzers.camera.pedestals import PedestalStore
 
     from cygno_online.analysis.outputs import Metric
 
     state, info, events, _ = data
-    rec = Quiet()
-    sent = threading.Event()
-    real = PedestalStore.load
+    ending = threading.Event()
+    real_load, real_finish = PedestalStore.load, CameraAnalyzer.finish_run
 
-    def held(self, entry):
-        assert sent.wait(120), "events never sent"
-        return real(self, entry)
+    def held(self, entry):  # the load is held until the run ends
+        assert ending.wait(120), "the run never ended"
+        return real_load(self, entry)
+
+    def finish(self, run):
+        ending.set()
+        return real_finish(self, run)
 
     monkeypatch.setattr(PedestalStore, "load", held)
-    src_events = events[:8]
-    ncam = sum(1 for ev in src_events if ev.header.event_id == 1)
-    orig = ListSource.run
-
-    def run_then_release(self, sink, stop):
-        threading.Thread(target=lambda: (self.sent.wait(120), sent.set()), daemon=True).start()
-        orig(self, sink, stop)
-
-    monkeypatch.setattr(ListSource, "run", run_then_release)
-    doc = run_part(state, info, src_events, tmp_path / "s", end=True, checkpoint=None, rec=rec)
+    monkeypatch.setattr(CameraAnalyzer, "finish_run", finish)
+    rec = Quiet()
+    part = events[:8]
+    doc = run_part(state, info, part, tmp_path / "s", end=True, checkpoint=None, rec=rec)
     late = [o for o in rec.tail if isinstance(o, Metric) and o.family == "camera"]
-    assert len(late) == ncam > 0
+    frames = {ev.header.serial_number for ev in part if ev.header.event_id == 1}
+    assert {m.serial for m in late} == frames and len(late) == len(frames) > 0
     assert all(m.fields["analysed_late"] and m.fields["pedestal_source"] == "store" for m in late)
+    # each at the point time of its own event (not its raw event time)
+    assert all(m.time_ns % 10**9 != 0 for m in late), [m.time_ns for m in late]
     cam = doc["sections"]["camera"]["cameras"]["cam0"]
     assert cam["clusters"]["frames_without_pedestal"] == 0

@@ -433,7 +433,20 @@ def test_command_palette_switches_tab():
         await pilot.press("ctrl+p")
         await pilot.pause()
         await pilot.press(*"Go to Log")
-        await pilot.pause(0.3)
+        # the palette searches asynchronously: wait for the hit, not 0.3 s
+        from textual.command import CommandList
+
+        for _ in range(3000):
+            hits = app.screen.query(CommandList)
+            if (
+                hits
+                and hits.first().option_count
+                and "Log" in str(hits.first().get_option_at_index(0).prompt)
+            ):
+                break
+            await pilot.pause(0.01)
+        else:
+            raise AssertionError("the command palette never offered the Log tab")
         await pilot.press("enter")
         await pilot.pause()
         return app.active_tab
