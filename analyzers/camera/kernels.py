@@ -468,7 +468,7 @@ def _frame_pass(
 
 
 @numba.njit(nogil=True, cache=True)
-def _colsum_for(cols, factor, clip):
+def _colsum_for(factor, clip):
     """Column sums of ``factor`` median rows: uint16 when they cannot
     overflow (a kept value is below the clip), else int32."""
     return factor * (min(clip, 65536) - 1) <= 65535
@@ -522,7 +522,7 @@ def frame_pass_boxes(
     if clip < 1:
         raise ValueError("frame_pass: clip must be >= 1")
     cols = raw.shape[1]
-    if _colsum_for(cols, factor, clip):
+    if _colsum_for(factor, clip):
         colsum = np.zeros(cols, np.uint16)
         return _frame_pass(
             raw,
@@ -1082,20 +1082,25 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
         orow = owner[bi]
         if _row_max_i64(orow) < 0:
             continue
-        for bj in range(nbc):
-            k = orow[bj]
-            if k < 0:
+        for g in range(0, nbc, 16):
+            # groups of 16 blocks without a region block are skipped with
+            # one vectorised max
+            if _row_max_i64(orow[g : g + 16]) < 0:
                 continue
-            j0 = max(bj * factor, c0)
-            j1 = min(bj * factor + factor, c1, cols)
-            t = 0.0
-            for i in range(max(bi * factor, r0), min(bi * factor + factor, r1, rows)):
-                rr = raw[i]
-                mr = mean[i]
-                for j in range(j0, j1):
-                    r = rr[j]
-                    t += np.float64(np.float32(r) - mr[j]) if r < clip else 0.0
-            out[k, F_INTEGRAL] += t
+            for bj in range(g, min(g + 16, nbc)):
+                k = orow[bj]
+                if k < 0:
+                    continue
+                j0 = max(bj * factor, c0)
+                j1 = min(bj * factor + factor, c1, cols)
+                t = 0.0
+                for i in range(max(bi * factor, r0), min(bi * factor + factor, r1, rows)):
+                    rr = raw[i]
+                    mr = mean[i]
+                    for j in range(j0, j1):
+                        r = rr[j]
+                        t += np.float64(np.float32(r) - mr[j]) if r < clip else 0.0
+                out[k, F_INTEGRAL] += t
     for k in range(ncl):
         if sw[k] > 0:
             out[k, F_ROW] = swr[k] / sw[k]
