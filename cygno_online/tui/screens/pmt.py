@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rich.table import Table
+from rich.console import Group
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, VerticalScroll
@@ -163,53 +163,59 @@ class PmtPanel(Panel):
         )
         data = (tuple(r.time_ns for r in recs), getattr(board_rec, "time_ns", 0))
         if self._due("base", data, (b, ctx.connected, int(ctx.now) // 5), ctx.now, PLOT_EVERY_S):
-            t = Table(box=None, padding=(0, 1), header_style="bold dim")
-            t.add_column("ch", no_wrap=True)
+            # plain aligned text, not a Rich Table: redrawn every second, and
+            # a Table costs ~10 ms to lay out each time
+            from cygno_online.tui.answers import pmt_channels
+            from cygno_online.tui.screens.overview import columns
+
             units = {}
             for r in recs:
                 for f in BASELINE_FIELDS:
                     u = unit_of(st, series_id(r.family, r.tags), f)
                     if u and f not in units:
                         units[f] = u
-            t.add_column("state", no_wrap=True)
-            for f in BASELINE_FIELDS:
-                t.add_column(f, justify="right", no_wrap=True)
-            from cygno_online.tui.answers import pmt_channels
-
             states = {(c.board, c.channel): c.state for c in pmt_channels(st, ctx.now)}
+            rows = []
             for r in sorted(recs, key=lambda r: _chan_key(r.tags["channel"])):
                 style = "grey50" if ctx.stale(series_id(r.family, r.tags)) else ""
                 cs = states.get((r.tags.get("board", "0"), r.tags["channel"]), "")
-                t.add_row(
-                    Text(r.tags["channel"], style=style or "bold"),
-                    Text(cs, style=style or STATE_STYLE.get(cs, "")),
-                    *(
-                        Text(fmt_value(r.fields.get(f), "{:.1f}"), style=style)
-                        for f in BASELINE_FIELDS
-                    ),
+                rows.append(
+                    [
+                        Text(r.tags["channel"], style=style or "bold"),
+                        Text(cs, style=style or STATE_STYLE.get(cs, "")),
+                        *(
+                            Text(fmt_value(r.fields.get(f), "{:.1f}"), style=style)
+                            for f in BASELINE_FIELDS
+                        ),
+                    ]
                 )
-            out = Table.grid()
+            parts: list[Text] = []
             if board_rec is not None:
-                parts = [
+                items = [
                     f"{k} {fmt_value(v, '{:.3g}')}{(' ' + board_rec.units.get(k, '')) if board_rec.units.get(k) else ''}"
                     for k, v in board_rec.fields.items()
                 ]
-                out.add_row(
+                parts.append(
                     Text(
-                        "  ".join(parts),
+                        "  ".join(items),
                         style="grey50" if ctx.stale(series_id("pmt", board_rec.tags)) else "",
                     )
                 )
-            out.add_row(t if recs else Text("no PMT channel metrics yet", style="dim"))
+            if rows:
+                header = ["ch", "state", *BASELINE_FIELDS]
+                parts.append(columns(rows, "ll" + "r" * len(BASELINE_FIELDS), header, gap=2))
+            else:
+                parts.append(Text("no PMT channel metrics yet", style="dim"))
             if units:
                 # the units under the table: in the headers they push it past 80 columns
                 by_unit: dict[str, list[str]] = {}
                 for f, u in units.items():
                     by_unit.setdefault(u, []).append(f)
-                out.add_row(
+                parts.append(
                     Text(
                         "; ".join(f"{', '.join(fs)} in {u}" for u, fs in by_unit.items()),
                         style="dim",
                     )
                 )
+            out = Group(*parts)
             self.query_one("#pmt-base", DiffText).update(out)
