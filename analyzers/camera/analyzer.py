@@ -562,6 +562,9 @@ class CameraState:
         else:
             self._resolve_pedestal(chain)
             if chain.maps is None and self.estimator is not None:
+                # the map is gone from the store: the frames kept while it
+                # loaded wait like frames without a map, as after a failed load
+                self.stats.n_no_pedestal += len(self.deferred)
                 self._feed_estimate()
 
     def _install_estimate(self, chain: FrameChain, wait_s: float = 0.0) -> list[Output]:

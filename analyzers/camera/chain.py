@@ -40,6 +40,8 @@ class CameraConfig:
     rebin: int = 4
     nb_mean_min: float = 1.2
     nb_min_count: int = 3
+    # line rule of the noise filter (ADU; inf = off, `noise.line_min: null`)
+    nb_line_min: float = 2.5
     eps: float = 2.0
     min_samples: int = 10
     integral_margin: int = 1
@@ -106,6 +108,9 @@ class CameraConfig:
         noise = p.section("noise")
         nb_mean_min = noise.number("neighbour_mean_min", d.nb_mean_min, minimum=0)
         nb_min_count = noise.integer("min_count", d.nb_min_count, minimum=1, maximum=9)
+        nb_line_min = noise.number("line_min", d.nb_line_min, minimum=0, exclusive_minimum=True)
+        if noise.has("line_min") and noise.raw("line_min") is None:
+            nb_line_min = math.inf  # null = no line rule
         noise.check_unknown()
         db = p.section("dbscan")
         eps = db.number("eps", d.eps, minimum=0, exclusive_minimum=True, maximum=16)
@@ -196,6 +201,7 @@ class CameraConfig:
             rebin=rebin,
             nb_mean_min=nb_mean_min,
             nb_min_count=nb_min_count,
+            nb_line_min=nb_line_min,
             eps=eps,
             min_samples=min_samples,
             integral_margin=p.integer("integral_margin", d.integral_margin, minimum=0, maximum=8),
@@ -526,7 +532,7 @@ class FrameChain:
             return res
         t0 = time.perf_counter()
         prow, pcol, npts = kn.filtered_points(
-            self.rebinned, cfg.nb_mean_min, cfg.nb_min_count, cfg.max_points
+            self.rebinned, cfg.nb_mean_min, cfg.nb_min_count, cfg.max_points, cfg.nb_line_min
         )
         t1 = time.perf_counter()
         tm["noise_filter"] = (t1 - t0) * 1e3

@@ -752,14 +752,18 @@ def box_stats(raw, mean, boxes, with_mean):
 
 
 @numba.njit(nogil=True, cache=True)
-def _window_row(a, b, c, cs, cn, thr8, min_count, keep):
+def _window_row(a, b, c, cs, cn, thr8, min_count, line_min, keep, cand, cwords):
     """Which pixels of row ``b`` the noise filter keeps (rows ``a`` above and
     ``c`` below, zero rows at the map's edge) into ``keep`` (uint8 0/1);
     returns their number. Separable window sums (column sums of the three
     rows, then three shifted adds), every loop vectorises; the sum of the 8
     neighbours is the window's minus the pixel, exact in float64 for block
     means (see :func:`neighbour_filter`), and ``s8 / 8 >= nb`` is ``s8 >=
-    8 nb`` exactly (a power of two)."""
+    8 nb`` exactly (a power of two). The line rule (a pixel >= ``line_min``
+    whose two opposite neighbours along the row, the column or a diagonal
+    are non-zero) is a scalar pass over the rows with a candidate only; at
+    the first and last column only the column pair exists (outside the map
+    is 0)."""
     n = b.shape[0]
     for j in range(n):
         x = a[j]
@@ -776,6 +780,7 @@ def _window_row(a, b, c, cs, cn, thr8, min_count, keep):
     one = np.uint8(1)
     zero = np.uint8(0)
     nk = np.int32(0)
+    nc = np.int32(0)
     for j in range(n):
         v = b[j]
         s8 = ((left[j] + mid[j]) + right[j]) - v
@@ -783,11 +788,34 @@ def _window_row(a, b, c, cs, cn, thr8, min_count, keep):
         kp = (v != 0.0) & (s8 >= thr8) & (n9 >= min_count)
         keep[j] = one if kp else zero
         nk = np.int32(nk + np.int32(kp))
+        # candidates of the line rule: non-zero, bright enough, dropped so far
+        cd = (v != 0.0) & (v >= line_min) & ~kp
+        cand[j] = one if cd else zero
+        nc = np.int32(nc + np.int32(cd))
+    if nc == 0:
+        return nk
+    # Line rule, scalar on the candidates only (8 mask bytes at a time,
+    # skipping empty words; noise alone gives ~1 per LIME frame), so the
+    # vector loop above stays as fast as the plain filter.
+    for wi in range(cwords.shape[0]):
+        if cwords[wi] == 0:
+            continue
+        for j in range(wi * 8, min(wi * 8 + 8, n)):
+            if not cand[j]:
+                continue
+            line = (a[j] != 0.0) & (c[j] != 0.0)
+            if 0 < j < n - 1:
+                line |= (b[j - 1] != 0.0) & (b[j + 1] != 0.0)
+                line |= (a[j - 1] != 0.0) & (c[j + 1] != 0.0)
+                line |= (a[j + 1] != 0.0) & (c[j - 1] != 0.0)
+            if line:
+                keep[j] = one
+                nk = np.int32(nk + 1)
     return nk
 
 
 @numba.njit(**_NJIT)
-def _filter_rows(rb, nb_mean_min, min_count, out, prow, pcol):
+def _filter_rows(rb, nb_mean_min, min_count, line_min, out, prow, pcol):
     """Shared body of :func:`neighbour_filter` (writes the filtered map to
     ``out`` when it has the map's shape) and :func:`filtered_points`
     (appends the kept pixels to ``prow``/``pcol`` while they have room);
@@ -801,6 +829,9 @@ def _filter_rows(rb, nb_mean_min, min_count, out, prow, pcol):
     keep8 = np.zeros(nw * 8, np.uint8)
     words = keep8.view(np.uint64)
     keep = keep8[:cols]
+    cand8 = np.zeros(nw * 8, np.uint8)  # line-rule candidates of the row
+    cwords = cand8.view(np.uint64)
+    cand = cand8[:cols]
     write = out.shape[0] == rows and out.shape[1] == cols
     room = prow.shape[0]
     thr8 = nb_mean_min * 8.0
@@ -810,7 +841,7 @@ def _filter_rows(rb, nb_mean_min, min_count, out, prow, pcol):
         a = rb[i - 1] if i > 0 else zero_row
         b = rb[i]
         c = rb[i + 1] if i + 1 < rows else zero_row
-        nk = _window_row(a, b, c, cs, cn, thr8, mc, keep)
+        nk = _window_row(a, b, c, cs, cn, thr8, mc, line_min, keep, cand, cwords)
         if write:
             o = out[i]
             for j in range(cols):
@@ -829,31 +860,34 @@ def _filter_rows(rb, nb_mean_min, min_count, out, prow, pcol):
 
 
 @numba.njit(**_NJIT)
-def neighbour_filter(rb, nb_mean_min, min_count):
+def neighbour_filter(rb, nb_mean_min, min_count, line_min=np.inf):
     """Noise reduction on the rebinned map, evaluated on the input map (not
     updated in place): a non-zero pixel is zeroed when the mean of its 8
     neighbours (outside the map counts as 0, always divided by 8) is below
     ``nb_mean_min`` or when fewer than ``min_count`` pixels of its 3x3 window
-    (itself included) are non-zero.
+    (itself included) are non-zero, unless (line rule, for a faint track one
+    pixel wide: it has only 2 non-zero neighbours) it is >= ``line_min`` and
+    its two opposite neighbours along its row, its column or a diagonal are
+    both non-zero (``inf`` = no line rule).
 
     The float64 window sums are exact (values are block means of float32
     numbers), so they equal the reference's convolution whatever the order
     of the additions."""
     out = np.empty_like(rb)
     none = np.empty(0, np.int64)
-    _filter_rows(rb, nb_mean_min, min_count, out, none, none)
+    _filter_rows(rb, nb_mean_min, min_count, line_min, out, none, none)
     return out
 
 
 @numba.njit(**_NJIT)
-def filtered_points(rb, nb_mean_min, min_count, max_points):
+def filtered_points(rb, nb_mean_min, min_count, max_points, line_min=np.inf):
     """``nonzero_points(neighbour_filter(rb, ...))`` without writing the
     filtered map: row-major coordinates of the pixels the filter keeps, or
     (when more than ``max_points`` pass) empty arrays and the count."""
     prow = np.empty(max_points, np.int64)
     pcol = np.empty(max_points, np.int64)
     none = np.empty((0, 0), np.float64)
-    n = _filter_rows(rb, nb_mean_min, min_count, none, prow, pcol)
+    n = _filter_rows(rb, nb_mean_min, min_count, line_min, none, prow, pcol)
     if n > max_points:
         return prow[:0], pcol[:0], n
     return prow[:n], pcol[:n], n

@@ -57,10 +57,23 @@ def rebin_mean(z: np.ndarray, factor: int) -> np.ndarray:
     return blocks.reshape(rows, factor, cols, factor).sum(axis=(1, 3)) / (factor * factor)
 
 
-def neighbour_filter(rb: np.ndarray, nb_mean_min: float, min_count: int) -> np.ndarray:
+def neighbour_filter(
+    rb: np.ndarray, nb_mean_min: float, min_count: int, line_min: float = np.inf
+) -> np.ndarray:
     s = ndimage.convolve(rb, _K8, mode="constant", cval=0.0)
-    n = ndimage.convolve((rb != 0).astype(np.int64), _K9, mode="constant", cval=0)
-    keep = (rb != 0) & (s / 8.0 >= nb_mean_min) & (n >= min_count)
+    nz = rb != 0
+    n = ndimage.convolve(nz.astype(np.int64), _K9, mode="constant", cval=0)
+    keep = nz & (s / 8.0 >= nb_mean_min) & (n >= min_count)
+    # line rule: the two opposite neighbours along the row, the column or a
+    # diagonal are non-zero (outside the map = 0)
+    p = np.pad(nz, 1)
+    line = (
+        (p[1:-1, :-2] & p[1:-1, 2:])
+        | (p[:-2, 1:-1] & p[2:, 1:-1])
+        | (p[:-2, :-2] & p[2:, 2:])
+        | (p[:-2, 2:] & p[2:, :-2])
+    )
+    keep |= nz & line & (rb >= line_min)
     return np.where(keep, rb, 0.0)
 
 
@@ -223,6 +236,7 @@ def process_frame(
     boxes: np.ndarray,
     margin: int = 1,
     directional: tuple[Any, ...] | None = None,
+    line_min: float = np.inf,
 ) -> dict[str, Any]:
     """The whole per-frame chain (what the bench times against the kernels);
     ``directional`` = :meth:`CameraConfig.directional_args` to run the
@@ -231,7 +245,7 @@ def process_frame(
     bstats = box_stats(raw, mean, boxes)
     z = zero_suppress(raw, mean, thr, clip, acc)
     rb = rebin_mean(median2x2(z), factor)
-    rbf = neighbour_filter(rb, nb_mean_min, min_count)
+    rbf = neighbour_filter(rb, nb_mean_min, min_count, line_min)
     prow, pcol, labels = cluster_map(rbf, eps, min_samples)
     rms = None
     if directional is not None:

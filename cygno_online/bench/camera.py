@@ -122,6 +122,7 @@ def reference_chain(cfg: Any, fc: Any, mean: Any, thr: Any) -> Callable[[Any], d
             factor=cfg.rebin,
             nb_mean_min=cfg.nb_mean_min,
             min_count=cfg.nb_min_count,
+            line_min=cfg.nb_line_min,
             eps=cfg.eps,
             min_samples=cfg.min_samples,
             boxes=fc.box_table,
@@ -227,7 +228,7 @@ def run(args: argparse.Namespace) -> Report:
     for raw in frames:
         res = fc.process(raw, run=0, serial=0, time_ns=0, source="store")
         rb = fc.rebinned.copy()
-        rbf = kn.neighbour_filter(rb, cfg.nb_mean_min, cfg.nb_min_count)
+        rbf = kn.neighbour_filter(rb, cfg.nb_mean_min, cfg.nb_min_count, cfg.nb_line_min)
         pr, pc = kn.nonzero_points(rbf)
         seeds = kn.dbscan(pr, pc, cfg.eps, cfg.min_samples)
         if not np.array_equal(seeds, ref.dbscan_points(pr, pc, cfg.eps, cfg.min_samples)):
@@ -316,7 +317,7 @@ def run(args: argparse.Namespace) -> Report:
         return ref.rebin_mean(ref.median2x2(z), f)
 
     def ref_points(p):
-        return np.nonzero(ref.neighbour_filter(p[1], cfg.nb_mean_min, cfg.nb_min_count))
+        return np.nonzero(ref.neighbour_filter(p[1], cfg.nb_mean_min, cfg.nb_min_count, cfg.nb_line_min))
 
     def fast_features(p):
         raw, _rb, _rbf, pr, pc, labels, *_ = p
@@ -341,7 +342,9 @@ def run(args: argparse.Namespace) -> Report:
         case("frame pass (+stats, boxes)", fast_pass, ref_pass),
         case(
             "noise filter + points",
-            lambda p: kn.filtered_points(p[1], cfg.nb_mean_min, cfg.nb_min_count, cfg.max_points),
+            lambda p: kn.filtered_points(
+                p[1], cfg.nb_mean_min, cfg.nb_min_count, cfg.max_points, cfg.nb_line_min
+            ),
             ref_points,
         ),
         case(

@@ -144,7 +144,7 @@ class ReferenceLookup:
         try:
             if ref is not None:
                 row = self.registry.get(ref)
-                how = f"run {ref}, the reference of run {run}'s quality checks"
+                how = f"the run the quality checks of run {run} used"
                 if row is None:
                     how = f"reference run {ref} is not in the run registry"
             else:

@@ -312,6 +312,18 @@ class RefChecks(Answer):
     worst: list[tuple[str, str, str]] = field(default_factory=list)  # check, status, reason
 
 
+def reference_run_of(state: MonitorState) -> int | None:
+    """The reference run of the live quality checks (their ``reference_run``
+    field), None when they have none."""
+    for sid, rec in state.series.items():
+        if rec.family != "quality" or "check" not in rec.tags:
+            continue
+        v = series_fields(state, sid).get("reference_run")
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and v > 0:
+            return int(v)
+    return None
+
+
 def reference_checks(state: MonitorState) -> RefChecks | None:
     """The live reference checks (family ``quality``, one series per tag
     ``check``; ``check=verdict`` is the run's); None when none are published."""

@@ -68,6 +68,9 @@ POLL_S = 0.25
 LOST_AFTER_S = 1.6
 #: repaint at least this often (run time, ages, staleness)
 TICK_S = 1.0
+#: how often the live checks' reference run is looked at (its 55Fe peak is
+#: the Overview's reference when the configuration gives none)
+REFERENCE_CHECK_S = 5.0
 #: --low-bandwidth: clock and ages every 5 s, camera frame every 10 s
 LOW_BANDWIDTH_TICK_S = 5.0
 LOW_BANDWIDTH_IMAGE_S = 10.0
@@ -225,8 +228,14 @@ class MonitorApp(App[int]):
         #: the clock on the status line and ages tick this often
         self.tick_s = LOW_BANDWIDTH_TICK_S if low_bandwidth else TICK_S
         self.limits: list[Limit] = []
-        #: references the Overview compares with (daemon configuration)
+        #: references the Overview compares with (daemon configuration, and
+        #: the 55Fe peak of the checks' reference run when none is configured)
         self.expectations = Expectations()
+        self._config_expect = Expectations()
+        #: (reference run, its 55Fe peak or None) once asked from the daemon
+        self._ref_fe55: tuple[int, float | None] | None = None
+        self._ref_asking: int | None = None
+        self._ref_check_due = 0.0
         self.camera: str | None = None
         self.polls = 0
         self.repaints = 0
@@ -344,6 +353,8 @@ class MonitorApp(App[int]):
             self._fetch_limits()
         self._was_connected = connected
         state = self.source.state
+        if connected:
+            self._follow_reference_run(state)
         if self.terminal_mode.low_bandwidth:
             # slow links: data at the tick (5 s); alarms and the link at once
             data = (len(state.alarm_history), len(state.alarms))
@@ -423,8 +434,61 @@ class MonitorApp(App[int]):
             self._limits_due = min(self._limits_due, time.monotonic() + LIMITS_RETRY_S)
             return
         limits, expect = got
+        self._config_expect = expect
+        expect = self._merged_expectations()
         if limits != self.limits or expect != self.expectations:
             self.limits = limits
+            self.expectations = expect
+            self.poll_now()
+
+    # -- the reference run's 55Fe peak -----------------------------------------------
+    def _merged_expectations(self) -> Expectations:
+        """The configuration's references; without a configured 55Fe peak,
+        that of the live checks' reference run (asked from the daemon)."""
+        from dataclasses import replace
+
+        base = self._config_expect
+        ref = self._ref_fe55
+        if base.fe55_peak is None and ref is not None and ref[1] is not None:
+            return replace(base, fe55_peak=ref[1], fe55_from=f"run {ref[0]}")
+        return base
+
+    def _follow_reference_run(self, state: Any) -> None:
+        """Ask the daemon once per reference run for its 55Fe peak (worker
+        thread; only when the configuration gives none)."""
+        from cygno_online.tui.answers import reference_run_of
+
+        if self._config_expect.fe55_peak is not None or not hasattr(self.source, "query"):
+            return
+        mono = time.monotonic()
+        if mono < self._ref_check_due:
+            return
+        self._ref_check_due = mono + REFERENCE_CHECK_S
+        with state.lock:
+            ref = reference_run_of(state)
+            run = state.run.get("run")
+        if ref is None or ref == self._ref_asking or (self._ref_fe55 or (None,))[0] == ref:
+            return
+        self._ref_asking = ref
+        source = self.source
+
+        def work() -> None:
+            from cygno_online.tui.screens.runs import ask_reference
+
+            req = {"run": int(run) if isinstance(run, int) else ref + 1, "reference_run": ref}
+            row, _how = ask_reference(source, req)
+            peak = row.get("fe55_peak") if isinstance(row, dict) else None
+            ok = isinstance(peak, (int, float)) and not isinstance(peak, bool) and peak > 0
+            with contextlib.suppress(RuntimeError):  # the app closed meanwhile
+                self.call_from_thread(self._set_reference_fe55, ref, float(peak) if ok else None)
+
+        self.run_worker(work, thread=True, exclusive=False, group="reference")
+
+    def _set_reference_fe55(self, ref: int, peak: float | None) -> None:
+        self._ref_fe55 = (ref, peak)
+        self._ref_asking = None
+        expect = self._merged_expectations()
+        if expect != self.expectations:
             self.expectations = expect
             self.poll_now()
 

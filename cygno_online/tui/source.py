@@ -125,6 +125,9 @@ class Expectations:
     fe55_tolerance: float = 0.1
     #: a pedestal box is flagged when off the map by more than this many sigma
     pedestal_k_sigma: float = 3.0
+    #: where ``fe55_peak`` comes from: "" the configuration, else the
+    #: reference run of the live quality checks ("run 42880")
+    fe55_from: str = ""
 
     def fe55_band(self) -> tuple[float, float] | None:
         if self.fe55_peak is None:

@@ -4,6 +4,7 @@ outputs, concurrency, run summary."""
 from __future__ import annotations
 
 import json
+import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -99,6 +100,21 @@ def test_config_errors_name_key_paths():
     assert "analyzers[0].params.nsigma" in paths
     assert "analyzers[0].params.display.scale" in paths
     assert "analyzers[0].params.classes.fe55.rms" in paths
+
+
+def test_noise_line_rule_is_configurable():
+    for given, want in ((None, 2.5), (4.0, 4.0)):
+        p = Params({"noise": {"line_min": given}} if given else {}, "a.params")
+        assert CameraConfig.from_params(p).nb_line_min == want
+        p.finish()
+    p = Params({"noise": {"line_min": None}}, "a.params")  # null = no line rule
+    assert CameraConfig.from_params(p).nb_line_min == math.inf
+    p.finish()
+    for bad in (0, -1.0, "x", True):
+        p = Params({"noise": {"line_min": bad}}, "a.params")
+        CameraConfig.from_params(p)
+        with pytest.raises(ConfigError, match=r"a\.params\.noise\.line_min"):
+            p.finish()
 
 
 def test_unknown_top_level_key():
@@ -429,6 +445,7 @@ def test_frame_chain_matches_reference_pipeline(gen):
         factor=cfg.rebin,
         nb_mean_min=cfg.nb_mean_min,
         min_count=cfg.nb_min_count,
+        line_min=cfg.nb_line_min,
         eps=cfg.eps,
         min_samples=cfg.min_samples,
         boxes=ch.box_table,

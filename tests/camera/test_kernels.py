@@ -231,6 +231,51 @@ def test_neighbour_filter_matches_reference(gen, frame):
         out = kn.neighbour_filter(rb, nb, mc)
         np.testing.assert_array_equal(out, kref.neighbour_filter(rb, nb, mc))
     assert np.count_nonzero(kn.neighbour_filter(rb, 1.2, 3)) < np.count_nonzero(rb)
+    for line_min in (np.inf, 2.5, 0.5):
+        out = kn.neighbour_filter(rb, 1.2, 3, line_min)
+        np.testing.assert_array_equal(out, kref.neighbour_filter(rb, 1.2, 3, line_min))
+        pr, pc, n = kn.filtered_points(rb, 1.2, 3, 10**6, line_min)
+        er, ec = np.nonzero(out)
+        assert n == er.size
+        np.testing.assert_array_equal(pr, er)
+        np.testing.assert_array_equal(pc, ec)
+    # the line rule keeps more than the plain filter on noise at 0.5 ADU
+    assert np.count_nonzero(kn.neighbour_filter(rb, 1.2, 3, 0.5)) > np.count_nonzero(
+        kn.neighbour_filter(rb, 1.2, 3)
+    )
+
+
+@pytest.mark.parametrize("impl", ["numba", "reference"])
+def test_line_rule_keeps_a_faint_line_one_pixel_wide(impl):
+    # A line of 3 ADU one rebinned pixel wide: each pixel has 2 lit
+    # neighbours of 8 (mean 0.75 < 1.2), so the plain filter drops it all.
+    filt = kn.neighbour_filter if impl == "numba" else kref.neighbour_filter
+    r = np.arange(12, 30)
+    lines = [  # (rows, cols) of a line; the map's edge is a valid place
+        (np.full(27, 5), np.arange(3, 30)),  # row
+        (np.arange(8, 35), np.full(27, 37)),  # column
+        (r, r - 10),  # diagonal
+        (r, 46 - r),  # anti-diagonal
+        (np.arange(10, 30), np.zeros(20, int)),  # on the map's first column
+        (np.zeros(10, int), np.arange(10, 20)),  # on the map's first row
+        (np.full(10, 39), np.arange(30, 40)),  # last row, to the last column
+    ]
+    for rr, cc in lines:
+        rb = np.zeros((40, 40))
+        rb[rr, cc] = 3.0
+        assert not filt(rb, 1.2, 3).any()
+        out = filt(rb, 1.2, 3, 2.5)
+        # every pixel but the two ends (one lit neighbour only)
+        assert (out[rr[1:-1], cc[1:-1]] == 3.0).all()
+        assert out[rr[0], cc[0]] == 0 and out[rr[-1], cc[-1]] == 0
+        assert np.count_nonzero(out) == rr.size - 2
+        # too faint for line_min 2.5
+        assert not filt(rb / 3.0 * 2.4, 1.2, 3, 2.5).any()
+        np.testing.assert_array_equal(filt(rb, 1.2, 3, np.inf), filt(rb, 1.2, 3))
+    # two lit neighbours at a corner (not opposite) are not a line
+    corner = np.zeros((9, 9))
+    corner[4, 4] = corner[3, 4] = corner[4, 5] = 3.0
+    assert not filt(corner, 1.2, 3, 2.5).any()
 
 
 def test_nonzero_points_row_major(gen, frame):

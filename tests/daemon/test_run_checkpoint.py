@@ -543,3 +543,29 @@ def test_frames_waiting_at_the_end_of_the_run_are_published(data, tmp_path, monk
     assert all(m.time_ns % 10**9 != 0 for m in late), [m.time_ns for m in late]
     cam = doc["sections"]["camera"]["cameras"]["cam0"]
     assert cam["clusters"]["frames_without_pedestal"] == 0
+
+
+def test_restart_while_loading_a_map_that_is_gone_then_estimates_from_the_kept_frames(
+    data, tmp_path, hold_until_checkpoint
+):
+    import shutil
+
+    from cygno_online.analyzers.camera.pedestals import PedestalStore
+
+    shared, info, events, split = data
+    state = tmp_path / "state"
+    shutil.copytree(shared, state)
+    ckpt = RunCheckpoint(tmp_path / "ckpt" / "run-checkpoint.bin")
+    hold_until_checkpoint(PedestalStore, "load", ckpt.path)
+    out = tmp_path / "summaries"
+    ped = {"estimate_frames": 5}
+    run_part(state, info, events[:split], out, end=False, checkpoint=ckpt, pedestal=ped)
+    assert len(saved_pending(ckpt, info)["frames"]) > 0
+    for f in (state / "pedestals").iterdir():
+        f.unlink()  # the map is gone when the daemon comes back
+    final = run_part(state, info, events[split:], out, end=True, checkpoint=ckpt, pedestal=ped)
+    cam = final["sections"]["camera"]["cameras"]["cam0"]
+    assert cam["pedestal"]["source"] == "estimated" and cam["pedestal"]["run"] == 2
+    assert cam["frames"] == NTRIG and cam["clusters"]["frames_without_pedestal"] == 0
+    assert cam["clusters"]["frames_clustered"] == NTRIG - cam["sparks"]["count"]
+    assert cam["clusters"]["frames_analysed_late"] >= 5

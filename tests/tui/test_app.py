@@ -203,7 +203,7 @@ def test_clusters_tab_shows_fit_and_class_counts():
 
     text = run_app(make_source(), body)["value"]
     assert "μ=7000 σ=900 (13%)" in text  # noqa: RUF001
-    assert "55Fe" in text and "/s 60s" in text
+    assert "55Fe" in text and "rate over the last 60 s" in text
     assert "alpha" in text and "120" in text
     assert "integral (ADU) vs length (px)" in text
     assert "●" in text or "o" in text
@@ -225,8 +225,9 @@ def test_pmt_tab_waveforms_histograms_and_baselines():
     top, bottom, avg = run_app(make_source(), body)["value"]
     assert "board 0" in top and "ch1 PMT1" in top and "ch4" in top
     assert any(0x2800 < ord(c) <= 0x28FF for c in top)  # braille traces
-    assert "Multiplicity" in top
-    assert "3851.0" in bottom and "baseline" in bottom
+    # the per-channel numbers and states first, at 80x24 above the fold
+    assert "3851.0" in top and "baseline" in top and " ok " in top
+    assert "Multiplicity" in top + bottom
     assert "average" in avg and "no waveforms yet" in avg
 
 

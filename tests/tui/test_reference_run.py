@@ -66,7 +66,7 @@ def test_lookup_finds_the_latest_good_run_of_the_same_type_and_exposure(tmp_path
     assert len(json.dumps(row, default=str)) < MAX_ROW_BYTES
     # the run the quality checks used, when the summary names it
     got = lookup.command({"run": 42900, "reference_run": 42883})
-    assert got["reference"]["run"] == 42883 and "quality checks" in got["how"]
+    assert got["reference"]["run"] == 42883 and "quality checks of run 42900" in got["how"]
     got = lookup.command({"run": 42900, "reference_run": 1})
     assert got["reference"] is None and "not in the run registry" in got["how"]
 
@@ -170,3 +170,43 @@ def test_reference_run_from_the_summaries_at_hand_and_without_a_control_socket()
     assert got is docs[0] and "latest good DATA:Fe run before run 12" in how  # not the flagged 11
     got, how = latest_good_local(docs, docs[0])
     assert got is None and "no good DATA:Fe run" in how
+
+
+def test_without_a_configured_peak_the_overview_uses_the_reference_runs(tmp_path):
+    import numpy as np
+    from fakedata import populate
+
+    from cygno_online.tui.source import Expectations, FakeSource
+
+    src = FakeSource(limits=[], expectations=Expectations())  # no summary.references
+    populate(src)
+    # the live checks compare with run 42880 (its 55Fe peak: 7150 ADU)
+    src.metric(
+        "quality",
+        {"status": "good", "level": 0.0, "reason": "ok", "reference_run": 42880.0},
+        tags={"check": "fe55_peak"},
+        time_ns=NOW_NS,
+    )
+    edges = np.linspace(0, 20000, 201)
+    counts = np.histogram(np.random.default_rng(1).normal(7000, 600, 2000), edges)[0]
+    src.display(
+        "histogram",
+        "clusters/cam0/fe55_integral",
+        {"counts": counts.astype(float), "edges": edges},
+        meta={"units": "ADU"},
+        time_ns=NOW_NS,
+    )
+    lookup = ReferenceLookup(registry_with_runs(tmp_path), submit=lambda fn: fn())
+    asking = AskingSource(src, lookup)
+
+    async def body(app, pilot):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        app.poll_now()
+        await pilot.pause()
+        return screen_text(app)
+
+    text = run_app(asking, body, size=(100, 30))["value"]
+    line = next(ln for ln in text.splitlines() if ln.lstrip().startswith("55Fe  peak"))
+    assert "ref 7150 ±10% run 42880" in line and "OK" in line
+    assert {"cmd": "reference", "run": 42901, "reference_run": 42880} in asking.asked

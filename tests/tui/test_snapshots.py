@@ -78,3 +78,21 @@ def settled(keys):
 
 def test_camera_zoomed_snapshot(snap_compare, utc):
     assert snap_compare(make_app(), run_before=settled(["2", "z"]), terminal_size=(80, 24))
+
+
+def test_runs_summary_compared_with_the_reference_run_snapshot(snap_compare, utc):
+    """The Runs tab's summary of run 42900 compared (``r``) with its reference
+    run: the latest good data run before it (this viewer has no control
+    socket, so the rule is applied to its summaries: 42899)."""
+
+    async def run_before(pilot):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        for key in ("7", "enter", "r"):
+            await pilot.press(key)
+            await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+        for _ in range(3):
+            await pilot.pause()
+
+    assert snap_compare(make_app(), run_before=run_before, terminal_size=(80, 24))

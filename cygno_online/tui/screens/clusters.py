@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -165,7 +166,7 @@ class ClustersPanel(Panel):
                     if mu is not None:
                         ok = band[0] <= mu <= band[1]
                         note.append(
-                            "  in band" if ok else f"  OFF {mu / ref - 1:+.0%}",
+                            "  OK" if ok else f"  OFF {mu / ref - 1:+.0%}",
                             style="green" if ok else "bold red",
                         )
                 short = hist.name.rsplit("/", 1)[-1]
@@ -174,8 +175,8 @@ class ClustersPanel(Panel):
                 )
                 if hist.meta.get("log_x"):
                     hp.title += " (log x)"
-                if len(present) > 1:
-                    hp.title += " [i]"
+                # the key hint goes last (HistogramPlot.hint): a narrow plot cuts it first
+                hp.hint = "i: next spectrum" if len(present) > 1 else ""
                 hp.set_data(
                     hist.arrays.get("counts"),
                     hist.arrays.get("edges"),
@@ -186,8 +187,10 @@ class ClustersPanel(Panel):
                     ref=ref,
                     band=band,
                     ref_label=(
-                        f"ref {ref:.0f} ±{ctx.expect.fe55_tolerance:.0%}" if ref is not None else ""
-                    ),
+                        f"ref {ref:.0f} ±{ctx.expect.fe55_tolerance:.0%} {ctx.expect.fe55_from}"
+                        if ref is not None
+                        else ""
+                    ).strip(),
                 )
         sp = self.query_one(ScatterPlot)
         stale_s = scat is not None and ctx.display_stale(scat.time_ns)
@@ -220,7 +223,7 @@ class ClustersPanel(Panel):
             t = Table(box=None, padding=(0, 1), show_header=True, header_style="bold dim")
             t.add_column("per image", style="bold", no_wrap=True, max_width=16)
             t.add_column("last", justify="right", no_wrap=True)
-            t.add_column(f"/s {RATE_WINDOW_S:.0f}s", justify="right", no_wrap=True)
+            t.add_column("/s", justify="right", no_wrap=True)
             for r in sorted(recs, key=lambda r: sorted(r.tags.items())):
                 sid = series_id(r.family, r.tags)
                 stale = ctx.stale(sid)
@@ -244,6 +247,7 @@ class ClustersPanel(Panel):
                     Text(fmt_age(ctx.now - r.time_ns / 1e9), style="dim"),
                     "",
                 )
-            if not recs:
-                t.add_row(Text("no cluster metrics yet", style="dim"), "", "")
-            self.query_one("#cl-stats", DiffText).update(t)
+            note = Text(f"/s: rate over the last {RATE_WINDOW_S:.0f} s", style="dim")
+            self.query_one("#cl-stats", DiffText).update(
+                Group(t, note) if recs else Text("no cluster metrics yet", style="dim")
+            )

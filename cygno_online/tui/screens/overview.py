@@ -55,6 +55,9 @@ STALE = "grey50"
 WIDE = 150
 #: the trends below the answers (those the answers already show are left out
 #: at 80 columns, shown on the right when wide)
+#: the answers and trends are rebuilt from new data at most this often
+DATA_EVERY_S = 1.0
+
 TRENDS = (
     "Trigger rate",
     "Analysed rate",
@@ -286,6 +289,8 @@ def fe55_line(ctx: ViewContext, cam: str | None) -> Text:
         t.append(f", {a.entries} {what}", style="dim")
         if a.band is not None and a.reference is not None:
             t.append(f"  ref {a.reference:.0f} ±{ctx.expect.fe55_tolerance:.0%}", style="dim")
+            if ctx.expect.fe55_from:
+                t.append(f" {ctx.expect.fe55_from}", style="dim")
             # "+19% off" -> "OFF +19%": the verdict first, the gauge after it
             # (a narrow terminal cuts the gauge, not the verdict)
             mark = "OK" if a.status == "ok" else f"OFF {a.text.removesuffix(' off')}"
@@ -359,7 +364,8 @@ def pmt_line(ctx: ViewContext, width: int) -> Text:
     # many channels (several boards): name only those that are not ok
     listed = chans if len(chans) <= 6 else [c for c in chans if c.state != "ok"][:6]
     for c in listed:
-        name = f"{c.board}/{c.channel}" if len(boards) > 1 else f"ch{c.channel}"
+        # "b0 ch5", not "0/5": that reads as a fraction next to "8/11 alive"
+        name = f"b{c.board} ch{c.channel}" if len(boards) > 1 else f"ch{c.channel}"
         s = STALE if not ctx.connected or c.state == "stale" else style.get(c.state, "")
         t.append(f"{name} ", style="")
         t.append(c.state if c.state != "ok" else "ok", style=s)
@@ -462,14 +468,14 @@ def trends_table(ctx: ViewContext, width: int, max_rows: int, labels=TRENDS) -> 
                 Text(value, style=style or "bold"),
                 Text(age, style=STALE if stale else "dim"),
             ]
+            shown_vals = numeric(vals[-spark_w:])
+            lo_t = _bare(km, min(shown_vals)) if shown_vals else ""
+            hi_t = _bare(km, max(shown_vals)) if shown_vals else ""
             if wide:
-                shown_vals = numeric(vals[-spark_w:])
-                rng = (
-                    f"{_bare(km, min(shown_vals))}..{_bare(km, max(shown_vals))}"
-                    if shown_vals
-                    else ""
-                )
-                cells.append(Text(rng, style="dim"))
+                cells.append(Text(f"{lo_t}..{hi_t}" if shown_vals else "", style="dim"))
+            if shown_vals and lo_t == hi_t:
+                # changes below the shown precision: a flat line, not magnified noise
+                vals = [shown_vals[0]] * len(shown_vals)
             band = ctx.expect.fe55_band() if km.label == "55Fe integral" else None
             if band is None:
                 cells.append(Text(sparkline(vals, spark_w), style=STALE if stale else "green"))
@@ -554,6 +560,7 @@ class OverviewPanel(Panel):
         super().__init__(id="panel-overview")
         self._key: tuple | None = None
         self._answers: list = []
+        self._answers_key: tuple | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="ov-body"):
@@ -582,7 +589,10 @@ class OverviewPanel(Panel):
         cams = cameras(ctx.state)
         cam = ctx.camera if ctx.camera in cams else (cams[0] if cams else None)
         self.query_one("#ov-verdict", DiffText).update(verdict(ctx, summary, left_w + 2))
-        if self._changed("answers", (ctx.state.seq, *view)):
+        # the answers and the trends follow the data at most once a second
+        # (messages arrive at ~35/s: every poll would rebuild them), a change of
+        # the view (link, size, references) at once
+        if self._due("answers", (ctx.state.seq,), view, ctx.now, DATA_EVERY_S):
             ref = ref_line(ctx)
             self._answers = [
                 data_line(ctx),
@@ -592,8 +602,14 @@ class OverviewPanel(Panel):
                 env_line(ctx),
                 *([ref] if ref is not None else []),
             ]
-        self.query_one("#ov-answers", DiffText).update(Group(run_line(ctx), *self._answers))
-        if not self._changed("below", (ctx.state.seq, int(ctx.now // 10), *view)):
+        run = run_line(ctx)
+        answers_key = (id(self._answers), run.plain, tuple(map(str, run.spans)))
+        if answers_key != self._answers_key:  # the run time ticks once a second
+            self._answers_key = answers_key
+            self.query_one("#ov-answers", DiffText).update(Group(run, *self._answers))
+        if not self._due(
+            "below", (ctx.state.seq,), (int(ctx.now // 10), *view), ctx.now, DATA_EVERY_S
+        ):
             return
         used = 1 + 1 + len(self._answers) + 2  # verdict, run line, answers (boxes: 3)
         below = max(1, height - used)

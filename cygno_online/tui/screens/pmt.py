@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from rich.table import Table
+from rich.console import Group
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.widgets import Static
 
 from cygno_online.publish.state import series_id
-from cygno_online.tui.keymetrics import fmt_value
+from cygno_online.tui.keymetrics import fmt_value, unit_of
 from cygno_online.tui.screens.base import Panel, ViewContext
 from cygno_online.tui.widgets.difftext import DiffText
 from cygno_online.tui.widgets.histogram import HistogramPlot, axis_label
 from cygno_online.tui.widgets.waveform import WaveformPlot
 
 BASELINE_FIELDS = ("baseline", "rms", "amplitude", "npeaks", "charge")
+STATE_STYLE = {"ok": "green", "silent": "bold red", "flat": "bold red", "saturated": "bold yellow"}
 #: waveforms, spectra and the channel table change with every display or
 #: event; redrawn at most this often (a human reads them at 1 Hz at best)
 PLOT_EVERY_S = 1.0
@@ -58,10 +59,11 @@ class PmtPanel(Panel):
     def compose(self) -> ComposeResult:
         yield DiffText(id="pmt-title")
         with VerticalScroll(id="pmt-scroll"):
-            yield Grid(id="pmt-waves")
-            # the per-channel numbers before the spectra: at 80x24 they are
-            # what fits above the fold after the waveforms
+            # the per-channel numbers first: at 80x24 with 7 channels a board's
+            # waveforms alone fill the screen, and "is every PMT alive" is
+            # answered by the numbers
             yield DiffText(id="pmt-base")
+            yield Grid(id="pmt-waves")
             with Horizontal(id="pmt-hists"):
                 yield HistogramPlot("Amplitude", id="pmt-amp")
                 yield HistogramPlot("Multiplicity", id="pmt-mult")
@@ -161,30 +163,59 @@ class PmtPanel(Panel):
         )
         data = (tuple(r.time_ns for r in recs), getattr(board_rec, "time_ns", 0))
         if self._due("base", data, (b, ctx.connected, int(ctx.now) // 5), ctx.now, PLOT_EVERY_S):
-            t = Table(box=None, padding=(0, 1), header_style="bold dim")
-            t.add_column("ch", no_wrap=True)
-            for f in BASELINE_FIELDS:
-                t.add_column(f, justify="right", no_wrap=True)
+            # plain aligned text, not a Rich Table: redrawn every second, and
+            # a Table costs ~10 ms to lay out each time
+            from cygno_online.tui.answers import pmt_channels
+            from cygno_online.tui.screens.overview import columns
+
+            units = {}
+            for r in recs:
+                for f in BASELINE_FIELDS:
+                    u = unit_of(st, series_id(r.family, r.tags), f)
+                    if u and f not in units:
+                        units[f] = u
+            states = {(c.board, c.channel): c.state for c in pmt_channels(st, ctx.now)}
+            rows = []
             for r in sorted(recs, key=lambda r: _chan_key(r.tags["channel"])):
                 style = "grey50" if ctx.stale(series_id(r.family, r.tags)) else ""
-                t.add_row(
-                    Text(r.tags["channel"], style=style or "bold"),
-                    *(
-                        Text(fmt_value(r.fields.get(f), "{:.1f}"), style=style)
-                        for f in BASELINE_FIELDS
-                    ),
+                cs = states.get((r.tags.get("board", "0"), r.tags["channel"]), "")
+                rows.append(
+                    [
+                        Text(r.tags["channel"], style=style or "bold"),
+                        Text(cs, style=style or STATE_STYLE.get(cs, "")),
+                        *(
+                            Text(fmt_value(r.fields.get(f), "{:.1f}"), style=style)
+                            for f in BASELINE_FIELDS
+                        ),
+                    ]
                 )
-            out = Table.grid()
+            parts: list[Text] = []
             if board_rec is not None:
-                parts = [
+                items = [
                     f"{k} {fmt_value(v, '{:.3g}')}{(' ' + board_rec.units.get(k, '')) if board_rec.units.get(k) else ''}"
                     for k, v in board_rec.fields.items()
                 ]
-                out.add_row(
+                parts.append(
                     Text(
-                        "  ".join(parts),
+                        "  ".join(items),
                         style="grey50" if ctx.stale(series_id("pmt", board_rec.tags)) else "",
                     )
                 )
-            out.add_row(t if recs else Text("no PMT channel metrics yet", style="dim"))
+            if rows:
+                header = ["ch", "state", *BASELINE_FIELDS]
+                parts.append(columns(rows, "ll" + "r" * len(BASELINE_FIELDS), header, gap=2))
+            else:
+                parts.append(Text("no PMT channel metrics yet", style="dim"))
+            if units:
+                # the units under the table: in the headers they push it past 80 columns
+                by_unit: dict[str, list[str]] = {}
+                for f, u in units.items():
+                    by_unit.setdefault(u, []).append(f)
+                parts.append(
+                    Text(
+                        "; ".join(f"{', '.join(fs)} in {u}" for u, fs in by_unit.items()),
+                        style="dim",
+                    )
+                )
+            out = Group(*parts)
             self.query_one("#pmt-base", DiffText).update(out)

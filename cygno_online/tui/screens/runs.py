@@ -28,7 +28,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-from cygno_online.tui.keymetrics import fmt_duration
+from cygno_online.tui.keymetrics import fmt_age, fmt_duration
 from cygno_online.tui.screens.base import Panel, ViewContext
 
 QUALITY_STYLE = {"good": "bold green", "flagged": "bold red"}
@@ -160,7 +160,7 @@ def local_reference(
     if isinstance(ref, int) and not isinstance(ref, bool):
         for d in reversed(summaries):
             if d.get("run") == ref and d is not doc:
-                return d, f"run {ref}, the reference of run {doc.get('run')}'s quality checks"
+                return d, f"the run the quality checks of run {doc.get('run')} used"
     return None
 
 
@@ -205,6 +205,10 @@ def comparison(
             continue
         change = ""
         style = ""
+        if unit == "d":  # an age: in s/min/h/d, and no change in % (it grows by itself)
+            cells = [fmt_age(x * 86400.0) if x is not None else "-" for x in (v, p)]
+            t.add_row(label, cells[0], cells[1], "", "")
+            continue
         if v is not None and p is not None and p != 0 and "%" not in fmt:
             rel = v / p - 1
             change = f"{rel:+.1%}" if abs(rel) >= 0.0005 else "same"

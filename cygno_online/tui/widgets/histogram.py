@@ -282,6 +282,8 @@ class HistogramPlot(LinePlot):
         self.ref: float | None = None
         self.band: tuple[float, float] | None = None
         self.ref_label = ""
+        #: a key hint at the end of the header ("i: next spectrum")
+        self.hint = ""
 
     def set_log(self, log: bool) -> None:
         if log != self.log_scale:
@@ -315,6 +317,7 @@ class HistogramPlot(LinePlot):
                 stale,
                 xlabel,
                 self.title,
+                self.hint,
                 self.log_scale,
                 ref,
                 band,
@@ -345,8 +348,12 @@ class HistogramPlot(LinePlot):
             if self.stale:
                 head.append("  (stale)", style="grey50")
             return Text.assemble(head, "\n", Text("no data yet", style="dim"))
-        counts, edges, below, above = self.view()
         total = float(np.nansum(self.counts))
+        if total <= 0 and self.ref is None and self.band is None:
+            # an empty spectrum on the analyzer's full axis says nothing
+            head.append("  n=0", style="dim")
+            return Text.assemble(head, "\n", Text("no entries yet", style="dim"))
+        counts, edges, below, above = self.view()
         peak = float(rebin(counts, w).max()) if counts.size else 0.0
         # most important first: a narrow terminal cuts the end
         if self.note:
@@ -358,6 +365,8 @@ class HistogramPlot(LinePlot):
         if self.stale:
             head.append("  (stale)", style="grey50")
         head.append(f"  n={total:.0f}", style="dim")
+        if self.hint:
+            head.append(f"  {self.hint}", style="dim")
         head.truncate(max(1, w), overflow="ellipsis")
         ylabel = f"{short_num(peak)} counts" + (" (log)" if self.log_scale else "")
         body = histogram_lines(
