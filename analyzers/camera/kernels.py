@@ -1059,6 +1059,15 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
         out[k, F_COL_MAX] = -1e18
     npts = prow.shape[0]
     rows, cols = raw.shape
+    # the pedestal-subtracted value and hit flag of every footprint pixel, in
+    # visiting order: passes 2 and 3 replay them instead of reading the
+    # frame, the mean and the cut again (cache misses on large clusters)
+    nlab = 0
+    for p in range(npts):
+        nlab += labels[p] >= 0
+    dbuf = np.empty(nlab * factor * factor)
+    hbuf = np.empty(nlab * factor * factor, np.bool_)
+    q = 0
     # pass 1: sums, counts, weighted barycentre; each block is summed in
     # local variables and added to its cluster once (the cluster arrays may
     # alias the images as far as the compiler knows, so per-pixel updates
@@ -1094,6 +1103,9 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
                 r = rr[j]
                 hit = (r < clip) & (r >= cr[j])
                 d = np.float64(np.float32(r) - mr[j]) if hit else 0.0
+                dbuf[q] = d
+                hbuf[q] = hit
+                q += 1
                 nhit += hit
                 w += d
                 wr += d * i
@@ -1143,6 +1155,7 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
             out[k, F_ROW] = 0.5 * (out[k, F_ROW_MIN] + out[k, F_ROW_MAX] - 1)
             out[k, F_COL] = 0.5 * (out[k, F_COL_MIN] + out[k, F_COL_MAX] - 1)
     # pass 2: centred weighted covariance
+    q = 0
     srr = np.zeros(ncl)
     scc = np.zeros(ncl)
     src = np.zeros(ncl)
@@ -1158,14 +1171,10 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
         xx = 0.0
         xy = 0.0
         for i in range(max(br0, r0), min(br0 + factor, r1, rows)):
-            rr = raw[i]
-            mr = mean[i]
-            cr = cut[i]
             y = i - cy
             for j in range(max(bc0, c0), min(bc0 + factor, c1, cols)):
-                r = rr[j]
-                hit = (r < clip) & (r >= cr[j])
-                d = np.float64(np.float32(r) - mr[j]) if hit else 0.0
+                d = dbuf[q]
+                q += 1
                 x = j - cx
                 yy += d * y * y
                 xx += d * x * x
@@ -1199,6 +1208,7 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
         else:
             ux[k] = 1.0
     # pass 3: extents along the principal axes
+    q = 0
     pmin = np.full(ncl, 1e18)
     pmax = np.full(ncl, -1e18)
     qmin = np.full(ncl, 1e18)
@@ -1218,12 +1228,10 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
         v0 = qmin[k]
         v1 = qmax[k]
         for i in range(max(br0, r0), min(br0 + factor, r1, rows)):
-            rr = raw[i]
-            cr = cut[i]
             y = i - cy
             for j in range(max(bc0, c0), min(bc0 + factor, c1, cols)):
-                r = rr[j]
-                hit = (r < clip) & (r >= cr[j])
+                hit = hbuf[q]
+                q += 1
                 x = j - cx
                 u = x * ax + y * ay
                 v = -x * ay + y * ax
