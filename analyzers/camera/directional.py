@@ -134,6 +134,9 @@ def _strip_count(v, half):
     return best, lo
 
 
+#: seeds of at most this many points count every direction exactly (sorting
+#: a few points costs less than bounding them)
+_BOUND_MIN_POINTS = 32
 #: bins per strip width in :func:`_strip_bound` (finer bins, tighter bound)
 _BOUND_BINS = 4
 
@@ -181,12 +184,13 @@ def _hough_strip(r, c, n_angles, half, sins, coss):
     every direction."""
     n = r.shape[0]
     v = np.empty(n)
-    ub = np.empty(n_angles, np.int64)
-    hist = np.empty(2048, np.int64)
-    for a in range(n_angles):
-        for i in range(n):
-            v[i] = c[i] * sins[a] - r[i] * coss[a]
-        ub[a] = _strip_bound(v, half, hist)
+    ub = np.full(n_angles, n, np.int64)
+    if n > _BOUND_MIN_POINTS:
+        hist = np.empty(2048, np.int64)
+        for a in range(n_angles):
+            for i in range(n):
+                v[i] = c[i] * sins[a] - r[i] * coss[a]
+            ub[a] = _strip_bound(v, half, hist)
     order = np.argsort(-ub, kind="mergesort")
     best = -1
     best_a = 0
