@@ -252,3 +252,26 @@ def test_cluster_class_rates_over_the_last_minute():
     assert class_rate(src.state, sid, "n_alpha", NOW) == pytest.approx(4.0)
     assert class_rate(src.state, sid, "n_alpha", NOW + 3600) == 0.0  # nothing recent
     assert class_rate(src.state, sid, "n_muon", NOW) is None
+
+
+def test_camera_side_shows_occupancy_beside_the_noise_expectation():
+    from cygno_online.tui.screens.base import ViewContext
+    from cygno_online.tui.screens.camera import side_text
+
+    st = MonitorState()
+    src = FakeSource()
+    src.state = st
+    fields = {"frac_over_threshold": 0.117, "n_clusters": 4}
+    src.metric("camera", fields, tags={"camera": "cam0"}, time_ns=NOW_NS)
+    ctx = ViewContext(state=st, now=NOW, connected=True)
+    assert "11.7 %" in side_text(ctx, "cam0", ["cam0"]).plain
+    assert "noise" not in side_text(ctx, "cam0", ["cam0"]).plain
+    # the analyzer publishes what Gaussian noise alone passes at its nsigma
+    src.metric(
+        "camera",
+        {**fields, "frac_over_threshold_noise": 0.0968},
+        tags={"camera": "cam0"},
+        time_ns=NOW_NS + 10**9,
+    )
+    line = next(x for x in side_text(ctx, "cam0", ["cam0"]).plain.splitlines() if "over thr." in x)
+    assert "11.7 %, noise 9.68" in line

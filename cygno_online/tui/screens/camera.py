@@ -79,7 +79,13 @@ def side_text(ctx: ViewContext, cam: str | None, cams: list[str]) -> Text:
                 style = "bold red"
             if f == "pedestal_age_days" and fields.get("pedestal_too_old") and not stale:
                 style = "bold red"
-            rows.append([Text(label, style="bold"), Text(side_value(value, how), style=style)])
+            shown = side_value(value, how)
+            noise = fields.get("frac_over_threshold_noise")
+            if f == "frac_over_threshold" and isinstance(noise, (int, float)):
+                # a fraction alone means little: Gaussian noise alone passes
+                # this much at the configured nsigma (11.7 % vs 9.68 % is fine)
+                shown += f", noise {100 * float(noise):.3g}"
+            rows.append([Text(label, style="bold"), Text(shown, style=style)])
     out = columns(rows, "lr", gap=1)
     a = answers.pedestal_check(st, cam, ctx.expect.pedestal_k_sigma)
     out.append("\n")
