@@ -97,7 +97,7 @@ def logs_to_viewers(daemon: object) -> Iterator[None]:
 FIRST_START = (
     "cygno-online demo: preparing the analyzers. The first start compiles the numba "
     "kernels (about 25 s on an idle 2-core machine, minutes on a busy one); later starts "
-    "load them from the cache (about 2 s to the first numbers)."
+    "load them from the cache (about 4 s to the first numbers on screen)."
 )
 
 
