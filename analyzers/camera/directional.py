@@ -59,6 +59,27 @@ MIN_SCALE = 0.5
 
 
 @numba.njit(**_NJIT)
+def _points_by_label(labels, ncl):
+    """Point indices grouped by label in index order (one counting sort):
+    the points of cluster ``k`` are ``order[start[k]:start[k + 1]]``;
+    negative labels (noise) are left out."""
+    start = np.zeros(ncl + 1, np.int64)
+    for i in range(labels.shape[0]):
+        if labels[i] >= 0:
+            start[labels[i] + 1] += 1
+    for k in range(ncl):
+        start[k + 1] += start[k]
+    order = np.empty(start[ncl], np.int64)
+    fill = start[:ncl].copy()
+    for i in range(labels.shape[0]):
+        k = labels[i]
+        if k >= 0:
+            order[fill[k]] = i
+            fill[k] += 1
+    return start, order
+
+
+@numba.njit(**_NJIT)
 def _median(x):
     # numba's np.median selects (O(n)) instead of sorting
     if x.shape[0] == 0:
@@ -431,20 +452,8 @@ def directional_labels(
         th = np.pi * a / n_angles
         sins[a] = np.sin(th)
         coss[a] = np.cos(th)
-    # points of each DBSCAN cluster, in index order (one counting sort)
-    start = np.zeros(ncl + 1, np.int64)
-    for i in range(n):
-        if labels[i] >= 0:
-            start[labels[i] + 1] += 1
-    for k in range(ncl):
-        start[k + 1] += start[k]
-    order = np.empty(start[ncl], np.int64)
-    fill = start[:ncl].copy()
-    for i in range(n):
-        k = labels[i]
-        if k >= 0:
-            order[fill[k]] = i
-            fill[k] += 1
+    # points of each DBSCAN cluster, in index order
+    start, order = _points_by_label(labels, ncl)
     for k in range(ncl):
         rem = order[start[k] : start[k + 1]].copy()
         first_track = ng
@@ -702,20 +711,7 @@ def track_lengths(prow, pcol, values, labels, rms, thickness, width_nsigma, min_
     0 for the others."""
     ncl = rms.shape[0]
     out = np.zeros(ncl)
-    n = prow.shape[0]
-    cnt = np.zeros(ncl + 1, np.int64)
-    for i in range(n):
-        if labels[i] >= 0:
-            cnt[labels[i] + 1] += 1
-    for k in range(ncl):
-        cnt[k + 1] += cnt[k]
-    order = np.empty(cnt[ncl], np.int64)
-    fill = cnt[:ncl].copy()
-    for i in range(n):
-        k = labels[i]
-        if k >= 0:
-            order[fill[k]] = i
-            fill[k] += 1
+    cnt, order = _points_by_label(labels, ncl)
     for k in range(ncl):
         if rms[k] <= 0.0:
             continue
