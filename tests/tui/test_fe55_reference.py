@@ -6,24 +6,13 @@ their ranges follow the data or the reference."""
 from __future__ import annotations
 
 import numpy as np
-from fakedata import NOW_NS, make_source
+from fakedata import NOW_NS, fe55_spectrum, make_source
 from helpers import run_app, screen_text
 
 from cygno_online.tui.screens.overview import band_gauge
 from cygno_online.tui.terminal import to_ascii
 from cygno_online.tui.widgets.histogram import HistogramPlot, band_line, display_range
 from cygno_online.tui.widgets.sparkline import sparkline
-
-
-def _fe55(src, counts, t_ns, edges=None):
-    edges = np.linspace(0.0, 20000.0, 51) if edges is None else edges
-    src.display(
-        "histogram",
-        "clusters/cam0/fe55_integral",
-        {"counts": np.asarray(counts, dtype=float), "edges": edges},
-        meta={"units": "ADU"},
-        time_ns=t_ns,
-    )
 
 
 def test_display_range_keeps_the_reference_band_in_view():
@@ -54,7 +43,7 @@ def test_clusters_spectrum_shows_peak_against_the_reference_band():
     rng = np.random.default_rng(5)
     edges = np.linspace(0, 50000, 201)
     # the peak 25 % high: outside the band
-    _fe55(src, np.histogram(rng.normal(9000, 700, 4000), edges)[0], NOW_NS, edges)
+    fe55_spectrum(src, np.histogram(rng.normal(9000, 700, 4000), edges)[0], NOW_NS, edges)
 
     async def body(app, pilot):
         await pilot.press("3")
@@ -86,7 +75,7 @@ def test_overview_shows_the_peak_against_the_reference_at_80x24():
     src = make_source()  # reference 7200 +- 10 %
     rng = np.random.default_rng(2)
     edges = np.linspace(0, 20000, 201)
-    _fe55(src, np.histogram(rng.normal(8600, 500, 3000), edges)[0], NOW_NS, edges)
+    fe55_spectrum(src, np.histogram(rng.normal(8600, 500, 3000), edges)[0], NOW_NS, edges)
 
     async def body(app, pilot):
         await pilot.pause()

@@ -5,22 +5,11 @@ data that change with every display, and then only the lines that changed
 from __future__ import annotations
 
 import numpy as np
-from fakedata import NOW, NOW_NS, make_source
+from fakedata import NOW, NOW_NS, fe55_spectrum, make_source
 from helpers import run_app
 
 from cygno_online.tui.screens.base import Panel
 from cygno_online.tui.widgets.histogram import HistogramPlot
-
-
-def _fe55(src, counts, t_ns, edges=None):
-    edges = np.linspace(0.0, 20000.0, 51) if edges is None else edges
-    src.display(
-        "histogram",
-        "clusters/cam0/fe55_integral",
-        {"counts": np.asarray(counts, dtype=float), "edges": edges},
-        meta={"units": "ADU"},
-        time_ns=t_ns,
-    )
 
 
 def test_panel_due_throttles_data_but_not_view_changes():
@@ -37,7 +26,7 @@ def test_same_data_is_not_redrawn_and_a_small_change_repaints_few_lines():
     src = make_source()
     rng = np.random.default_rng(3)
     base = np.histogram(rng.normal(7000, 800, 3000), np.linspace(0, 20000, 51))[0]
-    _fe55(src, base, NOW_NS)
+    fe55_spectrum(src, base, NOW_NS)
     clock = [NOW]
 
     async def body(app, pilot):
@@ -47,7 +36,7 @@ def test_same_data_is_not_redrawn_and_a_small_change_repaints_few_lines():
         draws, lines = hp.draws, hp.lines_refreshed
         # a display message with the same content (a re-publish): no draw at all
         clock[0] += 2
-        _fe55(src, base, NOW_NS + 2 * 10**9)
+        fe55_spectrum(src, base, NOW_NS + 2 * 10**9)
         app.poll_now()
         await pilot.pause()
         same = (hp.draws - draws, hp.lines_refreshed - lines)
@@ -55,7 +44,7 @@ def test_same_data_is_not_redrawn_and_a_small_change_repaints_few_lines():
         clock[0] += 2
         more = base.copy()
         more[np.argmax(more) + 3] += 1
-        _fe55(src, more, NOW_NS + 4 * 10**9)
+        fe55_spectrum(src, more, NOW_NS + 4 * 10**9)
         app.poll_now()
         await pilot.pause()
         changed = (hp.draws - draws, hp.lines_refreshed - lines)
