@@ -385,6 +385,86 @@ def fit_track(r, c):
 
 
 @numba.njit(**_NJIT)
+def _set_track(r, c, mem, tpar, g, thickness, width_nsigma):
+    """Refit track ``g`` on the points ``mem``: frame, curve, extent and
+    thickness of its members within the thickness, fit RMS."""
+    cr, cc, ur, uc, p, s = fit_track(r[mem], c[mem])
+    uu, vv = _frame_uv(r[mem], c[mem], cr, cc, ur, uc)
+    rr = _residuals(uu, vv, p, -1e18, 1e18)
+    th = max(thickness, width_nsigma * s)
+    ins = np.abs(rr) <= th
+    tpar[g, 0] = cr
+    tpar[g, 1] = cc
+    tpar[g, 2] = ur
+    tpar[g, 3] = uc
+    tpar[g, 4:7] = p
+    tpar[g, 7] = uu[ins].min() if ins.any() else uu.min()
+    tpar[g, 8] = uu[ins].max() if ins.any() else uu.max()
+    tpar[g, 9] = th
+    tpar[g, 10] = np.sqrt(np.mean(rr[ins] ** 2)) if ins.any() else 0.0
+
+
+@numba.njit(**_NJIT)
+def _share_seed(r, c, idx, owner, tpar, first, ng, min_points, thickness, width_nsigma):
+    """Tracks ``first..ng-1`` found in one seed (points ``idx``): the first
+    track fitted in a shared seed takes every point within its thickness of
+    its curve, also the other track's beyond its own end (an alpha ending
+    on another, a T-junction). Each track's extent is that of its points in
+    no other track's band; a point within the bands of several goes to the
+    one whose segment (the curve within that extent) is nearest, distances
+    in units of each track's thickness. The tracks that changed (and keep
+    ``min_points``) are refitted."""
+    m = ng - first
+    nq = idx.shape[0]
+    d = np.empty((m, nq))
+    uall = np.empty((m, nq))
+    for j in range(m):
+        g = first + j
+        uu, vv = _frame_uv(r[idx], c[idx], tpar[g, 0], tpar[g, 1], tpar[g, 2], tpar[g, 3])
+        d[j] = np.abs(_residuals(uu, vv, tpar[g, 4:7], -1e18, 1e18)) / tpar[g, 9]
+        uall[j] = uu
+    inb = d <= 1.0
+    # each track's extent: its points in no other track's band
+    for j in range(m):
+        lo = 1e300
+        hi = -1e300
+        for q in range(nq):
+            if owner[idx[q]] != first + j:
+                continue
+            excl = True
+            for jj in range(m):
+                if jj != j and inb[jj, q]:
+                    excl = False
+            if excl:
+                lo = min(lo, uall[j, q])
+                hi = max(hi, uall[j, q])
+        if lo > hi:
+            lo = tpar[first + j, 7]
+            hi = tpar[first + j, 8]
+        for q in range(nq):
+            x = max(uall[j, q] - hi, lo - uall[j, q], 0.0) / tpar[first + j, 9]
+            d[j, q] = np.sqrt(d[j, q] * d[j, q] + x * x) if inb[j, q] else 1e300
+    changed = np.zeros(m, np.bool_)
+    for q in range(idx.shape[0]):
+        g0 = owner[idx[q]]
+        if g0 < first or g0 >= ng:
+            continue
+        bj = g0 - first
+        for j in range(m):
+            if d[j, q] < d[bj, q]:
+                bj = j
+        if bj != g0 - first:
+            owner[idx[q]] = first + bj
+            changed[bj] = True
+            changed[g0 - first] = True
+    for j in range(m):
+        if changed[j]:
+            mem = idx[owner[idx] == first + j]
+            if mem.shape[0] >= min_points:
+                _set_track(r, c, mem, tpar, first + j, thickness, width_nsigma)
+
+
+@numba.njit(**_NJIT)
 def seed_labels(prow, pcol, labels, eps, min_samples):
     """DBSCAN's clusters plus secondary seeds: DBSCAN with ``min_samples``
     on the points DBSCAN left unclustered (a faint track's points rarely
@@ -488,6 +568,19 @@ def directional_labels(
             tpar[g, 9] = th
             tpar[g, 10] = np.sqrt(np.mean(res[inside] ** 2))
             rem = rem[~inside]
+        if ng - first_track >= 2:
+            _share_seed(
+                r,
+                c,
+                order[start[k] : start[k + 1]],
+                owner,
+                tpar,
+                first_track,
+                ng,
+                min_points,
+                thickness,
+                width_nsigma,
+            )
         if rem.shape[0] == 0:
             continue
         if ng == first_track:
@@ -568,8 +661,16 @@ def directional_labels(
                 # a piece lying along this track's reach, or a collinear
                 # track further on beyond a gap of at most merge_gap
                 take = cnear[g] >= merge_fraction * size[g]
+                cosang = abs(tpar[g, 2] * tpar[t, 2] + tpar[g, 3] * tpar[t, 3])
+                if take and is_track[g] and cosang < merge_cos and size[g] - cnear[g] >= min_points:
+                    # a track across this one (a crossing in one seed):
+                    # only its points on this track's reach change hands
+                    for i in range(n):
+                        if owner[i] == g and near[i]:
+                            owner[i] = t
+                    added = True
+                    continue
                 if not take and is_track[g] and cnt[g] >= merge_fraction * size[g]:
-                    cosang = abs(tpar[g, 2] * tpar[t, 2] + tpar[g, 3] * tpar[t, 3])
                     gap = max(glo[g] - tpar[t, 8], tpar[t, 7] - ghi[g])
                     take = cosang >= merge_cos and gap <= merge_gap
                 if not take:
@@ -581,21 +682,7 @@ def directional_labels(
                 added = True
             if not added:
                 break
-            mem = np.nonzero(owner == t)[0]
-            cr, cc, ur, uc, p, s = fit_track(r[mem], c[mem])
-            uu, vv = _frame_uv(r[mem], c[mem], cr, cc, ur, uc)
-            rr = _residuals(uu, vv, p, -1e18, 1e18)
-            th = max(thickness, width_nsigma * s)
-            ins = np.abs(rr) <= th
-            tpar[t, 0] = cr
-            tpar[t, 1] = cc
-            tpar[t, 2] = ur
-            tpar[t, 3] = uc
-            tpar[t, 4:7] = p
-            tpar[t, 7] = uu[ins].min() if ins.any() else uu.min()
-            tpar[t, 8] = uu[ins].max() if ins.any() else uu.max()
-            tpar[t, 9] = th
-            tpar[t, 10] = np.sqrt(np.mean(rr[ins] ** 2)) if ins.any() else 0.0
+            _set_track(r, c, np.nonzero(owner == t)[0], tpar, t, thickness, width_nsigma)
     # renumber by lowest point index
     newid = np.full(ng, -1, np.int64)
     out = np.full(n, -1, np.int64)

@@ -397,6 +397,43 @@ class _Track:
         return u, _residuals(u, v, self.p, lo, hi)
 
 
+def _share_seed(r, c, idx, owner, tracks, first, ng, min_points, thickness, width_nsigma):
+    """Same as :func:`directional._share_seed`: points in the bands of
+    several tracks of one seed go to the nearest segment (each track's
+    extent that of its points in no other band)."""
+    m = ng - first
+    us, ds = [], []
+    for g in range(first, ng):
+        u, res = tracks[g].res(r[idx], c[idx], clamp=False)
+        us.append(u)
+        ds.append(np.abs(res) / tracks[g].th)
+    u, d = np.array(us), np.array(ds)
+    inb = d <= 1.0
+    own = owner[idx] - first
+    seg = np.full(d.shape, 1e300)
+    for j in range(m):
+        others = inb[np.arange(m) != j].any(axis=0)
+        ex = (own == j) & ~others
+        tr = tracks[first + j]
+        lo, hi = (u[j, ex].min(), u[j, ex].max()) if ex.any() else (tr.umin, tr.umax)
+        x = np.maximum(np.maximum(u[j] - hi, lo - u[j]), 0.0) / tr.th
+        seg[j, inb[j]] = np.sqrt(d[j, inb[j]] * d[j, inb[j]] + x[inb[j]] * x[inb[j]])
+    mine = (own >= 0) & (own < m)
+    q = np.nonzero(mine)[0]
+    cur = own[q]
+    mn = seg[:, q].min(axis=0)
+    new = np.where(seg[cur, q] == mn, cur, np.argmin(seg[:, q], axis=0))
+    moved = new != cur
+    owner[idx[q[moved]]] = first + new[moved]
+    changed = np.zeros(m, bool)
+    changed[new[moved]] = True
+    changed[cur[moved]] = True
+    for j in np.nonzero(changed)[0]:
+        mem = idx[owner[idx] == first + j]
+        if mem.size >= min_points:
+            tracks[first + j].set(r[mem], c[mem], thickness, width_nsigma)
+
+
 def seed_labels(
     prow: np.ndarray, pcol: np.ndarray, labels: np.ndarray, eps: float, min_samples: int
 ) -> tuple[np.ndarray, int]:
@@ -471,6 +508,19 @@ def directional_labels(
             t.rms = float(np.sqrt(np.mean(res[inside] ** 2)))
             owner[rem[inside]] = new_group(t)
             rem = rem[~inside]
+        if len(alive) - first >= 2:
+            _share_seed(
+                r,
+                c,
+                np.nonzero(labels == k)[0],
+                owner,
+                tracks,
+                first,
+                len(alive),
+                min_points,
+                thickness,
+                width_nsigma,
+            )
         if rem.size == 0:
             continue
         if len(alive) == first:
@@ -515,7 +565,14 @@ def directional_labels(
                 size = int(m.sum())
                 if size == 0:
                     continue
-                take = near[m].sum() >= merge_fraction * size
+                nnear = int(near[m].sum())
+                take = nnear >= merge_fraction * size
+                if take and g in tracks:
+                    o = tracks[g]
+                    if abs(o.ur * tr.ur + o.uc * tr.uc) < merge_cos and size - nnear >= min_points:
+                        owner[m & near] = t
+                        added = True
+                        continue
                 if not take and g in tracks:
                     on = m & onc
                     if on.sum() >= merge_fraction * size:
