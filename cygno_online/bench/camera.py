@@ -303,7 +303,7 @@ def run(args: argparse.Namespace) -> Report:
             cfg.hot_frames,
             fc.rebinned,
             fc.zrows,
-            mean,
+            fc.q_total,
             fc.box_table,
             fc.box_sums,
             fc.cut_off,
