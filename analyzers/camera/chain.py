@@ -457,9 +457,7 @@ class FrameChain:
 
     def ped_moments(self, s: np.ndarray, npix: int) -> tuple[float, float]:
         """Mean and RMS of ``raw - mean`` of the frame (see :func:`ped_moments`)."""
-        m, rms = ped_moments(
-            s[kn.S_PED_SUM], s[kn.S_PED_SUMSQ], self.frac_sum, self.frac_sq, npix
-        )
+        m, rms = ped_moments(s[kn.S_PED_SUM], s[kn.S_PED_SUMSQ], self.frac_sum, self.frac_sq, npix)
         return float(m), float(rms)
 
     def _box_result(self, b: np.ndarray, with_mean: bool) -> np.ndarray:

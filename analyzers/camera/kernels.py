@@ -452,9 +452,7 @@ def _frame_pass(
         if wide[i]:
             rs, rsq, pq, nc, no, nk = _row_pass(rr, rq, cut[i], hot_delta[i], last, inside, cur)
         else:
-            rs, rsq, pq, nc, no, nk = _row_pass(
-                rr, rq, cut_off[i], hot_delta[i], last, inside, cur
-            )
+            rs, rsq, pq, nc, no, nk = _row_pass(rr, rq, cut_off[i], hot_delta[i], last, inside, cur)
         raw_sum += rs
         raw_sq += rsq
         ped_sq += pq

@@ -317,7 +317,9 @@ def run(args: argparse.Namespace) -> Report:
         return ref.rebin_mean(ref.median2x2(z), f)
 
     def ref_points(p):
-        return np.nonzero(ref.neighbour_filter(p[1], cfg.nb_mean_min, cfg.nb_min_count, cfg.nb_line_min))
+        return np.nonzero(
+            ref.neighbour_filter(p[1], cfg.nb_mean_min, cfg.nb_min_count, cfg.nb_line_min)
+        )
 
     def fast_features(p):
         raw, _rb, _rbf, pr, pc, labels, *_ = p
