@@ -411,7 +411,7 @@ class FrameChain:
         f = cfg.rebin
         self.rb_shape = (self.shape[0] // f, self.shape[1] // f)
         self.rebinned = np.zeros(self.rb_shape, np.float64)
-        self.zrows = np.zeros((2, self.shape[1]), np.uint16)
+        self.zrows = np.zeros((f + 1, self.shape[1]), np.uint16)
         self.box_sums = np.zeros((NBOXES, 4), np.float64)
         self.hot_count = np.zeros(self.shape, np.uint8)
         self.hot_rows = np.zeros(self.shape[0], np.int32)

@@ -368,7 +368,7 @@ def _row_median_add(prev, cur, colsum):
 @numba.njit(nogil=True, cache=True)
 def _block_row(colsum, factor, out):
     """One row of block means from the column sums of ``factor`` median rows
-    (exact: integer sums), then clear the column sums."""
+    (exact: integer sums)."""
     area = np.float64(factor * factor)
     if factor == 4:
         for bj in range(out.shape[0]):
@@ -383,7 +383,78 @@ def _block_row(colsum, factor, out):
             for k in range(factor):
                 sb += colsum[bj * factor + k]
             out[bj] = np.float64(sb) / area
-    colsum[:] = 0
+
+
+@numba.njit(nogil=True, cache=True)
+def _median4_sum(t, r0, r1, r2, r3, colsum):
+    """``colsum[j]`` = the sum of the four 2x2 upper medians of the row
+    pairs (t, r0), (r0, r1), (r1, r2), (r2, r3) at columns (j - 1, j) (the
+    first column clamped): a block row of a factor 4 rebin from its five
+    rows in one loop, each row's pair min/max computed once for the two
+    medians that use it (half the loads and stores of adding row pairs one
+    by one). Written, not added; the sums run in ``colsum``'s lanes."""
+    n = colsum.shape[0]
+    if n == 0:
+        return
+    colsum[0] = (max(t[0], r0[0]) + max(r0[0], r1[0])) + (max(r1[0], r2[0]) + max(r2[0], r3[0]))
+    at = t[: n - 1]
+    bt = t[1:n]
+    a0 = r0[: n - 1]
+    b0 = r0[1:n]
+    a1 = r1[: n - 1]
+    b1 = r1[1:n]
+    a2 = r2[: n - 1]
+    b2 = r2[1:n]
+    a3 = r3[: n - 1]
+    b3 = r3[1:n]
+    c = colsum[1:n]
+    for jj in range(c.shape[0]):
+        j = np.uint64(jj)
+        lt = min(at[j], bt[j])
+        ht = max(at[j], bt[j])
+        l0 = min(a0[j], b0[j])
+        h0 = max(a0[j], b0[j])
+        l1 = min(a1[j], b1[j])
+        h1 = max(a1[j], b1[j])
+        l2 = min(a2[j], b2[j])
+        h2 = max(a2[j], b2[j])
+        l3 = min(a3[j], b3[j])
+        h3 = max(a3[j], b3[j])
+        m0 = max(min(ht, h0), max(lt, l0))
+        m1 = max(min(h0, h1), max(l0, l1))
+        m2 = max(min(h1, h2), max(l1, l2))
+        m3 = max(min(h2, h3), max(l2, l3))
+        c[j] = (m0 + m1) + (m2 + m3)
+
+
+@numba.njit(nogil=True, cache=True)
+def _median_block_row(zrows, i, factor, r0, r1, colsum, out):
+    """Block row ``i // factor`` of the rebinned map (``i`` = its last row)
+    from the ring ``zrows`` of the last ``factor + 1`` zero-suppressed rows
+    (row k in slot ``k % (factor + 1)``; the row above the first is row 0,
+    clamped). A block row whose rows and the one above are all outside the
+    acceptance rows ``[r0, r1)`` is 0 without a look (a quarter of LIME's)."""
+    nring = zrows.shape[0]
+    first = i - factor + 1
+    top = max(first - 1, 0)
+    if top >= r1 or i < r0:
+        out[:] = 0.0
+        return
+    n = colsum.shape[0]
+    if factor == 4:
+        _median4_sum(
+            zrows[top % nring, :n],
+            zrows[first % nring, :n],
+            zrows[(first + 1) % nring, :n],
+            zrows[(first + 2) % nring, :n],
+            zrows[(first + 3) % nring, :n],
+            colsum,
+        )
+    else:
+        colsum[:] = 0
+        for k in range(first, i + 1):
+            _row_median_add(zrows[max(k - 1, 0) % nring], zrows[k % nring], colsum)
+    _block_row(colsum, factor, out)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -437,18 +508,16 @@ def _frame_pass(
     last = np.uint16(min(clip, 65536) - 1)
     hot8 = np.uint8(min(max(hot_frames, 0), 255))
     zrows[:, :] = 0
+    nring = zrows.shape[0]
     cs = colsum[:ncu]
     cs[:] = 0
     box_out[:, :] = 0.0
-    prev = zrows[0]
-    cur = zrows[1]
-    # rows outside the acceptance are all zero on the clustering map: the 2x2
-    # median of two such rows is 0, so it is skipped (a quarter of LIME's rows)
-    prev_zero = False
     for i in range(rows):
         rr = raw[i]
         inside = i >= r0 and i < r1
         rq = mean_q[i]
+        # the zero-suppressed row goes to the ring of the last factor + 1 rows
+        cur = zrows[i % nring]
         if wide[i]:
             rs, rsq, pq, nc, no, nk = _row_pass(rr, rq, cut[i], hot_delta[i], last, inside, cur)
         else:
@@ -479,19 +548,8 @@ def _frame_pass(
                 box_out[b, 1] += x1
                 box_out[b, 2] += x2
                 box_out[b, 3] += x3
-        cur_zero = not inside
-        if i == 0:
-            prev[:] = cur
-            prev_zero = cur_zero
-        if i < nbr * factor:
-            if not (cur_zero and prev_zero):
-                _row_median_add(prev, cur, cs)
-            if i % factor == factor - 1:
-                _block_row(cs, factor, rebinned[i // factor])
-        tmp = prev
-        prev = cur
-        cur = tmp
-        prev_zero = cur_zero
+        if i < nbr * factor and i % factor == factor - 1:
+            _median_block_row(zrows, i, factor, r0, r1, cs, rebinned[i // factor])
     stats[S_RAW_SUM] = raw_sum
     stats[S_RAW_SUMSQ] = raw_sq
     # sum(raw - mean_q) = sum(raw) - sum(mean_q), exact integers
@@ -543,8 +601,9 @@ def frame_pass_boxes(
     ``hot_delta`` (uint8); rows flagged in ``wide`` (an offset above 255,
     see :func:`cut_offsets`) read the uint16 ``cut`` instead. Clip, pedestal subtraction, zero
     suppression, acceptance, 2x2 median and rebin are fused row by row in
-    integer arithmetic (two rows of the zero-suppressed image ``raw -
-    mean_q`` live in ``zrows``, shape (2, cols) uint16), so no
+    integer arithmetic (the last ``factor + 1`` rows of the zero-suppressed
+    image ``raw - mean_q`` live in the ring ``zrows``, shape (factor + 1,
+    cols) uint16: 23 kB for LIME, in the first-level cache), so no
     full-resolution intermediate image is ever written. Also accumulated:
     raw and ``raw - mean_q`` sums for image statistics, the number of pixels
     over threshold and the per-pixel hot counter (consecutive frames with
@@ -563,6 +622,8 @@ def frame_pass_boxes(
     if clip < 1:
         raise ValueError("frame_pass: clip must be >= 1")
     cols = raw.shape[1]
+    if zrows.shape[0] != factor + 1 or zrows.shape[1] != cols:
+        raise ValueError("frame_pass: zrows must have shape (factor + 1, cols)")
     if _colsum_for(factor, clip):
         colsum = np.zeros(cols, np.uint16)
         return _frame_pass(

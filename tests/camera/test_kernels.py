@@ -74,7 +74,7 @@ def test_fused_frame_pass_equals_stages(gen, frame):
     np.testing.assert_array_equal(hd, np.clip(hot_cut.astype(int) - cut, 0, 255))
     hot = np.zeros(frame.shape, np.uint8)
     rb = np.empty((128, 128))
-    zrows = np.empty((2, 512), np.uint16)
+    zrows = np.empty((5, 512), np.uint16)
     hot_rows = np.zeros(512, np.int32)
     stats = kn.frame_pass(frame, mq, cut, hd, hot, hot_rows, 5000, *ACC, 4, 3, rb, zrows)
     z = kref.zero_suppress(frame, gen.mean, thr, 5000, ACC)
@@ -123,7 +123,7 @@ def test_frame_pass_paths_equal_stages(gen, frame, clip, factor, acc):
     mq, hd, _, _ = kn.pass_maps(gen.mean, cut, hot_cut)
     hot = np.zeros(f.shape, np.uint8)
     rb = np.empty((512 // factor, 512 // factor))
-    zrows = np.empty((2, 512), np.uint16)
+    zrows = np.empty((factor + 1, 512), np.uint16)
     hot_rows = np.zeros(512, np.int32)
     boxes = np.array([[0, 100, 0, 100], [200, 456, 128, 384], [90, 120, 50, 60]])
     bsum = np.full((3, 4), np.nan)
@@ -194,7 +194,7 @@ def test_hot_counter_counts_consecutive_frames(gen):
     mq, hd, _, _ = kn.pass_maps(gen.mean, cut, hot_cut)
     hot = np.zeros(gen.shape, np.uint8)
     rb = np.empty((128, 128))
-    zrows = np.empty((2, 512), np.uint16)
+    zrows = np.empty((5, 512), np.uint16)
     hot_rows = np.zeros(512, np.int32)
     n_hot = []
     for k in range(5):
