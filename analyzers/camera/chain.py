@@ -415,6 +415,9 @@ class FrameChain:
         self.box_sums = np.zeros((NBOXES, 4), np.float64)
         self.hot_count = np.zeros(self.shape, np.uint8)
         self.hot_rows = np.zeros(self.shape[0], np.int32)
+        # work maps of the integration region (kn.integration_region)
+        self.owner = np.full(self.rb_shape, -1, np.int32)
+        self.own = np.zeros(self.rb_shape, np.bool_)
         self.maps: PedestalMaps | None = None
         self.cut: np.ndarray | None = None
         self.hot_cut: np.ndarray | None = None
@@ -582,25 +585,30 @@ class FrameChain:
             tm["directional"] = (t3 - t2) * 1e3
             t2 = t3
         ncl = int(labels.max()) + 1 if labels.size else 0
-        owner = kn.owner_map(
-            prow, pcol, labels, self.rb_shape[0], self.rb_shape[1], cfg.integral_margin
+        blocks = np.empty(kn.region_room(prow.shape[0], cfg.integral_margin), np.int64)
+        nreg = kn.integration_region(
+            prow, pcol, labels, cfg.integral_margin, self.owner, self.own, blocks
         )
-        feats = kn.cluster_features(
-            raw,
-            maps.mean,
-            self.cut,
-            cfg.clip,
-            r0,
-            r1,
-            c0,
-            c1,
-            cfg.rebin,
-            prow,
-            pcol,
-            labels,
-            ncl,
-            owner,
-        )
+        try:
+            feats = kn.cluster_features(
+                raw,
+                maps.mean,
+                self.cut,
+                cfg.clip,
+                r0,
+                r1,
+                c0,
+                c1,
+                cfg.rebin,
+                prow,
+                pcol,
+                labels,
+                ncl,
+                self.owner,
+                blocks[:nreg],
+            )
+        finally:
+            kn.clear_region(self.owner, self.own, blocks, nreg)
         if fit_rms is not None:
             feats[:, kn.F_FIT_RMS] = fit_rms * cfg.rebin
             # tracks: the length along the fitted curve (directional.py)

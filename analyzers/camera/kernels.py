@@ -1103,17 +1103,30 @@ def dbscan(prow, pcol, eps, min_samples):
 
 
 @numba.njit(**_NJIT)
-def owner_map(prow, pcol, labels, nrows, ncols, margin):
+def integration_region(prow, pcol, labels, margin, owner, own, blocks):
     """Integration region of each cluster on the rebinned grid: its own blocks
     plus every free block within Chebyshev distance ``margin`` of them; a free
-    block near several clusters goes to the lowest label. -1 = no cluster.
-    Cost O(cluster points * margin^2), not O(map)."""
-    out = np.full((nrows, ncols), -1, np.int64)
-    own = np.zeros((nrows, ncols), np.bool_)
+    block near several clusters goes to the lowest label.
+
+    Sparse, O(cluster points * (2 margin + 1)^2), never O(map): ``owner``
+    (int32, -1 = no cluster) and ``own`` (bool) are work maps of the grid's
+    shape that must be all -1 / False on entry; the flat indices of the
+    region's blocks are appended to ``blocks`` (room for points * (2 margin
+    + 1)^2), each once, and their number returned. :func:`clear_region`
+    puts the work maps back, so they are allocated once per camera (a fresh
+    LIME-sized map per frame cost more than the features themselves)."""
+    nrows, ncols = owner.shape
+    n = 0
     for p in range(prow.shape[0]):
-        if labels[p] >= 0:
-            out[prow[p], pcol[p]] = labels[p]
-            own[prow[p], pcol[p]] = True
+        k = labels[p]
+        if k >= 0:
+            i = prow[p]
+            j = pcol[p]
+            if owner[i, j] < 0:
+                blocks[n] = i * ncols + j
+                n += 1
+            owner[i, j] = k
+            own[i, j] = True
     if margin > 0:
         for p in range(prow.shape[0]):
             k = labels[p]
@@ -1123,27 +1136,59 @@ def owner_map(prow, pcol, labels, nrows, ncols, margin):
             j = pcol[p]
             for ii in range(max(i - margin, 0), min(i + margin + 1, nrows)):
                 for jj in range(max(j - margin, 0), min(j + margin + 1, ncols)):
-                    if not own[ii, jj] and (out[ii, jj] < 0 or k < out[ii, jj]):
-                        out[ii, jj] = k
-    return out
-
-
-@numba.njit(nogil=True, cache=True)
-def _row_max_i64(a):
-    m = np.int64(-1)
-    for j in range(a.shape[0]):
-        m = max(m, a[j])
-    return m
+                    if own[ii, jj]:
+                        continue
+                    o = owner[ii, jj]
+                    if o < 0:
+                        blocks[n] = ii * ncols + jj
+                        n += 1
+                        owner[ii, jj] = k
+                    elif k < o:
+                        owner[ii, jj] = k
+    return n
 
 
 @numba.njit(**_NJIT)
-def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, labels, ncl, owner):
+def clear_region(owner, own, blocks, n):
+    """Undo :func:`integration_region` on its work maps (only the ``n``
+    region blocks are touched)."""
+    ncols = owner.shape[1]
+    for q in range(n):
+        i = blocks[q] // ncols
+        j = blocks[q] - i * ncols
+        owner[i, j] = -1
+        own[i, j] = False
+
+
+def region_room(npts: int, margin: int) -> int:
+    """Room :func:`integration_region` needs in ``blocks``."""
+    return max(npts, 1) * (2 * max(margin, 0) + 1) ** 2
+
+
+def owner_map(
+    prow: np.ndarray, pcol: np.ndarray, labels: np.ndarray, nrows: int, ncols: int, margin: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The integration region on fresh work maps: the owner map (int32,
+    -1 = no cluster) and the region's block indices (for
+    :func:`cluster_features`)."""
+    owner = np.full((nrows, ncols), -1, np.int32)
+    own = np.zeros((nrows, ncols), np.bool_)
+    blocks = np.empty(region_room(prow.shape[0], margin), np.int64)
+    n = integration_region(prow, pcol, labels, margin, owner, own, blocks)
+    return owner, blocks[:n]
+
+
+@numba.njit(**_NJIT)
+def cluster_features(
+    raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, labels, ncl, owner, blocks
+):
     """Per-cluster features from the full-resolution pixels of each cluster's
     rebinned blocks (footprint) inside the acceptance.
 
     integral = sum of ``float32(raw) - mean`` over the pixels below the clip
-    of the cluster's integration region (``owner``, see :func:`owner_map`:
-    the footprint plus a margin, so that the tails of a spot below the
+    of the cluster's integration region (``owner`` and its block list
+    ``blocks``, see :func:`integration_region`: the footprint plus a
+    margin, so that the tails of a spot below the
     zero-suppression threshold are not lost); size = footprint pixels; hits = footprint pixels passing zero
     suppression; barycentre, PCA and rms use the hits weighted by their
     pedestal-subtracted value; length/width = extent of the hits along the
@@ -1225,33 +1270,23 @@ def cluster_features(raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, l
         sd[k] += w
         sdd[k] += wdd
         out[k, F_MAX] = mx
-    # integral over the integration region, in the map's row-major order;
-    # only rows that hold a region block are scanned (a frame has a few
-    # clusters: most of the map's rows are empty)
-    nbr, nbc = owner.shape
-    for bi in range(nbr):
-        orow = owner[bi]
-        if _row_max_i64(orow) < 0:
-            continue
-        for g in range(0, nbc, 16):
-            # groups of 16 blocks without a region block are skipped with
-            # one vectorised max
-            if _row_max_i64(orow[g : g + 16]) < 0:
-                continue
-            for bj in range(g, min(g + 16, nbc)):
-                k = orow[bj]
-                if k < 0:
-                    continue
-                j0 = max(bj * factor, c0)
-                j1 = min(bj * factor + factor, c1, cols)
-                t = 0.0
-                for i in range(max(bi * factor, r0), min(bi * factor + factor, r1, rows)):
-                    rr = raw[i]
-                    mr = mean[i]
-                    for j in range(j0, j1):
-                        r = rr[j]
-                        t += np.float64(np.float32(r) - mr[j]) if r < clip else 0.0
-                out[k, F_INTEGRAL] += t
+    # integral over the integration region, block by block of the region's
+    # list (see integration_region)
+    nbc = owner.shape[1]
+    for q in range(blocks.shape[0]):
+        bi = blocks[q] // nbc
+        bj = blocks[q] - bi * nbc
+        k = owner[bi, bj]
+        j0 = max(bj * factor, c0)
+        j1 = min(bj * factor + factor, c1, cols)
+        t = 0.0
+        for i in range(max(bi * factor, r0), min(bi * factor + factor, r1, rows)):
+            rr = raw[i]
+            mr = mean[i]
+            for j in range(j0, j1):
+                r = rr[j]
+                t += np.float64(np.float32(r) - mr[j]) if r < clip else 0.0
+        out[k, F_INTEGRAL] += t
     for k in range(ncl):
         if sw[k] > 0:
             out[k, F_ROW] = swr[k] / sw[k]

@@ -324,10 +324,26 @@ def run(args: argparse.Namespace) -> Report:
     def fast_features(p):
         raw, _rb, _rbf, pr, pc, labels, *_ = p
         ncl = int(labels.max()) + 1 if labels.size else 0
-        own = kn.owner_map(pr, pc, labels, fc.rb_shape[0], fc.rb_shape[1], cfg.integral_margin)
+        blocks = np.empty(kn.region_room(pr.shape[0], cfg.integral_margin), np.int64)
+        nreg = kn.integration_region(pr, pc, labels, cfg.integral_margin, fc.owner, fc.own, blocks)
         feats = kn.cluster_features(
-            raw, mean, cut, cfg.clip, r0, r1, c0, c1, f, pr, pc, labels, ncl, own
+            raw,
+            mean,
+            cut,
+            cfg.clip,
+            r0,
+            r1,
+            c0,
+            c1,
+            f,
+            pr,
+            pc,
+            labels,
+            ncl,
+            fc.owner,
+            blocks[:nreg],
         )
+        kn.clear_region(fc.owner, fc.own, blocks, nreg)
         return classify(feats, cfg.cuts)
 
     def ref_features(p):

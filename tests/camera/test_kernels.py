@@ -296,9 +296,19 @@ def test_cluster_features_match_reference(gen, frame, margin):
     ncl = labels.max() + 1
     assert ncl >= 4
     cut = kn.threshold_cut(gen.mean, thr)
-    own = kn.owner_map(pr, pc, labels, 128, 128, margin)
+    own, blocks = kn.owner_map(pr, pc, labels, 128, 128, margin)
     np.testing.assert_array_equal(own, kref.owner_map(pr, pc, labels, 128, 128, margin))
-    f = kn.cluster_features(frame, gen.mean, cut, 5000, *ACC, 4, pr, pc, labels, ncl, own)
+    # the block list is the region, each block once
+    assert sorted(blocks.tolist()) == np.flatnonzero(own.ravel() >= 0).tolist()
+    f = kn.cluster_features(frame, gen.mean, cut, 5000, *ACC, 4, pr, pc, labels, ncl, own, blocks)
+    # the persistent work maps are clean again after clear_region
+    owner = np.full((128, 128), -1, np.int32)
+    own_b = np.zeros((128, 128), np.bool_)
+    room = np.empty(kn.region_room(pr.size, margin), np.int64)
+    n = kn.integration_region(pr, pc, labels, margin, owner, own_b, room)
+    np.testing.assert_array_equal(owner, own)
+    kn.clear_region(owner, own_b, room, n)
+    assert (owner == -1).all() and not own_b.any()
     ref = kref.cluster_features(frame, gen.mean, thr, 5000, ACC, 4, pr, pc, labels, margin)
     exact = [
         kn.F_SIZE,
@@ -345,8 +355,9 @@ def test_features_on_a_known_line():
     rb = kn.rebin_mean(kn.zero_suppress(raw, mean, cut, 5000, 0, 64, 0, 64), 4)
     pr, pc = kn.nonzero_points(rb)
     labels = kn.dbscan(pr, pc, 2.0, 3)
-    own = kn.owner_map(pr, pc, labels, 16, 16, 1)
-    f = kn.cluster_features(raw, mean, cut, 5000, 0, 64, 0, 64, 4, pr, pc, labels, 1, own)[0]
+    own, blocks = kn.owner_map(pr, pc, labels, 16, 16, 1)
+    f = kn.cluster_features(raw, mean, cut, 5000, 0, 64, 0, 64, 4, pr, pc, labels, 1, own, blocks)
+    f = f[0]
     # a bright pixel next to the footprint counts in the integral (margin 1)
     # but not as a hit of the cluster
     assert f[kn.F_INTEGRAL] == 50 * 80 + 5 and f[kn.F_NHITS] == 80
