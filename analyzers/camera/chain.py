@@ -389,6 +389,7 @@ class FrameResult:
     pcol: np.ndarray | None = None
     labels: np.ndarray | None = None
     #: rebinned (median-filtered, zero-suppressed) map, before noise reduction
+    #: (float32 when the rebin factor is a power of two, exact; else float64)
     rebinned: np.ndarray | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
 
@@ -410,7 +411,12 @@ class FrameChain:
         self.spark_sum = cfg.spark_sum(self.shape)
         f = cfg.rebin
         self.rb_shape = (self.shape[0] // f, self.shape[1] // f)
-        self.rebinned = np.zeros(self.rb_shape, np.float64)
+        # block means of integer sums: exact in float32 when the block's area
+        # is a power of two (sums of 9 of them too, as the noise filter does,
+        # up to 9 * 65535), else float64 as the reference computes them; half
+        # the bytes to write and to filter (-0.25 ms per LIME frame)
+        exact32 = (f & (f - 1)) == 0
+        self.rebinned = np.zeros(self.rb_shape, np.float32 if exact32 else np.float64)
         self.zrows = np.zeros((f + 1, self.shape[1]), np.uint16)
         self.box_sums = np.zeros((NBOXES, 4), np.float64)
         self.hot_count = np.zeros(self.shape, np.uint8)
@@ -576,7 +582,7 @@ class FrameChain:
                 prow,
                 pcol,
                 # a kept pixel keeps its rebinned value
-                self.rebinned[prow, pcol],
+                self.rebinned[prow, pcol].astype(np.float64),
                 labels,
                 fit_rms,
                 *cfg.length_args(),

@@ -616,8 +616,9 @@ def frame_pass_boxes(
     mean map alone would add 4 bytes per pixel in the boxes and cost more
     than the rest of the box statistics.
     Returns the statistics vector (see ``S_*``; the pedestal sums are of
-    ``raw - mean_q``); ``rebinned`` (rows//factor, cols//factor) float64
-    receives the block means (exact: integer sums).
+    ``raw - mean_q``); ``rebinned`` (rows//factor, cols//factor) receives
+    the block means of integer sums (float64, or float32 when the area
+    ``factor^2`` is a power of two: exact in either).
     """
     if clip < 1:
         raise ValueError("frame_pass: clip must be >= 1")
@@ -927,8 +928,8 @@ def _filter_rows(rb, nb_mean_min, min_count, line_min, out, prow, pcol):
     returns the number of kept pixels. A row keeps a few pixels: the point
     list is built from the keep mask 8 bytes at a time, skipping empty words."""
     rows, cols = rb.shape
-    zero_row = np.zeros(cols, np.float64)
-    cs = np.zeros(cols + 2, np.float64)
+    zero_row = np.zeros(cols, rb.dtype)
+    cs = np.zeros(cols + 2, rb.dtype)
     cn = np.zeros(cols + 2, np.int32)
     nw = (cols + 7) // 8
     keep8 = np.zeros(nw * 8, np.uint8)
@@ -991,7 +992,7 @@ def filtered_points(rb, nb_mean_min, min_count, max_points, line_min=np.inf):
     (when more than ``max_points`` pass) empty arrays and the count."""
     prow = np.empty(max_points, np.int64)
     pcol = np.empty(max_points, np.int64)
-    none = np.empty((0, 0), np.float64)
+    none = np.empty((0, 0), rb.dtype)
     n = _filter_rows(rb, nb_mean_min, min_count, line_min, none, prow, pcol)
     if n > max_points:
         return prow[:0], pcol[:0], n

@@ -171,6 +171,24 @@ def test_frame_pass_paths_equal_stages(gen, frame, clip, factor, acc):
     )
     np.testing.assert_array_equal(s, s16)
     np.testing.assert_array_equal(rb, rb16)
+    if factor & (factor - 1) == 0:
+        # the chain's float32 map for a power-of-two area: the same values
+        rb32 = np.empty(rb.shape, np.float32)
+        kn.frame_pass(
+            f,
+            mq,
+            cut,
+            hd,
+            np.zeros_like(hot),
+            np.zeros_like(hot_rows),
+            clip,
+            *acc,
+            factor,
+            3,
+            rb32,
+            zrows,
+        )
+        np.testing.assert_array_equal(rb32, rb)
     z = kref.zero_suppress(f, gen.mean, thr, clip, acc)
     np.testing.assert_array_equal(rb, kref.rebin_mean(kref.median2x2(z), factor))
     assert s[kn.S_N_ZS] == np.count_nonzero(
@@ -240,6 +258,11 @@ def test_neighbour_filter_matches_reference(gen, frame):
         er, ec = np.nonzero(out)
         assert n == er.size
         np.testing.assert_array_equal(pr, er)
+        # the chain's float32 map (factor 4): the same points
+        pr32, pc32, n32 = kn.filtered_points(rb.astype(np.float32), 1.2, 3, 10**6, line_min)
+        assert n32 == n
+        np.testing.assert_array_equal(pr32, pr)
+        np.testing.assert_array_equal(pc32, pc)
         np.testing.assert_array_equal(pc, ec)
     # the line rule keeps more than the plain filter on noise at 0.5 ADU
     assert np.count_nonzero(kn.neighbour_filter(rb, 1.2, 3, 0.5)) > np.count_nonzero(
