@@ -349,11 +349,13 @@ def derive_maps(maps: PedestalMaps, nsigma: float, hot_nsigma: float) -> tuple[A
         return got
     cut = kn.threshold_cut(maps.mean, threshold_map(maps.sigma, nsigma))
     hot_cut = kn.threshold_cut(maps.mean, threshold_map(maps.sigma, hot_nsigma))
-    # what the frame pass streams: 6 bytes per pixel with the frame
+    # what the frame pass streams (5 bytes per pixel with the frame) and
+    # what it reads in rows with bright pixels only (the hot margin)
     mean_q, hot_delta, frac_sum, frac_sq = kn.pass_maps(maps.mean, cut, hot_cut)
     cut_off, wide = kn.cut_offsets(cut, mean_q)
     q_total = int(mean_q.sum(dtype=np.int64))
-    got = (cut, hot_cut, mean_q, hot_delta, frac_sum, frac_sq, cut_off, wide, q_total)
+    hot_min = kn.row_min_u8(hot_delta)
+    got = (cut, hot_cut, mean_q, hot_delta, frac_sum, frac_sq, cut_off, wide, q_total, hot_min)
     while len(maps.derived) >= DERIVED_PER_MAP:
         maps.derived.pop(next(iter(maps.derived)), None)
     maps.derived[key] = got
@@ -459,6 +461,7 @@ class FrameChain:
             self.cut_off,
             self.wide_rows,
             self.q_total,
+            self.hot_min,
         ) = d
         for k, (br0, br1, bc0, bc1) in enumerate(self.box_table):
             f = maps.mean[br0:br1, bc0:bc1].astype(np.float64) - self.mean_q[br0:br1, bc0:bc1]
@@ -535,6 +538,7 @@ class FrameChain:
             self.box_sums,
             self.cut_off,
             self.wide_rows,
+            self.hot_min,
         )
         t1 = time.perf_counter()
         b = self.box_sums

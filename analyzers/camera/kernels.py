@@ -14,7 +14,7 @@ Conventions shared with :mod:`reference` (the plain numpy/scipy oracle):
   compares integers only;
 * the value of a kept pixel on the clustering map is ``raw - rint(mean)``,
   an integer (the frame pass streams a uint16 rounded mean, not the float32
-  one, and the cut as a uint8 offset over it: 6 bytes per pixel with the
+  one, and the cut as a uint8 offset over it: 5 bytes per pixel with the
   frame); cluster features use ``d`` from
   the float32 mean;
 * the 2x2 median of pixel ``(i, j)`` is the *upper* median (third smallest)
@@ -213,12 +213,13 @@ def cut_offsets(cut, mean_q):
 
 
 @numba.njit(nogil=True, cache=True)
-def _row_pass(rr, rq, rc, rd, last, inside, out):
+def _row_pass(rr, rq, rc, last, inside, out):
     """Everything per pixel of one row in one loop of narrow lanes: sums of
     raw and raw^2 and of e^2 with ``e = raw - mean_q`` (``mean_q`` = the
     pedestal mean rounded to an integer; the sum of e is the raw sum minus
-    the map's, so it is not summed here), clipped pixels, pixels over the
-    hot cut ``cut + hot_delta``, and the zero-suppressed value ``e``
+    the map's, so it is not summed here), clipped pixels, the largest
+    ``raw - cut`` over the cut (whether the row can hold a pixel over the
+    hot cut: see :func:`_frame_pass`), and the zero-suppressed value ``e``
     (uint16) where ``cut <= raw <= last`` (``last`` = clip - 1) and
     ``inside``, else 0, written to ``out``.
 
@@ -235,7 +236,7 @@ def _row_pass(rr, rq, rc, rd, last, inside, out):
     rsq = np.int64(0)
     esq = np.int64(0)
     nc = np.uint16(0)
-    no = np.uint16(0)
+    dmax = np.uint16(0)
     nk = np.uint16(0)
     zero = np.uint16(0)
     one = np.uint16(1)
@@ -262,8 +263,7 @@ def _row_pass(rr, rq, rc, rd, last, inside, out):
             out[j] = np.uint16(r16 - q16) if keep else zero
             nk = np.uint16(nk + (one if keep else zero))
             nc = np.uint16(nc + (one if r16 > last else zero))
-            over = ge & (np.uint16(r16 - c16) >= np.uint16(rd[j]))
-            no = np.uint16(no + (one if over else zero))
+            dmax = max(dmax, np.uint16(r16 - c16) if ge else zero)
         if m < _NARROW:
             rs += a
             rsq += np.uint32(b)
@@ -273,7 +273,7 @@ def _row_pass(rr, rq, rc, rd, last, inside, out):
             rs += w
             rsq += x
             esq += z
-    return rs, rsq, esq, np.int64(nc), np.int64(no), np.int64(nk)
+    return rs, rsq, esq, np.int64(nc), np.int64(dmax), np.int64(nk)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -322,25 +322,28 @@ def _box_row_sums(rr, rq):
 def _row_hot(rr, rc, rd, hc, hot_frames):
     """Update one row of hot counters (branch-free: rows with bright tracks
     are common); over the hot cut = ``raw >= cut + hot_delta``; returns
-    (pixels at >= hot_frames, non-zero counters)."""
+    (pixels at >= hot_frames, non-zero counters, pixels over the hot cut)."""
     nhot = np.uint16(0)
     nz = np.uint16(0)
+    nover = np.uint16(0)
     one = np.uint8(1)
     zero = np.uint8(0)
     top = np.uint8(255)
     o16 = np.uint16(1)
     z16 = np.uint16(0)
-    for j in range(rr.shape[0]):
+    for jj in range(rr.shape[0]):
+        j = np.uint64(jj)
         r = rr[j]
         c = rc[j]
         over = (r >= c) & (np.uint16(r - c) >= np.uint16(rd[j]))
+        nover = np.uint16(nover + (o16 if over else z16))
         h = hc[j]
         up = np.uint8(h + (one if h < top else zero))
         h2 = up if over else zero
         hc[j] = h2
         nhot = np.uint16(nhot + (o16 if h2 >= hot_frames else z16))
         nz = np.uint16(nz + (o16 if h2 != zero else z16))
-    return np.int64(nhot), np.int64(nz)
+    return np.int64(nhot), np.int64(nz), np.int64(nover)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -488,6 +491,7 @@ def _frame_pass(
     box_out,
     cut_off,
     wide,
+    hot_min,
 ):
     rows, cols = raw.shape
     nbr = rows // factor
@@ -519,17 +523,21 @@ def _frame_pass(
         # the zero-suppressed row goes to the ring of the last factor + 1 rows
         cur = zrows[i % nring]
         if wide[i]:
-            rs, rsq, pq, nc, no, nk = _row_pass(rr, rq, cut[i], hot_delta[i], last, inside, cur)
+            rs, rsq, pq, nc, dmax, nk = _row_pass(rr, rq, cut[i], last, inside, cur)
         else:
-            rs, rsq, pq, nc, no, nk = _row_pass(rr, rq, cut_off[i], hot_delta[i], last, inside, cur)
+            rs, rsq, pq, nc, dmax, nk = _row_pass(rr, rq, cut_off[i], last, inside, cur)
         raw_sum += rs
         raw_sq += rsq
         ped_sq += pq
         n_clip += nc
-        n_hot_over += no
-        if no > 0 or hot_rows[i] > 0:
-            nh, nz = _row_hot(rr, cut[i], hot_delta[i], hot_count[i], hot8)
+        # a pixel over the hot cut has raw - cut >= its hot_delta >= the
+        # row's smallest: only such rows (and rows with counters to reset)
+        # read the hot maps, so the pass streams no hot map (a few percent
+        # of LIME's rows, those with a bright track)
+        if dmax >= hot_min[i] or hot_rows[i] > 0:
+            nh, nz, no = _row_hot(rr, cut[i], hot_delta[i], hot_count[i], hot8)
             n_hot += nh
+            n_hot_over += no
             hot_rows[i] = nz
         if inside:
             if full_cols:
@@ -591,15 +599,19 @@ def frame_pass_boxes(
     box_out,
     cut_off,
     wide,
+    hot_min,
 ):
     """One pass over a frame doing every full-resolution step.
 
-    Reads per pixel only the frame and three compact maps (6 bytes): the
-    pedestal mean rounded to an integer ``mean_q`` (uint16), the
+    Reads per pixel only the frame and two compact maps (5 bytes): the
+    pedestal mean rounded to an integer ``mean_q`` (uint16) and the
     zero-suppression cut (smallest raw that passes) as the uint8 offset
-    ``cut_off`` over ``mean_q`` and the hot-pixel margin above the cut
-    ``hot_delta`` (uint8); rows flagged in ``wide`` (an offset above 255,
-    see :func:`cut_offsets`) read the uint16 ``cut`` instead. Clip, pedestal subtraction, zero
+    ``cut_off`` over ``mean_q``; rows flagged in ``wide`` (an offset above
+    255, see :func:`cut_offsets`) read the uint16 ``cut`` instead. The
+    hot-pixel margin above the cut ``hot_delta`` (uint8) and the uint16
+    cut are read only in rows where some ``raw - cut`` reaches the row's
+    smallest margin ``hot_min`` (:func:`row_min_u8`) or a hot counter is
+    running. Clip, pedestal subtraction, zero
     suppression, acceptance, 2x2 median and rebin are fused row by row in
     integer arithmetic (the last ``factor + 1`` rows of the zero-suppressed
     image ``raw - mean_q`` live in the ring ``zrows``, shape (factor + 1,
@@ -649,6 +661,7 @@ def frame_pass_boxes(
             box_out,
             cut_off,
             wide,
+            hot_min,
         )
     colsum32 = np.zeros(cols, np.int32)
     return _frame_pass(
@@ -673,6 +686,7 @@ def frame_pass_boxes(
         box_out,
         cut_off,
         wide,
+        hot_min,
     )
 
 
@@ -717,6 +731,7 @@ def frame_pass(
         np.zeros((0, 4)),
         np.zeros((0, 0), np.uint8),
         np.ones(raw.shape[0], np.bool_),
+        row_min_u8(hot_delta),
     )
 
 
@@ -743,6 +758,19 @@ def pass_maps(mean, cut, hot_cut):
             d = np.int64(hot_cut[i, j]) - np.int64(cut[i, j])
             hd[i, j] = np.uint8(min(max(d, 0), 255))
     return mq, hd, fs, fq
+
+
+@numba.njit(**_NJIT)
+def row_min_u8(a):
+    """Smallest value of each row of a uint8 map (``hot_min`` of the frame
+    pass from ``hot_delta``)."""
+    out = np.empty(a.shape[0], np.uint8)
+    for i in range(a.shape[0]):
+        m = np.uint8(255)
+        for j in range(a.shape[1]):
+            m = min(m, a[i, j])
+        out[i] = m
+    return out
 
 
 @numba.njit(**_NJIT)

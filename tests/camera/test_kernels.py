@@ -147,6 +147,7 @@ def test_frame_pass_paths_equal_stages(gen, frame, clip, factor, acc):
         bsum,
         cut_off,
         wide,
+        kn.row_min_u8(hd),
     )
     # the same with every row on the uint16 cut map
     rb16 = np.empty_like(rb)
@@ -168,6 +169,7 @@ def test_frame_pass_paths_equal_stages(gen, frame, clip, factor, acc):
         np.empty_like(bsum),
         cut_off,
         np.ones(512, np.bool_),
+        kn.row_min_u8(hd),
     )
     np.testing.assert_array_equal(s, s16)
     np.testing.assert_array_equal(rb, rb16)
