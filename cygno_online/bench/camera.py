@@ -276,15 +276,10 @@ def run(args: argparse.Namespace) -> Report:
 
     def floor_maps(p):
         # one streaming read of exactly the per-pixel arrays the frame pass
-        # reads: the frame, the integer pedestal, the cut offset and the hot
-        # margin (rows with a wide cut read the uint16 cut instead: none
-        # here, see floor_wide_rows)
-        return (
-            kn.stream_sum(p[0])
-            + kn.stream_sum(fc.mean_q)
-            + kn.stream_sum_u8(fc.cut_off)
-            + kn.stream_sum_u8(fc.hot_delta)
-        )
+        # streams: the frame, the integer pedestal and the cut offset (rows
+        # with a wide cut read the uint16 cut instead: none here, see
+        # floor_wide_rows; rows with a bright pixel also read the hot maps)
+        return kn.stream_sum(p[0]) + kn.stream_sum(fc.mean_q) + kn.stream_sum_u8(fc.cut_off)
 
     def fast_pass(p):
         return kn.frame_pass_boxes(
@@ -303,11 +298,12 @@ def run(args: argparse.Namespace) -> Report:
             cfg.hot_frames,
             fc.rebinned,
             fc.zrows,
-            mean,
+            fc.q_total,
             fc.box_table,
             fc.box_sums,
             fc.cut_off,
             fc.wide_rows,
+            fc.hot_min,
         )
 
     def ref_pass(p):
@@ -317,15 +313,33 @@ def run(args: argparse.Namespace) -> Report:
         return ref.rebin_mean(ref.median2x2(z), f)
 
     def ref_points(p):
-        return np.nonzero(ref.neighbour_filter(p[1], cfg.nb_mean_min, cfg.nb_min_count, cfg.nb_line_min))
+        return np.nonzero(
+            ref.neighbour_filter(p[1], cfg.nb_mean_min, cfg.nb_min_count, cfg.nb_line_min)
+        )
 
     def fast_features(p):
         raw, _rb, _rbf, pr, pc, labels, *_ = p
         ncl = int(labels.max()) + 1 if labels.size else 0
-        own = kn.owner_map(pr, pc, labels, fc.rb_shape[0], fc.rb_shape[1], cfg.integral_margin)
+        blocks = np.empty(kn.region_room(pr.shape[0], cfg.integral_margin), np.int64)
+        nreg = kn.integration_region(pr, pc, labels, cfg.integral_margin, fc.owner, fc.own, blocks)
         feats = kn.cluster_features(
-            raw, mean, cut, cfg.clip, r0, r1, c0, c1, f, pr, pc, labels, ncl, own
+            raw,
+            mean,
+            cut,
+            cfg.clip,
+            r0,
+            r1,
+            c0,
+            c1,
+            f,
+            pr,
+            pc,
+            labels,
+            ncl,
+            fc.owner,
+            blocks[:nreg],
         )
+        kn.clear_region(fc.owner, fc.own, blocks, nreg)
         return classify(feats, cfg.cuts)
 
     def ref_features(p):
@@ -375,7 +389,7 @@ def run(args: argparse.Namespace) -> Report:
     full = report.rows[-1]
     floor = report.rows[1]
     full.extra["vs_floor"] = round(full.median_ms / floor.median_ms, 1)
-    info["floor_bytes_per_pixel"] = 6
+    info["floor_bytes_per_pixel"] = 5
     info["floor_wide_rows"] = int(fc.wide_rows.sum())
     # The same rows in CPU time of this thread (a shared machine preempts
     # the wall clock: medians of CPU time show what the code costs)

@@ -74,7 +74,7 @@ def test_fused_frame_pass_equals_stages(gen, frame):
     np.testing.assert_array_equal(hd, np.clip(hot_cut.astype(int) - cut, 0, 255))
     hot = np.zeros(frame.shape, np.uint8)
     rb = np.empty((128, 128))
-    zrows = np.empty((2, 512), np.uint16)
+    zrows = np.empty((5, 512), np.uint16)
     hot_rows = np.zeros(512, np.int32)
     stats = kn.frame_pass(frame, mq, cut, hd, hot, hot_rows, 5000, *ACC, 4, 3, rb, zrows)
     z = kref.zero_suppress(frame, gen.mean, thr, 5000, ACC)
@@ -111,7 +111,7 @@ def test_frame_pass_paths_equal_stages(gen, frame, clip, factor, acc):
     uint16 (nothing clipped, int32 column sums), no acceptance cut, a low
     clip with an odd rebin, a clip that keeps nothing; bright pixels put
     chunks on the int64 path (6000, 65535 in the frame), so that path is
-    covered too; the fused box sums equal box_stats exactly; a row with a
+    covered too; the fused box sums are the exact integer sums; a row with a
     cut offset above 255 takes the uint16 cut map and gives the same."""
     f = frame.copy()
     f[300, :] = 3000  # a whole chunk of values >= 2048
@@ -123,7 +123,7 @@ def test_frame_pass_paths_equal_stages(gen, frame, clip, factor, acc):
     mq, hd, _, _ = kn.pass_maps(gen.mean, cut, hot_cut)
     hot = np.zeros(f.shape, np.uint8)
     rb = np.empty((512 // factor, 512 // factor))
-    zrows = np.empty((2, 512), np.uint16)
+    zrows = np.empty((factor + 1, 512), np.uint16)
     hot_rows = np.zeros(512, np.int32)
     boxes = np.array([[0, 100, 0, 100], [200, 456, 128, 384], [90, 120, 50, 60]])
     bsum = np.full((3, 4), np.nan)
@@ -142,11 +142,12 @@ def test_frame_pass_paths_equal_stages(gen, frame, clip, factor, acc):
         3,
         rb,
         zrows,
-        gen.mean,
+        int(mq.sum(dtype=np.int64)),
         boxes,
         bsum,
         cut_off,
         wide,
+        kn.row_min_u8(hd),
     )
     # the same with every row on the uint16 cut map
     rb16 = np.empty_like(rb)
@@ -163,14 +164,33 @@ def test_frame_pass_paths_equal_stages(gen, frame, clip, factor, acc):
         3,
         rb16,
         zrows,
-        gen.mean,
+        int(mq.sum(dtype=np.int64)),
         boxes,
         np.empty_like(bsum),
         cut_off,
         np.ones(512, np.bool_),
+        kn.row_min_u8(hd),
     )
     np.testing.assert_array_equal(s, s16)
     np.testing.assert_array_equal(rb, rb16)
+    if factor & (factor - 1) == 0:
+        # the chain's float32 map for a power-of-two area: the same values
+        rb32 = np.empty(rb.shape, np.float32)
+        kn.frame_pass(
+            f,
+            mq,
+            cut,
+            hd,
+            np.zeros_like(hot),
+            np.zeros_like(hot_rows),
+            clip,
+            *acc,
+            factor,
+            3,
+            rb32,
+            zrows,
+        )
+        np.testing.assert_array_equal(rb32, rb)
     z = kref.zero_suppress(f, gen.mean, thr, clip, acc)
     np.testing.assert_array_equal(rb, kref.rebin_mean(kref.median2x2(z), factor))
     assert s[kn.S_N_ZS] == np.count_nonzero(
@@ -182,7 +202,9 @@ def test_frame_pass_paths_equal_stages(gen, frame, clip, factor, acc):
     assert s[kn.S_RAW_SUM] == r.sum() and s[kn.S_RAW_SUMSQ] == (r * r).sum()
     assert s[kn.S_PED_SUM] == e.sum() and s[kn.S_PED_SUMSQ] == (e * e).sum()
     assert s[kn.S_N_HOT_OVER] == np.count_nonzero(f >= hot_cut)
-    np.testing.assert_array_equal(bsum, kn.box_stats(f, gen.mean, boxes, True))
+    for k, (b0, b1, b2, b3) in enumerate(boxes):
+        rb_, eb = r[b0:b1, b2:b3], e[b0:b1, b2:b3]
+        assert bsum[k].tolist() == [rb_.sum(), (rb_ * rb_).sum(), eb.sum(), (eb * eb).sum()]
 
 
 def test_hot_counter_counts_consecutive_frames(gen):
@@ -192,7 +214,7 @@ def test_hot_counter_counts_consecutive_frames(gen):
     mq, hd, _, _ = kn.pass_maps(gen.mean, cut, hot_cut)
     hot = np.zeros(gen.shape, np.uint8)
     rb = np.empty((128, 128))
-    zrows = np.empty((2, 512), np.uint16)
+    zrows = np.empty((5, 512), np.uint16)
     hot_rows = np.zeros(512, np.int32)
     n_hot = []
     for k in range(5):
@@ -238,6 +260,11 @@ def test_neighbour_filter_matches_reference(gen, frame):
         er, ec = np.nonzero(out)
         assert n == er.size
         np.testing.assert_array_equal(pr, er)
+        # the chain's float32 map (factor 4): the same points
+        pr32, pc32, n32 = kn.filtered_points(rb.astype(np.float32), 1.2, 3, 10**6, line_min)
+        assert n32 == n
+        np.testing.assert_array_equal(pr32, pr)
+        np.testing.assert_array_equal(pc32, pc)
         np.testing.assert_array_equal(pc, ec)
     # the line rule keeps more than the plain filter on noise at 0.5 ADU
     assert np.count_nonzero(kn.neighbour_filter(rb, 1.2, 3, 0.5)) > np.count_nonzero(
@@ -294,9 +321,19 @@ def test_cluster_features_match_reference(gen, frame, margin):
     ncl = labels.max() + 1
     assert ncl >= 4
     cut = kn.threshold_cut(gen.mean, thr)
-    own = kn.owner_map(pr, pc, labels, 128, 128, margin)
+    own, blocks = kn.owner_map(pr, pc, labels, 128, 128, margin)
     np.testing.assert_array_equal(own, kref.owner_map(pr, pc, labels, 128, 128, margin))
-    f = kn.cluster_features(frame, gen.mean, cut, 5000, *ACC, 4, pr, pc, labels, ncl, own)
+    # the block list is the region, each block once
+    assert sorted(blocks.tolist()) == np.flatnonzero(own.ravel() >= 0).tolist()
+    f = kn.cluster_features(frame, gen.mean, cut, 5000, *ACC, 4, pr, pc, labels, ncl, own, blocks)
+    # the persistent work maps are clean again after clear_region
+    owner = np.full((128, 128), -1, np.int32)
+    own_b = np.zeros((128, 128), np.bool_)
+    room = np.empty(kn.region_room(pr.size, margin), np.int64)
+    n = kn.integration_region(pr, pc, labels, margin, owner, own_b, room)
+    np.testing.assert_array_equal(owner, own)
+    kn.clear_region(owner, own_b, room, n)
+    assert (owner == -1).all() and not own_b.any()
     ref = kref.cluster_features(frame, gen.mean, thr, 5000, ACC, 4, pr, pc, labels, margin)
     exact = [
         kn.F_SIZE,
@@ -343,8 +380,9 @@ def test_features_on_a_known_line():
     rb = kn.rebin_mean(kn.zero_suppress(raw, mean, cut, 5000, 0, 64, 0, 64), 4)
     pr, pc = kn.nonzero_points(rb)
     labels = kn.dbscan(pr, pc, 2.0, 3)
-    own = kn.owner_map(pr, pc, labels, 16, 16, 1)
-    f = kn.cluster_features(raw, mean, cut, 5000, 0, 64, 0, 64, 4, pr, pc, labels, 1, own)[0]
+    own, blocks = kn.owner_map(pr, pc, labels, 16, 16, 1)
+    f = kn.cluster_features(raw, mean, cut, 5000, 0, 64, 0, 64, 4, pr, pc, labels, 1, own, blocks)
+    f = f[0]
     # a bright pixel next to the footprint counts in the integral (margin 1)
     # but not as a hit of the cluster
     assert f[kn.F_INTEGRAL] == 50 * 80 + 5 and f[kn.F_NHITS] == 80
