@@ -27,14 +27,19 @@ there); this is a deterministic version of that idea on the rebinned points:
    second moments at least ``min_elongation`` (a spot is about 1). The rest of
    the cluster is searched again (a second crossing track); what is left
    joins the nearest track of its seed unless it is ``min_points`` or more.
-   Seeds without a good fit stay exactly as DBSCAN found them.
+   Seeds without a good fit stay exactly as DBSCAN found them. The tracks
+   of one seed share its points (:func:`_share`): each track's extent is
+   that of its points in no other track's band, a point in several bands
+   goes to the nearest segment.
 4. **Growth and merging.** Each track, in order, takes every unclustered
    point within its thickness of the curve whose position lies within
    ``grow_radius`` beyond the current ends (the curve is extended by its
    end tangents), and every other cluster or track of which at least
    ``merge_fraction`` of the points do (a track only if its direction is
-   within ``merge_angle_deg``): pieces of one track become one cluster. Then
+   within ``merge_angle_deg``): pieces of one track become one cluster; a
+   track across it gives up only its points on this track's reach. Then
    it is refitted, until nothing is added (at most ``max_iterations``).
+   Last, all tracks share their points as in 3, ``SHARE_PASSES`` times.
 5. **Labels** are renumbered in the order of each cluster's lowest point
    index (as DBSCAN numbers them); per cluster the RMS of the members'
    residuals to the curve is the fit quality (0 for clusters without fit).
@@ -54,6 +59,8 @@ _NJIT = {"nogil": True, "cache": True}
 
 #: iterations of the reweighted polynomial fit
 IRLS_ITERATIONS = 4
+#: passes of the final point sharing between all tracks (:func:`_share`)
+SHARE_PASSES = 2
 #: scale floor of the Cauchy weights (rebinned px): points on a grid
 MIN_SCALE = 0.5
 
@@ -405,63 +412,67 @@ def _set_track(r, c, mem, tpar, g, thickness, width_nsigma):
 
 
 @numba.njit(**_NJIT)
-def _share_seed(r, c, idx, owner, tpar, first, ng, min_points, thickness, width_nsigma):
-    """Tracks ``first..ng-1`` found in one seed (points ``idx``): the first
-    track fitted in a shared seed takes every point within its thickness of
-    its curve, also the other track's beyond its own end (an alpha ending
-    on another, a T-junction). Each track's extent is that of its points in
-    no other track's band; a point within the bands of several goes to the
-    one whose segment (the curve within that extent) is nearest, distances
-    in units of each track's thickness. The tracks that changed (and keep
+def _share(r, c, idx, owner, tpar, gids, min_points, thickness, width_nsigma):
+    """Tracks ``gids`` and their points ``idx``: the first track fitted in a
+    shared seed takes every point within its thickness of its curve, also
+    the other track's beyond its own end (an alpha ending on another, a
+    T-junction). Each track's extent is that of its points in no other
+    track's band; a point within the bands of several goes to the one whose
+    segment (the curve within that extent) is nearest, distances in units
+    of each track's thickness. The tracks that changed (and keep
     ``min_points``) are refitted."""
-    m = ng - first
+    m = gids.shape[0]
     nq = idx.shape[0]
+    slot = np.full(tpar.shape[0], -1, np.int64)
+    for j in range(m):
+        slot[gids[j]] = j
     d = np.empty((m, nq))
     uall = np.empty((m, nq))
     for j in range(m):
-        g = first + j
+        g = gids[j]
         uu, vv = _frame_uv(r[idx], c[idx], tpar[g, 0], tpar[g, 1], tpar[g, 2], tpar[g, 3])
         d[j] = np.abs(_residuals(uu, vv, tpar[g, 4:7], -1e18, 1e18)) / tpar[g, 9]
         uall[j] = uu
     inb = d <= 1.0
+    nin = np.zeros(nq, np.int64)
+    for j in range(m):
+        for q in range(nq):
+            nin[q] += inb[j, q]
     # each track's extent: its points in no other track's band
     for j in range(m):
+        g = gids[j]
         lo = 1e300
         hi = -1e300
         for q in range(nq):
-            if owner[idx[q]] != first + j:
-                continue
-            excl = True
-            for jj in range(m):
-                if jj != j and inb[jj, q]:
-                    excl = False
-            if excl:
+            if owner[idx[q]] == g and nin[q] - inb[j, q] == 0:
                 lo = min(lo, uall[j, q])
                 hi = max(hi, uall[j, q])
         if lo > hi:
-            lo = tpar[first + j, 7]
-            hi = tpar[first + j, 8]
+            lo = tpar[g, 7]
+            hi = tpar[g, 8]
         for q in range(nq):
-            x = max(uall[j, q] - hi, lo - uall[j, q], 0.0) / tpar[first + j, 9]
+            x = max(uall[j, q] - hi, lo - uall[j, q], 0.0) / tpar[g, 9]
             d[j, q] = np.sqrt(d[j, q] * d[j, q] + x * x) if inb[j, q] else 1e300
     changed = np.zeros(m, np.bool_)
-    for q in range(idx.shape[0]):
-        g0 = owner[idx[q]]
-        if g0 < first or g0 >= ng:
+    for q in range(nq):
+        if nin[q] < 1:
             continue
-        bj = g0 - first
+        j0 = slot[owner[idx[q]]]
+        if j0 < 0:
+            continue
+        bj = j0
         for j in range(m):
             if d[j, q] < d[bj, q]:
                 bj = j
-        if bj != g0 - first:
-            owner[idx[q]] = first + bj
+        if bj != j0:
+            owner[idx[q]] = gids[bj]
             changed[bj] = True
-            changed[g0 - first] = True
+            changed[j0] = True
     for j in range(m):
         if changed[j]:
-            mem = idx[owner[idx] == first + j]
+            mem = idx[owner[idx] == gids[j]]
             if mem.shape[0] >= min_points:
-                _set_track(r, c, mem, tpar, first + j, thickness, width_nsigma)
+                _set_track(r, c, mem, tpar, gids[j], thickness, width_nsigma)
 
 
 @numba.njit(**_NJIT)
@@ -569,14 +580,13 @@ def directional_labels(
             tpar[g, 10] = np.sqrt(np.mean(res[inside] ** 2))
             rem = rem[~inside]
         if ng - first_track >= 2:
-            _share_seed(
+            _share(
                 r,
                 c,
                 order[start[k] : start[k + 1]],
                 owner,
                 tpar,
-                first_track,
-                ng,
+                np.arange(first_track, ng),
                 min_points,
                 thickness,
                 width_nsigma,
@@ -683,6 +693,19 @@ def directional_labels(
             if not added:
                 break
             _set_track(r, c, np.nonzero(owner == t)[0], tpar, t, thickness, width_nsigma)
+    # the tracks now hold their whole length: share again, between all of
+    # them (a track crossing another one of another seed, near-parallel
+    # tracks), with the extents of the complete tracks
+    gl = np.nonzero(is_track[:ng] & alive[:ng])[0]
+    if gl.shape[0] >= 2:
+        mark = np.zeros(ng, np.bool_)
+        mark[gl] = True
+        sel = np.zeros(n, np.bool_)
+        for i in range(n):
+            sel[i] = owner[i] >= 0 and mark[owner[i]]
+        sel_idx = np.nonzero(sel)[0]
+        for _ in range(SHARE_PASSES):
+            _share(r, c, sel_idx, owner, tpar, gl, min_points, thickness, width_nsigma)
     # renumber by lowest point index
     newid = np.full(ng, -1, np.int64)
     out = np.full(n, -1, np.int64)

@@ -277,6 +277,8 @@ def pedestal_maps(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # -- directional clustering (same algorithm as directional.py, in numpy) -----
 
 _IRLS = 4
+#: passes of the final point sharing between all tracks
+SHARE_PASSES = 2
 _MIN_SCALE = 0.5
 
 
@@ -397,41 +399,41 @@ class _Track:
         return u, _residuals(u, v, self.p, lo, hi)
 
 
-def _share_seed(r, c, idx, owner, tracks, first, ng, min_points, thickness, width_nsigma):
-    """Same as :func:`directional._share_seed`: points in the bands of
-    several tracks of one seed go to the nearest segment (each track's
-    extent that of its points in no other band)."""
-    m = ng - first
+def _share(r, c, idx, owner, tracks, gids, min_points, thickness, width_nsigma):
+    """Same as :func:`directional._share`: points in the bands of several
+    tracks ``gids`` go to the nearest segment (each track's extent that of
+    its points in no other band)."""
+    m = len(gids)
     us, ds = [], []
-    for g in range(first, ng):
+    for g in gids:
         u, res = tracks[g].res(r[idx], c[idx], clamp=False)
         us.append(u)
         ds.append(np.abs(res) / tracks[g].th)
     u, d = np.array(us), np.array(ds)
     inb = d <= 1.0
-    own = owner[idx] - first
+    slot = {g: j for j, g in enumerate(gids)}
+    own = np.array([slot.get(int(g), -1) for g in owner[idx]], dtype=np.int64)
     seg = np.full(d.shape, 1e300)
     for j in range(m):
         others = inb[np.arange(m) != j].any(axis=0)
         ex = (own == j) & ~others
-        tr = tracks[first + j]
+        tr = tracks[gids[j]]
         lo, hi = (u[j, ex].min(), u[j, ex].max()) if ex.any() else (tr.umin, tr.umax)
         x = np.maximum(np.maximum(u[j] - hi, lo - u[j]), 0.0) / tr.th
         seg[j, inb[j]] = np.sqrt(d[j, inb[j]] * d[j, inb[j]] + x[inb[j]] * x[inb[j]])
-    mine = (own >= 0) & (own < m)
-    q = np.nonzero(mine)[0]
+    q = np.nonzero(own >= 0)[0]
     cur = own[q]
     mn = seg[:, q].min(axis=0)
     new = np.where(seg[cur, q] == mn, cur, np.argmin(seg[:, q], axis=0))
     moved = new != cur
-    owner[idx[q[moved]]] = first + new[moved]
+    owner[idx[q[moved]]] = np.asarray(gids)[new[moved]]
     changed = np.zeros(m, bool)
     changed[new[moved]] = True
     changed[cur[moved]] = True
     for j in np.nonzero(changed)[0]:
-        mem = idx[owner[idx] == first + j]
+        mem = idx[owner[idx] == gids[j]]
         if mem.size >= min_points:
-            tracks[first + j].set(r[mem], c[mem], thickness, width_nsigma)
+            tracks[gids[j]].set(r[mem], c[mem], thickness, width_nsigma)
 
 
 def seed_labels(
@@ -509,14 +511,13 @@ def directional_labels(
             owner[rem[inside]] = new_group(t)
             rem = rem[~inside]
         if len(alive) - first >= 2:
-            _share_seed(
+            _share(
                 r,
                 c,
                 np.nonzero(labels == k)[0],
                 owner,
                 tracks,
-                first,
-                len(alive),
+                list(range(first, len(alive))),
                 min_points,
                 thickness,
                 width_nsigma,
@@ -588,6 +589,11 @@ def directional_labels(
                 break
             mem = owner == t
             tr.set(r[mem], c[mem], thickness, width_nsigma)
+    gl = [g for g in range(ng) if g in tracks and alive[g]]
+    if len(gl) >= 2:
+        sel = np.nonzero(np.isin(owner, gl))[0]
+        for _ in range(SHARE_PASSES):
+            _share(r, c, sel, owner, tracks, gl, min_points, thickness, width_nsigma)
     out = np.full(n, -1, np.int64)
     rms = []
     newid: dict[int, int] = {}
