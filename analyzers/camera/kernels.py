@@ -1594,3 +1594,45 @@ def stream_sum_u8(a):
     for i in range(a.shape[0]):
         s += _row_sum_u8(a[i])
     return s
+
+
+@numba.njit(**_NJIT)
+def classify_rows(
+    f,
+    fe_int_min,
+    fe_int_max,
+    fe_rms_min,
+    fe_len_max_mm,
+    fe_slim_min,
+    alpha_density_min,
+    alpha_len_min,
+    muon_len_min,
+    muon_slim_max,
+    pixel_mm,
+    other,
+    fe55,
+    alpha,
+    muon,
+):
+    """Class code (int8) of each feature row, the first class that matches
+    in the order alpha, muon, 55Fe (the cuts of :mod:`classify`)."""
+    out = np.empty(f.shape[0], np.int8)
+    for k in range(f.shape[0]):
+        integral = f[k, F_INTEGRAL]
+        length = f[k, F_LENGTH]
+        slim = f[k, F_SLIMNESS]
+        c = other
+        if (
+            integral > fe_int_min
+            and integral < fe_int_max
+            and f[k, F_RMS] > fe_rms_min
+            and length * pixel_mm < fe_len_max_mm
+            and slim >= fe_slim_min
+        ):
+            c = fe55
+        if length >= muon_len_min and slim <= muon_slim_max:
+            c = muon
+        if f[k, F_DENSITY] >= alpha_density_min and length >= alpha_len_min:
+            c = alpha
+        out[k] = c
+    return out
