@@ -68,22 +68,23 @@ class ClassCuts:
 
 
 def classify(features: np.ndarray, cuts: ClassCuts) -> np.ndarray:
-    """Class code (int8) of every row of a feature table."""
-    f = features
-    integral = f[:, kn.F_INTEGRAL]
-    length = f[:, kn.F_LENGTH]
-    slim = f[:, kn.F_SLIMNESS]
-    alpha = (f[:, kn.F_DENSITY] >= cuts.alpha_density_min) & (length >= cuts.alpha_length_min_px)
-    muon = (length >= cuts.muon_length_min_px) & (slim <= cuts.muon_slimness_max)
-    fe55 = (
-        (integral > cuts.fe55_integral_min)
-        & (integral < cuts.fe55_integral_max)
-        & (f[:, kn.F_RMS] > cuts.fe55_rms_min)
-        & (length * cuts.pixel_mm < cuts.fe55_length_max_mm)
-        & (slim >= cuts.fe55_slimness_min)
+    """Class code (int8) of every row of a feature table (one numba loop: a
+    frame has a few clusters, and twenty numpy calls on arrays of four cost
+    ten times more than the cuts themselves)."""
+    return kn.classify_rows(
+        features,
+        cuts.fe55_integral_min,
+        cuts.fe55_integral_max,
+        cuts.fe55_rms_min,
+        cuts.fe55_length_max_mm,
+        cuts.fe55_slimness_min,
+        cuts.alpha_density_min,
+        cuts.alpha_length_min_px,
+        cuts.muon_length_min_px,
+        cuts.muon_slimness_max,
+        cuts.pixel_mm,
+        OTHER,
+        FE55,
+        ALPHA,
+        MUON,
     )
-    out = np.full(len(f), OTHER, dtype=np.int8)
-    out[fe55] = FE55
-    out[muon] = MUON
-    out[alpha] = ALPHA
-    return out

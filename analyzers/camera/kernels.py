@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import types
-from numba.extending import overload
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
 # Columns of the per-cluster feature table (see clusters.FEATURES for units).
 F_INTEGRAL = 0
@@ -1207,6 +1209,46 @@ def owner_map(
     return owner, blocks[:n]
 
 
+@intrinsic
+def _prefetch(typingctx, a, i, j):
+    """Hint the cache to load ``a[i, j]`` (2-D array, indices in bounds):
+    ``llvm.prefetch`` (read, keep in every level). For gathers the hardware
+    prefetcher cannot guess, such as a cluster's blocks on a cold frame."""
+    sig = types.void(a, i, j)
+
+    def codegen(context, builder, signature, args):
+        aty = signature.args[0]
+        arr = context.make_array(aty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(
+            context, builder, aty, arr, [args[1], args[2]], wraparound=False
+        )
+        i8p = builder.bitcast(ptr, ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [i8p, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+#: blocks looked ahead by the prefetches of cluster_features
+_AHEAD = 8
+
+
+@numba.njit(nogil=True, cache=True)
+def _prefetch_block(raw, mean, cut, bi, bj, factor, with_cut):
+    """Prefetch the full-resolution rows of block (bi, bj) of the frame, the
+    mean map and (``with_cut``) the cut map."""
+    rows, cols = raw.shape
+    j = min(bj * factor, cols - 1)
+    for i in range(bi * factor, min(bi * factor + factor, rows)):
+        _prefetch(raw, i, j)
+        _prefetch(mean, i, j)
+        if with_cut:
+            _prefetch(cut, i, j)
+
+
 @numba.njit(**_NJIT)
 def cluster_features(
     raw, mean, cut, clip, r0, r1, c0, c1, factor, prow, pcol, labels, ncl, owner, blocks
@@ -1252,6 +1294,10 @@ def cluster_features(
     # alias the images as far as the compiler knows, so per-pixel updates
     # would go through memory)
     for p in range(npts):
+        # the blocks of a frame just streamed by the pass are cold
+        pa = p + _AHEAD
+        if pa < npts and labels[pa] >= 0:
+            _prefetch_block(raw, mean, cut, prow[pa], pcol[pa], factor, True)
         k = labels[p]
         if k < 0:
             continue
@@ -1303,6 +1349,9 @@ def cluster_features(
     # list (see integration_region)
     nbc = owner.shape[1]
     for q in range(blocks.shape[0]):
+        if q + _AHEAD < blocks.shape[0]:
+            qa = blocks[q + _AHEAD]
+            _prefetch_block(raw, mean, cut, qa // nbc, qa % nbc, factor, False)
         bi = blocks[q] // nbc
         bj = blocks[q] - bi * nbc
         k = owner[bi, bj]
@@ -1545,3 +1594,45 @@ def stream_sum_u8(a):
     for i in range(a.shape[0]):
         s += _row_sum_u8(a[i])
     return s
+
+
+@numba.njit(**_NJIT)
+def classify_rows(
+    f,
+    fe_int_min,
+    fe_int_max,
+    fe_rms_min,
+    fe_len_max_mm,
+    fe_slim_min,
+    alpha_density_min,
+    alpha_len_min,
+    muon_len_min,
+    muon_slim_max,
+    pixel_mm,
+    other,
+    fe55,
+    alpha,
+    muon,
+):
+    """Class code (int8) of each feature row, the first class that matches
+    in the order alpha, muon, 55Fe (the cuts of :mod:`classify`)."""
+    out = np.empty(f.shape[0], np.int8)
+    for k in range(f.shape[0]):
+        integral = f[k, F_INTEGRAL]
+        length = f[k, F_LENGTH]
+        slim = f[k, F_SLIMNESS]
+        c = other
+        if (
+            integral > fe_int_min
+            and integral < fe_int_max
+            and f[k, F_RMS] > fe_rms_min
+            and length * pixel_mm < fe_len_max_mm
+            and slim >= fe_slim_min
+        ):
+            c = fe55
+        if length >= muon_len_min and slim <= muon_slim_max:
+            c = muon
+        if f[k, F_DENSITY] >= alpha_density_min and length >= alpha_len_min:
+            c = alpha
+        out[k] = c
+    return out

@@ -412,3 +412,42 @@ def test_pedestal_estimate_is_robust(gen):
     assert np.abs(mean[100:110, 100:110] - gen.mean[100:110, 100:110]).max() < 4 * 2.5
     assert abs(np.median(mean - gen.mean)) < 0.2
     assert np.median(sigma / gen.sigma) == pytest.approx(1.0, abs=0.15)
+
+
+def test_classify_matches_the_cuts_row_by_row():
+    """The numba classification against the cuts written out in numpy, on
+    random rows around every boundary (and NaN features: no class)."""
+    from cygno_online.analyzers.camera.classify import (
+        ALPHA,
+        FE55,
+        MUON,
+        OTHER,
+        ClassCuts,
+        classify,
+    )
+
+    cuts = ClassCuts()
+    rng = np.random.default_rng(4)
+    f = np.zeros((4000, kn.NFEATURES))
+    f[:, kn.F_INTEGRAL] = rng.uniform(0, 3e4, len(f))
+    f[:, kn.F_LENGTH] = rng.uniform(0, 400, len(f))
+    f[:, kn.F_SLIMNESS] = rng.uniform(0, 1, len(f))
+    f[:, kn.F_RMS] = rng.uniform(0, 10, len(f))
+    f[:, kn.F_DENSITY] = rng.uniform(0, 50, len(f))
+    f[:5] = np.nan
+    integral, length, slim = f[:, kn.F_INTEGRAL], f[:, kn.F_LENGTH], f[:, kn.F_SLIMNESS]
+    alpha = (f[:, kn.F_DENSITY] >= cuts.alpha_density_min) & (length >= cuts.alpha_length_min_px)
+    muon = (length >= cuts.muon_length_min_px) & (slim <= cuts.muon_slimness_max)
+    fe55 = (
+        (integral > cuts.fe55_integral_min)
+        & (integral < cuts.fe55_integral_max)
+        & (f[:, kn.F_RMS] > cuts.fe55_rms_min)
+        & (length * cuts.pixel_mm < cuts.fe55_length_max_mm)
+        & (slim >= cuts.fe55_slimness_min)
+    )
+    want = np.where(alpha, ALPHA, np.where(muon, MUON, np.where(fe55, FE55, OTHER)))
+    got = classify(f, cuts)
+    assert got.dtype == np.int8
+    np.testing.assert_array_equal(got, want)
+    assert {ALPHA, MUON, FE55, OTHER} <= set(got.tolist())
+    assert (got[:5] == OTHER).all()
