@@ -372,6 +372,40 @@ def _reach(uon, umin, umax, step):
     return lo, hi
 
 
+#: a wide complete track (an alpha) grows past an end only where the points
+#: on its curve beyond it are at least this fraction of its own density
+#: per unit length (a muon leaving an alpha at a small angle is not the
+#: alpha's continuation)
+DENSE_FRACTION = 0.35
+
+
+@numba.njit(**_NJIT)
+def _dense_ends(u, onc, owner, t, umin, umax, lo, hi):
+    """``lo, hi`` (the growth window of track ``t``), each end pulled back to
+    the track's extent when the other points on its curve beyond it are
+    sparser than ``DENSE_FRACTION`` of the track's own points per unit
+    length."""
+    nown = 0
+    nlo = 0
+    nhi = 0
+    for i in range(u.shape[0]):
+        if not onc[i]:
+            continue
+        if owner[i] == t:
+            if umin <= u[i] <= umax:
+                nown += 1
+        elif umax < u[i] <= hi:
+            nhi += 1
+        elif lo <= u[i] < umin:
+            nlo += 1
+    dens = nown / (umax - umin + 1.0)
+    if hi > umax and nhi < DENSE_FRACTION * dens * (hi - umax):
+        hi = umax
+    if lo < umin and nlo < DENSE_FRACTION * dens * (umin - lo):
+        lo = umin
+    return lo, hi
+
+
 @numba.njit(**_NJIT)
 def fit_track(r, c):
     """Frame (cr, cc, ur, uc), polynomial ``p`` and robust residual scale of
@@ -391,6 +425,24 @@ def fit_track(r, c):
     return cr, cc, ur, uc, p, s
 
 
+#: the band of a wide track: at most its members' |residual| quantile
+#: BAND_QUANTILE plus BAND_MARGIN (rebinned px)
+BAND_QUANTILE = 0.98
+BAND_MARGIN = 1.5
+
+
+@numba.njit(**_NJIT)
+def _band(rr, s, thickness, width_nsigma):
+    """Half-width of a track's band from its fit residuals ``rr`` and robust
+    scale ``s``: ``width_nsigma * s`` (at least ``thickness``), but no
+    wider than the members reach (a bright alpha's cross-section is flat,
+    not Gaussian: its MAD scale times width_nsigma is ~1.85x its half-width)."""
+    w = width_nsigma * s
+    if rr.shape[0] > 0:
+        w = min(w, np.quantile(np.abs(rr), BAND_QUANTILE) + BAND_MARGIN)
+    return max(thickness, w)
+
+
 @numba.njit(**_NJIT)
 def _set_track(r, c, mem, tpar, g, thickness, width_nsigma):
     """Refit track ``g`` on the points ``mem``: frame, curve, extent and
@@ -398,7 +450,7 @@ def _set_track(r, c, mem, tpar, g, thickness, width_nsigma):
     cr, cc, ur, uc, p, s = fit_track(r[mem], c[mem])
     uu, vv = _frame_uv(r[mem], c[mem], cr, cc, ur, uc)
     rr = _residuals(uu, vv, p, -1e18, 1e18)
-    th = max(thickness, width_nsigma * s)
+    th = _band(rr, s, thickness, width_nsigma)
     ins = np.abs(rr) <= th
     tpar[g, 0] = cr
     tpar[g, 1] = cc
@@ -553,7 +605,8 @@ def directional_labels(
             if strip.shape[0] < min_points:
                 break
             cr, cc, ur, uc, p, s = fit_track(r[strip], c[strip])
-            th = max(thickness, width_nsigma * s)
+            su, sv = _frame_uv(r[strip], c[strip], cr, cc, ur, uc)
+            th = _band(_residuals(su, sv, p, -1e18, 1e18), s, thickness, width_nsigma)
             u, v = _frame_uv(r[rem], c[rem], cr, cc, ur, uc)
             res = _residuals(u, v, p, -1e18, 1e18)
             inside = np.abs(res) <= th
@@ -635,10 +688,15 @@ def directional_labels(
             onc = np.abs(res) <= tpar[t, 9]
             mine = u[(owner == t) & onc]
             step = grow_radius
-            if mine.shape[0] > 1 and not _complete(np.sort(mine), min_coverage):
+            complete = mine.shape[0] > 1 and _complete(np.sort(mine), min_coverage)
+            if mine.shape[0] > 1 and not complete:
                 step = hole_bridge * grow_radius
             lo, hi = _reach(u[onc], tpar[t, 7], tpar[t, 8], step)
-            near = onc & (u >= lo - grow_radius) & (u <= hi + grow_radius)
+            lo -= grow_radius
+            hi += grow_radius
+            if complete and tpar[t, 9] > thickness:
+                lo, hi = _dense_ends(u, onc, owner, t, tpar[t, 7], tpar[t, 8], lo, hi)
+            near = onc & (u >= lo) & (u <= hi)
             cnt = np.zeros(ng, np.int64)
             cnear = np.zeros(ng, np.int64)
             size = np.zeros(ng, np.int64)

@@ -279,6 +279,7 @@ def pedestal_maps(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 _IRLS = 4
 #: passes of the final point sharing between all tracks
 SHARE_PASSES = 2
+_DENSE_FRACTION = 0.35
 _MIN_SCALE = 0.5
 
 
@@ -380,6 +381,17 @@ def _reach(uon: np.ndarray, umin: float, umax: float, step: float) -> tuple[floa
     return lo, hi
 
 
+_BAND_QUANTILE = 0.98
+_BAND_MARGIN = 1.5
+
+
+def _band(rr: np.ndarray, s: float, thickness: float, width_nsigma: float) -> float:
+    w = width_nsigma * s
+    if rr.size:
+        w = min(w, float(np.quantile(np.abs(rr), _BAND_QUANTILE)) + _BAND_MARGIN)
+    return max(thickness, w)
+
+
 class _Track:
     __slots__ = ("cc", "cr", "p", "rms", "th", "uc", "umax", "umin", "ur")
 
@@ -387,7 +399,7 @@ class _Track:
         self.cr, self.cc, self.ur, self.uc, self.p, s = fit_track(r, c)
         u, v = _uv(r, c, self.cr, self.cc, self.ur, self.uc)
         res = _residuals(u, v, self.p, -1e18, 1e18)
-        self.th = max(thickness, width_nsigma * s)
+        self.th = _band(res, s, thickness, width_nsigma)
         ins = np.abs(res) <= self.th
         uu = u[ins] if ins.any() else u
         self.umin, self.umax = float(uu.min()), float(uu.max())
@@ -494,7 +506,8 @@ def directional_labels(
             if strip.size < min_points:
                 break
             cr, cc, ur, uc, p, s = fit_track(r[strip], c[strip])
-            th = max(thickness, width_nsigma * s)
+            su, sv = _uv(r[strip], c[strip], cr, cc, ur, uc)
+            th = _band(_residuals(su, sv, p, -1e18, 1e18), s, thickness, width_nsigma)
             u, v = _uv(r[rem], c[rem], cr, cc, ur, uc)
             res = _residuals(u, v, p, -1e18, 1e18)
             inside = np.abs(res) <= th
@@ -552,10 +565,25 @@ def directional_labels(
             u, res = tr.res(r, c)
             onc = np.abs(res) <= tr.th
             mine = u[(owner == t) & onc]
-            holes = mine.size > 1 and not _complete(np.sort(mine), min_coverage)
+            complete = mine.size > 1 and _complete(np.sort(mine), min_coverage)
+            holes = mine.size > 1 and not complete
             step = hole_bridge * grow_radius if holes else grow_radius
             lo, hi = _reach(u[onc], tr.umin, tr.umax, step)
-            near = onc & (u >= lo - grow_radius) & (u <= hi + grow_radius)
+            lo, hi = lo - grow_radius, hi + grow_radius
+            if complete and tr.th > thickness:
+                # a wide complete track grows past an end only into points
+                # at least DENSE_FRACTION as dense as its own
+                oth = onc & (owner != t)
+                dens = np.sum(onc & (owner == t) & (u >= tr.umin) & (u <= tr.umax)) / (
+                    tr.umax - tr.umin + 1.0
+                )
+                nhi = np.sum(oth & (u > tr.umax) & (u <= hi))
+                nlo = np.sum(oth & (u >= lo) & (u < tr.umin))
+                if hi > tr.umax and nhi < _DENSE_FRACTION * dens * (hi - tr.umax):
+                    hi = tr.umax
+                if lo < tr.umin and nlo < _DENSE_FRACTION * dens * (tr.umin - lo):
+                    lo = tr.umin
+            near = onc & (u >= lo) & (u <= hi)
             free = (owner < 0) & near
             added = bool(free.any())
             owner[free] = t
