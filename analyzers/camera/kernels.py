@@ -887,6 +887,26 @@ def box_stats(raw, mean, boxes, with_mean):
     return out
 
 
+def _ceil_as(like, x):
+    """The smallest value of ``like``'s dtype >= the float ``x`` (inf stays
+    inf). Only callable from numba code."""
+    raise TypeError("_ceil_as is only callable from numba-compiled code")
+
+
+@overload(_ceil_as, jit_options={"cache": True})
+def _ceil_as_impl(like, x):
+    if like.dtype == types.float32:
+
+        def impl(like, x):
+            t = np.float32(x)
+            if np.float64(t) < x:
+                t = np.nextafter(t, np.float32(np.inf))
+            return t
+
+        return impl
+    return lambda like, x: np.float64(x)
+
+
 @numba.njit(nogil=True, cache=True)
 def _window_row(a, b, c, cs, cn, thr8, min_count, line_min, keep, cand, cwords):
     """Which pixels of row ``b`` the noise filter keeps (rows ``a`` above and
@@ -906,7 +926,7 @@ def _window_row(a, b, c, cs, cn, thr8, min_count, line_min, keep, cand, cwords):
         y = b[j]
         z = c[j]
         cs[j + 1] = (x + y) + z
-        cn[j + 1] = (np.int32(x != 0.0) + np.int32(y != 0.0)) + np.int32(z != 0.0)
+        cn[j + 1] = (np.uint8(x != 0.0) + np.uint8(y != 0.0)) + np.uint8(z != 0.0)
     left = cs[:n]
     mid = cs[1 : n + 1]
     right = cs[2 : n + 2]
@@ -920,7 +940,7 @@ def _window_row(a, b, c, cs, cn, thr8, min_count, line_min, keep, cand, cwords):
     for j in range(n):
         v = b[j]
         s8 = ((left[j] + mid[j]) + right[j]) - v
-        n9 = np.int32(nl[j] + nm[j]) + nr[j]
+        n9 = np.uint8(np.uint8(nl[j] + nm[j]) + nr[j])
         kp = (v != 0.0) & (s8 >= thr8) & (n9 >= min_count)
         keep[j] = one if kp else zero
         nk = np.int32(nk + np.int32(kp))
@@ -960,7 +980,8 @@ def _filter_rows(rb, nb_mean_min, min_count, line_min, out, prow, pcol):
     rows, cols = rb.shape
     zero_row = np.zeros(cols, rb.dtype)
     cs = np.zeros(cols + 2, rb.dtype)
-    cn = np.zeros(cols + 2, np.int32)
+    # counts of non-zero pixels (at most 9 in a window): uint8 lanes
+    cn = np.zeros(cols + 2, np.uint8)
     nw = (cols + 7) // 8
     keep8 = np.zeros(nw * 8, np.uint8)
     words = keep8.view(np.uint64)
@@ -970,14 +991,18 @@ def _filter_rows(rb, nb_mean_min, min_count, line_min, out, prow, pcol):
     cand = cand8[:cols]
     write = out.shape[0] == rows and out.shape[1] == cols
     room = prow.shape[0]
-    thr8 = nb_mean_min * 8.0
-    mc = np.int32(min(max(min_count, -(2**31)), 2**31 - 1))
+    # the thresholds in the map's type, rounded up: for x of that type,
+    # x >= t exactly when x >= the float64 threshold (no conversion per pixel)
+    thr8 = _ceil_as(cs, nb_mean_min * 8.0)
+    lmin = _ceil_as(cs, line_min)
+    # a window holds at most 9 non-zero pixels: min_count above 9 keeps none
+    mc = np.uint8(min(max(min_count, 0), 10))
     k = 0
     for i in range(rows):
         a = rb[i - 1] if i > 0 else zero_row
         b = rb[i]
         c = rb[i + 1] if i + 1 < rows else zero_row
-        nk = _window_row(a, b, c, cs, cn, thr8, mc, line_min, keep, cand, cwords)
+        nk = _window_row(a, b, c, cs, cn, thr8, mc, lmin, keep, cand, cwords)
         if write:
             o = out[i]
             for j in range(cols):

@@ -451,3 +451,24 @@ def test_classify_matches_the_cuts_row_by_row():
     np.testing.assert_array_equal(got, want)
     assert {ALPHA, MUON, FE55, OTHER} <= set(got.tolist())
     assert (got[:5] == OTHER).all()
+
+
+def test_noise_filter_thresholds_at_the_float32_boundary():
+    # A float32 map compares with the thresholds rounded up to float32: a
+    # window summing to exactly 9.5625 fails a threshold a hair above it
+    # (float32 nearest rounding would let it pass) and passes at it.
+    rb = np.zeros((5, 5))
+    rb[1:4, 1:4] = 9.5625 / 8  # exact in float32
+    rb[2, 2] = 1.0  # its 8 neighbours sum to exactly 9.5625
+    for nb in (9.5625 / 8, (9.5625 + 1e-9) / 8, (9.5625 - 1e-9) / 8):
+        for line_min in (np.inf, 1.0 + 1e-9, 1.0):
+            want = kn.filtered_points(rb, nb, 3, 100, line_min)
+            got = kn.filtered_points(rb.astype(np.float32), nb, 3, 100, line_min)
+            assert got[2] == want[2]
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+    # the centre's 8 neighbours sum to 9.5625: kept at the threshold, not above
+    assert (2, 2) in zip(*kn.filtered_points(rb.astype(np.float32), 9.5625 / 8, 3, 100)[:2])
+    assert (2, 2) not in zip(
+        *kn.filtered_points(rb.astype(np.float32), (9.5625 + 1e-9) / 8, 3, 100)[:2]
+    )
