@@ -438,6 +438,8 @@ class FrameChain:
         self.q_total = 0
         #: per box: sum and sum of squares of the rounding mean - mean_q
         self.box_frac = np.zeros((NBOXES, 2), np.float64)
+        #: per box: the sum of mean_q (the pass's box sums of raw - mean_q)
+        self.box_q = np.zeros(NBOXES, np.int64)
         self._no_mean = np.zeros((1, 1), np.float32)
 
     def set_pedestal(self, maps: PedestalMaps | None) -> None:
@@ -464,8 +466,10 @@ class FrameChain:
             self.hot_min,
         ) = d
         for k, (br0, br1, bc0, bc1) in enumerate(self.box_table):
-            f = maps.mean[br0:br1, bc0:bc1].astype(np.float64) - self.mean_q[br0:br1, bc0:bc1]
+            q = self.mean_q[br0:br1, bc0:bc1]
+            f = maps.mean[br0:br1, bc0:bc1].astype(np.float64) - q
             self.box_frac[k] = (f.sum(), (f * f).sum())
+            self.box_q[k] = q.sum(dtype=np.int64)
 
     def ped_moments(self, s: np.ndarray, npix: int) -> tuple[float, float]:
         """Mean and RMS of ``raw - mean`` of the frame (see :func:`ped_moments`)."""
@@ -535,6 +539,7 @@ class FrameChain:
             self.zrows,
             self.q_total,
             self.box_table,
+            self.box_q,
             self.box_sums,
             self.cut_off,
             self.wide_rows,

@@ -215,7 +215,7 @@ def cut_offsets(cut, mean_q):
 
 
 @numba.njit(nogil=True, cache=True)
-def _row_pass(rr, rq, rc, last, inside, out):
+def _row_pass(rr, rq, rc, last, inside, out, edges, seg):
     """Everything per pixel of one row in one loop of narrow lanes: sums of
     raw and raw^2 and of e^2 with ``e = raw - mean_q`` (``mean_q`` = the
     pedestal mean rounded to an integer; the sum of e is the raw sum minus
@@ -225,15 +225,19 @@ def _row_pass(rr, rq, rc, last, inside, out):
     (uint16) where ``cut <= raw <= last`` (``last`` = clip - 1) and
     ``inside``, else 0, written to ``out``.
 
+    The row is summed in segments ``[edges[k], edges[k + 1])`` (at most
+    ``_CHUNK`` pixels each; see :func:`segment_edges`): the sums of raw,
+    raw^2 and e^2 of segment k go to ``seg[k]``, so that the box statistics
+    are sums of segments and cost nothing per pixel.
+
     Exact integers: the comparisons and counts run in uint16 lanes (a row
     has < 65536 pixels); the squares are products of int16 values summed in
-    32-bit lanes per chunk (the multiply-add instructions of the vector
+    32-bit lanes per segment (the multiply-add instructions of the vector
     unit), exact while raw and mean_q are below ``_NARROW`` (see there;
     the 32-bit sum wraps but the true one is < 2^32, so it is read back
-    unsigned); a chunk with a larger value is summed again in int64.
+    unsigned); a segment with a larger value is summed again in int64.
     Indices are unsigned so that numba emits no negative-index fix-up,
     which would stop the loop from vectorising."""
-    n = rr.shape[0]
     rs = np.int64(0)
     rsq = np.int64(0)
     esq = np.int64(0)
@@ -242,8 +246,9 @@ def _row_pass(rr, rq, rc, last, inside, out):
     nk = np.uint16(0)
     zero = np.uint16(0)
     one = np.uint16(1)
-    for j0 in range(0, n, _CHUNK):
-        j1 = min(j0 + _CHUNK, n)
+    for k in range(edges.shape[0] - 1):
+        j0 = edges[k]
+        j1 = edges[k + 1]
         a = np.int32(0)
         b = np.int32(0)
         d = np.int32(0)
@@ -267,57 +272,49 @@ def _row_pass(rr, rq, rc, last, inside, out):
             nc = np.uint16(nc + (one if r16 > last else zero))
             dmax = max(dmax, np.uint16(r16 - c16) if ge else zero)
         if m < _NARROW:
-            rs += a
-            rsq += np.uint32(b)
-            esq += np.uint32(d)
+            w = np.int64(a)
+            x = np.int64(np.uint32(b))
+            z = np.int64(np.uint32(d))
         else:
             w, x, _, z = _chunk_sums64(rr, rq, j0, j1)
-            rs += w
-            rsq += x
-            esq += z
+        seg[k, 0] = w
+        seg[k, 1] = x
+        seg[k, 2] = z
+        rs += w
+        rsq += x
+        esq += z
     return rs, rsq, esq, np.int64(nc), np.int64(dmax), np.int64(nk)
 
 
-@numba.njit(nogil=True, cache=True)
-def _box_row_sums(rr, rq):
-    """Exact sums of raw, raw^2, e = raw - mean_q and e^2 over a row slice
-    (a box's columns; the row is in cache from the pass), in the narrow
-    lanes of :func:`_row_pass` with its int64 fallback."""
-    n = rr.shape[0]
-    rs = np.int64(0)
-    rsq = np.int64(0)
-    es = np.int64(0)
-    esq = np.int64(0)
-    for j0 in range(0, n, _CHUNK):
-        j1 = min(j0 + _CHUNK, n)
-        a = np.int32(0)
-        b = np.int32(0)
-        c = np.int32(0)
-        d = np.int32(0)
-        m = np.uint16(0)
-        for jj in range(j1 - j0):
-            j = np.uint64(j0) + np.uint64(jj)
-            r16 = rr[j]
-            q16 = rq[j]
-            rs16 = np.int32(np.int16(r16))
-            e16 = np.int32(np.int16(r16 - q16))
-            m = max(m, np.uint16(r16 | q16))
-            a = np.int32(a + rs16)
-            b = np.int32(b + rs16 * rs16)
-            c = np.int32(c + e16)
-            d = np.int32(d + e16 * e16)
-        if m < _NARROW:
-            rs += a
-            rsq += np.uint32(b)
-            es += c
-            esq += np.uint32(d)
-        else:
-            w, x, y, z = _chunk_sums64(rr, rq, j0, j1)
-            rs += w
-            rsq += x
-            es += y
-            esq += z
-    return rs, rsq, es, esq
+@numba.njit(**_NJIT)
+def segment_edges(cols, boxes):
+    """Edges of the row segments of :func:`_row_pass`: every box column edge
+    (clamped to the row) and the row's ends, pieces longer than ``_CHUNK``
+    split; and per box the range ``[k0, k1)`` of the segments it covers."""
+    pts = np.empty(2 * boxes.shape[0] + 2, np.int64)
+    pts[0] = 0
+    pts[1] = cols
+    for b in range(boxes.shape[0]):
+        pts[2 + 2 * b] = min(max(boxes[b, 2], 0), cols)
+        pts[3 + 2 * b] = min(max(boxes[b, 3], 0), cols)
+    pts = np.unique(pts)
+    n = 1
+    for k in range(pts.shape[0] - 1):
+        n += (pts[k + 1] - pts[k] + _CHUNK - 1) // _CHUNK
+    edges = np.empty(n, np.int64)
+    edges[0] = 0
+    e = 1
+    for k in range(pts.shape[0] - 1):
+        a = pts[k]
+        while a < pts[k + 1]:
+            a = min(a + _CHUNK, pts[k + 1])
+            edges[e] = a
+            e += 1
+    ranges = np.zeros((boxes.shape[0], 2), np.int64)
+    for b in range(boxes.shape[0]):
+        ranges[b, 0] = np.searchsorted(edges, min(max(boxes[b, 2], 0), cols))
+        ranges[b, 1] = max(np.searchsorted(edges, min(max(boxes[b, 3], 0), cols)), ranges[b, 0])
+    return edges, ranges
 
 
 @numba.njit(nogil=True, cache=True)
@@ -490,6 +487,7 @@ def _frame_pass(
     colsum,
     q_total,
     boxes,
+    box_q,
     box_out,
     cut_off,
     wide,
@@ -518,6 +516,8 @@ def _frame_pass(
     cs = colsum[:ncu]
     cs[:] = 0
     box_out[:, :] = 0.0
+    edges, box_seg = segment_edges(cols, boxes)
+    seg = np.zeros((edges.shape[0] - 1, 3), np.int64)
     for i in range(rows):
         rr = raw[i]
         inside = i >= r0 and i < r1
@@ -525,9 +525,9 @@ def _frame_pass(
         # the zero-suppressed row goes to the ring of the last factor + 1 rows
         cur = zrows[i % nring]
         if wide[i]:
-            rs, rsq, pq, nc, dmax, nk = _row_pass(rr, rq, cut[i], last, inside, cur)
+            rs, rsq, pq, nc, dmax, nk = _row_pass(rr, rq, cut[i], last, inside, cur, edges, seg)
         else:
-            rs, rsq, pq, nc, dmax, nk = _row_pass(rr, rq, cut_off[i], last, inside, cur)
+            rs, rsq, pq, nc, dmax, nk = _row_pass(rr, rq, cut_off[i], last, inside, cur, edges, seg)
         raw_sum += rs
         raw_sq += rsq
         ped_sq += pq
@@ -548,22 +548,21 @@ def _frame_pass(
                 n_zs += _count_keep(rr[jc0:jc1], cut[i, jc0:jc1], last)
                 cur[:jc0] = 0
                 cur[jc1:] = 0
-        # box statistics while the row is in cache
+        # box statistics: sums of the row's segments in the box
         for b in range(boxes.shape[0]):
             if i >= boxes[b, 0] and i < boxes[b, 1]:
-                bc0 = boxes[b, 2]
-                bc1 = boxes[b, 3]
-                x0, x1, x2, x3 = _box_row_sums(rr[bc0:bc1], rq[bc0:bc1])
-                box_out[b, 0] += x0
-                box_out[b, 1] += x1
-                box_out[b, 2] += x2
-                box_out[b, 3] += x3
+                for k in range(box_seg[b, 0], box_seg[b, 1]):
+                    box_out[b, 0] += seg[k, 0]
+                    box_out[b, 1] += seg[k, 1]
+                    box_out[b, 3] += seg[k, 2]
         if i < nbr * factor and i % factor == factor - 1:
             _median_block_row(zrows, i, factor, r0, r1, cs, rebinned[i // factor])
     stats[S_RAW_SUM] = raw_sum
     stats[S_RAW_SUMSQ] = raw_sq
     # sum(raw - mean_q) = sum(raw) - sum(mean_q), exact integers
     stats[S_PED_SUM] = raw_sum - q_total
+    for b in range(boxes.shape[0]):
+        box_out[b, 2] = box_out[b, 0] - box_q[b]
     stats[S_PED_SUMSQ] = ped_sq
     stats[S_N_ZS] = n_zs
     stats[S_N_CLIPPED] = n_clip
@@ -598,6 +597,7 @@ def frame_pass_boxes(
     zrows,
     q_total,
     boxes,
+    box_q,
     box_out,
     cut_off,
     wide,
@@ -624,7 +624,9 @@ def frame_pass_boxes(
     ``raw >= cut + hot_delta``, uint8 ``hot_count``; ``hot_rows`` int32
     counts the non-zero counters per row so that quiet rows are skipped),
     and per box ``[r0, r1, c0, c1]`` of ``boxes`` the exact sums of raw,
-    raw^2, ``raw - mean_q`` and its square into ``box_out`` (nbox, 4).
+    raw^2, ``raw - mean_q`` and its square into ``box_out`` (nbox, 4), from
+    the sums of the row segments (``box_q`` = the sum of ``mean_q`` over
+    each box).
     ``q_total`` is the sum of ``mean_q`` (the sum of ``raw - mean_q`` is
     the raw sum minus it). Nothing float is read per pixel: the float32
     mean map alone would add 4 bytes per pixel in the boxes and cost more
@@ -660,6 +662,7 @@ def frame_pass_boxes(
             colsum,
             q_total,
             boxes,
+            box_q,
             box_out,
             cut_off,
             wide,
@@ -685,6 +688,7 @@ def frame_pass_boxes(
         colsum32,
         q_total,
         boxes,
+        box_q,
         box_out,
         cut_off,
         wide,
@@ -730,6 +734,7 @@ def frame_pass(
         zrows,
         np.int64(np.sum(mean_q.astype(np.int64))),
         np.zeros((0, 4), np.int64),
+        np.zeros(0, np.int64),
         np.zeros((0, 4)),
         np.zeros((0, 0), np.uint8),
         np.ones(raw.shape[0], np.bool_),
@@ -887,6 +892,26 @@ def box_stats(raw, mean, boxes, with_mean):
     return out
 
 
+def _ceil_as(like, x):
+    """The smallest value of ``like``'s dtype >= the float ``x`` (inf stays
+    inf). Only callable from numba code."""
+    raise TypeError("_ceil_as is only callable from numba-compiled code")
+
+
+@overload(_ceil_as, jit_options={"cache": True})
+def _ceil_as_impl(like, x):
+    if like.dtype == types.float32:
+
+        def impl(like, x):
+            t = np.float32(x)
+            if np.float64(t) < x:
+                t = np.nextafter(t, np.float32(np.inf))
+            return t
+
+        return impl
+    return lambda like, x: np.float64(x)
+
+
 @numba.njit(nogil=True, cache=True)
 def _window_row(a, b, c, cs, cn, thr8, min_count, line_min, keep, cand, cwords):
     """Which pixels of row ``b`` the noise filter keeps (rows ``a`` above and
@@ -906,7 +931,7 @@ def _window_row(a, b, c, cs, cn, thr8, min_count, line_min, keep, cand, cwords):
         y = b[j]
         z = c[j]
         cs[j + 1] = (x + y) + z
-        cn[j + 1] = (np.int32(x != 0.0) + np.int32(y != 0.0)) + np.int32(z != 0.0)
+        cn[j + 1] = (np.uint8(x != 0.0) + np.uint8(y != 0.0)) + np.uint8(z != 0.0)
     left = cs[:n]
     mid = cs[1 : n + 1]
     right = cs[2 : n + 2]
@@ -920,7 +945,7 @@ def _window_row(a, b, c, cs, cn, thr8, min_count, line_min, keep, cand, cwords):
     for j in range(n):
         v = b[j]
         s8 = ((left[j] + mid[j]) + right[j]) - v
-        n9 = np.int32(nl[j] + nm[j]) + nr[j]
+        n9 = np.uint8(np.uint8(nl[j] + nm[j]) + nr[j])
         kp = (v != 0.0) & (s8 >= thr8) & (n9 >= min_count)
         keep[j] = one if kp else zero
         nk = np.int32(nk + np.int32(kp))
@@ -960,7 +985,8 @@ def _filter_rows(rb, nb_mean_min, min_count, line_min, out, prow, pcol):
     rows, cols = rb.shape
     zero_row = np.zeros(cols, rb.dtype)
     cs = np.zeros(cols + 2, rb.dtype)
-    cn = np.zeros(cols + 2, np.int32)
+    # counts of non-zero pixels (at most 9 in a window): uint8 lanes
+    cn = np.zeros(cols + 2, np.uint8)
     nw = (cols + 7) // 8
     keep8 = np.zeros(nw * 8, np.uint8)
     words = keep8.view(np.uint64)
@@ -970,14 +996,18 @@ def _filter_rows(rb, nb_mean_min, min_count, line_min, out, prow, pcol):
     cand = cand8[:cols]
     write = out.shape[0] == rows and out.shape[1] == cols
     room = prow.shape[0]
-    thr8 = nb_mean_min * 8.0
-    mc = np.int32(min(max(min_count, -(2**31)), 2**31 - 1))
+    # the thresholds in the map's type, rounded up: for x of that type,
+    # x >= t exactly when x >= the float64 threshold (no conversion per pixel)
+    thr8 = _ceil_as(cs, nb_mean_min * 8.0)
+    lmin = _ceil_as(cs, line_min)
+    # a window holds at most 9 non-zero pixels: min_count above 9 keeps none
+    mc = np.uint8(min(max(min_count, 0), 10))
     k = 0
     for i in range(rows):
         a = rb[i - 1] if i > 0 else zero_row
         b = rb[i]
         c = rb[i + 1] if i + 1 < rows else zero_row
-        nk = _window_row(a, b, c, cs, cn, thr8, mc, line_min, keep, cand, cwords)
+        nk = _window_row(a, b, c, cs, cn, thr8, mc, lmin, keep, cand, cwords)
         if write:
             o = out[i]
             for j in range(cols):

@@ -307,6 +307,7 @@ def run(args: argparse.Namespace) -> Report:
             fc.zrows,
             fc.q_total,
             fc.box_table,
+            fc.box_q,
             fc.box_sums,
             fc.cut_off,
             fc.wide_rows,

@@ -125,8 +125,21 @@ def test_frame_pass_paths_equal_stages(gen, frame, clip, factor, acc):
     rb = np.empty((512 // factor, 512 // factor))
     zrows = np.empty((factor + 1, 512), np.uint16)
     hot_rows = np.zeros(512, np.int32)
-    boxes = np.array([[0, 100, 0, 100], [200, 456, 128, 384], [90, 120, 50, 60]])
-    bsum = np.full((3, 4), np.nan)
+    # boxes: one wider than a segment (the row is cut at every box edge and
+    # every _CHUNK pixels), one at the edge, overlapping ones, one past the
+    # frame (clamped), one empty
+    boxes = np.array(
+        [
+            [0, 100, 0, 100],
+            [200, 456, 128, 384],
+            [90, 120, 50, 60],
+            [10, 20, 0, 512],
+            [95, 130, 55, 700],
+            [5, 6, 40, 40],
+        ]
+    )
+    box_q = np.array([mq[b0:b1, b2:b3].sum(dtype=np.int64) for b0, b1, b2, b3 in boxes])
+    bsum = np.full((len(boxes), 4), np.nan)
     cut_off, wide = kn.cut_offsets(cut, mq)
     assert np.flatnonzero(wide).tolist() == [301]
     s = kn.frame_pass_boxes(
@@ -144,6 +157,7 @@ def test_frame_pass_paths_equal_stages(gen, frame, clip, factor, acc):
         zrows,
         int(mq.sum(dtype=np.int64)),
         boxes,
+        box_q,
         bsum,
         cut_off,
         wide,
@@ -166,6 +180,7 @@ def test_frame_pass_paths_equal_stages(gen, frame, clip, factor, acc):
         zrows,
         int(mq.sum(dtype=np.int64)),
         boxes,
+        box_q,
         np.empty_like(bsum),
         cut_off,
         np.ones(512, np.bool_),
@@ -451,3 +466,38 @@ def test_classify_matches_the_cuts_row_by_row():
     np.testing.assert_array_equal(got, want)
     assert {ALPHA, MUON, FE55, OTHER} <= set(got.tolist())
     assert (got[:5] == OTHER).all()
+
+
+def test_noise_filter_thresholds_at_the_float32_boundary():
+    # A float32 map compares with the thresholds rounded up to float32: a
+    # window summing to exactly 9.5625 fails a threshold a hair above it
+    # (float32 nearest rounding would let it pass) and passes at it.
+    rb = np.zeros((5, 5))
+    rb[1:4, 1:4] = 9.5625 / 8  # exact in float32
+    rb[2, 2] = 1.0  # its 8 neighbours sum to exactly 9.5625
+    for nb in (9.5625 / 8, (9.5625 + 1e-9) / 8, (9.5625 - 1e-9) / 8):
+        for line_min in (np.inf, 1.0 + 1e-9, 1.0):
+            want = kn.filtered_points(rb, nb, 3, 100, line_min)
+            got = kn.filtered_points(rb.astype(np.float32), nb, 3, 100, line_min)
+            assert got[2] == want[2]
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+
+    # the centre's 8 neighbours sum to 9.5625: kept at the threshold, not above
+    def kept(nb):
+        pr, pc, _ = kn.filtered_points(rb.astype(np.float32), nb, 3, 100)
+        return set(zip(pr.tolist(), pc.tolist(), strict=True))
+
+    assert (2, 2) in kept(9.5625 / 8)
+    assert (2, 2) not in kept((9.5625 + 1e-9) / 8)
+
+
+def test_row_segments_cover_the_row_and_the_boxes():
+    boxes = np.array([[0, 1, 0, 2600], [0, 1, 100, 356], [0, 1, 2500, 9000], [0, 1, 7, 7]])
+    edges, ranges = kn.segment_edges(3000, boxes)
+    assert edges[0] == 0 and edges[-1] == 3000
+    assert (np.diff(edges) > 0).all() and np.diff(edges).max() <= kn._CHUNK
+    assert {0, 100, 356, 2500, 2600} <= set(edges.tolist())
+    for (_, _, c0, c1), (k0, k1) in zip(boxes, ranges, strict=True):
+        c0, c1 = min(c0, 3000), min(c1, 3000)
+        assert edges[k0] == c0 and (k1 == k0 if c1 <= c0 else edges[k1] == c1)
