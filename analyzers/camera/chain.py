@@ -440,7 +440,6 @@ class FrameChain:
         self.box_frac = np.zeros((NBOXES, 2), np.float64)
         #: per box: the sum of mean_q (the pass's box sums of raw - mean_q)
         self.box_q = np.zeros(NBOXES, np.int64)
-        self._no_mean = np.zeros((1, 1), np.float32)
 
     def set_pedestal(self, maps: PedestalMaps | None) -> None:
         """Install a pedestal (derives the integer cut maps once per map)."""
@@ -495,7 +494,7 @@ class FrameChain:
         """Statistics of a frame that is not pedestal-subtracted."""
         t0 = time.perf_counter()
         s = kn.raw_pass(raw, self.cfg.clip)
-        b = kn.box_stats(raw, self._no_mean, self.box_table, False)
+        b = kn.box_stats(raw, self.box_table)
         npix = raw.size
         m = s[kn.S_RAW_SUM] / npix
         res = FrameResult(

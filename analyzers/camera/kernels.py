@@ -837,38 +837,13 @@ def _raw_sums(rr):
     return rs, rq
 
 
-@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
-def _ped_sums(rr, rm):
-    """Sum and sum of squares of ``float32(raw) - mean`` of a row (slice),
-    float32 accumulators in vector lanes."""
-    ps = np.float32(0.0)
-    pq = np.float32(0.0)
-    for jj in range(rr.shape[0]):
-        j = np.uint64(jj)
-        d = np.float32(rr[j]) - rm[j]
-        ps += d
-        pq += d * d
-    return np.float64(ps), np.float64(pq)
-
-
-@numba.njit(nogil=True, cache=True)
-def _row_sums(rr, rm, with_mean):
-    """Raw sum and sum of squares of a row (slice), and the pedestal-subtracted
-    ones when ``with_mean``."""
-    rs, rq = _raw_sums(rr)
-    ps = 0.0
-    pq = 0.0
-    if with_mean:
-        ps, pq = _ped_sums(rr, rm)
-    return rs, rq, ps, pq
-
-
 @numba.njit(**_NJIT)
-def box_stats(raw, mean, boxes, with_mean):
-    """Per box ``[r0, r1, c0, c1]``: raw sum, raw sum of squares, and (if
-    ``with_mean``) the pedestal-subtracted sum and sum of squares."""
+def box_stats(raw, boxes):
+    """Per box ``[r0, r1, c0, c1]``: raw sum and raw sum of squares (the
+    statistics of a frame without pedestal; with one, the frame pass sums
+    the boxes)."""
     nb = boxes.shape[0]
-    out = np.zeros((nb, 4), np.float64)
+    out = np.zeros((nb, 2), np.float64)
     for b in range(nb):
         r0 = boxes[b, 0]
         r1 = boxes[b, 1]
@@ -876,19 +851,12 @@ def box_stats(raw, mean, boxes, with_mean):
         c1 = boxes[b, 3]
         s = np.int64(0)
         q = np.int64(0)
-        ps = 0.0
-        pq = 0.0
         for i in range(r0, r1):
-            rm = mean[i, c0:c1] if with_mean else mean[0, 0:0]
-            a, b2, c, d = _row_sums(raw[i, c0:c1], rm, with_mean)
-            s += a
-            q += b2
-            ps += c
-            pq += d
+            x, y = _raw_sums(raw[i, c0:c1])
+            s += x
+            q += y
         out[b, 0] = s
         out[b, 1] = q
-        out[b, 2] = ps
-        out[b, 3] = pq
     return out
 
 
