@@ -407,6 +407,45 @@ def _dense_ends(u, onc, owner, t, umin, umax, lo, hi):
 
 
 @numba.njit(**_NJIT)
+def _on_curve(r, c, tp, owner, t, u, onc, uon, umine):
+    """For track parameters ``tp`` (a row of ``tpar``): ``u`` (position
+    along the axis) and ``onc`` (within the thickness of the curve, beyond
+    the ends along the end tangents) of every point, and in index order the
+    positions of the points on the curve (``uon``) and of those of them
+    owned by ``t`` (``umine``); returns their counts. Element by element the
+    arithmetic of :func:`_frame_uv` and :func:`_residuals`, in one pass."""
+    cr = tp[0]
+    cc = tp[1]
+    ur = tp[2]
+    uc = tp[3]
+    p0 = tp[4]
+    p1 = tp[5]
+    p2 = tp[6]
+    umin = tp[7]
+    umax = tp[8]
+    th = tp[9]
+    kon = 0
+    kmine = 0
+    for i in range(r.shape[0]):
+        dr = r[i] - cr
+        dc = c[i] - cc
+        ui = dc * uc + dr * ur
+        vi = dc * ur - dr * uc
+        x = min(max(ui, umin), umax)
+        f = p0 + p1 * x + p2 * x * x + (p1 + 2.0 * p2 * x) * (ui - x)
+        u[i] = ui
+        o = abs(vi - f) <= th
+        onc[i] = o
+        if o:
+            uon[kon] = ui
+            kon += 1
+            if owner[i] == t:
+                umine[kmine] = ui
+                kmine += 1
+    return kon, kmine
+
+
+@numba.njit(**_NJIT)
 def fit_track(r, c):
     """Frame (cr, cc, ur, uc), polynomial ``p`` and robust residual scale of
     the points: principal axis, then IRLS (Cauchy weights) on the polynomial."""
@@ -438,7 +477,7 @@ def _band(rr, s, thickness, width_nsigma):
     wider than the members reach (a bright alpha's cross-section is flat,
     not Gaussian: its MAD scale times width_nsigma is ~1.85x its half-width)."""
     w = width_nsigma * s
-    if rr.shape[0] > 0:
+    if w > thickness and rr.shape[0] > 0:
         w = min(w, np.quantile(np.abs(rr), BAND_QUANTILE) + BAND_MARGIN)
     return max(thickness, w)
 
@@ -605,8 +644,10 @@ def directional_labels(
             if strip.shape[0] < min_points:
                 break
             cr, cc, ur, uc, p, s = fit_track(r[strip], c[strip])
-            su, sv = _frame_uv(r[strip], c[strip], cr, cc, ur, uc)
-            th = _band(_residuals(su, sv, p, -1e18, 1e18), s, thickness, width_nsigma)
+            th = thickness
+            if width_nsigma * s > thickness:
+                su, sv = _frame_uv(r[strip], c[strip], cr, cc, ur, uc)
+                th = _band(_residuals(su, sv, p, -1e18, 1e18), s, thickness, width_nsigma)
             u, v = _frame_uv(r[rem], c[rem], cr, cc, ur, uc)
             res = _residuals(u, v, p, -1e18, 1e18)
             inside = np.abs(res) <= th
@@ -679,24 +720,31 @@ def directional_labels(
         else:
             owner[rem] = best
     # growth and merging, tracks in creation order
+    u = np.empty(n)
+    onc = np.empty(n, np.bool_)
+    near = np.empty(n, np.bool_)
+    uon = np.empty(n)
+    umine = np.empty(n)
     for t in range(ng):
         if not (is_track[t] and alive[t]):
             continue
         for _ in range(max_iterations):
-            u, v = _frame_uv(r, c, tpar[t, 0], tpar[t, 1], tpar[t, 2], tpar[t, 3])
-            res = _residuals(u, v, tpar[t, 4:7], tpar[t, 7], tpar[t, 8])
-            onc = np.abs(res) <= tpar[t, 9]
-            mine = u[(owner == t) & onc]
+            # one pass: position along the curve, on the curve (within the
+            # thickness, beyond the ends along the end tangents), and the
+            # positions on it of all points and of this track's (the same
+            # values as _frame_uv and _residuals)
+            kon, kmine = _on_curve(r, c, tpar[t], owner, t, u, onc, uon, umine)
             step = grow_radius
-            complete = mine.shape[0] > 1 and _complete(np.sort(mine), min_coverage)
-            if mine.shape[0] > 1 and not complete:
+            complete = kmine > 1 and _complete(np.sort(umine[:kmine]), min_coverage)
+            if kmine > 1 and not complete:
                 step = hole_bridge * grow_radius
-            lo, hi = _reach(u[onc], tpar[t, 7], tpar[t, 8], step)
+            lo, hi = _reach(uon[:kon], tpar[t, 7], tpar[t, 8], step)
             lo -= grow_radius
             hi += grow_radius
             if complete and tpar[t, 9] > thickness:
                 lo, hi = _dense_ends(u, onc, owner, t, tpar[t, 7], tpar[t, 8], lo, hi)
-            near = onc & (u >= lo) & (u <= hi)
+            for i in range(n):
+                near[i] = onc[i] and u[i] >= lo and u[i] <= hi
             cnt = np.zeros(ng, np.int64)
             cnear = np.zeros(ng, np.int64)
             size = np.zeros(ng, np.int64)
