@@ -125,9 +125,9 @@ def test_frame_pass_paths_equal_stages(gen, frame, clip, factor, acc):
     rb = np.empty((512 // factor, 512 // factor))
     zrows = np.empty((factor + 1, 512), np.uint16)
     hot_rows = np.zeros(512, np.int32)
-    # boxes: one wider than a segment (the row is cut at every box edge and
-    # every _CHUNK pixels), one at the edge, overlapping ones, one past the
-    # frame (clamped), one empty
+    # boxes (the row is summed in segments cut at every box edge): one over
+    # the whole row, one at the edge, overlapping ones, one past the frame
+    # (clamped), one empty
     boxes = np.array(
         [
             [0, 100, 0, 100],
@@ -142,69 +142,40 @@ def test_frame_pass_paths_equal_stages(gen, frame, clip, factor, acc):
     bsum = np.full((len(boxes), 4), np.nan)
     cut_off, wide = kn.cut_offsets(cut, mq)
     assert np.flatnonzero(wide).tolist() == [301]
-    s = kn.frame_pass_boxes(
-        f,
-        mq,
-        cut,
-        hd,
-        hot,
-        hot_rows,
-        clip,
-        *acc,
-        factor,
-        3,
-        rb,
-        zrows,
-        int(mq.sum(dtype=np.int64)),
-        boxes,
-        box_q,
-        bsum,
-        cut_off,
-        wide,
-        kn.row_min_u8(hd),
-    )
+
+    def run(rb_out, wide_rows, hot_counts, hot_row_counts, box_out):
+        return kn.frame_pass_boxes(
+            f,
+            mq,
+            cut,
+            hd,
+            hot_counts,
+            hot_row_counts,
+            clip,
+            *acc,
+            factor,
+            3,
+            rb_out,
+            zrows,
+            int(mq.sum(dtype=np.int64)),
+            boxes,
+            box_q,
+            box_out,
+            cut_off,
+            wide_rows,
+            kn.row_min_u8(hd),
+        )
+
+    s = run(rb, wide, hot, hot_rows, bsum)
     # the same with every row on the uint16 cut map
     rb16 = np.empty_like(rb)
-    s16 = kn.frame_pass_boxes(
-        f,
-        mq,
-        cut,
-        hd,
-        np.zeros_like(hot),
-        np.zeros_like(hot_rows),
-        clip,
-        *acc,
-        factor,
-        3,
-        rb16,
-        zrows,
-        int(mq.sum(dtype=np.int64)),
-        boxes,
-        box_q,
-        np.empty_like(bsum),
-        cut_off,
-        np.ones(512, np.bool_),
-        kn.row_min_u8(hd),
-    )
+    s16 = run(rb16, np.ones(512, np.bool_), np.zeros_like(hot), np.zeros_like(hot_rows), bsum * 0)
     np.testing.assert_array_equal(s, s16)
     np.testing.assert_array_equal(rb, rb16)
     if factor & (factor - 1) == 0:
         # the chain's float32 map for a power-of-two area: the same values
         rb32 = np.empty(rb.shape, np.float32)
-        kn.frame_pass(
-            f,
-            mq,
-            cut,
-            hd,
-            np.zeros_like(hot),
-            np.zeros_like(hot_rows),
-            clip,
-            *acc,
-            factor,
-            3,
-            rb32,
-            zrows,
-        )
+        run(rb32, wide, np.zeros_like(hot), np.zeros_like(hot_rows), bsum * 0)
         np.testing.assert_array_equal(rb32, rb)
     z = kref.zero_suppress(f, gen.mean, thr, clip, acc)
     np.testing.assert_array_equal(rb, kref.rebin_mean(kref.median2x2(z), factor))
