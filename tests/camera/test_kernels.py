@@ -474,3 +474,75 @@ def test_row_segments_cover_the_row_and_the_boxes():
     for (_, _, c0, c1), (k0, k1) in zip(boxes, ranges, strict=True):
         c0, c1 = min(c0, 3000), min(c1, 3000)
         assert edges[k0] == c0 and (k1 == k0 if c1 <= c0 else edges[k1] == c1)
+
+
+def test_frame_pass_equals_the_stages_on_random_frames():
+    """Random shapes, rebin factors 1-8, clips, acceptance rectangles, noisy
+    pixels (cut offsets over 255 ADU: the uint16 cut rows), pedestals above
+    2048 ADU (the int64 sums) and saturated pixels: statistics, rebinned
+    map (float64, and float32 for a power-of-two area), over-hot count and
+    box sums equal the stages and plain numpy exactly."""
+    rng = np.random.default_rng(7)
+    for trial in range(30):
+        rows, cols = int(rng.integers(9, 140)), int(rng.integers(9, 1400))
+        factor = int(rng.choice([1, 2, 3, 4, 5, 8]))
+        mean = rng.uniform(50, 3000 if trial % 5 == 0 else 200, (rows, cols)).astype(np.float32)
+        sigma = rng.uniform(1, 40 if trial % 7 == 0 else 5, (rows, cols)).astype(np.float32)
+        bright = (rng.random((rows, cols)) < 0.02) * rng.uniform(0, 65535, (rows, cols))
+        noise = rng.normal(0, 1, (rows, cols)) * sigma * 3
+        raw = np.clip(mean + noise + bright, 0, 65535).astype(np.uint16)
+        clip = int(rng.choice([1, 300, 5000, 65536]))
+        r0 = int(rng.integers(0, rows))
+        c0 = int(rng.integers(0, cols))
+        acc = (r0, int(rng.integers(r0 + 1, rows + 5)), c0, int(rng.integers(c0 + 1, cols + 5)))
+        thr = threshold_map(sigma, 1.3)
+        cut = kn.threshold_cut(mean, thr)
+        hot_cut = kn.threshold_cut(mean, threshold_map(sigma, 8.0))
+        mq, hd, _, _ = kn.pass_maps(mean, cut, hot_cut)
+        cut_off, wide = kn.cut_offsets(cut, mq)
+        boxes = np.array([[0, rows // 2, 0, cols // 2], [rows // 3, rows, cols // 4, cols + 10]])
+        box_q = np.array([mq[a:b, c:d].sum(dtype=np.int64) for a, b, c, d in boxes])
+        want = kref.rebin_mean(
+            kref.median2x2(kref.zero_suppress(raw, mean, thr, clip, acc)), factor
+        )
+        r = raw.astype(np.int64)
+        e = r - mq
+        # the hot margin is clamped at 255 ADU (pass_maps)
+        over = np.count_nonzero((raw >= cut) & (r - cut >= hd))
+        dtypes = [np.float64, np.float32] if factor & (factor - 1) == 0 else [np.float64]
+        for dt in dtypes:
+            rb = np.zeros((rows // factor, cols // factor), dt)
+            bsum = np.zeros((2, 4))
+            s = kn.frame_pass_boxes(
+                raw,
+                mq,
+                cut,
+                hd,
+                np.zeros((rows, cols), np.uint8),
+                np.zeros(rows, np.int32),
+                clip,
+                *acc,
+                factor,
+                3,
+                rb,
+                np.zeros((factor + 1, cols), np.uint16),
+                int(mq.sum(dtype=np.int64)),
+                boxes,
+                box_q,
+                bsum,
+                cut_off,
+                wide,
+                kn.row_min_u8(hd),
+            )
+            case = (trial, rows, cols, factor, clip, acc, dt.__name__)
+            np.testing.assert_array_equal(rb, want, err_msg=str(case))
+            assert s[kn.S_RAW_SUM] == r.sum() and s[kn.S_RAW_SUMSQ] == (r * r).sum(), case
+            assert s[kn.S_PED_SUM] == e.sum() and s[kn.S_PED_SUMSQ] == (e * e).sum(), case
+            assert s[kn.S_N_CLIPPED] == np.count_nonzero(raw >= clip), case
+            assert s[kn.S_N_HOT_OVER] == over, case
+            kept = (raw < clip) & (raw.astype(np.float32) - mean > thr)
+            assert s[kn.S_N_ZS] == np.count_nonzero(kept & kref.acceptance_mask(raw.shape, acc))
+            for k, (a, b, c, d) in enumerate(boxes):
+                rr_, ee = r[a:b, c:d], e[a:b, c:d]
+                want_box = [rr_.sum(), (rr_ * rr_).sum(), ee.sum(), (ee * ee).sum()]
+                assert bsum[k].tolist() == want_box, case
