@@ -508,32 +508,26 @@ class FrameChain:
         res.timings_ms["raw_stats"] = (time.perf_counter() - t0) * 1e3
         return res
 
-    def process(
-        self, raw: np.ndarray, *, run: int, serial: int, time_ns: int, source: str
-    ) -> FrameResult:
-        """The full chain on one frame; requires a pedestal (``set_pedestal``)."""
-        cfg = self.cfg
-        maps = self.maps
-        if maps is None or self.cut is None or self.mean_q is None or self.hot_delta is None:
-            raise RuntimeError("FrameChain.process needs a pedestal")
+    def frame_pass(self, raw: np.ndarray) -> np.ndarray:
+        """The fused full-resolution pass on one frame with this camera's maps
+        and buffers (:func:`kernels.frame_pass_boxes`): the statistics vector;
+        the rebinned map in ``self.rebinned``, the box sums in
+        ``self.box_sums``, the hot counters updated. Requires a pedestal."""
         r0, r1, c0, c1 = self.acc
-        tm: dict[str, float] = {}
-        t0 = time.perf_counter()
-        # the box statistics are summed in the frame pass (rows in cache)
-        s = kn.frame_pass_boxes(
+        return kn.frame_pass_boxes(
             raw,
             self.mean_q,
             self.cut,
             self.hot_delta,
             self.hot_count,
             self.hot_rows,
-            cfg.clip,
+            self.cfg.clip,
             r0,
             r1,
             c0,
             c1,
-            cfg.rebin,
-            cfg.hot_frames,
+            self.cfg.rebin,
+            self.cfg.hot_frames,
             self.rebinned,
             self.zrows,
             self.q_total,
@@ -544,6 +538,54 @@ class FrameChain:
             self.wide_rows,
             self.hot_min,
         )
+
+    def cluster_features(
+        self, raw: np.ndarray, prow: np.ndarray, pcol: np.ndarray, labels: np.ndarray
+    ) -> np.ndarray:
+        """Feature table of the clusters ``labels`` of the rebinned points
+        (:func:`kernels.cluster_features`), their integration region built
+        on this camera's work maps and cleared again. Requires a pedestal."""
+        if self.maps is None or self.cut is None:
+            raise RuntimeError("FrameChain.cluster_features needs a pedestal")
+        cfg = self.cfg
+        r0, r1, c0, c1 = self.acc
+        ncl = int(labels.max()) + 1 if labels.size else 0
+        blocks = np.empty(kn.region_room(prow.shape[0], cfg.integral_margin), np.int64)
+        nreg = kn.integration_region(
+            prow, pcol, labels, cfg.integral_margin, self.owner, self.own, blocks
+        )
+        try:
+            return kn.cluster_features(
+                raw,
+                self.maps.mean,
+                self.cut,
+                cfg.clip,
+                r0,
+                r1,
+                c0,
+                c1,
+                cfg.rebin,
+                prow,
+                pcol,
+                labels,
+                ncl,
+                self.owner,
+                blocks[:nreg],
+            )
+        finally:
+            kn.clear_region(self.owner, self.own, blocks, nreg)
+
+    def process(
+        self, raw: np.ndarray, *, run: int, serial: int, time_ns: int, source: str
+    ) -> FrameResult:
+        """The full chain on one frame; requires a pedestal (``set_pedestal``)."""
+        cfg = self.cfg
+        maps = self.maps
+        if maps is None or self.cut is None or self.mean_q is None or self.hot_delta is None:
+            raise RuntimeError("FrameChain.process needs a pedestal")
+        tm: dict[str, float] = {}
+        t0 = time.perf_counter()
+        s = self.frame_pass(raw)
         t1 = time.perf_counter()
         b = self.box_sums
         tm["frame_pass"] = (t1 - t0) * 1e3
@@ -598,31 +640,7 @@ class FrameChain:
             t3 = time.perf_counter()
             tm["directional"] = (t3 - t2) * 1e3
             t2 = t3
-        ncl = int(labels.max()) + 1 if labels.size else 0
-        blocks = np.empty(kn.region_room(prow.shape[0], cfg.integral_margin), np.int64)
-        nreg = kn.integration_region(
-            prow, pcol, labels, cfg.integral_margin, self.owner, self.own, blocks
-        )
-        try:
-            feats = kn.cluster_features(
-                raw,
-                maps.mean,
-                self.cut,
-                cfg.clip,
-                r0,
-                r1,
-                c0,
-                c1,
-                cfg.rebin,
-                prow,
-                pcol,
-                labels,
-                ncl,
-                self.owner,
-                blocks[:nreg],
-            )
-        finally:
-            kn.clear_region(self.owner, self.own, blocks, nreg)
+        feats = self.cluster_features(raw, prow, pcol, labels)
         if fit_rms is not None:
             feats[:, kn.F_FIT_RMS] = fit_rms * cfg.rebin
             # tracks: the length along the fitted curve (directional.py)

@@ -227,7 +227,6 @@ def run(args: argparse.Namespace) -> Report:
     fc.set_pedestal(PedestalMaps("cam0", mean, sigma, 1, 0, 0))
     thr = threshold_map(sigma, cfg.nsigma)
     reference_frame = reference_chain(cfg, fc, mean, thr)
-    r0, r1, c0, c1 = fc.acc
     f = cfg.rebin
 
     # Per-frame intermediate inputs for the later stages (same for both sides).
@@ -279,8 +278,6 @@ def run(args: argparse.Namespace) -> Report:
             reference_repeat=max(1, int(args.reference_repeat)),
         )
 
-    cut = fc.cut
-
     def floor_maps(p):
         # one streaming read of exactly the per-pixel arrays the frame pass
         # streams: the frame, the integer pedestal and the cut offset (rows
@@ -289,30 +286,7 @@ def run(args: argparse.Namespace) -> Report:
         return kn.stream_sum(p[0]) + kn.stream_sum(fc.mean_q) + kn.stream_sum_u8(fc.cut_off)
 
     def fast_pass(p):
-        return kn.frame_pass_boxes(
-            p[0],
-            fc.mean_q,
-            cut,
-            fc.hot_delta,
-            fc.hot_count,
-            fc.hot_rows,
-            cfg.clip,
-            r0,
-            r1,
-            c0,
-            c1,
-            f,
-            cfg.hot_frames,
-            fc.rebinned,
-            fc.zrows,
-            fc.q_total,
-            fc.box_table,
-            fc.box_q,
-            fc.box_sums,
-            fc.cut_off,
-            fc.wide_rows,
-            fc.hot_min,
-        )
+        return fc.frame_pass(p[0])
 
     def ref_pass(p):
         z = ref.zero_suppress(p[0], mean, thr, cfg.clip, fc.acc)
@@ -327,28 +301,7 @@ def run(args: argparse.Namespace) -> Report:
 
     def fast_features(p):
         raw, _rb, _rbf, pr, pc, labels, *_ = p
-        ncl = int(labels.max()) + 1 if labels.size else 0
-        blocks = np.empty(kn.region_room(pr.shape[0], cfg.integral_margin), np.int64)
-        nreg = kn.integration_region(pr, pc, labels, cfg.integral_margin, fc.owner, fc.own, blocks)
-        feats = kn.cluster_features(
-            raw,
-            mean,
-            cut,
-            cfg.clip,
-            r0,
-            r1,
-            c0,
-            c1,
-            f,
-            pr,
-            pc,
-            labels,
-            ncl,
-            fc.owner,
-            blocks[:nreg],
-        )
-        kn.clear_region(fc.owner, fc.own, blocks, nreg)
-        return classify(feats, cfg.cuts)
+        return classify(fc.cluster_features(raw, pr, pc, labels), cfg.cuts)
 
     def ref_features(p):
         raw, _rb, _rbf, pr, pc, labels, *_ = p
