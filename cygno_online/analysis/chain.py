@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -237,31 +237,33 @@ class AnalysisChain:
             self._pool = None
 
     # -- run life cycle --------------------------------------------------------
-    def begin_run(self, run: RunInfo) -> list[Output]:
-        self.run = run
-        self.decoder.begin_run(run)
+    def _run_hook_outputs(
+        self, run: RunInfo, hook: Callable[[Analyzer], Iterable[Output] | None]
+    ) -> list[Output]:
+        """The outputs of one run hook of every analyzer; a plugin that fails
+        is counted and logged, and must neither stop the run nor lose the
+        other analyzers' outputs."""
         outputs: list[Output] = []
         for a in self.analyzers:
             try:
-                outputs.extend(a.begin_run(run) or ())
-            except Exception as exc:  # one broken plugin must not stop the run
+                outputs.extend(hook(a) or ())
+            except Exception as exc:
                 self._failed(a, exc, run.run, None)
         return outputs
+
+    def begin_run(self, run: RunInfo) -> list[Output]:
+        self.run = run
+        self.decoder.begin_run(run)
+        return self._run_hook_outputs(run, lambda a: a.begin_run(run))
 
     def finish_run(self) -> list[Output]:
         """The analyzers' outputs of work still pending at the end of the run
         (``Analyzer.finish_run``): the host publishes them, then calls
         :meth:`end_run`."""
         run = self.run
-        outputs: list[Output] = []
         if run is None:
-            return outputs
-        for a in self.analyzers:
-            try:
-                outputs.extend(a.finish_run(run) or ())
-            except Exception as exc:  # one broken plugin must not lose the summary
-                self._failed(a, exc, run.run, None)
-        return outputs
+            return []
+        return self._run_hook_outputs(run, lambda a: a.finish_run(run))
 
     def end_run(self) -> dict[str, Any]:
         """Sections of the end-of-run summary, by analyzer instance name."""
