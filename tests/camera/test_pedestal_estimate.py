@@ -56,6 +56,18 @@ def frames(n, seed=3):
     ]
 
 
+def run_waiting_on_the_estimate(gate, n):
+    """A run whose estimate (3 frames) is held while ``n`` frames come, then
+    let go: the analyzer and the run, for the end of the run."""
+    a = make({"pedestal": {"estimate_frames": 3}})
+    run = RunInfo(run=7, start_time_ns=T0, exposure_s=0.3)
+    a.begin_run(run)
+    for f in frames(n):
+        a.process(f, {})
+    gate.set()
+    return a, run
+
+
 def cam_metrics(outs):
     return [o for o in outs if isinstance(o, Metric) and o.family == "camera"]
 
@@ -90,12 +102,7 @@ def test_live_frames_are_analysed_while_the_estimate_runs(gate):
 
 
 def test_end_of_run_waits_for_the_estimate_and_counts_the_frames(gate):
-    a = make({"pedestal": {"estimate_frames": 3}})
-    run = RunInfo(run=7, start_time_ns=T0, exposure_s=0.3)
-    a.begin_run(run)
-    for f in frames(5):
-        a.process(f, {})
-    gate.set()
+    a, run = run_waiting_on_the_estimate(gate, 5)
     s = a.end_run(run)["cameras"]["cam0"]
     assert s["clusters"]["frames_analysed_late"] == 5
     assert s["clusters"]["frames_without_pedestal"] == 0
@@ -156,12 +163,7 @@ def test_frames_still_waiting_at_the_end_of_the_run_are_published(gate):
     """The run ends before the estimate is in: finish_run waits for it and
     returns the frames' analysis (points, displays) for the host to publish,
     so the run's points do not depend on how long the estimate took."""
-    a = make({"pedestal": {"estimate_frames": 3}})
-    run = RunInfo(run=7, start_time_ns=T0, exposure_s=0.3)
-    a.begin_run(run)
-    for f in frames(5):
-        a.process(f, {})
-    gate.set()
+    a, run = run_waiting_on_the_estimate(gate, 5)
     ms = cam_metrics(a.finish_run(run))
     assert [m.serial for m in ms] == [0, 1, 2, 3, 4]
     assert all(m.fields["clustered"] and m.fields["analysed_late"] for m in ms)
