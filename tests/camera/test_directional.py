@@ -432,6 +432,15 @@ def _along(o, x):
     return o.center[0] + x * math.sin(th), o.center[1] + x * math.cos(th)
 
 
+def _through(kind, point, x, length, ang, sigma):
+    """A track at ``ang`` whose centre lies ``x`` px along it from ``point``
+    (so it passes through ``point``)."""
+    th = math.radians(ang)
+    return _truth(
+        kind, point[0] + x * math.sin(th), point[1] + x * math.cos(th), length, ang, sigma
+    )
+
+
 def crossing_frame(gen, objs):
     img, _ = gen.frame(n_fe=0)
     sig = np.zeros(gen.shape)
@@ -453,35 +462,19 @@ def crossing_cases(family):
         # crossing angles 10-90 deg, the crossing 50 px off one's centre
         for base in (0, 37, 115):
             for d in (10, 20, 30, 45, 60, 75, 90):
-                th = math.radians(base + d)
                 out.append(
                     [
                         _truth("muon", 256, 256, 420, base, 2.0),
-                        _truth(
-                            "muon",
-                            256 - 50 * math.sin(th),
-                            256 - 50 * math.cos(th),
-                            380,
-                            base + d,
-                            2.0,
-                        ),
+                        _through("muon", (256, 256), -50, 380, base + d, 2.0),
                     ]
                 )
     elif family == "muon x alpha":
         for base in (10, 80, 140):
             for d in (15, 30, 45, 60, 90):
-                th = math.radians(base + d)
                 out.append(
                     [
                         _truth("muon", 256, 256, 420, base, 2.0),
-                        _truth(
-                            "alpha",
-                            256 + 40 * math.sin(th),
-                            256 + 40 * math.cos(th),
-                            220,
-                            base + d,
-                            4.0,
-                        ),
+                        _through("alpha", (256, 256), 40, 220, base + d, 4.0),
                     ]
                 )
     elif family == "alpha T-junction":
@@ -489,36 +482,14 @@ def crossing_cases(family):
         for base in (5, 70):
             for d in (30, 45, 60, 90, 120, 150):
                 b = _truth("alpha", 256, 256, 180, base, 4.0)
-                th = math.radians(base + d)
-                er, ec = _along(b, 30)
-                out.append(
-                    [
-                        b,
-                        _truth(
-                            "alpha",
-                            er - 100 * math.sin(th),
-                            ec - 100 * math.cos(th),
-                            200,
-                            base + d,
-                            3.5,
-                        ),
-                    ]
-                )
+                out.append([b, _through("alpha", _along(b, 30), -100, 200, base + d, 3.5)])
     elif family == "alpha x alpha":
         for base in (0, 60):
             for d in (20, 45, 90):
-                th = math.radians(base + d)
                 out.append(
                     [
                         _truth("alpha", 256, 256, 240, base, 4.0),
-                        _truth(
-                            "alpha",
-                            256 + 30 * math.sin(th),
-                            256 + 30 * math.cos(th),
-                            200,
-                            base + d,
-                            3.5,
-                        ),
+                        _through("alpha", (256, 256), 30, 200, base + d, 3.5),
                     ]
                 )
     else:
