@@ -1194,19 +1194,6 @@ def region_room(npts: int, margin: int) -> int:
     return max(npts, 1) * (2 * max(margin, 0) + 1) ** 2
 
 
-def owner_map(
-    prow: np.ndarray, pcol: np.ndarray, labels: np.ndarray, nrows: int, ncols: int, margin: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The integration region on fresh work maps: the owner map (int32,
-    -1 = no cluster) and the region's block indices (for
-    :func:`cluster_features`)."""
-    owner = np.full((nrows, ncols), -1, np.int32)
-    own = np.zeros((nrows, ncols), np.bool_)
-    blocks = np.empty(region_room(prow.shape[0], margin), np.int64)
-    n = integration_region(prow, pcol, labels, margin, owner, own, blocks)
-    return owner, blocks[:n]
-
-
 @intrinsic
 def _prefetch(typingctx, a, i, j):
     """Hint the cache to load ``a[i, j]`` (2-D array, indices in bounds):

@@ -301,6 +301,16 @@ def test_nonzero_points_row_major(gen, frame):
     np.testing.assert_array_equal(pc, ec)
 
 
+def owner_map(prow, pcol, labels, nrows, ncols, margin):
+    """The integration region on fresh work maps: the owner map (int32, -1
+    = no cluster) and the region's block indices."""
+    owner = np.full((nrows, ncols), -1, np.int32)
+    own = np.zeros((nrows, ncols), np.bool_)
+    blocks = np.empty(kn.region_room(prow.shape[0], margin), np.int64)
+    n = kn.integration_region(prow, pcol, labels, margin, owner, own, blocks)
+    return owner, blocks[:n]
+
+
 @pytest.mark.parametrize("margin", [0, 1, 3])
 def test_cluster_features_match_reference(gen, frame, margin):
     rb, thr = _rebinned(gen, frame)
@@ -309,7 +319,7 @@ def test_cluster_features_match_reference(gen, frame, margin):
     ncl = labels.max() + 1
     assert ncl >= 4
     cut = kn.threshold_cut(gen.mean, thr)
-    own, blocks = kn.owner_map(pr, pc, labels, 128, 128, margin)
+    own, blocks = owner_map(pr, pc, labels, 128, 128, margin)
     np.testing.assert_array_equal(own, kref.owner_map(pr, pc, labels, 128, 128, margin))
     # the block list is the region, each block once
     assert sorted(blocks.tolist()) == np.flatnonzero(own.ravel() >= 0).tolist()
@@ -368,7 +378,7 @@ def test_features_on_a_known_line():
     rb = kn.rebin_mean(kn.zero_suppress(raw, mean, cut, 5000, 0, 64, 0, 64), 4)
     pr, pc = kn.nonzero_points(rb)
     labels = kn.dbscan(pr, pc, 2.0, 3)
-    own, blocks = kn.owner_map(pr, pc, labels, 16, 16, 1)
+    own, blocks = owner_map(pr, pc, labels, 16, 16, 1)
     f = kn.cluster_features(raw, mean, cut, 5000, 0, 64, 0, 64, 4, pr, pc, labels, 1, own, blocks)
     f = f[0]
     # a bright pixel next to the footprint counts in the integral (margin 1)
