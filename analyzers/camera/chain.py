@@ -625,17 +625,13 @@ class FrameChain:
         fit_rms = None
         if cfg.dir_enabled:
             seeds, nprimary = dk.seed_labels(prow, pcol, labels, cfg.eps, cfg.dir_seed_min_samples)
+            # a kept pixel keeps its rebinned value: the points' light
+            values = self.rebinned[prow, pcol].astype(np.float64)
             labels, fit_rms = dk.directional_labels(
-                prow, pcol, seeds, nprimary, *cfg.directional_args()
+                prow, pcol, values, seeds, nprimary, *cfg.directional_args()
             )
             track_len = dk.track_lengths(
-                prow,
-                pcol,
-                # a kept pixel keeps its rebinned value
-                self.rebinned[prow, pcol].astype(np.float64),
-                labels,
-                fit_rms,
-                *cfg.length_args(),
+                prow, pcol, values, labels, fit_rms, *cfg.length_args()
             )
             t3 = time.perf_counter()
             tm["directional"] = (t3 - t2) * 1e3

@@ -379,31 +379,69 @@ def _reach(uon, umin, umax, step):
 DENSE_FRACTION = 0.35
 
 
+#: ... and where their light is at least this fraction of its own light per
+#: unit length (a muon is ~40x fainter per px than an alpha: at a small
+#: angle its points on the alpha's wide band are as many as the alpha's own)
+LIGHT_FRACTION = 0.2
+
+
 @numba.njit(**_NJIT)
-def _dense_ends(u, onc, owner, t, umin, umax, lo, hi):
+def _dense_ends(u, w, onc, owner, t, umin, umax, lo, hi):
     """``lo, hi`` (the growth window of track ``t``), each end pulled back to
     the track's extent when the other points on its curve beyond it are
     sparser than ``DENSE_FRACTION`` of the track's own points per unit
-    length."""
+    length, or fainter (light ``w``) than ``LIGHT_FRACTION`` of its own
+    light per unit length."""
     nown = 0
     nlo = 0
     nhi = 0
+    wown = 0.0
+    wlo = 0.0
+    whi = 0.0
     for i in range(u.shape[0]):
         if not onc[i]:
             continue
         if owner[i] == t:
             if umin <= u[i] <= umax:
                 nown += 1
+                wown += w[i]
         elif umax < u[i] <= hi:
             nhi += 1
+            whi += w[i]
         elif lo <= u[i] < umin:
             nlo += 1
+            wlo += w[i]
     dens = nown / (umax - umin + 1.0)
-    if hi > umax and nhi < DENSE_FRACTION * dens * (hi - umax):
+    wdens = wown / (umax - umin + 1.0)
+    if hi > umax and (
+        nhi < DENSE_FRACTION * dens * (hi - umax) or whi < LIGHT_FRACTION * wdens * (hi - umax)
+    ):
         hi = umax
-    if lo < umin and nlo < DENSE_FRACTION * dens * (umin - lo):
+    if lo < umin and (
+        nlo < DENSE_FRACTION * dens * (umin - lo) or wlo < LIGHT_FRACTION * wdens * (umin - lo)
+    ):
         lo = umin
     return lo, hi
+
+
+#: a track takes a whole cluster or track only when their light per point
+#: is within this factor (pieces of one track are alike; a muon's points
+#: average ~2.5 ADU per rebinned px, an alpha's ~30: a muon piece lying on
+#: an alpha's curve beyond its end is not the alpha's, an alpha piece on a
+#: muon's reach is not the muon's)
+LIGHT_RATIO = 4.0
+#: cos of the largest angle between a track and a piece of its halo (the
+#: faint edge of an alpha's light, along it)
+HALO_COS = np.cos(np.radians(5.0))
+
+
+@numba.njit(**_NJIT)
+def _alike(wa, na, wb, nb):
+    """Whether the mean light per point of two groups (light sums ``wa``,
+    ``wb`` of ``na``, ``nb`` points) is within ``LIGHT_RATIO``."""
+    a = wa * nb
+    b = wb * na
+    return max(a, b) <= LIGHT_RATIO * min(a, b)
 
 
 @numba.njit(**_NJIT)
@@ -593,6 +631,7 @@ def seed_labels(prow, pcol, labels, eps, min_samples):
 def directional_labels(
     prow,
     pcol,
+    values,
     labels,
     nprimary,
     min_points,
@@ -618,6 +657,7 @@ def directional_labels(
     n = prow.shape[0]
     r = prow.astype(np.float64)
     c = pcol.astype(np.float64)
+    w = values.astype(np.float64)
     ncl = 0
     for i in range(n):
         ncl = max(ncl, labels[i] + 1)
@@ -742,26 +782,30 @@ def directional_labels(
             lo -= grow_radius
             hi += grow_radius
             if complete and tpar[t, 9] > thickness:
-                lo, hi = _dense_ends(u, onc, owner, t, tpar[t, 7], tpar[t, 8], lo, hi)
+                lo, hi = _dense_ends(u, w, onc, owner, t, tpar[t, 7], tpar[t, 8], lo, hi)
             for i in range(n):
                 near[i] = onc[i] and u[i] >= lo and u[i] <= hi
             cnt = np.zeros(ng, np.int64)
             cnear = np.zeros(ng, np.int64)
+            cout = np.zeros(ng, np.int64)
             size = np.zeros(ng, np.int64)
+            light = np.zeros(ng)
             glo = np.full(ng, 1e300)
             ghi = np.full(ng, -1e300)
             added = False
             for i in range(n):
                 g = owner[i]
-                if g == t:
-                    continue
                 if g < 0:
                     if near[i]:
                         owner[i] = t
                         added = True
                     continue
                 size[g] += 1
+                light[g] += w[i]
+                if g == t:
+                    continue
                 cnear[g] += near[i]
+                cout[g] += u[i] < tpar[t, 7] or u[i] > tpar[t, 8]
                 if is_track[g]:
                     # another track: on the extended curve anywhere, then
                     # its gap to this one is checked below
@@ -778,9 +822,21 @@ def directional_labels(
                 # track further on beyond a gap of at most merge_gap
                 take = cnear[g] >= merge_fraction * size[g]
                 cosang = abs(tpar[g, 2] * tpar[t, 2] + tpar[g, 3] * tpar[t, 3])
-                if take and is_track[g] and cosang < merge_cos and size[g] - cnear[g] >= min_points:
-                    # a track across this one (a crossing in one seed):
-                    # only its points on this track's reach change hands
+                # of other light, and reaching beyond this track's ends or
+                # not parallel to it: another track (a muon along an
+                # alpha), not its halo
+                foreign = (cout[g] >= min_points or cosang < HALO_COS) and not _alike(
+                    light[g], size[g], light[t], size[t]
+                )
+                if (
+                    take
+                    and is_track[g]
+                    and (cosang < merge_cos or foreign)
+                    and size[g] - cnear[g] >= min_points
+                ):
+                    # a track across this one (a crossing in one seed), or
+                    # of other light (a muon along an alpha): only its
+                    # points on this track's reach change hands
                     for i in range(n):
                         if owner[i] == g and near[i]:
                             owner[i] = t
@@ -790,6 +846,8 @@ def directional_labels(
                     gap = max(glo[g] - tpar[t, 8], tpar[t, 7] - ghi[g])
                     take = cosang >= merge_cos and gap <= merge_gap
                 if not take:
+                    continue
+                if foreign:
                     continue
                 for i in range(n):
                     if owner[i] == g:

@@ -250,7 +250,9 @@ def process_frame(
     rms = None
     if directional is not None:
         seeds, nprimary = seed_labels(prow, pcol, labels, eps, directional[0])
-        labels, rms = directional_labels(prow, pcol, seeds, nprimary, *directional[1:])
+        labels, rms = directional_labels(
+            prow, pcol, rbf[prow, pcol], seeds, nprimary, *directional[1:]
+        )
     feats = cluster_features(raw, mean, thr, clip, acc, factor, prow, pcol, labels, margin)
     if rms is not None:
         feats[:, kn.F_FIT_RMS] = rms * factor
@@ -280,6 +282,7 @@ _IRLS = 4
 #: passes of the final point sharing between all tracks
 SHARE_PASSES = 2
 _DENSE_FRACTION = 0.35
+_LIGHT_FRACTION = 0.2
 _MIN_SCALE = 0.5
 
 
@@ -392,6 +395,15 @@ def _band(rr: np.ndarray, s: float, thickness: float, width_nsigma: float) -> fl
     return max(thickness, w)
 
 
+_LIGHT_RATIO = 4.0
+_HALO_COS = np.cos(np.radians(5.0))
+
+
+def _alike(wa: float, na: int, wb: float, nb: int) -> bool:
+    a, b = wa * nb, wb * na
+    return max(a, b) <= _LIGHT_RATIO * min(a, b)
+
+
 class _Track:
     __slots__ = ("cc", "cr", "p", "rms", "th", "uc", "umax", "umin", "ur")
 
@@ -464,6 +476,7 @@ def seed_labels(
 def directional_labels(
     prow: np.ndarray,
     pcol: np.ndarray,
+    values: np.ndarray,
     labels: np.ndarray,
     nprimary: int,
     min_points: int,
@@ -485,6 +498,7 @@ def directional_labels(
     baseline)."""
     r = prow.astype(np.float64)
     c = pcol.astype(np.float64)
+    w = values.astype(np.float64)
     n = r.size
     owner = np.full(n, -1, np.int64)
     tracks: dict[int, _Track] = {}
@@ -572,20 +586,29 @@ def directional_labels(
             lo, hi = lo - grow_radius, hi + grow_radius
             if complete and tr.th > thickness:
                 # a wide complete track grows past an end only into points
-                # at least DENSE_FRACTION as dense as its own
+                # at least DENSE_FRACTION as dense and LIGHT_FRACTION as
+                # bright per unit length as its own
                 oth = onc & (owner != t)
-                dens = np.sum(onc & (owner == t) & (u >= tr.umin) & (u <= tr.umax)) / (
-                    tr.umax - tr.umin + 1.0
-                )
-                nhi = np.sum(oth & (u > tr.umax) & (u <= hi))
-                nlo = np.sum(oth & (u >= lo) & (u < tr.umin))
-                if hi > tr.umax and nhi < _DENSE_FRACTION * dens * (hi - tr.umax):
+                own = onc & (owner == t) & (u >= tr.umin) & (u <= tr.umax)
+                span = tr.umax - tr.umin + 1.0
+                dens, wdens = np.sum(own) / span, np.sum(w[own]) / span
+                bhi = oth & (u > tr.umax) & (u <= hi)
+                blo = oth & (u >= lo) & (u < tr.umin)
+                dhi, dlo = hi - tr.umax, tr.umin - lo
+                if hi > tr.umax and (
+                    np.sum(bhi) < _DENSE_FRACTION * dens * dhi
+                    or np.sum(w[bhi]) < _LIGHT_FRACTION * wdens * dhi
+                ):
                     hi = tr.umax
-                if lo < tr.umin and nlo < _DENSE_FRACTION * dens * (tr.umin - lo):
+                if lo < tr.umin and (
+                    np.sum(blo) < _DENSE_FRACTION * dens * dlo
+                    or np.sum(w[blo]) < _LIGHT_FRACTION * wdens * dlo
+                ):
                     lo = tr.umin
             near = onc & (u >= lo) & (u <= hi)
             free = (owner < 0) & near
             added = bool(free.any())
+            mine_w, mine_n = float(np.sum(w[owner == t])), int(np.sum(owner == t))
             owner[free] = t
             for g in range(ng):
                 if g == t or not alive[g]:
@@ -596,9 +619,16 @@ def directional_labels(
                     continue
                 nnear = int(near[m].sum())
                 take = nnear >= merge_fraction * size
+                cout = int(np.sum(m & ((u < tr.umin) | (u > tr.umax))))
+                o = tracks.get(g)
+                halo = o is not None and abs(o.ur * tr.ur + o.uc * tr.uc) >= _HALO_COS
+                foreign = (cout >= min_points or not halo) and not _alike(
+                    float(np.sum(w[m])), size, mine_w, mine_n
+                )
                 if take and g in tracks:
                     o = tracks[g]
-                    if abs(o.ur * tr.ur + o.uc * tr.uc) < merge_cos and size - nnear >= min_points:
+                    across = abs(o.ur * tr.ur + o.uc * tr.uc) < merge_cos
+                    if (across or foreign) and size - nnear >= min_points:
                         owner[m & near] = t
                         added = True
                         continue
@@ -609,7 +639,7 @@ def directional_labels(
                         cosang = abs(o.ur * tr.ur + o.uc * tr.uc)
                         gap = max(u[on].min() - tr.umax, tr.umin - u[on].max())
                         take = cosang >= merge_cos and gap <= merge_gap
-                if take:
+                if take and not foreign:
                     owner[m] = t
                     alive[g] = False
                     added = True

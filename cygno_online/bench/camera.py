@@ -242,12 +242,14 @@ def run(args: argparse.Namespace) -> Report:
         labels = seeds
         seeded = dk.seed_labels(pr, pc, seeds, cfg.eps, cfg.dir_seed_min_samples)
         if cfg.dir_enabled:
-            labels, _ = dk.directional_labels(pr, pc, *seeded, *cfg.directional_args())
-        prepared.append((raw, rb, rbf, pr, pc, labels, res, seeded))
+            labels, _ = dk.directional_labels(
+                pr, pc, rbf[pr, pc], *seeded, *cfg.directional_args()
+            )
+        prepared.append((raw, rb, rbf, pr, pc, labels, res, seeded, rbf[pr, pc]))
 
     # Same answers first: a fast wrong answer is not a result.
     n_clusters = []
-    for raw, _rb, _rbf, _pr, _pc, labels, res, _seeds in prepared:
+    for raw, _rb, _rbf, _pr, _pc, labels, res, *_ in prepared:
         want = reference_frame(raw)
         if not np.array_equal(labels, want["labels"]):
             raise AssertionError("bench camera: directional labels differ from the reference")
@@ -329,8 +331,8 @@ def run(args: argparse.Namespace) -> Report:
         ),
         case(
             "directional (vs numpy)",
-            lambda p: dk.directional_labels(p[3], p[4], *p[7], *cfg.directional_args()),
-            lambda p: ref.directional_labels(p[3], p[4], *p[7], *cfg.directional_args()),
+            lambda p: dk.directional_labels(p[3], p[4], p[8], *p[7], *cfg.directional_args()),
+            lambda p: ref.directional_labels(p[3], p[4], p[8], *p[7], *cfg.directional_args()),
         ),
         case("features + classes", fast_features, ref_features),
         case(

@@ -65,14 +65,14 @@ def test_same_clusters_as_the_numpy_reference(sim_frames):
     n_tracks = 0
     for _, res in sim_frames + sim_frames_of(7, copy=True):
         seeds, npri = seeded(res)
-        got, rms = dk.directional_labels(res.prow, res.pcol, seeds, npri, *args)
-        want, wrms = ref.directional_labels(res.prow, res.pcol, seeds, npri, *args)
+        vals = res.rebinned[res.prow, res.pcol]
+        got, rms = dk.directional_labels(res.prow, res.pcol, vals, seeds, npri, *args)
+        want, wrms = ref.directional_labels(res.prow, res.pcol, vals, seeds, npri, *args)
         np.testing.assert_array_equal(got, want)
         np.testing.assert_allclose(rms, wrms, rtol=1e-9, atol=1e-12)
         np.testing.assert_array_equal(got, res.labels)
         n_tracks += int(np.count_nonzero(rms > 0))
         # the track length along the fit, numba and numpy
-        vals = res.rebinned[res.prow, res.pcol]
         tl = dk.track_lengths(res.prow, res.pcol, vals, got, rms, *CFG.length_args())
         wtl = ref.track_lengths(res.prow, res.pcol, vals, got, rms, *CFG.length_args())
         np.testing.assert_allclose(tl, wtl, rtol=1e-9, atol=1e-9)
@@ -88,8 +88,11 @@ def test_deterministic_and_switchable(sim_frames):
     args = CFG.directional_args()
     _, res = sim_frames[3]
     seeds, npri = seeded(res)
-    a = dk.directional_labels(res.prow, res.pcol, seeds, npri, *args)
-    b = dk.directional_labels(res.prow.copy(), res.pcol.copy(), seeds.copy(), npri, *args)
+    vals = res.rebinned[res.prow, res.pcol]
+    a = dk.directional_labels(res.prow, res.pcol, vals, seeds, npri, *args)
+    b = dk.directional_labels(
+        res.prow.copy(), res.pcol.copy(), vals.copy(), seeds.copy(), npri, *args
+    )
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
     # switched off: exactly DBSCAN's clusters, fit_rms 0
@@ -370,8 +373,9 @@ def test_only_a_track_with_holes_bridges_gaps(holes):
     # stops: points 12 px beyond stay unclustered.
     prow, pcol, seeds, nfar = _seeded_line(holes)
     args = CFG.directional_args()
-    got, rms = dk.directional_labels(prow, pcol, seeds, 1, *args)
-    want, wrms = ref.directional_labels(prow, pcol, seeds, 1, *args)
+    vals = np.ones(prow.size)
+    got, rms = dk.directional_labels(prow, pcol, vals, seeds, 1, *args)
+    want, wrms = ref.directional_labels(prow, pcol, vals, seeds, 1, *args)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_allclose(rms, wrms, rtol=1e-9)
     assert rms[0] > 0
@@ -379,7 +383,6 @@ def test_only_a_track_with_holes_bridges_gaps(holes):
         assert (got == 0).all()
     else:
         assert (got[-nfar:] == -1).all() and (got[:-nfar] == 0).all()
-    vals = np.ones(prow.size)
     tl = dk.track_lengths(prow, pcol, vals, got, rms, *CFG.length_args())
     np.testing.assert_allclose(
         tl, ref.track_lengths(prow, pcol, vals, got, rms, *CFG.length_args())
@@ -399,7 +402,8 @@ def test_hole_bridging_is_configurable():
     # no bridging: the points beyond the faint seed stay unclustered
     prow, pcol, seeds, nfar = _seeded_line(True)
     for impl in (dk, ref):
-        got, _ = impl.directional_labels(prow, pcol, seeds, 1, *cfg.directional_args())
+        vals = np.ones(prow.size)
+        got, _ = impl.directional_labels(prow, pcol, vals, seeds, 1, *cfg.directional_args())
         assert (got[-nfar:] == -1).all()
     bad = Params({"directional": {"hole_bridge": 0.5, "min_coverage": 1.5}}, "analyzers[0].params")
     CameraConfig.from_params(bad)
@@ -582,8 +586,9 @@ def test_crossings_same_clusters_as_the_numpy_reference(family):
     for i, objs in enumerate(crossing_cases(family)[::2]):
         res = ch.process(crossing_frame(gen, objs), run=1, serial=i, time_ns=0, source="store")
         seeds, npri = seeded(res)
-        got, rms = dk.directional_labels(res.prow, res.pcol, seeds, npri, *args)
-        want, wrms = ref.directional_labels(res.prow, res.pcol, seeds, npri, *args)
+        vals = res.rebinned[res.prow, res.pcol]
+        got, rms = dk.directional_labels(res.prow, res.pcol, vals, seeds, npri, *args)
+        want, wrms = ref.directional_labels(res.prow, res.pcol, vals, seeds, npri, *args)
         np.testing.assert_array_equal(got, want)
         np.testing.assert_allclose(rms, wrms, rtol=1e-9, atol=1e-12)
 
