@@ -630,9 +630,7 @@ class FrameChain:
             labels, fit_rms = dk.directional_labels(
                 prow, pcol, values, seeds, nprimary, *cfg.directional_args()
             )
-            track_len = dk.track_lengths(
-                prow, pcol, values, labels, fit_rms, *cfg.length_args()
-            )
+            track_len = dk.track_lengths(prow, pcol, values, labels, fit_rms, *cfg.length_args())
             t3 = time.perf_counter()
             tm["directional"] = (t3 - t2) * 1e3
             t2 = t3

@@ -39,7 +39,20 @@ there); this is a deterministic version of that idea on the rebinned points:
    within ``merge_angle_deg``): pieces of one track become one cluster; a
    track across it gives up only its points on this track's reach. Then
    it is refitted, until nothing is added (at most ``max_iterations``).
-   Last, all tracks share their points as in 3, ``SHARE_PASSES`` times.
+   The points' light (their rebinned values) tells a muon from an alpha
+   where the geometry cannot (a muon is ~40x fainter per px): a wide
+   complete track (an alpha) grows past an end only into points at least
+   ``LIGHT_FRACTION`` as bright per unit length as its own
+   (:func:`_dense_ends`); when one of the two is ``WIDE``, a cluster or track of
+   other light (median light per point more than ``LIGHT_RATIO`` apart,
+   :func:`_alike`) that reaches beyond the track's ends or is not parallel
+   to it (``HALO_COS``) is another track, never taken whole: it gives up
+   only its points on the reach (a muon along an alpha) unless fewer than
+   ``min_points`` lie elsewhere. After the growth a track of other light
+   lying, but for fewer than ``min_points`` points, within twice the band of
+   a wide track and inside its extent is that track's halo and joins it
+   (:func:`_absorb_halo`). Last, all tracks share their points as in 3,
+   ``SHARE_PASSES`` times.
 5. **Labels** are renumbered in the order of each cluster's lowest point
    index (as DBSCAN numbers them); per cluster the RMS of the members'
    residuals to the curve is the fit quality (0 for clusters without fit).
@@ -424,24 +437,103 @@ def _dense_ends(u, w, onc, owner, t, umin, umax, lo, hi):
     return lo, hi
 
 
-#: a track takes a whole cluster or track only when their light per point
-#: is within this factor (pieces of one track are alike; a muon's points
-#: average ~2.5 ADU per rebinned px, an alpha's ~30: a muon piece lying on
-#: an alpha's curve beyond its end is not the alpha's, an alpha piece on a
-#: muon's reach is not the muon's)
+#: two groups are of alike light when their median light per point is
+#: within this factor (pieces of one track are alike; on the crossing set a
+#: muon's points have medians of ~2-2.7 ADU per rebinned px, an alpha's
+#: 12-32 with its halo: a muon piece lying on an alpha's curve beyond its
+#: end is not the alpha's, an alpha piece on a muon's reach not the muon's;
+#: measured the same at 3, 4 and 5)
 LIGHT_RATIO = 4.0
 #: cos of the largest angle between a track and a piece of its halo (the
 #: faint edge of an alpha's light, along it)
 HALO_COS = np.cos(np.radians(5.0))
+#: a track is wide (an alpha: its band 3.8-4.4 rebinned px, a muon's
+#: 2.5-3.4) when its band is over this many times ``thickness``
+WIDE = 1.4
 
 
 @numba.njit(**_NJIT)
-def _alike(wa, na, wb, nb):
-    """Whether the mean light per point of two groups (light sums ``wa``,
-    ``wb`` of ``na``, ``nb`` points) is within ``LIGHT_RATIO``."""
-    a = wa * nb
-    b = wb * na
+def _alike(a, b):
+    """Whether two groups' median light per point ``a``, ``b`` are within
+    ``LIGHT_RATIO``."""
     return max(a, b) <= LIGHT_RATIO * min(a, b)
+
+
+@numba.njit(**_NJIT)
+def _n_beyond(u, owner, g, umin, umax):
+    """Number of the points of ``g`` beyond [umin, umax] along ``u``."""
+    k = 0
+    for i in range(u.shape[0]):
+        k += owner[i] == g and (u[i] < umin or u[i] > umax)
+    return k
+
+
+@numba.njit(**_NJIT)
+def _group_median(w, owner, g):
+    """Median light of the points owned by ``g``."""
+    k = 0
+    for i in range(owner.shape[0]):
+        k += owner[i] == g
+    x = np.empty(k)
+    k = 0
+    for i in range(owner.shape[0]):
+        if owner[i] == g:
+            x[k] = w[i]
+            k += 1
+    return _median(x)
+
+
+@numba.njit(**_NJIT)
+def _absorb_halo(r, c, w, owner, is_track, alive, tpar, ng, min_points, thickness, width_nsigma):
+    """A track lying within twice the band of a wide track (``WIDE``: an alpha),
+    inside its extent, but for fewer than ``min_points`` points, and of
+    other light (:func:`_alike`) is that track's halo: it joins it."""
+    n = r.shape[0]
+    for t in range(ng):
+        if not (is_track[t] and alive[t]) or tpar[t, 9] <= WIDE * thickness:
+            continue
+        cr = tpar[t, 0]
+        cc = tpar[t, 1]
+        ur = tpar[t, 2]
+        uc = tpar[t, 3]
+        p0 = tpar[t, 4]
+        p1 = tpar[t, 5]
+        p2 = tpar[t, 6]
+        umin = tpar[t, 7]
+        umax = tpar[t, 8]
+        lim = 2.0 * tpar[t, 9]
+        size = np.zeros(ng, np.int64)
+        ins = np.zeros(ng, np.int64)
+        for i in range(n):
+            g = owner[i]
+            if g < 0 or g == t or not is_track[g]:
+                continue
+            size[g] += 1
+            dr = r[i] - cr
+            dc = c[i] - cc
+            ui = dc * uc + dr * ur
+            vi = dc * ur - dr * uc
+            x = min(max(ui, umin), umax)
+            f = p0 + p1 * x + p2 * x * x + (p1 + 2.0 * p2 * x) * (ui - x)
+            ins[g] += abs(vi - f) <= lim and ui >= umin and ui <= umax
+        tmed = 0.0
+        have_tmed = False
+        absorbed = False
+        for g in range(ng):
+            if g == t or not alive[g] or size[g] == 0 or size[g] - ins[g] >= min_points:
+                continue
+            if not have_tmed:
+                tmed = _group_median(w, owner, t)
+                have_tmed = True
+            if _alike(_group_median(w, owner, g), tmed):
+                continue
+            for i in range(n):
+                if owner[i] == g:
+                    owner[i] = t
+            alive[g] = False
+            absorbed = True
+        if absorbed:
+            _set_track(r, c, np.nonzero(owner == t)[0], tpar, t, thickness, width_nsigma)
 
 
 @numba.njit(**_NJIT)
@@ -787,9 +879,7 @@ def directional_labels(
                 near[i] = onc[i] and u[i] >= lo and u[i] <= hi
             cnt = np.zeros(ng, np.int64)
             cnear = np.zeros(ng, np.int64)
-            cout = np.zeros(ng, np.int64)
             size = np.zeros(ng, np.int64)
-            light = np.zeros(ng)
             glo = np.full(ng, 1e300)
             ghi = np.full(ng, -1e300)
             added = False
@@ -800,12 +890,10 @@ def directional_labels(
                         owner[i] = t
                         added = True
                     continue
-                size[g] += 1
-                light[g] += w[i]
                 if g == t:
                     continue
+                size[g] += 1
                 cnear[g] += near[i]
-                cout[g] += u[i] < tpar[t, 7] or u[i] > tpar[t, 8]
                 if is_track[g]:
                     # another track: on the extended curve anywhere, then
                     # its gap to this one is checked below
@@ -815,39 +903,51 @@ def directional_labels(
                         ghi[g] = max(ghi[g], u[i])
                 elif near[i]:
                     cnt[g] += 1
+            # the points by group when a median light is first needed (a
+            # group's points change only when it is taken, then it is gone)
+            gstart = np.zeros(0, np.int64)
+            gorder = np.zeros(0, np.int64)
+            tmed = 0.0
             for g in range(ng):
                 if g == t or not alive[g] or size[g] == 0:
                     continue
+                cosang = abs(tpar[g, 2] * tpar[t, 2] + tpar[g, 3] * tpar[t, 3])
                 # a piece lying along this track's reach, or a collinear
                 # track further on beyond a gap of at most merge_gap
                 take = cnear[g] >= merge_fraction * size[g]
-                cosang = abs(tpar[g, 2] * tpar[t, 2] + tpar[g, 3] * tpar[t, 3])
-                # of other light, and reaching beyond this track's ends or
-                # not parallel to it: another track (a muon along an
-                # alpha), not its halo
-                foreign = (cout[g] >= min_points or cosang < HALO_COS) and not _alike(
-                    light[g], size[g], light[t], size[t]
-                )
-                if (
-                    take
-                    and is_track[g]
-                    and (cosang < merge_cos or foreign)
-                    and size[g] - cnear[g] >= min_points
-                ):
-                    # a track across this one (a crossing in one seed), or
-                    # of other light (a muon along an alpha): only its
-                    # points on this track's reach change hands
-                    for i in range(n):
-                        if owner[i] == g and near[i]:
-                            owner[i] = t
-                    added = True
-                    continue
+                along = take
                 if not take and is_track[g] and cnt[g] >= merge_fraction * size[g]:
                     gap = max(glo[g] - tpar[t, 8], tpar[t, 7] - ghi[g])
                     take = cosang >= merge_cos and gap <= merge_gap
                 if not take:
                     continue
-                if foreign:
+                # one of them wide (an alpha), of other light (median per
+                # point), and reaching beyond this track's ends or not
+                # parallel to it: another track (a muon along an alpha), not
+                # its halo
+                foreign = False
+                wide = tpar[t, 9] > WIDE * thickness or (
+                    is_track[g] and tpar[g, 9] > WIDE * thickness
+                )
+                if wide and (
+                    cosang < HALO_COS
+                    or _n_beyond(u, owner, g, tpar[t, 7], tpar[t, 8]) >= min_points
+                ):
+                    if gstart.shape[0] == 0:
+                        gstart, gorder = _points_by_label(owner, ng)
+                        tmed = _median(w[gorder[gstart[t] : gstart[t + 1]]])
+                    foreign = not _alike(_median(w[gorder[gstart[g] : gstart[g + 1]]]), tmed)
+                rest = size[g] - cnear[g] >= min_points
+                if along and is_track[g] and (cosang < merge_cos or foreign) and rest:
+                    # a track across this one (a crossing in one seed), or
+                    # of other light: only its points on this track's reach
+                    # change hands
+                    for i in range(n):
+                        if owner[i] == g and near[i]:
+                            owner[i] = t
+                    added = True
+                    continue
+                if foreign and rest:
                     continue
                 for i in range(n):
                     if owner[i] == g:
@@ -857,6 +957,7 @@ def directional_labels(
             if not added:
                 break
             _set_track(r, c, np.nonzero(owner == t)[0], tpar, t, thickness, width_nsigma)
+    _absorb_halo(r, c, w, owner, is_track, alive, tpar, ng, min_points, thickness, width_nsigma)
     # the tracks now hold their whole length: share again, between all of
     # them (a track crossing another one of another seed, near-parallel
     # tracks), with the extents of the complete tracks

@@ -397,10 +397,10 @@ def _band(rr: np.ndarray, s: float, thickness: float, width_nsigma: float) -> fl
 
 _LIGHT_RATIO = 4.0
 _HALO_COS = np.cos(np.radians(5.0))
+_WIDE = 1.4
 
 
-def _alike(wa: float, na: int, wb: float, nb: int) -> bool:
-    a, b = wa * nb, wb * na
+def _alike(a: float, b: float) -> bool:
     return max(a, b) <= _LIGHT_RATIO * min(a, b)
 
 
@@ -608,8 +608,8 @@ def directional_labels(
             near = onc & (u >= lo) & (u <= hi)
             free = (owner < 0) & near
             added = bool(free.any())
-            mine_w, mine_n = float(np.sum(w[owner == t])), int(np.sum(owner == t))
             owner[free] = t
+            mine_light = None  # this track's median light, when first needed
             for g in range(ng):
                 if g == t or not alive[g]:
                     continue
@@ -618,33 +618,62 @@ def directional_labels(
                 if size == 0:
                     continue
                 nnear = int(near[m].sum())
-                take = nnear >= merge_fraction * size
-                cout = int(np.sum(m & ((u < tr.umin) | (u > tr.umax))))
                 o = tracks.get(g)
-                halo = o is not None and abs(o.ur * tr.ur + o.uc * tr.uc) >= _HALO_COS
-                foreign = (cout >= min_points or not halo) and not _alike(
-                    float(np.sum(w[m])), size, mine_w, mine_n
-                )
-                if take and g in tracks:
-                    o = tracks[g]
-                    across = abs(o.ur * tr.ur + o.uc * tr.uc) < merge_cos
-                    if (across or foreign) and size - nnear >= min_points:
-                        owner[m & near] = t
-                        added = True
-                        continue
-                if not take and g in tracks:
+                cosang = abs(o.ur * tr.ur + o.uc * tr.uc) if o is not None else 0.0
+                take = nnear >= merge_fraction * size
+                along = take
+                if not take and o is not None:
                     on = m & onc
                     if on.sum() >= merge_fraction * size:
-                        o = tracks[g]
-                        cosang = abs(o.ur * tr.ur + o.uc * tr.uc)
                         gap = max(u[on].min() - tr.umax, tr.umin - u[on].max())
                         take = cosang >= merge_cos and gap <= merge_gap
-                if take and not foreign:
+                if not take:
+                    continue
+                cout = int(np.sum(m & ((u < tr.umin) | (u > tr.umax))))
+                foreign = False
+                wide = tr.th > _WIDE * thickness or (o is not None and o.th > _WIDE * thickness)
+                if wide and (cout >= min_points or cosang < _HALO_COS):
+                    if mine_light is None:
+                        mine_light = _median(w[owner == t])
+                    foreign = not _alike(_median(w[m]), mine_light)
+                rest = size - nnear >= min_points
+                if along and o is not None and (cosang < merge_cos or foreign) and rest:
+                    owner[m & near] = t
+                    added = True
+                    continue
+                if not (foreign and rest):
                     owner[m] = t
                     alive[g] = False
                     added = True
             if not added:
                 break
+            mem = owner == t
+            tr.set(r[mem], c[mem], thickness, width_nsigma)
+    # a faint track lying all within twice the band of a wide track of
+    # other light, inside its extent, is that track's halo
+    for t in range(ng):
+        if t not in tracks or not alive[t] or tracks[t].th <= _WIDE * thickness:
+            continue
+        tr = tracks[t]
+        u, res = tr.res(r, c)
+        inside = (np.abs(res) <= 2.0 * tr.th) & (u >= tr.umin) & (u <= tr.umax)
+        mine_light = None
+        absorbed = False
+        for g in range(ng):
+            if g == t or g not in tracks or not alive[g]:
+                continue
+            m = owner == g
+            size = int(m.sum())
+            if size == 0 or size - int(np.sum(m & inside)) >= min_points:
+                continue
+            if mine_light is None:
+                mine_light = _median(w[owner == t])
+            if _alike(_median(w[m]), mine_light):
+                continue
+            owner[m] = t
+            alive[g] = False
+            absorbed = True
+        if absorbed:
             mem = owner == t
             tr.set(r[mem], c[mem], thickness, width_nsigma)
     gl = [g for g in range(ng) if g in tracks and alive[g]]

@@ -242,9 +242,7 @@ def run(args: argparse.Namespace) -> Report:
         labels = seeds
         seeded = dk.seed_labels(pr, pc, seeds, cfg.eps, cfg.dir_seed_min_samples)
         if cfg.dir_enabled:
-            labels, _ = dk.directional_labels(
-                pr, pc, rbf[pr, pc], *seeded, *cfg.directional_args()
-            )
+            labels, _ = dk.directional_labels(pr, pc, rbf[pr, pc], *seeded, *cfg.directional_args())
         prepared.append((raw, rb, rbf, pr, pc, labels, res, seeded, rbf[pr, pc]))
 
     # Same answers first: a fast wrong answer is not a result.

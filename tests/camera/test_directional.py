@@ -214,11 +214,11 @@ def test_simulated_tracks_on_more_seeds(sim_frames):
     # cluster, 76/78 (97.4 %) with the length (the same before; 74/77
     # before the noise filter's line rule). The misses: muons crossing
     # other tracks.
+    # (The same with the points' light in the growth, `directional._alike`,
+    # `_absorb_halo`.)
     frames = sim_frames + sim_frames_of(7) + sim_frames_of(11)
-    t, one, good = whole_tracks(frames, "alpha")
-    assert t >= 40 and one == t and good / t >= 0.95, (t, one, good)
-    t, one, good = whole_tracks(frames, "muon")
-    assert t >= 70 and one / t >= 0.95 and good / t >= 0.95, (t, one, good)
+    assert whole_tracks(frames, "alpha") == (46, 46, 46)
+    assert whole_tracks(frames, "muon") == (78, 78, 76)
     # Seeds 13, 17, 23: muons 105/109 (96.3 %; 101/109 before the crossing
     # work: `directional._share`, `_band`, `_dense_ends`; 96/104 before the
     # noise filter's line rule), alphas 64/69 (92.8 %; 58/69 before): these
@@ -227,12 +227,29 @@ def test_simulated_tracks_on_more_seeds(sim_frames):
     # (40x LIME's density; on full LIME frames every alpha is whole, see
     # below). Requirement 95 %: met for muons, not for alphas. (The
     # clustering of main before the length/bridging work: muons 81/104,
-    # alphas 53/69.)
+    # alphas 53/69.) With the points' light in the growth the counts are the
+    # same, 64/69 and 105/109, not the same frames: seed 23 frame 10's alpha
+    # is whole now (its halo strand joins it, `directional._absorb_halo`),
+    # frame 2's is not (a strand of halo of two alphas and a muon, 14 deg
+    # off the alpha, of other light: it gives up only its points on the
+    # alpha's reach and keeps 83 of the alpha's points).
     frames = sim_frames_of(13) + sim_frames_of(17) + sim_frames_of(23)
-    t, one, good = whole_tracks(frames, "alpha")
-    assert t >= 60 and good / t >= 0.92, (t, one, good)
-    t, one, good = whole_tracks(frames, "muon")
-    assert t >= 95 and good / t >= 0.95, (t, one, good)
+    assert whole_tracks(frames, "alpha") == (69, 68, 64)
+    assert whole_tracks(frames, "muon") == (109, 108, 105)
+
+
+@pytest.mark.slow
+def test_simulated_tracks_on_small_crops():
+    # 256x256 crops (64x64 rebinned px), seeds 2 and 7, 40 frames each: the
+    # tracks (150-360 px) of a frame lie on top of each other. Alphas 37/39
+    # (36/39 before the points' light: seed 7's alpha of frame 3 is
+    # whole now, its halo strand joins it); muons 57/75 (76 %): split muons (their cluster holds only
+    # 53-70 % of the points near them, the rest in the other tracks'
+    # clusters) and the faintest muons (1.1-1.3 ADU per rebinned px, at the
+    # noise filter's 1.2 ADU mean threshold) losing ~30 px at one end.
+    frames = sim_frames_of(2, n=40, size=256) + sim_frames_of(7, n=40, size=256)
+    assert whole_tracks(frames, "alpha") == (39, 39, 37)
+    assert whole_tracks(frames, "muon") == (75, 65, 57)
 
 
 @pytest.mark.slow
@@ -543,17 +560,22 @@ def _crossing_figures(family, seed):
 
 
 # Whole tracks measured per family, 2 tracks per frame, each frame on two
-# noise seeds (5 and 6): muon x muon 78/84, muon x alpha 56/60,
+# noise seeds (5 and 6): muon x muon 78/84, muon x alpha 59/60,
 # T-junctions 47/48, alpha x alpha 24/24, parallel at 20, 24, 32 px 13/16,
-# 14/16, 16/16: 248/264 (93.9 %; seed 5 alone 128/132 = 97 %, seed 6
-# 120/132 = 90.9 %). Before the tracks shared their points
+# 14/16, 16/16: 251/264 (95.1 %; seed 5 alone 129/132 = 97.7 %, seed 6
+# 122/132 = 92.4 %). Before the points' light entered the growth
+# (`directional._alike`, `LIGHT_FRACTION`, `_absorb_halo`): muon x alpha
+# 56/60, 248/264 (93.9 %; 128 and 120). Before the tracks shared their points
 # (`directional._share`), wide tracks' bands were capped at their members'
 # reach (`_band`), alphas stopped growing into sparser points (`_dense_ends`)
 # and a track across another gave up only its points on the other's reach:
-# 68, 58, 26, 24, 13, 13, 15 = 217/264 (82.2 %). Requirement 95 %: not met
-# on both seeds together. The misses: muons crossing at 10-20 deg (one
-# seed holds both over ~100 px), a muon crossing an alpha at 15 deg (the
-# alpha takes it: 2 frames, both tracks), near-parallel muons 3 deg apart.
+# 68, 58, 26, 24, 13, 13, 15 = 217/264 (82.2 %). Requirement 95 %: met on
+# the set, not on noise seed 6 alone. The misses: muons crossing at 10-20
+# deg (one DBSCAN seed holds both over ~100 px and is fitted as one track
+# between them: 5 tracks of 4 frames), near-parallel muons 20-24 px apart
+# (4 of 8 parallel frames on seed 6, 1 on seed 5), one T-junction alpha,
+# and a muon crossing an alpha at 15 deg (case 5, seed 5: the muon's piece
+# beyond the alpha is not on the curve of its other pieces).
 # Near-parallel muons are required apart by at least 20 px (5 rebinned px
 # = 2 x thickness): closer, the other track's light lies inside a track's
 # own band of +-thickness (10 px), its points cannot tell which line they
@@ -561,7 +583,7 @@ def _crossing_figures(family, seed):
 # 3 sigma + 4 px of either path).
 CROSSING_FAMILIES = {
     "muon x muon": 78,
-    "muon x alpha": 56,
+    "muon x alpha": 59,
     "alpha T-junction": 47,
     "alpha x alpha": 24,
     "parallel 20": 13,
@@ -574,12 +596,16 @@ CROSSING_FAMILIES = {
 def test_crossing_tracks_are_whole(family):
     good, total, misses = crossing_figures(family)
     assert total == 4 * len(crossing_cases(family))
-    assert good >= CROSSING_FAMILIES[family], (good, total, misses)
+    assert good == CROSSING_FAMILIES[family], (good, total, misses)
 
 
 @pytest.mark.parametrize("family", ["muon x alpha", "alpha T-junction", "parallel 20"])
 def test_crossings_same_clusters_as_the_numpy_reference(family):
-    # the sharing, band and dense-end rules act on these frames
+    # the sharing, band and dense-end rules act on these frames, and the
+    # light rules (a track of other light found foreign, not taken whole: 5
+    # times; a halo strand joining its alpha: not here, twice on the
+    # simulator frames of test_same_clusters_as_the_numpy_reference, where
+    # 9 tracks are found foreign)
     gen = Gen((512, 512), seed=5, noise=2.5)
     ch = chain_for(gen)
     args = CFG.directional_args()
@@ -591,6 +617,40 @@ def test_crossings_same_clusters_as_the_numpy_reference(family):
         want, wrms = ref.directional_labels(res.prow, res.pcol, vals, seeds, npri, *args)
         np.testing.assert_array_equal(got, want)
         np.testing.assert_allclose(rms, wrms, rtol=1e-9, atol=1e-12)
+
+
+def test_light_keeps_a_muon_off_a_crossing_alpha():
+    # Case 10 of "muon x alpha" on noise seed 6: a muon crossing an alpha at
+    # 15 deg, inside the alpha's band for ~120 px. Its piece there lies on
+    # the alpha's reach and within the merge angle: by geometry it is the
+    # alpha's. Its light (median 2 ADU per rebinned px against the alpha's
+    # 27, `LIGHT_RATIO` 4) says it is another track: the alpha takes only
+    # its points on the reach and the rest joins the muon's other pieces.
+    gen = Gen((512, 512), seed=6, noise=2.5)
+    ch = chain_for(gen)
+    for _ in range(10):
+        gen.frame(n_fe=0)  # the frames before it in the crossing set
+    objs = crossing_cases("muon x alpha")[10]
+    res = ch.process(crossing_frame(gen, objs), run=1, serial=10, time_ns=0, source="store")
+    trig = SimpleNamespace(truth=SimpleNamespace(objects=objs))
+    assert whole_tracks([(trig, res)], "muon") == (1, 1, 1)
+    assert whole_tracks([(trig, res)], "alpha") == (1, 1, 1)
+    # every point of the same light: the alpha takes the muon's piece and
+    # the muon is two clusters (as before the light rules)
+    seeds, npri = seeded(res)
+    flat = np.ones(res.prow.size)
+    args = CFG.directional_args()
+    got, _ = dk.directional_labels(res.prow, res.pcol, flat, seeds, npri, *args)
+    want, _ = ref.directional_labels(res.prow, res.pcol, flat, seeds, npri, *args)
+    np.testing.assert_array_equal(got, want)
+    nf = res.clusters.features.shape[1]
+    split = SimpleNamespace(
+        prow=res.prow,
+        pcol=res.pcol,
+        labels=got,
+        clusters=SimpleNamespace(features=np.zeros((got.max() + 1, nf))),
+    )
+    assert whole_tracks([(trig, split)], "muon")[:2] == (1, 0)
 
 
 def test_band_of_a_flat_track_is_its_reach():
