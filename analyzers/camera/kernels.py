@@ -943,6 +943,16 @@ def _window_row(a, b, c, cs, cn, thr8, min_count, line_min, keep, cand, cwords):
     return nk
 
 
+@numba.njit(nogil=True, cache=True)
+def _any_nonzero(b):
+    """Whether a row holds a non-zero value (counted, not searched, so the
+    loop vectorises: it costs a tenth of the row's windows)."""
+    n = np.int32(0)
+    for j in range(b.shape[0]):
+        n = np.int32(n + np.int32(b[j] != 0.0))
+    return n > 0
+
+
 @numba.njit(**_NJIT)
 def _filter_rows(rb, nb_mean_min, min_count, line_min, out, prow, pcol):
     """Shared body of :func:`neighbour_filter` (writes the filtered map to
@@ -975,7 +985,13 @@ def _filter_rows(rb, nb_mean_min, min_count, line_min, out, prow, pcol):
         a = rb[i - 1] if i > 0 else zero_row
         b = rb[i]
         c = rb[i + 1] if i + 1 < rows else zero_row
-        nk = _window_row(a, b, c, cs, cn, thr8, mc, lmin, keep, cand, cwords)
+        if _any_nonzero(b):
+            nk = _window_row(a, b, c, cs, cn, thr8, mc, lmin, keep, cand, cwords)
+        else:
+            # a row without light keeps nothing: skip its windows (a quarter
+            # of LIME's rows, those outside the acceptance, are all 0)
+            keep[:] = 0
+            nk = 0
         if write:
             o = out[i]
             for j in range(cols):

@@ -254,6 +254,22 @@ def test_neighbour_filter_matches_reference(gen, frame):
         np.testing.assert_array_equal(pr32, pr)
         np.testing.assert_array_equal(pc32, pc)
         np.testing.assert_array_equal(pc, ec)
+    # rows without light (skipped by the filter) between and next to lit
+    # ones: the lit rows' windows still see them as zeros
+    sparse = rb.copy()
+    sparse[::2] = 0.0
+    sparse[:5] = 0.0
+    sparse[-3:] = 0.0
+    for line_min in (np.inf, 0.5):
+        np.testing.assert_array_equal(
+            kn.neighbour_filter(sparse, 0.5, 2, line_min),
+            kref.neighbour_filter(sparse, 0.5, 2, line_min),
+        )
+        pr, pc, n = kn.filtered_points(sparse.astype(np.float32), 0.5, 2, 10**6, line_min)
+        er, ec = np.nonzero(kref.neighbour_filter(sparse, 0.5, 2, line_min))
+        assert n == er.size > 0
+        np.testing.assert_array_equal(pr, er)
+        np.testing.assert_array_equal(pc, ec)
     # the line rule keeps more than the plain filter on noise at 0.5 ADU
     assert np.count_nonzero(kn.neighbour_filter(rb, 1.2, 3, 0.5)) > np.count_nonzero(
         kn.neighbour_filter(rb, 1.2, 3)
