@@ -633,14 +633,20 @@ def _set_track(r, c, mem, tpar, g, thickness, width_nsigma):
 
 
 @numba.njit(**_NJIT)
-def _share(r, c, idx, owner, tpar, gids, min_points, thickness, width_nsigma):
+def _share(r, c, idx, owner, tpar, gids, min_points, thickness, width_nsigma, reach):
     """Tracks ``gids`` and their points ``idx``: the first track fitted in a
     shared seed takes every point within its thickness of its curve, also
     the other track's beyond its own end (an alpha ending on another, a
     T-junction). Each track's extent is that of its points in no other
     track's band; a point within the bands of several goes to the one whose
     segment (the curve within that extent) is nearest, distances in units
-    of each track's thickness. The tracks that changed (and keep
+    of each track's thickness. A band counts only within ``reach`` of its
+    track's ends (along the curve) for the other tracks' extents and for
+    taking a point that lies in its own track's band: the last sharing, of
+    the complete tracks, passes ``grow_radius`` (a short alpha's band,
+    continued along its end tangent, cut a crossing muon's extent 40 px
+    beyond the alpha's end and, wider, took the muon's end); the sharing
+    within a seed passes no limit. The tracks that changed (and keep
     ``min_points``) are refitted."""
     m = gids.shape[0]
     nq = idx.shape[0]
@@ -649,23 +655,29 @@ def _share(r, c, idx, owner, tpar, gids, min_points, thickness, width_nsigma):
         slot[gids[j]] = j
     d = np.empty((m, nq))
     uall = np.empty((m, nq))
+    far = np.zeros((m, nq), np.bool_)
     for j in range(m):
         g = gids[j]
         uu, vv = _frame_uv(r[idx], c[idx], tpar[g, 0], tpar[g, 1], tpar[g, 2], tpar[g, 3])
         d[j] = np.abs(_residuals(uu, vv, tpar[g, 4:7], -1e18, 1e18)) / tpar[g, 9]
         uall[j] = uu
+        for q in range(nq):
+            far[j, q] = max(uu[q] - tpar[g, 8], tpar[g, 7] - uu[q]) > reach
     inb = d <= 1.0
+    nall = np.zeros(nq, np.int64)
     nin = np.zeros(nq, np.int64)
     for j in range(m):
         for q in range(nq):
-            nin[q] += inb[j, q]
-    # each track's extent: its points in no other track's band
+            nall[q] += inb[j, q]
+            nin[q] += inb[j, q] and not far[j, q]
+    # each track's extent: its points in no other track's band (within
+    # ``reach`` of that track's extent)
     for j in range(m):
         g = gids[j]
         lo = 1e300
         hi = -1e300
         for q in range(nq):
-            if owner[idx[q]] == g and nin[q] - inb[j, q] == 0:
+            if owner[idx[q]] == g and nin[q] - (inb[j, q] and not far[j, q]) == 0:
                 lo = min(lo, uall[j, q])
                 hi = max(hi, uall[j, q])
         if lo > hi:
@@ -676,14 +688,16 @@ def _share(r, c, idx, owner, tpar, gids, min_points, thickness, width_nsigma):
             d[j, q] = np.sqrt(d[j, q] * d[j, q] + x * x) if inb[j, q] else 1e300
     changed = np.zeros(m, np.bool_)
     for q in range(nq):
-        if nin[q] < 1:
+        if nall[q] < 1:
             continue
         j0 = slot[owner[idx[q]]]
         if j0 < 0:
             continue
+        # a point in its own track's band goes only to a band within reach
+        mine = inb[j0, q]
         bj = j0
         for j in range(m):
-            if d[j, q] < d[bj, q]:
+            if d[j, q] < d[bj, q] and not (mine and far[j, q]):
                 bj = j
         if bj != j0:
             owner[idx[q]] = gids[bj]
@@ -816,6 +830,7 @@ def directional_labels(
                 min_points,
                 thickness,
                 width_nsigma,
+                1e300,
             )
         if rem.shape[0] == 0:
             continue
@@ -960,7 +975,8 @@ def directional_labels(
     _absorb_halo(r, c, w, owner, is_track, alive, tpar, ng, min_points, thickness, width_nsigma)
     # the tracks now hold their whole length: share again, between all of
     # them (a track crossing another one of another seed, near-parallel
-    # tracks), with the extents of the complete tracks
+    # tracks), with the extents of the complete tracks, each band counting
+    # up to grow_radius past its track's ends
     gl = np.nonzero(is_track[:ng] & alive[:ng])[0]
     if gl.shape[0] >= 2:
         mark = np.zeros(ng, np.bool_)
@@ -970,7 +986,7 @@ def directional_labels(
             sel[i] = owner[i] >= 0 and mark[owner[i]]
         sel_idx = np.nonzero(sel)[0]
         for _ in range(SHARE_PASSES):
-            _share(r, c, sel_idx, owner, tpar, gl, min_points, thickness, width_nsigma)
+            _share(r, c, sel_idx, owner, tpar, gl, min_points, thickness, width_nsigma, grow_radius)
     # renumber by lowest point index
     newid = np.full(ng, -1, np.int64)
     out = np.full(n, -1, np.int64)

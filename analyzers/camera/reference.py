@@ -423,23 +423,26 @@ class _Track:
         return u, _residuals(u, v, self.p, lo, hi)
 
 
-def _share(r, c, idx, owner, tracks, gids, min_points, thickness, width_nsigma):
+def _share(r, c, idx, owner, tracks, gids, min_points, thickness, width_nsigma, reach):
     """Same as :func:`directional._share`: points in the bands of several
     tracks ``gids`` go to the nearest segment (each track's extent that of
-    its points in no other band)."""
+    its points in no other band; a band counts only within ``reach`` of its
+    track's ends for the extents and for a point in its own track's band)."""
     m = len(gids)
-    us, ds = [], []
+    us, ds, fs = [], [], []
     for g in gids:
         u, res = tracks[g].res(r[idx], c[idx], clamp=False)
         us.append(u)
         ds.append(np.abs(res) / tracks[g].th)
-    u, d = np.array(us), np.array(ds)
+        fs.append(np.maximum(u - tracks[g].umax, tracks[g].umin - u) > reach)
+    u, d, far = np.array(us), np.array(ds), np.array(fs)
     inb = d <= 1.0
+    inn = inb & ~far
     slot = {g: j for j, g in enumerate(gids)}
     own = np.array([slot.get(int(g), -1) for g in owner[idx]], dtype=np.int64)
     seg = np.full(d.shape, 1e300)
     for j in range(m):
-        others = inb[np.arange(m) != j].any(axis=0)
+        others = inn[np.arange(m) != j].any(axis=0)
         ex = (own == j) & ~others
         tr = tracks[gids[j]]
         lo, hi = (u[j, ex].min(), u[j, ex].max()) if ex.any() else (tr.umin, tr.umax)
@@ -447,8 +450,11 @@ def _share(r, c, idx, owner, tracks, gids, min_points, thickness, width_nsigma):
         seg[j, inb[j]] = np.sqrt(d[j, inb[j]] * d[j, inb[j]] + x[inb[j]] * x[inb[j]])
     q = np.nonzero(own >= 0)[0]
     cur = own[q]
-    mn = seg[:, q].min(axis=0)
-    new = np.where(seg[cur, q] == mn, cur, np.argmin(seg[:, q], axis=0))
+    # a point in its own track's band goes only to a band within reach
+    segq = np.where(inb[cur, q] & far[:, q], 1e300, seg[:, q])
+    segq[cur, np.arange(q.size)] = seg[cur, q]
+    mn = segq.min(axis=0)
+    new = np.where(seg[cur, q] == mn, cur, np.argmin(segq, axis=0))
     moved = new != cur
     owner[idx[q[moved]]] = np.asarray(gids)[new[moved]]
     changed = np.zeros(m, bool)
@@ -548,6 +554,7 @@ def directional_labels(
                 min_points,
                 thickness,
                 width_nsigma,
+                1e300,
             )
         if rem.size == 0:
             continue
@@ -680,7 +687,7 @@ def directional_labels(
     if len(gl) >= 2:
         sel = np.nonzero(np.isin(owner, gl))[0]
         for _ in range(SHARE_PASSES):
-            _share(r, c, sel, owner, tracks, gl, min_points, thickness, width_nsigma)
+            _share(r, c, sel, owner, tracks, gl, min_points, thickness, width_nsigma, grow_radius)
     out = np.full(n, -1, np.int64)
     rms = []
     newid: dict[int, int] = {}
