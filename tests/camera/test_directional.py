@@ -241,7 +241,7 @@ def test_simulated_tracks_on_more_seeds(sim_frames):
     # px; its band, continued along its end tangent, cut the extent of a
     # muon crossing that line ~40 px beyond the alpha's end, and the
     # alpha, wider, took the muon's end: 2x its length) and seed 23 frame
-    # 2's (the strand keeps its points in its own band). Muons: seed 13
+    # 2's (the halo strand's, above; not traced further). Muons: seed 13
     # frame 6's is whole, seed 23 frame 2's is not. The 3 misses left: three
     # alphas meeting at one point (seed 13 frame 19: one DBSCAN seed; a
     # track fitted between two of them merges them, 2 alphas) and an alpha
