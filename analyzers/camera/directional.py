@@ -492,16 +492,10 @@ def _absorb_halo(r, c, w, owner, is_track, alive, tpar, ng, min_points, thicknes
     for t in range(ng):
         if not (is_track[t] and alive[t]) or tpar[t, 9] <= WIDE * thickness:
             continue
-        cr = tpar[t, 0]
-        cc = tpar[t, 1]
-        ur = tpar[t, 2]
-        uc = tpar[t, 3]
-        p0 = tpar[t, 4]
-        p1 = tpar[t, 5]
-        p2 = tpar[t, 6]
-        umin = tpar[t, 7]
-        umax = tpar[t, 8]
-        lim = 2.0 * tpar[t, 9]
+        tp = tpar[t]
+        umin = tp[7]
+        umax = tp[8]
+        lim = 2.0 * tp[9]
         size = np.zeros(ng, np.int64)
         ins = np.zeros(ng, np.int64)
         for i in range(n):
@@ -509,13 +503,8 @@ def _absorb_halo(r, c, w, owner, is_track, alive, tpar, ng, min_points, thicknes
             if g < 0 or g == t or not is_track[g]:
                 continue
             size[g] += 1
-            dr = r[i] - cr
-            dc = c[i] - cc
-            ui = dc * uc + dr * ur
-            vi = dc * ur - dr * uc
-            x = min(max(ui, umin), umax)
-            f = p0 + p1 * x + p2 * x * x + (p1 + 2.0 * p2 * x) * (ui - x)
-            ins[g] += abs(vi - f) <= lim and ui >= umin and ui <= umax
+            ui, res = _curve_point(tp, r[i], c[i])
+            ins[g] += abs(res) <= lim and ui >= umin and ui <= umax
         tmed = 0.0
         have_tmed = False
         absorbed = False
@@ -536,6 +525,21 @@ def _absorb_halo(r, c, w, owner, is_track, alive, tpar, ng, min_points, thicknes
             _set_track(r, c, np.nonzero(owner == t)[0], tpar, t, thickness, width_nsigma)
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _curve_point(tp, ri, ci):
+    """Position along the axis and residual from the curve of the point
+    (ri, ci) for track parameters ``tp`` (a row of ``tpar``): the arithmetic
+    of :func:`_frame_uv` and :func:`_residuals` for one point (beyond the
+    ends along the end tangents)."""
+    dr = ri - tp[0]
+    dc = ci - tp[1]
+    ui = dc * tp[3] + dr * tp[2]
+    vi = dc * tp[2] - dr * tp[3]
+    x = min(max(ui, tp[7]), tp[8])
+    f = tp[4] + tp[5] * x + tp[6] * x * x + (tp[5] + 2.0 * tp[6] * x) * (ui - x)
+    return ui, vi - f
+
+
 @numba.njit(**_NJIT)
 def _on_curve(r, c, tp, owner, t, u, onc, uon, umine):
     """For track parameters ``tp`` (a row of ``tpar``): ``u`` (position
@@ -544,27 +548,13 @@ def _on_curve(r, c, tp, owner, t, u, onc, uon, umine):
     positions of the points on the curve (``uon``) and of those of them
     owned by ``t`` (``umine``); returns their counts. Element by element the
     arithmetic of :func:`_frame_uv` and :func:`_residuals`, in one pass."""
-    cr = tp[0]
-    cc = tp[1]
-    ur = tp[2]
-    uc = tp[3]
-    p0 = tp[4]
-    p1 = tp[5]
-    p2 = tp[6]
-    umin = tp[7]
-    umax = tp[8]
     th = tp[9]
     kon = 0
     kmine = 0
     for i in range(r.shape[0]):
-        dr = r[i] - cr
-        dc = c[i] - cc
-        ui = dc * uc + dr * ur
-        vi = dc * ur - dr * uc
-        x = min(max(ui, umin), umax)
-        f = p0 + p1 * x + p2 * x * x + (p1 + 2.0 * p2 * x) * (ui - x)
+        ui, res = _curve_point(tp, r[i], c[i])
         u[i] = ui
-        o = abs(vi - f) <= th
+        o = abs(res) <= th
         onc[i] = o
         if o:
             uon[kon] = ui
