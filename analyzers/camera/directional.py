@@ -484,6 +484,15 @@ def _group_median(w, owner, g):
 
 
 @numba.njit(**_NJIT)
+def _merge_into(owner, alive, g, t):
+    """Group ``g`` joins track ``t``: its points become ``t``'s, ``g`` is gone."""
+    for i in range(owner.shape[0]):
+        if owner[i] == g:
+            owner[i] = t
+    alive[g] = False
+
+
+@numba.njit(**_NJIT)
 def _absorb_halo(r, c, w, owner, is_track, alive, tpar, ng, min_points, thickness, width_nsigma):
     """A track lying within twice the band of a wide track (``WIDE``: an alpha),
     inside its extent, but for fewer than ``min_points`` points, and of
@@ -516,10 +525,7 @@ def _absorb_halo(r, c, w, owner, is_track, alive, tpar, ng, min_points, thicknes
                 have_tmed = True
             if _alike(_group_median(w, owner, g), tmed):
                 continue
-            for i in range(n):
-                if owner[i] == g:
-                    owner[i] = t
-            alive[g] = False
+            _merge_into(owner, alive, g, t)
             absorbed = True
         if absorbed:
             _set_track(r, c, np.nonzero(owner == t)[0], tpar, t, thickness, width_nsigma)
@@ -954,10 +960,7 @@ def directional_labels(
                     continue
                 if foreign and rest:
                     continue
-                for i in range(n):
-                    if owner[i] == g:
-                        owner[i] = t
-                alive[g] = False
+                _merge_into(owner, alive, g, t)
                 added = True
             if not added:
                 break
