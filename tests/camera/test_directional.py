@@ -48,6 +48,17 @@ def seeded(res):
     return got
 
 
+def directional_checked(prow, pcol, vals, seeds, npri, atol=1e-12):
+    """The numba ``directional_labels`` (CFG's parameters), checked against
+    the numpy reference: identical labels, fit RMS to rtol 1e-9."""
+    args = CFG.directional_args()
+    got, rms = dk.directional_labels(prow, pcol, vals, seeds, npri, *args)
+    want, wrms = ref.directional_labels(prow, pcol, vals, seeds, npri, *args)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(rms, wrms, rtol=1e-9, atol=atol)
+    return got, rms
+
+
 @pytest.fixture(scope="module")
 def sim_frames():
     sim, ch = sim_chain(2)
@@ -61,15 +72,11 @@ def sim_frames():
 
 
 def test_same_clusters_as_the_numpy_reference(sim_frames):
-    args = CFG.directional_args()
     n_tracks = 0
     for _, res in sim_frames + sim_frames_of(7, copy=True):
         seeds, npri = seeded(res)
         vals = res.rebinned[res.prow, res.pcol]
-        got, rms = dk.directional_labels(res.prow, res.pcol, vals, seeds, npri, *args)
-        want, wrms = ref.directional_labels(res.prow, res.pcol, vals, seeds, npri, *args)
-        np.testing.assert_array_equal(got, want)
-        np.testing.assert_allclose(rms, wrms, rtol=1e-9, atol=1e-12)
+        got, rms = directional_checked(res.prow, res.pcol, vals, seeds, npri)
         np.testing.assert_array_equal(got, res.labels)
         n_tracks += int(np.count_nonzero(rms > 0))
         # the track length along the fit, numba and numpy
@@ -405,12 +412,8 @@ def test_only_a_track_with_holes_bridges_gaps(holes):
     # here, grow_radius 6). A complete track (an alpha) ends where its light
     # stops: points 12 px beyond stay unclustered.
     prow, pcol, seeds, nfar = _seeded_line(holes)
-    args = CFG.directional_args()
     vals = np.ones(prow.size)
-    got, rms = dk.directional_labels(prow, pcol, vals, seeds, 1, *args)
-    want, wrms = ref.directional_labels(prow, pcol, vals, seeds, 1, *args)
-    np.testing.assert_array_equal(got, want)
-    np.testing.assert_allclose(rms, wrms, rtol=1e-9)
+    got, rms = directional_checked(prow, pcol, vals, seeds, 1, atol=0.0)
     assert rms[0] > 0
     if holes:
         assert (got == 0).all()
@@ -624,15 +627,11 @@ def test_crossings_same_clusters_as_the_numpy_reference(family):
     # 9 tracks are found foreign)
     gen = Gen((512, 512), seed=5, noise=2.5)
     ch = chain_for(gen)
-    args = CFG.directional_args()
     for i, objs in enumerate(crossing_cases(family)[::2]):
         res = ch.process(crossing_frame(gen, objs), run=1, serial=i, time_ns=0, source="store")
         seeds, npri = seeded(res)
         vals = res.rebinned[res.prow, res.pcol]
-        got, rms = dk.directional_labels(res.prow, res.pcol, vals, seeds, npri, *args)
-        want, wrms = ref.directional_labels(res.prow, res.pcol, vals, seeds, npri, *args)
-        np.testing.assert_array_equal(got, want)
-        np.testing.assert_allclose(rms, wrms, rtol=1e-9, atol=1e-12)
+        directional_checked(res.prow, res.pcol, vals, seeds, npri)
 
 
 def test_light_keeps_a_muon_off_a_crossing_alpha():
@@ -658,10 +657,7 @@ def test_light_keeps_a_muon_off_a_crossing_alpha():
     # than the light's growth (before that rule the muon stayed two clusters)
     seeds, npri = seeded(res)
     flat = np.ones(res.prow.size)
-    args = CFG.directional_args()
-    got, _ = dk.directional_labels(res.prow, res.pcol, flat, seeds, npri, *args)
-    want, _ = ref.directional_labels(res.prow, res.pcol, flat, seeds, npri, *args)
-    np.testing.assert_array_equal(got, want)
+    got, _ = directional_checked(res.prow, res.pcol, flat, seeds, npri)
     nf = res.clusters.features.shape[1]
     split = SimpleNamespace(
         prow=res.prow,
