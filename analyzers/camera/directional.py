@@ -450,6 +450,10 @@ HALO_COS = np.cos(np.radians(5.0))
 #: a track is wide (an alpha: its band 3.8-4.4 rebinned px, a muon's
 #: 2.5-3.4) when its band is over this many times ``thickness``
 WIDE = 1.4
+#: a thin track at least this long (rebinned px) takes the points on its
+#: reach out of an unfitted DBSCAN cluster (a muon's end in one cluster
+#: with 55Fe spots), shorter ones are pieces or spots themselves
+BLOB_TAKER_LENGTH = 20.0
 
 
 @numba.njit(**_NJIT)
@@ -768,6 +772,7 @@ def directional_labels(
     owner = np.full(n, -1, np.int64)
     is_track = np.zeros(gmax, np.bool_)
     alive = np.zeros(gmax, np.bool_)
+    blob = np.zeros(gmax, np.bool_)  # a DBSCAN cluster without a fit
     tpar = np.zeros((gmax, 11))  # cr cc ur uc p0 p1 p2 umin umax thick rms
     ng = 0
     sins = np.empty(n_angles)
@@ -837,6 +842,7 @@ def directional_labels(
                 g = ng
                 ng += 1
                 alive[g] = True
+                blob[g] = True
                 owner[rem] = g
             continue
         # the rest of a seed: to the nearest of its tracks when within twice
@@ -930,6 +936,21 @@ def directional_labels(
                 if not take and is_track[g] and cnt[g] >= merge_fraction * size[g]:
                     gap = max(glo[g] - tpar[t, 8], tpar[t, 7] - ghi[g])
                     take = cosang >= merge_cos and gap <= merge_gap
+                if (
+                    not take
+                    and blob[g]
+                    and cnear[g] >= min_points
+                    and tpar[t, 9] <= WIDE * thickness
+                    and tpar[t, 8] - tpar[t, 7] >= BLOB_TAKER_LENGTH
+                ):
+                    # a cluster without a fit holding a piece of this muon
+                    # (its end in one cluster with 55Fe spots): the piece
+                    # changes hands, the spots stay
+                    for i in range(n):
+                        if owner[i] == g and near[i]:
+                            owner[i] = t
+                    added = True
+                    continue
                 if not take:
                     continue
                 # one of them wide (an alpha), of other light (median per

@@ -398,6 +398,7 @@ def _band(rr: np.ndarray, s: float, thickness: float, width_nsigma: float) -> fl
 _LIGHT_RATIO = 4.0
 _HALO_COS = np.cos(np.radians(5.0))
 _WIDE = 1.4
+_BLOB_TAKER_LENGTH = 20.0
 
 
 def _alike(a: float, b: float) -> bool:
@@ -518,6 +519,7 @@ def directional_labels(
             tracks[g] = track
         return g
 
+    blobs = set()  # groups of DBSCAN clusters without a fit
     for k in range(ncl):
         rem = np.nonzero(labels == k)[0]
         first = len(alive)
@@ -561,6 +563,7 @@ def directional_labels(
         if len(alive) == first:
             if k < nprimary:
                 owner[rem] = new_group()
+                blobs.add(int(owner[rem[0]]))
             continue
         ds = []
         for g in range(first, len(alive)):
@@ -634,6 +637,16 @@ def directional_labels(
                     if on.sum() >= merge_fraction * size:
                         gap = max(u[on].min() - tr.umax, tr.umin - u[on].max())
                         take = cosang >= merge_cos and gap <= merge_gap
+                if (
+                    not take
+                    and g in blobs
+                    and nnear >= min_points
+                    and tr.th <= _WIDE * thickness
+                    and tr.umax - tr.umin >= _BLOB_TAKER_LENGTH
+                ):
+                    owner[m & near] = t
+                    added = True
+                    continue
                 if not take:
                     continue
                 cout = int(np.sum(m & ((u < tr.umin) | (u > tr.umax))))
