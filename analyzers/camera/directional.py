@@ -251,6 +251,38 @@ def _hough_strip(r, c, n_angles, half, sins, coss):
     return np.nonzero((v >= best_lo) & (v <= best_lo + 2.0 * half))[0]
 
 
+#: a strip's fit of robust scale above this (rebinned px; a muon's is
+#: ~1) may be two lines, :func:`_one_line` checks
+SPLIT_SCALE = 1.25
+#: a wide strip whose two narrow strips (half its width) differ in
+#: direction by more than this is two crossing lines (cos of 5 degrees)
+SPLIT_COS = 0.9961946980917455
+
+
+@numba.njit(**_NJIT)
+def _one_line(r, c, strip, n_angles, half, sins, coss, min_points):
+    """The strip to fit: ``strip`` itself, or when it holds two lines at an
+    angle (muons crossing at 10-20 degrees share one DBSCAN seed over ~100
+    px and the densest strip lies between them) the densest narrow strip,
+    of half its width: its direction and that of the densest narrow strip
+    of the rest differ by more than ``SPLIT_COS`` (an alpha's flanks are
+    parallel to its core)."""
+    a = strip[_hough_strip(r[strip], c[strip], n_angles, 0.5 * half, sins, coss)]
+    if a.shape[0] < min_points or strip.shape[0] - a.shape[0] < min_points:
+        return strip
+    keep = np.ones(r.shape[0], np.bool_)
+    keep[a] = False
+    rest = strip[keep[strip]]
+    b = rest[_hough_strip(r[rest], c[rest], n_angles, 0.5 * half, sins, coss)]
+    if b.shape[0] < min_points:
+        return strip
+    _, _, ar, ac = _axis(r[a], c[a])
+    _, _, br, bc = _axis(r[b], c[b])
+    if abs(ar * br + ac * bc) < SPLIT_COS:
+        return a
+    return strip
+
+
 @numba.njit(**_NJIT)
 def _frame_uv(r, c, cr, cc, ur, uc):
     """Coordinates along (u) and across (v) the axis through (cr, cc)."""
@@ -791,6 +823,11 @@ def directional_labels(
             if strip.shape[0] < min_points:
                 break
             cr, cc, ur, uc, p, s = fit_track(r[strip], c[strip])
+            if s > SPLIT_SCALE and strip.shape[0] >= 2 * min_points:
+                line = _one_line(r, c, strip, n_angles, thickness, sins, coss, min_points)
+                if line.shape[0] < strip.shape[0]:
+                    strip = line
+                    cr, cc, ur, uc, p, s = fit_track(r[strip], c[strip])
             th = thickness
             if width_nsigma * s > thickness:
                 su, sv = _frame_uv(r[strip], c[strip], cr, cc, ur, uc)

@@ -353,6 +353,28 @@ def _residuals(u, v, p, umin, umax):
     return v - (p[0] + p[1] * x + p[2] * x * x + (p[1] + 2.0 * p[2] * x) * (u - x))
 
 
+#: robust scale above which a strip may be two lines
+SPLIT_SCALE = 1.25
+#: cos of the angle between two narrow strips that makes a strip two lines
+SPLIT_COS = 0.9961946980917455
+
+
+def _one_line(r, c, strip, n_angles, half, min_points):
+    """``strip``, or its densest narrow strip (half its width) when the
+    densest narrow strip of the rest has another direction (two crossing
+    lines in one seed)."""
+    a = strip[_hough_strip(r[strip], c[strip], n_angles, 0.5 * half)]
+    if a.size < min_points or strip.size - a.size < min_points:
+        return strip
+    rest = strip[~np.isin(strip, a)]
+    b = rest[_hough_strip(r[rest], c[rest], n_angles, 0.5 * half)]
+    if b.size < min_points:
+        return strip
+    _, _, ar, ac = _axis(r[a], c[a])
+    _, _, br, bc = _axis(r[b], c[b])
+    return a if abs(ar * br + ac * bc) < SPLIT_COS else strip
+
+
 def fit_track(r: np.ndarray, c: np.ndarray):
     cr, cc, ur, uc = _axis(r, c)
     u, v = _uv(r, c, cr, cc, ur, uc)
@@ -528,6 +550,11 @@ def directional_labels(
             if strip.size < min_points:
                 break
             cr, cc, ur, uc, p, s = fit_track(r[strip], c[strip])
+            if s > SPLIT_SCALE and strip.size >= 2 * min_points:
+                line = _one_line(r, c, strip, n_angles, thickness, min_points)
+                if line.size < strip.size:
+                    strip = line
+                    cr, cc, ur, uc, p, s = fit_track(r[strip], c[strip])
             su, sv = _uv(r[strip], c[strip], cr, cc, ur, uc)
             th = _band(_residuals(su, sv, p, -1e18, 1e18), s, thickness, width_nsigma)
             u, v = _uv(r[rem], c[rem], cr, cc, ur, uc)
