@@ -400,13 +400,19 @@ def run(args: argparse.Namespace) -> Report:
         f"target {target_ms(shape):.2f}: {'met' if cpu_full <= target_ms(shape) else 'NOT met'}); "
         f"full chain with cold caches {cpu_cold:.2f}"
     )
+    # one verdict per measure: the wall median includes preemption by the
+    # machine's other guests, the CPU median does not, and they can disagree
+    tgt = target_ms(shape)
+    speedup = full.speedup or 0
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
     info["target"] = (
-        f"full chain <= {target_ms(shape):.2f} ms and >= {TARGET_SPEEDUP:.0f}x reference: "
-        + (
-            "met"
-            if full.median_ms <= target_ms(shape) and (full.speedup or 0) >= TARGET_SPEEDUP
-            else "NOT met"
-        )
+        f"full chain <= {tgt:.2f} ms: wall median {full.median_ms:.2f} "
+        f"{verdict(full.median_ms <= tgt)}, CPU median {cpu_full:.2f} "
+        f"{verdict(cpu_full <= tgt)}; >= {TARGET_SPEEDUP:.0f}x reference: "
+        f"{speedup:.0f}x {verdict(speedup >= TARGET_SPEEDUP)}"
     )
     if not args.no_subprocess:
         import tempfile
