@@ -284,6 +284,14 @@ def _one_line(r, c, strip, n_angles, half, sins, coss, min_points):
 
 
 @numba.njit(**_NJIT)
+def _hand_over(owner, near, g, t):
+    """Group ``g``'s points on track ``t``'s reach (``near``) go to ``t``."""
+    for i in range(owner.shape[0]):
+        if owner[i] == g and near[i]:
+            owner[i] = t
+
+
+@numba.njit(**_NJIT)
 def _frame_uv(r, c, cr, cc, ur, uc):
     """Coordinates along (u) and across (v) the axis through (cr, cc)."""
     dr = r - cr
@@ -983,9 +991,7 @@ def directional_labels(
                     # a cluster without a fit holding a piece of this muon
                     # (its end in one cluster with 55Fe spots): the piece
                     # changes hands, the spots stay
-                    for i in range(n):
-                        if owner[i] == g and near[i]:
-                            owner[i] = t
+                    _hand_over(owner, near, g, t)
                     added = True
                     continue
                 if not take:
@@ -1011,9 +1017,7 @@ def directional_labels(
                     # a track across this one (a crossing in one seed), or
                     # of other light: only its points on this track's reach
                     # change hands
-                    for i in range(n):
-                        if owner[i] == g and near[i]:
-                            owner[i] = t
+                    _hand_over(owner, near, g, t)
                     added = True
                     continue
                 if foreign and rest:
