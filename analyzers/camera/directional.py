@@ -267,12 +267,13 @@ def _one_line(r, c, strip, n_angles, half, sins, coss, min_points):
     of half its width: its direction and that of the densest narrow strip
     of the rest differ by more than ``SPLIT_COS`` (an alpha's flanks are
     parallel to its core)."""
-    a = strip[_hough_strip(r[strip], c[strip], n_angles, 0.5 * half, sins, coss)]
+    ia = _hough_strip(r[strip], c[strip], n_angles, 0.5 * half, sins, coss)
+    a = strip[ia]
     if a.shape[0] < min_points or strip.shape[0] - a.shape[0] < min_points:
         return strip
-    keep = np.ones(r.shape[0], np.bool_)
-    keep[a] = False
-    rest = strip[keep[strip]]
+    keep = np.ones(strip.shape[0], np.bool_)
+    keep[ia] = False
+    rest = strip[keep]
     b = rest[_hough_strip(r[rest], c[rest], n_angles, 0.5 * half, sins, coss)]
     if b.shape[0] < min_points:
         return strip

@@ -363,10 +363,11 @@ def _one_line(r, c, strip, n_angles, half, min_points):
     """``strip``, or its densest narrow strip (half its width) when the
     densest narrow strip of the rest has another direction (two crossing
     lines in one seed)."""
-    a = strip[_hough_strip(r[strip], c[strip], n_angles, 0.5 * half)]
+    ia = _hough_strip(r[strip], c[strip], n_angles, 0.5 * half)
+    a = strip[ia]
     if a.size < min_points or strip.size - a.size < min_points:
         return strip
-    rest = strip[~np.isin(strip, a)]
+    rest = np.delete(strip, ia)
     b = rest[_hough_strip(r[rest], c[rest], n_angles, 0.5 * half)]
     if b.size < min_points:
         return strip
