@@ -70,7 +70,12 @@ def serial(c: MonitorClient, family: str = "camera") -> int | None:
 
 def test_fifty_viewers_through_one_relay_see_what_the_daemon_has():
     pub = daemon()
-    relay = relay_for(pub)
+    # The relay's dead-daemon timeout well above any stall of a loaded 2-core
+    # machine serving 50 viewers: at 0.5 s (the other tests' value) a stall
+    # of the relay thread counted as a lost daemon and a second snapshot
+    # (seen once in CI while a demo ran beside it), which is not the claim
+    # here; the loss of the daemon has its own tests below.
+    relay = relay_for(pub, timeout_s=30.0)
     viewers = [viewer(relay) for _ in range(50)]
     try:
         pub.submit_outputs([metric(i) for i in range(20)])
