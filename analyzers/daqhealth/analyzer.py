@@ -285,11 +285,24 @@ class DaqHealthAnalyzer(Analyzer):
 
     def catalogue(self, ctx: CatalogueContext) -> list[SeriesSpec]:
         src = f"analyzer {self.instance_name}"
-        floats = ("rate_hz", "daq_rate_hz", "bytes_per_s", "lag_s", "run_duration_s",
-                  "frame_period_s", "exposure_s", "frame_overhead_s")
+        floats = (
+            "rate_hz",
+            "daq_rate_hz",
+            "bytes_per_s",
+            "lag_s",
+            "run_duration_s",
+            "frame_period_s",
+            "exposure_s",
+            "frame_overhead_s",
+        )
         types = {k: ("float" if k in floats else "int") for k in UNITS}
-        run_types = {"state": "string", "run_number": "int", "pedestal": "bool",
-                     "exposure_s": "float", "description": "string"}
+        run_types = {
+            "state": "string",
+            "run_number": "int",
+            "pedestal": "bool",
+            "exposure_s": "float",
+            "description": "string",
+        }
         return [
             SeriesSpec(
                 "daq",

@@ -684,9 +684,7 @@ SINK_SERIES = SeriesSpec(
         FieldSpec("quarantined", "float", "", "points the server rejected (counter)"),
         FieldSpec("corrupt_records", "float", "", "(counter)"),
         FieldSpec("invalid_points", "float", "", "(counter)"),
-        FieldSpec(
-            "state", "string", "", "idle, ok, retrying, auth_error, config_error, stopped"
-        ),
+        FieldSpec("state", "string", "", "idle, ok, retrying, auth_error, config_error, stopped"),
         FieldSpec("last_error", "string"),
     ),
     ("component",),

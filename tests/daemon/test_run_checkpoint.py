@@ -132,9 +132,7 @@ def data(tmp_path_factory):
     return state, info, events, split
 
 
-def run_part(
-    state, info, events, out, *, end, checkpoint, quality=None, pedestal=None, rec=None
-):
+def run_part(state, info, events, out, *, end, checkpoint, quality=None, pedestal=None, rec=None):
     src = ListSource(info, events, end=end)
     rec = rec or Quiet()
     p = Pipeline(

@@ -279,8 +279,6 @@ def test_every_default_histogram_is_filled_by_the_shipped_chain(runs):
     nominal simulated run (the cluster-size check once needed per-cluster
     rows that lime.yaml does not write, and so could only say 'unknown')."""
     doc = runs["nominal2"]
-    empty = sorted(
-        name for name, h in doc["histograms"].items() if sum(h["counts"]) == 0
-    )
+    empty = sorted(name for name, h in doc["histograms"].items() if sum(h["counts"]) == 0)
     assert "cluster_size" in doc["histograms"] and "cluster_size" not in empty
     assert empty == [], empty
