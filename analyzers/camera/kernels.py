@@ -227,8 +227,10 @@ def _row_pass(rr, rq, rc, last, inside, out, edges, seg):
 
     The row is summed in segments ``[edges[k], edges[k + 1])`` (at most
     ``_CHUNK`` pixels each; see :func:`segment_edges`): the sums of raw,
-    raw^2 and e^2 of segment k go to ``seg[k]``, so that the box statistics
-    are sums of segments and cost nothing per pixel.
+    raw^2 and e^2 of segment k go to ``seg[k, :3]``, so that the box
+    statistics are sums of segments and cost nothing per pixel, and the
+    segment's largest ``raw - cut`` to ``seg[k, 3]`` (the hot counters are
+    updated only in the segments that can hold a pixel over the hot cut).
 
     Exact integers: the comparisons and counts run in uint16 lanes (a row
     has < 65536 pixels); the squares are products of int16 values summed in
@@ -253,6 +255,7 @@ def _row_pass(rr, rq, rc, last, inside, out, edges, seg):
         b = np.int32(0)
         d = np.int32(0)
         m = np.uint16(0)
+        dm = np.uint16(0)
         for jj in range(j1 - j0):
             j = np.uint64(j0) + np.uint64(jj)
             r16 = rr[j]
@@ -270,7 +273,7 @@ def _row_pass(rr, rq, rc, last, inside, out, edges, seg):
             out[j] = np.uint16(r16 - q16) if keep else zero
             nk = np.uint16(nk + (one if keep else zero))
             nc = np.uint16(nc + (one if r16 > last else zero))
-            dmax = max(dmax, np.uint16(r16 - c16) if ge else zero)
+            dm = max(dm, np.uint16(r16 - c16) if ge else zero)
         if m < _NARROW:
             w = np.int64(a)
             x = np.int64(np.uint32(b))
@@ -280,6 +283,8 @@ def _row_pass(rr, rq, rc, last, inside, out, edges, seg):
         seg[k, 0] = w
         seg[k, 1] = x
         seg[k, 2] = z
+        seg[k, 3] = dm
+        dmax = max(dmax, dm)
         rs += w
         rsq += x
         esq += z
@@ -318,10 +323,11 @@ def segment_edges(cols, boxes):
 
 
 @numba.njit(nogil=True, cache=True)
-def _row_hot(rr, rc, rd, hc, hot_frames):
-    """Update one row of hot counters (branch-free: rows with bright tracks
-    are common); over the hot cut = ``raw >= cut + hot_delta``; returns
-    (pixels at >= hot_frames, non-zero counters, pixels over the hot cut)."""
+def _row_hot(rr, rc, rd, hc, hot_frames, j0, j1):
+    """Update the hot counters of the columns ``[j0, j1)`` of one row
+    (branch-free: rows with bright tracks are common); over the hot cut =
+    ``raw >= cut + hot_delta``; returns (pixels at >= hot_frames, non-zero
+    counters, pixels over the hot cut)."""
     nhot = np.uint16(0)
     nz = np.uint16(0)
     nover = np.uint16(0)
@@ -330,8 +336,8 @@ def _row_hot(rr, rc, rd, hc, hot_frames):
     top = np.uint8(255)
     o16 = np.uint16(1)
     z16 = np.uint16(0)
-    for jj in range(rr.shape[0]):
-        j = np.uint64(jj)
+    for jj in range(j1 - j0):
+        j = np.uint64(j0) + np.uint64(jj)
         r = rr[j]
         c = rc[j]
         over = (r >= c) & (np.uint16(r - c) >= np.uint16(rd[j]))
@@ -517,7 +523,7 @@ def _frame_pass(
     cs[:] = 0
     box_out[:, :] = 0.0
     edges, box_seg = segment_edges(cols, boxes)
-    seg = np.zeros((edges.shape[0] - 1, 3), np.int64)
+    seg = np.zeros((edges.shape[0] - 1, 4), np.int64)
     for i in range(rows):
         rr = raw[i]
         inside = i >= r0 and i < r1
@@ -536,11 +542,26 @@ def _frame_pass(
         # row's smallest: only such rows (and rows with counters to reset)
         # read the hot maps, so the pass streams no hot map (a few percent
         # of LIME's rows, those with a bright track)
-        if dmax >= hot_min[i] or hot_rows[i] > 0:
-            nh, nz, no = _row_hot(rr, cut[i], hot_delta[i], hot_count[i], hot8)
+        if hot_rows[i] > 0 or (hot8 == 0 and dmax >= hot_min[i]):
+            nh, nz, no = _row_hot(rr, cut[i], hot_delta[i], hot_count[i], hot8, 0, cols)
             n_hot += nh
             n_hot_over += no
             hot_rows[i] = nz
+        elif dmax >= hot_min[i]:
+            # every counter of the row is 0 and stays 0 where no pixel is
+            # over the hot cut: only the segments that reach the margin are
+            # updated (a track crosses one or two of them); with hot_frames
+            # 0 a zero counter counts as hot, so such rows take the whole row
+            nzr = 0
+            for k in range(edges.shape[0] - 1):
+                if seg[k, 3] >= hot_min[i]:
+                    nh, nz, no = _row_hot(
+                        rr, cut[i], hot_delta[i], hot_count[i], hot8, edges[k], edges[k + 1]
+                    )
+                    n_hot += nh
+                    n_hot_over += no
+                    nzr += nz
+            hot_rows[i] = nzr
         if inside:
             if full_cols:
                 n_zs += nk
