@@ -349,13 +349,28 @@ def derive_maps(maps: PedestalMaps, nsigma: float, hot_nsigma: float) -> tuple[A
         return got
     cut = kn.threshold_cut(maps.mean, threshold_map(maps.sigma, nsigma))
     hot_cut = kn.threshold_cut(maps.mean, threshold_map(maps.sigma, hot_nsigma))
-    # what the frame pass streams (5 bytes per pixel with the frame) and
+    # what the frame pass streams (5 bytes per pixel with the frame, 3 in
+    # the rows of the packed map) and
     # what it reads in rows with bright pixels only (the hot margin)
     mean_q, hot_delta, frac_sum, frac_sq = kn.pass_maps(maps.mean, cut, hot_cut)
     cut_off, wide = kn.cut_offsets(cut, mean_q)
+    # and in the rows where mean and cut fit in one byte: 3 bytes per pixel
+    packed = kn.packed_maps(mean_q, cut_off, wide)
     q_total = int(mean_q.sum(dtype=np.int64))
     hot_min = kn.row_min_u8(hot_delta)
-    got = (cut, hot_cut, mean_q, hot_delta, frac_sum, frac_sq, cut_off, wide, q_total, hot_min)
+    got = (
+        cut,
+        hot_cut,
+        mean_q,
+        hot_delta,
+        frac_sum,
+        frac_sq,
+        cut_off,
+        wide,
+        q_total,
+        hot_min,
+        packed,
+    )
     while len(maps.derived) >= DERIVED_PER_MAP:
         maps.derived.pop(next(iter(maps.derived)), None)
     maps.derived[key] = got
@@ -433,6 +448,8 @@ class FrameChain:
         self.hot_delta: np.ndarray | None = None
         self.cut_off: np.ndarray | None = None
         self.wide_rows: np.ndarray | None = None
+        #: (pk, pbase, packed) of kn.packed_maps
+        self.packed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.frac_sum = 0.0
         self.frac_sq = 0.0
         self.q_total = 0
@@ -463,6 +480,7 @@ class FrameChain:
             self.wide_rows,
             self.q_total,
             self.hot_min,
+            self.packed,
         ) = d
         for k, (br0, br1, bc0, bc1) in enumerate(self.box_table):
             q = self.mean_q[br0:br1, bc0:bc1]
@@ -537,6 +555,7 @@ class FrameChain:
             self.cut_off,
             self.wide_rows,
             self.hot_min,
+            *self.packed,
         )
 
     def cluster_features(

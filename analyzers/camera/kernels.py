@@ -15,7 +15,8 @@ Conventions shared with :mod:`reference` (the plain numpy/scipy oracle):
 * the value of a kept pixel on the clustering map is ``raw - rint(mean)``,
   an integer (the frame pass streams a uint16 rounded mean, not the float32
   one, and the cut as a uint8 offset over it: 5 bytes per pixel with the
-  frame); cluster features use ``d`` from
+  frame, 3 in the rows where both fit in one byte, see :func:`packed_maps`);
+  cluster features use ``d`` from
   the float32 mean;
 * the 2x2 median of pixel ``(i, j)`` is the *upper* median (third smallest)
   of ``z[i-1:i+1, j-1:j+1]`` with indices below 0 clamped to 0 - exactly
@@ -163,8 +164,9 @@ _NARROW = 2048
 
 
 @numba.njit(nogil=True, cache=True)
-def _chunk_sums64(rr, rq, j0, j1):
-    """Exact int64 sums of raw, raw^2, e = raw - mean_q and e^2 over ``[j0, j1)``."""
+def _chunk_sums64(rr, rq, j0, j1, base):
+    """Exact int64 sums of raw, raw^2, e = raw - mean_q and e^2 over ``[j0, j1)``
+    (``rq``, ``base``: the mean as in :func:`_mean_of`)."""
     rs = np.int64(0)
     rsq = np.int64(0)
     es = np.int64(0)
@@ -172,7 +174,7 @@ def _chunk_sums64(rr, rq, j0, j1):
     for jj in range(j1 - j0):
         j = np.uint64(j0) + np.uint64(jj)
         r = np.int64(rr[j])
-        e = r - np.int64(rq[j])
+        e = r - np.int64(_mean_of(rq[j], base))
         rs += r
         rsq += r * r
         es += e
@@ -195,6 +197,41 @@ def _cut_of_impl(q16, c):
     return lambda q16, c: c
 
 
+def _mean_of(p, base):
+    """The rounded mean ``mean_q`` of a pixel from its entry ``p`` of the
+    mean map: a uint16 map holds it (``base`` unused), a uint8 map is the
+    packed map of :func:`packed_maps` (the mean is the row's ``base`` plus
+    the low 4 bits). Only callable from numba code."""
+    raise TypeError("_mean_of is only callable from numba-compiled code")
+
+
+@overload(_mean_of, jit_options={"cache": True})
+def _mean_of_impl(p, base):
+    if isinstance(p, types.Integer) and p.bitwidth == 8:
+        return lambda p, base: np.uint16(base + (np.uint16(p) & np.uint16(15)))
+    return lambda p, base: p
+
+
+def _maps_of(p, c, base):
+    """(mean_q, cut) of a pixel from its entries ``p`` of the mean map and
+    ``c`` of the cut map (:func:`_mean_of`, :func:`_cut_of`); with a packed
+    ``p`` the cut is the mean plus the high 4 bits and ``c`` is unused.
+    Only callable from numba code."""
+    raise TypeError("_maps_of is only callable from numba-compiled code")
+
+
+@overload(_maps_of, jit_options={"cache": True})
+def _maps_of_impl(p, c, base):
+    if isinstance(p, types.Integer) and p.bitwidth == 8:
+
+        def packed(p, c, base):
+            q = np.uint16(base + (np.uint16(p) & np.uint16(15)))
+            return q, np.uint16(q + (np.uint16(p) >> np.uint16(4)))
+
+        return packed
+    return lambda p, c, base: (p, _cut_of(p, c))
+
+
 @numba.njit(**_NJIT)
 def cut_offsets(cut, mean_q):
     """The cut map as uint8 offsets over the rounded mean (``cut - mean_q``,
@@ -214,8 +251,44 @@ def cut_offsets(cut, mean_q):
     return off, wide
 
 
+@numba.njit(**_NJIT)
+def packed_maps(mean_q, cut_off, wide):
+    """The mean and cut maps packed in one byte per pixel where a whole row
+    fits: low 4 bits ``mean_q - base`` (``base`` = the row's smallest
+    ``mean_q``), high 4 bits ``cut - mean_q`` (both < 16: a row's pedestal
+    within 15 ADU and its cut margins below 16 ADU, i.e. noise below ~12 ADU
+    at nsigma 1.3). The frame pass streams 3 bytes per pixel in such rows
+    (``packed`` True) instead of 5; other rows (a hot pixel's high mean, a
+    ``wide`` row) keep ``mean_q`` and the cut maps, so the result is exact
+    either way."""
+    rows, cols = mean_q.shape
+    pk = np.zeros((rows, cols), np.uint8)
+    base = np.zeros(rows, np.uint16)
+    packed = np.zeros(rows, np.bool_)
+    for i in range(rows):
+        if cols == 0 or wide[i]:
+            continue
+        lo = mean_q[i, 0]
+        for j in range(cols):
+            lo = min(lo, mean_q[i, j])
+        fits = True
+        for j in range(cols):
+            d = np.int64(mean_q[i, j]) - np.int64(lo)
+            c = np.int64(cut_off[i, j])
+            if d > 15 or c > 15:
+                fits = False
+                break
+            pk[i, j] = np.uint8(d | (c << 4))
+        if fits:
+            base[i] = lo
+            packed[i] = True
+        else:
+            pk[i, :] = 0
+    return pk, base, packed
+
+
 @numba.njit(nogil=True, cache=True)
-def _row_pass(rr, rq, rc, last, inside, out, edges, seg):
+def _row_pass(rr, rq, rc, base, last, inside, out, edges, seg):
     """Everything per pixel of one row in one loop of narrow lanes: sums of
     raw and raw^2 and of e^2 with ``e = raw - mean_q`` (``mean_q`` = the
     pedestal mean rounded to an integer; the sum of e is the raw sum minus
@@ -223,7 +296,9 @@ def _row_pass(rr, rq, rc, last, inside, out, edges, seg):
     ``raw - cut`` over the cut (whether the row can hold a pixel over the
     hot cut: see :func:`_frame_pass`), and the zero-suppressed value ``e``
     (uint16) where ``cut <= raw <= last`` (``last`` = clip - 1) and
-    ``inside``, else 0, written to ``out``.
+    ``inside``, else 0, written to ``out``. The maps: ``rq`` the rounded
+    mean (uint16) and ``rc`` the cut (uint16) or its uint8 offset, or ``rq``
+    the packed row of :func:`packed_maps` over ``base`` (``rc`` unused).
 
     The row is summed in segments ``[edges[k], edges[k + 1])`` (at most
     ``_CHUNK`` pixels each; see :func:`segment_edges`): the sums of raw,
@@ -259,8 +334,7 @@ def _row_pass(rr, rq, rc, last, inside, out, edges, seg):
         for jj in range(j1 - j0):
             j = np.uint64(j0) + np.uint64(jj)
             r16 = rr[j]
-            q16 = rq[j]
-            c16 = _cut_of(q16, rc[j])
+            q16, c16 = _maps_of(rq[j], rc[j], base)
             # int16 views: exact in a narrow chunk (both values < 2048)
             rs16 = np.int32(np.int16(r16))
             e16 = np.int32(np.int16(r16 - q16))
@@ -279,7 +353,7 @@ def _row_pass(rr, rq, rc, last, inside, out, edges, seg):
             x = np.int64(np.uint32(b))
             z = np.int64(np.uint32(d))
         else:
-            w, x, _, z = _chunk_sums64(rr, rq, j0, j1)
+            w, x, _, z = _chunk_sums64(rr, rq, j0, j1, base)
         seg[k, 0] = w
         seg[k, 1] = x
         seg[k, 2] = z
@@ -498,6 +572,9 @@ def _frame_pass(
     cut_off,
     wide,
     hot_min,
+    pk,
+    pbase,
+    packed,
 ):
     rows, cols = raw.shape
     nbr = rows // factor
@@ -530,10 +607,17 @@ def _frame_pass(
         rq = mean_q[i]
         # the zero-suppressed row goes to the ring of the last factor + 1 rows
         cur = zrows[i % nring]
-        if wide[i]:
-            rs, rsq, pq, nc, dmax, nk = _row_pass(rr, rq, cut[i], last, inside, cur, edges, seg)
+        if packed[i]:
+            pr = pk[i]
+            rs, rsq, pq, nc, dmax, nk = _row_pass(
+                rr, pr, pr, pbase[i], last, inside, cur, edges, seg
+            )
+        elif wide[i]:
+            rs, rsq, pq, nc, dmax, nk = _row_pass(rr, rq, cut[i], 0, last, inside, cur, edges, seg)
         else:
-            rs, rsq, pq, nc, dmax, nk = _row_pass(rr, rq, cut_off[i], last, inside, cur, edges, seg)
+            rs, rsq, pq, nc, dmax, nk = _row_pass(
+                rr, rq, cut_off[i], 0, last, inside, cur, edges, seg
+            )
         raw_sum += rs
         raw_sq += rsq
         ped_sq += pq
@@ -623,6 +707,9 @@ def frame_pass_boxes(
     cut_off,
     wide,
     hot_min,
+    pk,
+    pbase,
+    packed,
 ):
     """One pass over a frame doing every full-resolution step.
 
@@ -630,7 +717,10 @@ def frame_pass_boxes(
     pedestal mean rounded to an integer ``mean_q`` (uint16) and the
     zero-suppression cut (smallest raw that passes) as the uint8 offset
     ``cut_off`` over ``mean_q``; rows flagged in ``wide`` (an offset above
-    255, see :func:`cut_offsets`) read the uint16 ``cut`` instead. The
+    255, see :func:`cut_offsets`) read the uint16 ``cut`` instead. Rows
+    flagged in ``packed`` read instead one byte per pixel of ``pk``, the
+    mean and cut packed over the row's ``pbase`` (:func:`packed_maps`: 3
+    bytes per pixel with the frame, as many rows as the pedestal allows). The
     hot-pixel margin above the cut ``hot_delta`` (uint8) and the uint16
     cut are read only in rows where some ``raw - cut`` reaches the row's
     smallest margin ``hot_min`` (:func:`row_min_u8`) or a hot counter is
@@ -688,6 +778,9 @@ def frame_pass_boxes(
             cut_off,
             wide,
             hot_min,
+            pk,
+            pbase,
+            packed,
         )
     colsum32 = np.zeros(cols, np.int32)
     return _frame_pass(
@@ -714,6 +807,9 @@ def frame_pass_boxes(
         cut_off,
         wide,
         hot_min,
+        pk,
+        pbase,
+        packed,
     )
 
 
@@ -760,6 +856,9 @@ def frame_pass(
         np.zeros((0, 0), np.uint8),
         np.ones(raw.shape[0], np.bool_),
         row_min_u8(hot_delta),
+        np.zeros((0, 0), np.uint8),
+        np.zeros(0, np.uint16),
+        np.zeros(raw.shape[0], np.bool_),
     )
 
 
@@ -1615,6 +1714,20 @@ def stream_sum_u8(a):
     s = np.int64(0)
     for i in range(a.shape[0]):
         s += _row_sum_u8(a[i])
+    return s
+
+
+@numba.njit(**_NJIT)
+def stream_maps_sum(mean_q, cut_off, pk, packed):
+    """One streaming read of the maps the frame pass streams per row (the
+    bench's floor): the packed byte in ``packed`` rows, else ``mean_q`` and
+    the cut offset."""
+    s = np.int64(0)
+    for i in range(mean_q.shape[0]):
+        if packed[i]:
+            s += _row_sum_u8(pk[i])
+        else:
+            s += _row_sum_u16(mean_q[i]) + _row_sum_u8(cut_off[i])
     return s
 
 

@@ -280,10 +280,12 @@ def run(args: argparse.Namespace) -> Report:
 
     def floor_maps(p):
         # one streaming read of exactly the per-pixel arrays the frame pass
-        # streams: the frame, the integer pedestal and the cut offset (rows
-        # with a wide cut read the uint16 cut instead: none here, see
+        # streams: the frame and, per row, the packed mean and cut byte or
+        # the integer pedestal and the cut offset (see floor_packed_rows;
+        # rows with a wide cut read the uint16 cut instead: none here, see
         # floor_wide_rows; rows with a bright pixel also read the hot maps)
-        return kn.stream_sum(p[0]) + kn.stream_sum(fc.mean_q) + kn.stream_sum_u8(fc.cut_off)
+        pk, _, packed = fc.packed
+        return kn.stream_sum(p[0]) + kn.stream_maps_sum(fc.mean_q, fc.cut_off, pk, packed)
 
     def fast_pass(p):
         return fc.frame_pass(p[0])
@@ -350,7 +352,11 @@ def run(args: argparse.Namespace) -> Report:
     full = report.rows[-1]
     floor = report.rows[1]
     full.extra["vs_floor"] = round(full.median_ms / floor.median_ms, 1)
-    info["floor_bytes_per_pixel"] = 5
+    n_packed = int(fc.packed[2].sum())
+    info["floor_bytes_per_pixel"] = round(
+        2 + (n_packed + 3 * (fc.shape[0] - n_packed)) / fc.shape[0], 2
+    )
+    info["floor_packed_rows"] = n_packed
     info["floor_wide_rows"] = int(fc.wide_rows.sum())
     # The same rows in CPU time of this thread (a shared machine preempts
     # the wall clock: medians of CPU time show what the code costs)

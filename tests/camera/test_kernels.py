@@ -112,7 +112,8 @@ def test_frame_pass_paths_equal_stages(gen, frame, clip, factor, acc):
     clip with an odd rebin, a clip that keeps nothing; bright pixels put
     chunks on the int64 path (6000, 65535 in the frame), so that path is
     covered too; the fused box sums are the exact integer sums; a row with a
-    cut offset above 255 takes the uint16 cut map and gives the same."""
+    cut offset above 255 takes the uint16 cut map and gives the same, and so
+    do the rows on the packed one-byte map (kn.packed_maps)."""
     f = frame.copy()
     f[300, :] = 3000  # a whole chunk of values >= 2048
     sigma = gen.sigma.copy()
@@ -143,7 +144,9 @@ def test_frame_pass_paths_equal_stages(gen, frame, clip, factor, acc):
     cut_off, wide = kn.cut_offsets(cut, mq)
     assert np.flatnonzero(wide).tolist() == [301]
 
-    def run(rb_out, wide_rows, hot_counts, hot_row_counts, box_out):
+    no_pack = (np.zeros((0, 0), np.uint8), np.zeros(0, np.uint16), np.zeros(512, np.bool_))
+
+    def run(rb_out, wide_rows, hot_counts, hot_row_counts, box_out, pack=no_pack):
         return kn.frame_pass_boxes(
             f,
             mq,
@@ -164,9 +167,21 @@ def test_frame_pass_paths_equal_stages(gen, frame, clip, factor, acc):
             cut_off,
             wide_rows,
             kn.row_min_u8(hd),
+            *pack,
         )
 
     s = run(rb, wide, hot, hot_rows, bsum)
+    # the same with the rows that fit on the packed map (not row 301)
+    pack = kn.packed_maps(mq, cut_off, wide)
+    assert 0 < np.count_nonzero(pack[2]) < 512 and not pack[2][301]
+    rbp = np.empty_like(rb)
+    hotp, hot_rows_p, bsum_p = np.zeros_like(hot), np.zeros_like(hot_rows), bsum * 0
+    sp = run(rbp, wide, hotp, hot_rows_p, bsum_p, pack)
+    np.testing.assert_array_equal(s, sp)
+    np.testing.assert_array_equal(rb, rbp)
+    np.testing.assert_array_equal(bsum, bsum_p)
+    np.testing.assert_array_equal(hot, hotp)
+    np.testing.assert_array_equal(hot_rows, hot_rows_p)
     # the same with every row on the uint16 cut map
     rb16 = np.empty_like(rb)
     s16 = run(rb16, np.ones(512, np.bool_), np.zeros_like(hot), np.zeros_like(hot_rows), bsum * 0)
@@ -505,7 +520,8 @@ def test_row_segments_cover_the_row_and_the_boxes():
 def test_frame_pass_equals_the_stages_on_random_frames():
     """Random shapes, rebin factors 1-8, clips, acceptance rectangles, noisy
     pixels (cut offsets over 255 ADU: the uint16 cut rows), pedestals above
-    2048 ADU (the int64 sums) and saturated pixels: statistics, rebinned
+    2048 ADU (the int64 sums), pedestals within a few ADU (rows on the packed
+    map, with and without it) and saturated pixels: statistics, rebinned
     map (float64, and float32 for a power-of-two area), over-hot count and
     box sums equal the stages and plain numpy exactly."""
     rng = np.random.default_rng(7)
@@ -517,6 +533,10 @@ def test_frame_pass_equals_the_stages_on_random_frames():
         bright = (rng.random((rows, cols)) < 0.02) * rng.uniform(0, 65535, (rows, cols))
         noise = rng.normal(0, 1, (rows, cols)) * sigma * 3
         raw = np.clip(mean + noise + bright, 0, 65535).astype(np.uint16)
+        if trial % 3 == 1:
+            # a pedestal within 13 ADU: rows on the packed map (the same draws)
+            mean = (95 + mean % 13).astype(np.float32)
+            raw = np.clip(mean + noise + bright, 0, 65535).astype(np.uint16)
         clip = int(rng.choice([1, 300, 5000, 65536]))
         r0 = int(rng.integers(0, rows))
         c0 = int(rng.integers(0, cols))
@@ -536,7 +556,11 @@ def test_frame_pass_equals_the_stages_on_random_frames():
         # the hot margin is clamped at 255 ADU (pass_maps)
         over = np.count_nonzero((raw >= cut) & (r - cut >= hd))
         dtypes = [np.float64, np.float32] if factor & (factor - 1) == 0 else [np.float64]
-        for dt in dtypes:
+        no_pack = (np.zeros((0, 0), np.uint8), np.zeros(0, np.uint16), np.zeros(rows, np.bool_))
+        pack = kn.packed_maps(mq, cut_off, wide)
+        if trial % 3 == 1 and trial % 7 != 0:
+            assert pack[2].any(), trial
+        for dt, pk in [(dt, pk) for dt in dtypes for pk in (no_pack, pack)]:
             rb = np.zeros((rows // factor, cols // factor), dt)
             bsum = np.zeros((2, 4))
             s = kn.frame_pass_boxes(
@@ -559,8 +583,9 @@ def test_frame_pass_equals_the_stages_on_random_frames():
                 cut_off,
                 wide,
                 kn.row_min_u8(hd),
+                *pk,
             )
-            case = (trial, rows, cols, factor, clip, acc, dt.__name__)
+            case = (trial, rows, cols, factor, clip, acc, dt.__name__, int(pk[2].sum()))
             np.testing.assert_array_equal(rb, want, err_msg=str(case))
             assert s[kn.S_RAW_SUM] == r.sum() and s[kn.S_RAW_SUMSQ] == (r * r).sum(), case
             assert s[kn.S_PED_SUM] == e.sum() and s[kn.S_PED_SUMSQ] == (e * e).sum(), case
