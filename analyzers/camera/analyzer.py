@@ -314,12 +314,15 @@ class CameraState:
             chain.set_pedestal(maps)
             self.maps_cache = maps
             log.info(
-                "run %s camera %s: pedestal of run %s (%s, %.2f days old)",
+                "run %s camera %s: pedestal of run %s (%s, %.2f days old; "
+                "%d/%d rows with mean and cut in one byte)",
                 self.ctx.run.run,
                 self.camera,
                 maps.run,
                 maps.path,
                 maps.age_days(self.ctx.run.start_time_ns),
+                chain.packed_rows,
+                chain.shape[0],
             )
             return
         self.estimator = PedestalEstimator(

@@ -458,6 +458,14 @@ class FrameChain:
         #: per box: the sum of mean_q (the pass's box sums of raw - mean_q)
         self.box_q = np.zeros(NBOXES, np.int64)
 
+    @property
+    def packed_rows(self) -> int:
+        """Rows of the installed map whose mean and cut fit in one byte per
+        pixel (the frame pass streams 3 bytes per pixel there, else 5; see
+        ``kernels.packed_maps``): how much of the speed measured on the
+        simulator's flat pedestal holds on a real one. 0 without a map."""
+        return int(self.packed[2].sum()) if self.packed is not None and self.maps else 0
+
     def set_pedestal(self, maps: PedestalMaps | None) -> None:
         """Install a pedestal (derives the integer cut maps once per map)."""
         self.maps = maps

@@ -597,3 +597,33 @@ def test_frame_pass_equals_the_stages_on_random_frames():
                 rr_, ee = r[a:b, c:d], e[a:b, c:d]
                 want_box = [rr_.sum(), (rr_ * rr_).sum(), ee.sum(), (ee * ee).sum()]
                 assert bsum[k].tolist() == want_box, case
+
+
+def test_chain_counts_the_rows_of_its_map_packed_in_one_byte():
+    """FrameChain.packed_rows (in the daemon's log line on installing a map):
+    the rows whose mean and cut fit in one byte per pixel. The simulator's
+    pedestal is flat (per-pixel spread 0.3 ADU) and packs but for the hot
+    pixels' rows; a real map's spread is not known here, so the count is what
+    tells the operator whether the 3-byte pass applies on the real sensor."""
+    from cygno_online.analyzers.camera.chain import CameraConfig, FrameChain
+    from cygno_online.analyzers.camera.pedestals import PedestalMaps
+
+    rng = np.random.default_rng(3)
+    mean = (99.5 + 0.3 * rng.standard_normal((64, 96))).astype(np.float32)
+    sigma = np.full((64, 96), 2.5, np.float32)
+    fc = FrameChain(CameraConfig(), (64, 96), "cam0")
+    assert fc.packed_rows == 0  # no map
+    fc.set_pedestal(PedestalMaps("cam0", mean, sigma, 1, 0, 0))
+    assert fc.packed_rows == 64
+    # a hot pixel's high mean (row 5), a pedestal ramp of 20 ADU along rows
+    # 10-19 and a noisy pixel whose cut is 16 ADU over its mean (row 30)
+    spread = mean.copy()
+    spread[5, 40] = 900.0
+    spread[10:20] += np.linspace(0, 20, 96, dtype=np.float32)
+    noisy = sigma.copy()
+    noisy[30, 3] = 12.5
+    fc.set_pedestal(PedestalMaps("cam0", spread, noisy, 1, 0, 0))
+    assert fc.packed_rows == 64 - 12
+    assert not fc.packed[2][[5, 10, 19, 30]].any()
+    fc.set_pedestal(None)
+    assert fc.packed_rows == 0
