@@ -687,8 +687,13 @@ def _share(r, c, idx, owner, tpar, gids, min_points, thickness, width_nsigma, re
     the complete tracks, passes ``grow_radius`` (a short alpha's band,
     continued along its end tangent, cut a crossing muon's extent 40 px
     beyond the alpha's end and, wider, took the muon's end); the sharing
-    within a seed passes no limit. The tracks that changed (and keep
-    ``min_points``) are refitted."""
+    within a seed passes no limit. A point in a thin track's band and owned
+    by it never goes to a wide track (``WIDE``: an alpha) beyond that
+    track's extent: a muon passing an alpha's end keeps its line there (the
+    alpha's band reaches ~1 band width past its light; the muon's extent,
+    cut by that band, made its own points nearer the alpha's segment: a
+    muon along the image border lost its last 28 px to an alpha ending on
+    it). The tracks that changed (and keep ``min_points``) are refitted."""
     m = gids.shape[0]
     nq = idx.shape[0]
     slot = np.full(tpar.shape[0], -1, np.int64)
@@ -697,6 +702,7 @@ def _share(r, c, idx, owner, tpar, gids, min_points, thickness, width_nsigma, re
     d = np.empty((m, nq))
     uall = np.empty((m, nq))
     far = np.zeros((m, nq), np.bool_)
+    past = np.zeros((m, nq), np.bool_)  # beyond a wide track's extent
     for j in range(m):
         g = gids[j]
         uu, vv = _frame_uv(r[idx], c[idx], tpar[g, 0], tpar[g, 1], tpar[g, 2], tpar[g, 3])
@@ -724,9 +730,11 @@ def _share(r, c, idx, owner, tpar, gids, min_points, thickness, width_nsigma, re
         if lo > hi:
             lo = tpar[g, 7]
             hi = tpar[g, 8]
+        wide = tpar[g, 9] > WIDE * thickness
         for q in range(nq):
             x = max(uall[j, q] - hi, lo - uall[j, q], 0.0) / tpar[g, 9]
             d[j, q] = np.sqrt(d[j, q] * d[j, q] + x * x) if inb[j, q] else 1e300
+            past[j, q] = wide and x > 0.0
     changed = np.zeros(m, np.bool_)
     for q in range(nq):
         if nall[q] < 1:
@@ -734,11 +742,13 @@ def _share(r, c, idx, owner, tpar, gids, min_points, thickness, width_nsigma, re
         j0 = slot[owner[idx[q]]]
         if j0 < 0:
             continue
-        # a point in its own track's band goes only to a band within reach
+        # a point in its own track's band goes only to a band within reach,
+        # and a thin track's not to a wide one's beyond that one's extent
         mine = inb[j0, q]
+        thin = tpar[gids[j0], 9] <= WIDE * thickness
         bj = j0
         for j in range(m):
-            if d[j, q] < d[bj, q] and not (mine and far[j, q]):
+            if d[j, q] < d[bj, q] and not (mine and (far[j, q] or (thin and past[j, q]))):
                 bj = j
         if bj != j0:
             owner[idx[q]] = gids[bj]

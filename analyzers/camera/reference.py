@@ -451,7 +451,9 @@ def _share(r, c, idx, owner, tracks, gids, min_points, thickness, width_nsigma, 
     """Same as :func:`directional._share`: points in the bands of several
     tracks ``gids`` go to the nearest segment (each track's extent that of
     its points in no other band; a band counts only within ``reach`` of its
-    track's ends for the extents and for a point in its own track's band)."""
+    track's ends for the extents and for a point in its own track's band; a
+    thin track's point in its band never goes to a wide track beyond that
+    track's extent)."""
     m = len(gids)
     us, ds, fs = [], [], []
     for g in gids:
@@ -465,6 +467,7 @@ def _share(r, c, idx, owner, tracks, gids, min_points, thickness, width_nsigma, 
     slot = {g: j for j, g in enumerate(gids)}
     own = np.array([slot.get(int(g), -1) for g in owner[idx]], dtype=np.int64)
     seg = np.full(d.shape, 1e300)
+    past = np.zeros(d.shape, bool)  # beyond a wide track's extent
     for j in range(m):
         others = inn[np.arange(m) != j].any(axis=0)
         ex = (own == j) & ~others
@@ -472,10 +475,13 @@ def _share(r, c, idx, owner, tracks, gids, min_points, thickness, width_nsigma, 
         lo, hi = (u[j, ex].min(), u[j, ex].max()) if ex.any() else (tr.umin, tr.umax)
         x = np.maximum(np.maximum(u[j] - hi, lo - u[j]), 0.0) / tr.th
         seg[j, inb[j]] = np.sqrt(d[j, inb[j]] * d[j, inb[j]] + x[inb[j]] * x[inb[j]])
+        past[j] = (tr.th > _WIDE * thickness) & (x > 0.0)
     q = np.nonzero(own >= 0)[0]
     cur = own[q]
-    # a point in its own track's band goes only to a band within reach
-    segq = np.where(inb[cur, q] & far[:, q], 1e300, seg[:, q])
+    # a point in its own track's band goes only to a band within reach, and
+    # a thin track's not to a wide one's beyond that one's extent
+    thin = np.array([tracks[gids[j]].th <= _WIDE * thickness for j in range(m)])[cur]
+    segq = np.where(inb[cur, q] & (far[:, q] | (thin & past[:, q])), 1e300, seg[:, q])
     segq[cur, np.arange(q.size)] = seg[cur, q]
     mn = segq.min(axis=0)
     new = np.where(seg[cur, q] == mn, cur, np.argmin(segq, axis=0))
