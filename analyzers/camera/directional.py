@@ -323,11 +323,19 @@ def _solve3(m, y):
     return out, True
 
 
+#: a track refitted on points within this many rebinned px of their
+#: centroid along the axis (a piece up to ~10 px, 40 px: multiple
+#: scattering bends a muon far less over it) is a straight line: a parabola
+#: on a short piece bends its end tangents, along which the growth goes on
+LINE_HALF = 5.0
+
+
 @numba.njit(**_NJIT)
-def _poly_fit(u, v, w):
+def _poly_fit(u, v, w, line_half):
     """Weighted least squares ``v = p0 + p1 u + p2 u^2`` (u scaled to its
-    half-extent for conditioning); coefficients in unscaled u. Falls back to
-    a straight line when the quadratic system is singular."""
+    half-extent for conditioning); coefficients in unscaled u. A straight
+    line (p2 = 0) when the half-extent is below ``line_half``; falls back to
+    a constant when the quadratic system is singular."""
     h = max(np.abs(u).max(), 1.0)
     m = np.zeros((3, 3))
     y = np.zeros(3)
@@ -363,6 +371,10 @@ def _poly_fit(u, v, w):
     y[0] = t0
     y[1] = t1
     y[2] = t2
+    if h < line_half:
+        det2 = s0 * s2 - s1 * s1
+        if abs(det2) > 1e-12:
+            return np.array([(t0 * s2 - s1 * t1) / det2, (s0 * t1 - s1 * t0) / det2 / h, 0.0])
     sol, ok = _solve3(m, y)
     if not ok:
         sw = m[0, 0]
@@ -617,19 +629,20 @@ def _on_curve(r, c, tp, owner, t, u, onc, uon, umine):
 
 
 @numba.njit(**_NJIT)
-def fit_track(r, c):
+def fit_track(r, c, line_half=0.0):
     """Frame (cr, cc, ur, uc), polynomial ``p`` and robust residual scale of
-    the points: principal axis, then IRLS (Cauchy weights) on the polynomial."""
+    the points: principal axis, then IRLS (Cauchy weights) on the polynomial
+    (a straight line on points within ``line_half`` of their centroid)."""
     cr, cc, ur, uc = _axis(r, c)
     u, v = _frame_uv(r, c, cr, cc, ur, uc)
     w = np.ones(u.shape[0])
-    p = _poly_fit(u, v, w)
+    p = _poly_fit(u, v, w, line_half)
     big = 1e18
     for _ in range(IRLS_ITERATIONS):
         res = _residuals(u, v, p, -big, big)
         s = max(_mad_scale(res), MIN_SCALE)
         w = 1.0 / (1.0 + (res / (2.0 * s)) ** 2)
-        p = _poly_fit(u, v, w)
+        p = _poly_fit(u, v, w, line_half)
     res = _residuals(u, v, p, -big, big)
     s = _mad_scale(res)
     return cr, cc, ur, uc, p, s
@@ -656,8 +669,9 @@ def _band(rr, s, thickness, width_nsigma):
 @numba.njit(**_NJIT)
 def _set_track(r, c, mem, tpar, g, thickness, width_nsigma):
     """Refit track ``g`` on the points ``mem``: frame, curve, extent and
-    thickness of its members within the thickness, fit RMS."""
-    cr, cc, ur, uc, p, s = fit_track(r[mem], c[mem])
+    thickness of its members within the thickness, fit RMS (a short piece:
+    a straight line, ``LINE_HALF``)."""
+    cr, cc, ur, uc, p, s = fit_track(r[mem], c[mem], LINE_HALF)
     uu, vv = _frame_uv(r[mem], c[mem], cr, cc, ur, uc)
     rr = _residuals(uu, vv, p, -1e18, 1e18)
     th = _band(rr, s, thickness, width_nsigma)

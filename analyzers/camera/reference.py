@@ -332,9 +332,19 @@ def _hough_strip(r: np.ndarray, c: np.ndarray, n_angles: int, half: float) -> np
     return np.nonzero((v >= best_lo) & (v <= best_lo + 2.0 * half))[0]
 
 
-def _poly_fit(u: np.ndarray, v: np.ndarray, w: np.ndarray) -> np.ndarray:
+#: half-extent below which a refit track is a straight line
+_LINE_HALF = 5.0
+
+
+def _poly_fit(u: np.ndarray, v: np.ndarray, w: np.ndarray, line_half: float = 0.0) -> np.ndarray:
     h = max(float(np.abs(u).max()), 1.0)
     x = u / h
+    if h < line_half:
+        s0, s1, s2 = np.sum(w), np.sum(w * x), np.sum(w * x * x)
+        t0, t1 = np.sum(w * v), np.sum(w * x * v)
+        det2 = s0 * s2 - s1 * s1
+        if abs(det2) > 1e-12:
+            return np.array([(t0 * s2 - s1 * t1) / det2, (s0 * t1 - s1 * t0) / det2 / h, 0.0])
     p = np.vstack([np.ones_like(x), x, x * x])
     m = (p * w) @ p.T
     y = (p * w) @ v
@@ -376,14 +386,14 @@ def _one_line(r, c, strip, n_angles, half, min_points):
     return a if abs(ar * br + ac * bc) < SPLIT_COS else strip
 
 
-def fit_track(r: np.ndarray, c: np.ndarray):
+def fit_track(r: np.ndarray, c: np.ndarray, line_half: float = 0.0):
     cr, cc, ur, uc = _axis(r, c)
     u, v = _uv(r, c, cr, cc, ur, uc)
-    p = _poly_fit(u, v, np.ones_like(u))
+    p = _poly_fit(u, v, np.ones_like(u), line_half)
     for _ in range(_IRLS):
         res = _residuals(u, v, p, -1e18, 1e18)
         s = max(_mad_scale(res), _MIN_SCALE)
-        p = _poly_fit(u, v, 1.0 / (1.0 + (res / (2.0 * s)) ** 2))
+        p = _poly_fit(u, v, 1.0 / (1.0 + (res / (2.0 * s)) ** 2), line_half)
     return cr, cc, ur, uc, p, _mad_scale(_residuals(u, v, p, -1e18, 1e18))
 
 
@@ -432,7 +442,8 @@ class _Track:
     __slots__ = ("cc", "cr", "p", "rms", "th", "uc", "umax", "umin", "ur")
 
     def set(self, r, c, thickness, width_nsigma) -> None:
-        self.cr, self.cc, self.ur, self.uc, self.p, s = fit_track(r, c)
+        # a short piece refits as a straight line (directional.LINE_HALF)
+        self.cr, self.cc, self.ur, self.uc, self.p, s = fit_track(r, c, _LINE_HALF)
         u, v = _uv(r, c, self.cr, self.cc, self.ur, self.uc)
         res = _residuals(u, v, self.p, -1e18, 1e18)
         self.th = _band(res, s, thickness, width_nsigma)
