@@ -323,10 +323,11 @@ def _solve3(m, y):
     return out, True
 
 
-#: a track refitted on points within this many rebinned px of their
-#: centroid along the axis (a piece up to ~10 px, 40 px: multiple
-#: scattering bends a muon far less over it) is a straight line: a parabola
-#: on a short piece bends its end tangents, along which the growth goes on
+#: a track (its start line and every refit) on points within this many
+#: rebinned px of their centroid along the axis (a piece up to ~10 px, 40
+#: px: multiple scattering bends a muon far less over it) is a straight
+#: line: a parabola on a short piece bends its end tangents, along which the
+#: growth goes on
 LINE_HALF = 5.0
 
 
@@ -855,12 +856,12 @@ def directional_labels(
             strip = rem[_hough_strip(r[rem], c[rem], n_angles, thickness, sins, coss)]
             if strip.shape[0] < min_points:
                 break
-            cr, cc, ur, uc, p, s = fit_track(r[strip], c[strip])
+            cr, cc, ur, uc, p, s = fit_track(r[strip], c[strip], LINE_HALF)
             if s > SPLIT_SCALE and strip.shape[0] >= 2 * min_points:
                 line = _one_line(r, c, strip, n_angles, thickness, sins, coss, min_points)
                 if line.shape[0] < strip.shape[0]:
                     strip = line
-                    cr, cc, ur, uc, p, s = fit_track(r[strip], c[strip])
+                    cr, cc, ur, uc, p, s = fit_track(r[strip], c[strip], LINE_HALF)
             th = thickness
             if width_nsigma * s > thickness:
                 su, sv = _frame_uv(r[strip], c[strip], cr, cc, ur, uc)
@@ -1006,6 +1007,14 @@ def directional_labels(
                 if not take and is_track[g] and cnt[g] >= merge_fraction * size[g]:
                     gap = max(glo[g] - tpar[t, 8], tpar[t, 7] - ghi[g])
                     take = cosang >= merge_cos and gap <= merge_gap
+                if take and blob[g] and tpar[t, 8] - tpar[t, 7] < BLOB_TAKER_LENGTH:
+                    # a short piece's direction is too uncertain to call a
+                    # round cluster on its reach a piece of it (a 55Fe spot
+                    # beside a muon's line turned the piece towards it): a
+                    # long track takes it, or nothing
+                    gm = np.nonzero(owner == g)[0]
+                    if _elongation(r[gm], c[gm]) < min_elongation:
+                        take = False
                 if (
                     not take
                     and blob[g]

@@ -567,12 +567,12 @@ def directional_labels(
             strip = rem[_hough_strip(r[rem], c[rem], n_angles, thickness)]
             if strip.size < min_points:
                 break
-            cr, cc, ur, uc, p, s = fit_track(r[strip], c[strip])
+            cr, cc, ur, uc, p, s = fit_track(r[strip], c[strip], _LINE_HALF)
             if s > SPLIT_SCALE and strip.size >= 2 * min_points:
                 line = _one_line(r, c, strip, n_angles, thickness, min_points)
                 if line.size < strip.size:
                     strip = line
-                    cr, cc, ur, uc, p, s = fit_track(r[strip], c[strip])
+                    cr, cc, ur, uc, p, s = fit_track(r[strip], c[strip], _LINE_HALF)
             su, sv = _uv(r[strip], c[strip], cr, cc, ur, uc)
             th = _band(_residuals(su, sv, p, -1e18, 1e18), s, thickness, width_nsigma)
             u, v = _uv(r[rem], c[rem], cr, cc, ur, uc)
@@ -682,6 +682,13 @@ def directional_labels(
                     if on.sum() >= merge_fraction * size:
                         gap = max(u[on].min() - tr.umax, tr.umin - u[on].max())
                         take = cosang >= merge_cos and gap <= merge_gap
+                if (
+                    take
+                    and g in blobs
+                    and tr.umax - tr.umin < _BLOB_TAKER_LENGTH
+                    and _elongation(r[m], c[m]) < min_elongation
+                ):
+                    take = False  # a short piece does not take a round cluster whole
                 if (
                     not take
                     and g in blobs
