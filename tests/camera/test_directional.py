@@ -276,19 +276,22 @@ def test_simulated_tracks_on_small_crops():
     # rebinned px wide at ~2 ADU: neighbour mean ~0.7, below the noise
     # filter's 1.2 ADU; not an edge effect), 1 end still with spots.
     # A thin track's point never going to a wide track beyond that one's
-    # extent in the last sharing (`directional._share`): muons 66/75 whole,
+    # extent when tracks share points (`directional._share`, within a seed
+    # and the last sharing): muons 66/75 whole,
     # 74 one cluster (65 and 73 before): seed 7 frame 35's muon along the
     # image border keeps its last 28 px, which an alpha ending beside it had
     # taken; seed 2 frame 19's is one cluster now (0.84 -> 0.92 of its
     # points), still 17 % short (an alpha's cluster holds its first 20 px
     # where a third track crosses). The 9 misses: 4 ends without points
     # (above; seed 7 frame 19's, 24 px, is 243.6 px of 272 without the 55Fe
-    # spot on it, 217 with), 3 muons whose ends lie in another track's light
-    # (seed 2 frame 19: two along alphas; frame 33: two muons meeting at
-    # the image border at 28 deg), a faint muon never fitted (seed 2 frame
-    # 35: unfitted 10-point clusters, one with a spot, and noise) and one
-    # 15 % long (seed 7 frame 22: a short piece's curve reaches a spot
-    # 8 px off the line, the other muon crossing at 14 deg takes its end).
+    # spot on it, 217 with), 4 muons whose end lies in another track's light
+    # (seed 2 frame 19: two along alphas; seed 2 frame 33 and seed 7 frame
+    # 22: pairs of muons meeting at the image border at 28 and 14 deg, the
+    # other muon's cluster holds the overlap) and a faint muon never fitted
+    # (seed 2 frame 35: unfitted 10-point clusters, one with a spot, and
+    # noise). Seed 7 frame 22's was 15 % long before a short piece left a
+    # round cluster alone (a piece's curve reached a spot 8 px off the
+    # line); it is 30 % short now, the same count.
     frames = sim_frames_of(2, n=40, size=256) + sim_frames_of(7, n=40, size=256)
     assert whole_tracks(frames, "alpha") == (39, 39, 38)
     assert whole_tracks(frames, "muon") == (75, 74, 66)
