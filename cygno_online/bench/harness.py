@@ -45,6 +45,8 @@ class Row:
     ref_median_ms: float | None = None
     #: reference median / fast median (>1 means the fast path is faster)
     speedup: float | None = None
+    #: median CPU time of this thread in the same fast calls (run_case)
+    cpu_median_ms: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -58,8 +60,14 @@ class Report:
         return {"bench": self.bench, "info": self.info, "rows": [asdict(r) for r in self.rows]}
 
 
-def time_calls(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> list[float]:
-    """Wall-clock seconds of ``repeat`` calls after ``warmup`` untimed calls."""
+def time_calls(
+    fn: Callable[[], Any], repeat: int, warmup: int = 1, cpu: list[float] | None = None
+) -> list[float]:
+    """Wall-clock seconds of ``repeat`` calls after ``warmup`` untimed calls;
+    with ``cpu`` given, the CPU seconds of this thread in each of the same
+    calls are appended to it (a call's CPU time never exceeds its wall time:
+    the two medians describe the same calls, not two moments of a shared
+    machine)."""
     for _ in range(warmup):
         fn()
     times = []
@@ -67,9 +75,12 @@ def time_calls(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> list[floa
     gc.disable()
     try:
         for _ in range(repeat):
+            c0 = time.thread_time()
             t0 = time.perf_counter()
             fn()
             times.append(time.perf_counter() - t0)
+            if cpu is not None:
+                cpu.append(time.thread_time() - c0)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -82,7 +93,8 @@ def _p90(values: list[float]) -> float:
 
 
 def run_case(case: Case) -> Row:
-    fast = time_calls(case.fast, case.repeat, case.warmup)
+    cpu: list[float] = []
+    fast = time_calls(case.fast, case.repeat, case.warmup, cpu)
     med = statistics.median(fast)
     row = Row(
         name=case.name,
@@ -91,6 +103,7 @@ def run_case(case: Case) -> Row:
         runs=len(fast),
         throughput=case.units / med if med > 0 else float("inf"),
         unit_name=case.unit_name,
+        cpu_median_ms=statistics.median(cpu) * 1e3,
     )
     if case.reference is not None:
         ref = time_calls(case.reference, case.reference_repeat or case.repeat, case.warmup)
