@@ -216,27 +216,15 @@ def _elongation(r, c):
 _INSERTION_MAX = 32
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
-def _insertion_sort(v):
-    """Sort ``v`` in place by insertion: a seed of ~20 points is sorted once
-    per Hough direction (36), where np.sort's call and set-up cost more
-    than the few moves (the same ascending values)."""
-    for i in range(1, v.shape[0]):
-        x = v[i]
-        j = i - 1
-        while j >= 0 and v[j] > x:
-            v[j + 1] = v[j]
-            j -= 1
-        v[j + 1] = x
-
-
 @numba.njit(**_NJIT)
 def _strip_count(v, half):
     """Sort ``v`` and return the largest number of values in a window
     ``[v[i], v[i] + 2*half]`` and the lowest ``v[i]`` reaching it."""
     n = v.shape[0]
     if n <= _INSERTION_MAX:
-        _insertion_sort(v)
+        # a seed of ~20 points is sorted once per Hough direction (36):
+        # np.sort's call and set-up cost more than the few moves
+        kn._sort_small(v, v.shape[0])
     else:
         v.sort()
     best = -1

@@ -1609,7 +1609,8 @@ def pedestal_accumulate(raw, shift, s1, s2):
 @numba.njit(**_NJIT)
 def _sort_small(a, n):
     """In-place insertion sort of ``a[:n]`` (n is the handful of frames of an
-    estimate: no allocation, unlike ``np.sort``, in the per-pixel loop)."""
+    estimate: no allocation, unlike ``np.sort``, in the per-pixel loop; also
+    a small seed's strip positions in ``directional._strip_count``)."""
     for k in range(1, n):
         v = a[k]
         m = k - 1
