@@ -464,7 +464,9 @@ class FrameChain:
         pixel (the frame pass streams 3 bytes per pixel there, else 5; see
         ``kernels.packed_maps``): how much of the speed measured on the
         simulator's flat pedestal holds on a real one. 0 without a map."""
-        return int(self.packed[2].sum()) if self.packed is not None and self.maps else 0
+        if self.packed is None or self.maps is None:
+            return 0
+        return int(self.packed[2].sum())
 
     def set_pedestal(self, maps: PedestalMaps | None) -> None:
         """Install a pedestal (derives the integer cut maps once per map)."""

@@ -699,7 +699,7 @@ def fit_track(r, c, line_half=0.0):
     w = np.ones(n)
     # residuals, weights and the median's scratch reused over the
     # iterations: a seed of ~20 points spent more on allocations than on
-    # arithmetic (the values are those of _residuals and _mad_scale)
+    # arithmetic (the same values as fresh arrays would hold)
     res = np.empty(n)
     tmp = np.empty(n)
     p = _poly_fit(u, v, w, line_half)

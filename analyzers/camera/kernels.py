@@ -225,7 +225,7 @@ def _maps_of_impl(p, c, base):
     if isinstance(p, types.Integer) and p.bitwidth == 8:
 
         def packed(p, c, base):
-            q = np.uint16(base + (np.uint16(p) & np.uint16(15)))
+            q = _mean_of(p, base)
             return q, np.uint16(q + (np.uint16(p) >> np.uint16(4)))
 
         return packed

@@ -352,7 +352,7 @@ def run(args: argparse.Namespace) -> Report:
     full = report.rows[-1]
     floor = report.rows[1]
     full.extra["vs_floor"] = round(full.median_ms / floor.median_ms, 1)
-    n_packed = int(fc.packed[2].sum())
+    n_packed = fc.packed_rows
     info["floor_bytes_per_pixel"] = round(
         2 + (n_packed + 3 * (fc.shape[0] - n_packed)) / fc.shape[0], 2
     )
