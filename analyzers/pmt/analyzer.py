@@ -57,6 +57,7 @@ _CHANNEL_UNITS = {
     "baseline_drift": "ADC",
     "saturated": "",
     "no_signal": "",
+    "triggers_since_peak": "",
     "triggers": "",
 }
 _BOARD_UNITS = {
@@ -86,6 +87,28 @@ def _int_keyed(p: Params, key: str) -> dict[int, Params]:
     return out
 
 
+def _per_channel_triggers(p: Params, key: str) -> dict[int, int]:
+    """``{channel: triggers}`` (channel numbers >= 0, triggers >= 1)."""
+    raw = p.raw(key, {}) or {}
+    if not isinstance(raw, Mapping):
+        p.error(key, "must be a mapping channel -> triggers", value=raw)
+        return {}
+    out: dict[int, int] = {}
+    for k, v in raw.items():
+        try:
+            ch = int(k)
+        except (TypeError, ValueError):
+            p.error(f"{key}.{k}", "key must be a channel number", value=k)
+            continue
+        if ch < 0:
+            p.error(f"{key}.{k}", "channel numbers must be >= 0", value=k)
+        elif isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            p.error(f"{key}.{k}", "must be an integer >= 1 (triggers)", value=v)
+        else:
+            out[ch] = v
+    return out
+
+
 def _read_board_entry(p: Params) -> dict[str, Any]:
     entry: dict[str, Any] = {}
     if p.has("baseline_samples"):
@@ -102,8 +125,17 @@ def _read_board_entry(p: Params) -> dict[str, Any]:
         entry["ttt_bits"] = p.integer("ttt_bits", None, minimum=8, maximum=48)
     if p.has("polarity"):
         entry["polarity"] = p.choice("polarity", None, ("negative", "positive"))
+    if p.has("silent_after_triggers"):
+        entry["silent_after_triggers"] = p.integer("silent_after_triggers", None, minimum=1)
+    if p.has("silent_after"):
+        entry["silent_after"] = _per_channel_triggers(p, "silent_after")
     p.check_unknown()
     return {k: v for k, v in entry.items() if v is not None}
+
+
+def _silent_after(cfg: Mapping[str, Any], ch: int) -> int:
+    """Triggers without a peak after which channel ``ch`` is silent."""
+    return int(cfg.get("silent_after", {}).get(ch, cfg["silent_after_triggers"]))
 
 
 @dataclass(slots=True)
@@ -118,6 +150,7 @@ class _Settings:
     display_every: int = 1
     amplitude_bins: int = 128
     ttt_bits: int = 31
+    silent_after_triggers: int = 20
     models: dict[int, dict[str, Any]] = field(default_factory=dict)
     boards: dict[int, dict[str, Any]] = field(default_factory=dict)
     labels: dict[int, str] = field(default_factory=dict)
@@ -126,8 +159,12 @@ class _Settings:
         cfg = dict(MODEL_DEFAULTS.get(model, FALLBACK))
         cfg["polarity"] = self.polarity
         cfg["ttt_bits"] = self.ttt_bits
-        cfg.update(self.models.get(model, {}))
-        cfg.update(self.boards.get(board, {}))
+        cfg["silent_after_triggers"] = self.silent_after_triggers
+        m, b = self.models.get(model, {}), self.boards.get(board, {})
+        cfg.update(m)
+        cfg.update(b)
+        # per-channel thresholds merge (a board names its own channels only)
+        cfg["silent_after"] = {**m.get("silent_after", {}), **b.get("silent_after", {})}
         return cfg
 
 
@@ -142,7 +179,13 @@ class _ChannelRun:
     drift_last: float = 0.0
     drift_max_abs: float = 0.0
     saturated: int = 0
+    #: images with triggers but no peak in any of them (the run summary's
+    #: ``silent_fraction``: a channel dead for the whole run)
     silent_images: int = 0
+    #: triggers since the last trigger with a peak (across images): the live
+    #: ``no_signal`` state; from the run's start for a channel never seen
+    #: pulsing
+    since_peak: int = 0
 
 
 @dataclass(slots=True)
@@ -176,6 +219,8 @@ class PmtAnalyzer(Analyzer):
     #: run-scoped state (per-board statistics and display buffers),
     #: checkpointed so that a run survives a daemon restart
     run_state = ("_boards",)
+    #: 2: channels count the triggers since their last peak (``since_peak``)
+    run_state_version = 2
 
     def __init__(self) -> None:
         super().__init__()
@@ -198,6 +243,7 @@ class PmtAnalyzer(Analyzer):
             display_every=params.integer("display_every", 1, minimum=1),
             amplitude_bins=params.integer("amplitude_bins", 128, minimum=2, maximum=100000),
             ttt_bits=params.integer("ttt_bits", 31, minimum=8, maximum=48),
+            silent_after_triggers=params.integer("silent_after_triggers", 20, minimum=1),
         )
         s.models = {k: _read_board_entry(v) for k, v in _int_keyed(params, "models").items()}
         s.boards = {k: _read_board_entry(v) for k, v in _int_keyed(params, "boards").items()}
@@ -311,8 +357,8 @@ class PmtAnalyzer(Analyzer):
             board_fields["saturated_channels"] = int(
                 np.count_nonzero(feats[:, :, kern.F_SATURATED].max(axis=0))
             )
-            board_fields["silent_channels"] = int(
-                np.count_nonzero(feats[:, :, kern.F_NPEAKS].max(axis=0) == 0)
+            board_fields["silent_channels"] = sum(
+                st.channels[ch].since_peak >= _silent_after(st.cfg, ch) for ch in st.chans.tolist()
             )
             idx = np.clip(
                 np.searchsorted(st.amp_edges, feats[:, :, kern.F_AMPLITUDE], side="right") - 1,
@@ -363,14 +409,24 @@ class PmtAnalyzer(Analyzer):
                 run.baseline_start = float(m[kern.F_BASELINE])
             drift = float(m[kern.F_BASELINE]) - run.baseline_start
             saturated = int(feats[:, c, kern.F_SATURATED].sum())
-            silent = bool(feats[:, c, kern.F_NPEAKS].max() == 0)
+            # A channel is silent when it has seen no peak for
+            # silent_after_triggers triggers, not when one image has none:
+            # an image holds a few triggers, and a weak 55Fe spot far from a
+            # PMT (or on a GEM channel) may give no peak above 5 RMS in all
+            # of them; the state flickered ok/silent image by image.
+            peaked = np.flatnonzero(feats[:, c, kern.F_NPEAKS] > 0)
+            if peaked.size:
+                run.since_peak = ntr - 1 - int(peaked[-1])
+            else:
+                run.since_peak += ntr
+            silent = run.since_peak >= _silent_after(st.cfg, ch)
             run.triggers += ntr
             run.sums += feats[:, c].sum(axis=0)
             run.charge_sum += float(feats[:, c, kern.F_INTEGRAL].sum()) * charge_per_count
             run.drift_last = drift
             run.drift_max_abs = max(run.drift_max_abs, abs(drift))
             run.saturated += saturated
-            run.silent_images += int(silent)
+            run.silent_images += int(peaked.size == 0)
             fields = {
                 "baseline": float(m[kern.F_BASELINE]),
                 "rms": float(m[kern.F_RMS]),
@@ -383,6 +439,7 @@ class PmtAnalyzer(Analyzer):
                 "baseline_drift": drift,
                 "saturated": saturated,
                 "no_signal": silent,
+                "triggers_since_peak": run.since_peak,
                 "triggers": ntr,
             }
             metrics.append(
@@ -468,7 +525,12 @@ class PmtAnalyzer(Analyzer):
     # -- end of run ------------------------------------------------------------------
     def catalogue(self, ctx: CatalogueContext) -> list[SeriesSpec]:
         src = f"analyzer {self.instance_name}"
-        ch_types = {"saturated": "int", "no_signal": "bool", "triggers": "int"}
+        ch_types = {
+            "saturated": "int",
+            "no_signal": "bool",
+            "triggers_since_peak": "int",
+            "triggers": "int",
+        }
         board_types = {"multiplicity": "int", "saturated_channels": "int", "silent_channels": "int"}
         return [
             SeriesSpec(
@@ -480,7 +542,8 @@ class PmtAnalyzer(Analyzer):
                         "baseline": "mean of the first samples (V1742: 100, V1720: 400)",
                         "npeaks": "peaks above 5 RMS, mean per trigger",
                         "saturated": "saturated triggers in this image",
-                        "no_signal": "no peak in any trigger of this image",
+                        "no_signal": "no peak in the last silent_after_triggers triggers",
+                        "triggers_since_peak": "triggers since the last one with a peak",
                     },
                 ),
                 ("board", "channel"),

@@ -217,7 +217,9 @@ class ChannelState:
 
 def pmt_channels(state: MonitorState, now_s: float) -> list[ChannelState]:
     """Every PMT channel's state from the ``pmt{board,channel}`` metrics:
-    ``silent`` (no pulse in the last image), ``saturated``, ``flat`` (no
+    ``silent`` (no pulse for the analyzer's ``silent_after_triggers``
+    triggers; from a daemon without that field, no pulse in the last
+    image), ``saturated``, ``flat`` (no
     baseline noise: dead input), ``stale`` (no recent record), else ``ok``."""
     out = []
     for sid, rec in sorted(state.series.items(), key=lambda kv: _chan_key(kv[1].tags)):
@@ -228,7 +230,9 @@ def pmt_channels(state: MonitorState, now_s: float) -> list[ChannelState]:
             st = "stale"
         elif f.get("saturated"):
             st = "saturated"
-        elif f.get("no_signal") is True or f.get("npeaks") == 0:
+        elif f.get("no_signal") is True or (
+            "triggers_since_peak" not in f and f.get("npeaks") == 0
+        ):
             st = "silent"
         elif _f(f.get("rms")) is not None and _f(f.get("rms")) == 0:
             st = "flat"

@@ -82,13 +82,101 @@ def test_channel_and_board_metrics_with_units():
     # ch0 (trigger copy) is never analysed, ch5-7 (GEM) are on the fast board
     chans = sorted(int(x.tags["channel"]) for x in metrics(outs) if "channel" in x.tags)
     assert chans == [1, 2, 3, 4, 5, 6, 7]
-    silent = metrics(outs, channel="2")[0]
-    assert silent.fields["no_signal"] is True
+    # no peak in ch2's 3 triggers: counted, not yet silent (20 triggers)
+    quiet = metrics(outs, channel="2")[0]
+    assert quiet.fields["triggers_since_peak"] == 3 and quiet.fields["no_signal"] is False
+    assert m.fields["triggers_since_peak"] == 0
     b = next(x for x in metrics(outs, board="0") if "channel" not in x.tags)
     assert b.fields["multiplicity"] == 3
     assert b.fields["rate"] == pytest.approx(2 / (2000 * 8.5e-9))
     assert b.units["rate"] == "Hz"
+    assert b.fields["silent_channels"] == 0
+    a3 = make({"silent_after_triggers": 3})
+    outs = list(a3.process(board_item(wf, ttt=[0, 1000, 2000]), {}))
+    assert metrics(outs, channel="2")[0].fields["no_signal"] is True
+    assert metrics(outs, channel="1")[0].fields["no_signal"] is False
+    b = next(x for x in metrics(outs, board="0") if "channel" not in x.tags)
     assert b.fields["silent_channels"] == 6
+
+
+def _image(ntr, pulses, nch=8):
+    """A fast-board image of ``ntr`` triggers; ``pulses`` maps channel ->
+    the triggers with a 250 ADC pulse."""
+    wf = np.full((ntr, nch, 1024), 3850, dtype=np.uint16)
+    for ch, trigs in pulses.items():
+        for t in trigs:
+            wf[t, ch, 500:505] = [3800, 3700, 3600, 3700, 3800]
+    return wf
+
+
+def test_silent_means_no_peak_for_n_triggers_not_one_image():
+    # ch1 pulses in one trigger of every second image (4 triggers each): a
+    # shifter's "silent" must not flicker on it; ch2 never pulses: silent
+    # once 20 triggers passed without a peak, across images; ch3 pulses
+    # once, then goes dead: silent 20 triggers after its last peak.
+    a = make()
+    states = {1: [], 2: [], 3: []}
+    since = {1: [], 2: [], 3: []}
+    for i in range(8):
+        pulses = {1: [1] if i % 2 == 0 else []}
+        if i == 0:
+            pulses[3] = [2]
+        outs = list(a.process(board_item(_image(4, pulses), serial=i + 1), {}))
+        for ch in states:
+            f = metrics(outs, channel=str(ch))[0].fields
+            states[ch].append(f["no_signal"])
+            since[ch].append(f["triggers_since_peak"])
+    assert states[1] == [False] * 8 and since[1] == [2, 6, 2, 6, 2, 6, 2, 6]
+    assert since[2] == [4, 8, 12, 16, 20, 24, 28, 32]
+    assert states[2] == [False] * 4 + [True] * 4
+    # ch3's peak in trigger 2 of 4: one trigger after it in the first image
+    assert since[3] == [1, 5, 9, 13, 17, 21, 25, 29]
+    assert states[3] == [False] * 5 + [True] * 3
+    # an image without triggers changes nothing; a peak ends the silence
+    a.process(board_item(np.zeros((0, 8, 1024), np.uint16), serial=9), {})
+    outs = list(a.process(board_item(_image(4, {2: [3]}), serial=10), {}))
+    f = metrics(outs, channel="2")[0].fields
+    assert f["no_signal"] is False and f["triggers_since_peak"] == 0
+    # the run summary still counts images without any peak (a channel dead
+    # for the whole run: quality rule pmt_no_signal)
+    chans = a.end_run(RUN)["boards"]["0"]["channels"]
+    # ch1: the 4 odd images and the last; ch2: its first 8
+    assert chans["1"]["silent_images"] == 5 and chans["2"]["silent_images"] == 8
+    # a new run starts counting again
+    a.begin_run(RUN)
+    outs = list(a.process(board_item(_image(4, {}), serial=1), {}))
+    assert metrics(outs, channel="2")[0].fields["triggers_since_peak"] == 4
+
+
+def test_silent_after_triggers_per_board_and_bad_values():
+    a = make({"silent_after_triggers": 50, "boards": {0: {"silent_after_triggers": 2}}})
+    outs = list(a.process(board_item(_image(2, {}), board=0), {}))
+    assert metrics(outs, channel="1")[0].fields["no_signal"] is True
+    outs = list(a.process(board_item(_image(2, {}), board=1), {}))
+    assert metrics(outs, channel="1")[0].fields["no_signal"] is False
+    # per channel: the model's and the board's thresholds merge
+    a = make(
+        {
+            "models": {1742: {"silent_after": {5: 100, 6: 100}}},
+            "boards": {0: {"silent_after": {6: 3, 1: 1}}},
+        }
+    )
+    outs = list(a.process(board_item(_image(2, {}), board=0), {}))
+    got = {ch: metrics(outs, channel=str(ch))[0].fields["no_signal"] for ch in (1, 2, 5, 6)}
+    assert got == {1: True, 2: False, 5: False, 6: False}
+    outs = list(a.process(board_item(_image(2, {}), board=0, serial=2), {}))
+    got = {ch: metrics(outs, channel=str(ch))[0].fields["no_signal"] for ch in (1, 2, 5, 6)}
+    assert got == {1: True, 2: False, 5: False, 6: True}
+    for bad, where in (
+        ({"silent_after_triggers": 0}, "silent_after_triggers"),
+        ({"models": {1742: {"silent_after_triggers": "x"}}}, "silent_after_triggers"),
+        ({"boards": {0: {"silent_after": {5: 0}}}}, "boards.0.silent_after.5"),
+        ({"boards": {0: {"silent_after": {"gem": 5}}}}, "silent_after.gem"),
+        ({"boards": {0: {"silent_after": [5]}}}, "boards.0.silent_after"),
+    ):
+        with pytest.raises((ConfigError, ConfigErrors)) as e:
+            make(bad)
+        assert where in str(e.value)
 
 
 def test_slow_board_uses_its_own_baseline_window_and_channels():
