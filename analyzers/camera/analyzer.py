@@ -73,6 +73,7 @@ CAMERA_UNITS: dict[str, str] = {
 for _k in range(NBOXES):
     for _q in ("raw_mean", "raw_rms", "ped_mean", "ped_rms"):
         CAMERA_UNITS[f"box{_k}_{_q}"] = "ADU"
+    CAMERA_UNITS[f"box{_k}_light"] = ""
 
 #: types of the ``camera`` fields that are not float (metric catalogue)
 CAMERA_TYPES: dict[str, str] = {
@@ -87,8 +88,13 @@ CAMERA_TYPES: dict[str, str] = {
     "pedestal_too_old": "bool",
     "pedestal_map_run": "int",
     "analysed_late": "bool",
+    **{f"box{_k}_light": "bool" for _k in range(NBOXES)},
 }
 CAMERA_DESCRIPTIONS: dict[str, str] = {
+    **{
+        f"box{_k}_light": "a cluster (its light) lies in this box: its mean/RMS are not the pedestal's"
+        for _k in range(NBOXES)
+    },
     "frac_over_threshold": "pixels over the zero-suppression threshold / pixels in the acceptance",
     "frac_over_threshold_noise": "the same fraction expected from Gaussian noise alone at nsigma",
     "analysed_late": "second point of a frame seen before its pedestal estimate was ready",
@@ -740,6 +746,11 @@ class CameraState:
             for k in range(NBOXES):
                 fields[f"box{k}_ped_mean"] = float(res.boxes[k, 2])
                 fields[f"box{k}_ped_rms"] = float(res.boxes[k, 3])
+        if res.clustered:
+            # which boxes hold a cluster: a track's light moves a box's mean
+            # and RMS, and the pedestal check must not call that a drift
+            for k, lit in enumerate(self.chain.boxes_with_clusters(table)):
+                fields[f"box{k}_light"] = lit
         fields.update(self._pedestal_fields(ctx.time_ns))
         units = {k: CAMERA_UNITS[k] for k in fields}
         out: list[Output] = [

@@ -503,6 +503,22 @@ class FrameChain:
         m, rms = ped_moments(s[kn.S_PED_SUM], s[kn.S_PED_SUMSQ], self.frac_sum, self.frac_sq, npix)
         return float(m), float(rms)
 
+    def boxes_with_clusters(self, table: ClusterTable) -> list[bool]:
+        """Per pedestal box, whether a cluster's bounding box (widened by
+        the integration margin, where its light is summed) overlaps it."""
+        f = table.features
+        m = self.cfg.integral_margin * self.cfg.rebin
+        out = []
+        for br0, br1, bc0, bc1 in self.box_table:
+            hit = (
+                (f[:, kn.F_ROW_MIN] - m < br1)
+                & (f[:, kn.F_ROW_MAX] + m > br0)
+                & (f[:, kn.F_COL_MIN] - m < bc1)
+                & (f[:, kn.F_COL_MAX] + m > bc0)
+            )
+            out.append(bool(hit.any()))
+        return out
+
     def _box_result(self, b: np.ndarray, with_mean: bool) -> np.ndarray:
         t = self.box_table
         n = ((t[:, 1] - t[:, 0]) * (t[:, 3] - t[:, 2])).astype(np.float64)

@@ -162,17 +162,21 @@ def pedestal_check(state: MonitorState, cam: str | None, k: float = 3.0) -> Boxe
     when its mean is more than ``k`` map sigmas from zero, the sigma being
     the median box RMS (the map noise, robust to a bad corner); noisy when
     its RMS is above :data:`NOISY_FACTOR` times that. Without a map the raw
-    boxes are compared with their median the same way."""
+    boxes are compared with their median the same way. A box holding a
+    cluster this frame (``box{k}_light``: a track's light in it) that
+    would be off or noisy is flagged ``light``, not counted as off: the
+    light, not the pedestal, moved it."""
     out = BoxesAnswer(k=k)
     if cam is None:
         return out
     f = camera_fields(state, cam)
     has_map = any(f"box{i}_ped_mean" in f and f"box{i}_ped_rms" in f for i in range(9))
     kind = "ped" if has_map else "raw"
-    means, rmss = [], []
+    means, rmss, lit = [], [], []
     for i in range(9):
         means.append(_f(f.get(f"box{i}_{kind}_mean")))
         rmss.append(_f(f.get(f"box{i}_{kind}_rms")))
+        lit.append(f.get(f"box{i}_light") is True)
     if all(m is None for m in means):
         out.text = "no pedestal boxes published"
         return out
@@ -181,8 +185,8 @@ def pedestal_check(state: MonitorState, cam: str | None, k: float = 3.0) -> Boxe
     ref = 0.0 if kind == "ped" else float(np.median([m for m in means if m is not None]))
     out.sigma = sigma
     out.against = "pedestal map" if kind == "ped" else "median of boxes (no map)"
-    n_off = 0
-    for m, r in zip(means, rmss, strict=True):
+    n_off = n_lit = 0
+    for m, r, light in zip(means, rmss, lit, strict=True):
         if m is None:
             out.boxes.append((math.nan, math.nan, "?"))
             continue
@@ -193,7 +197,11 @@ def pedestal_check(state: MonitorState, cam: str | None, k: float = 3.0) -> Boxe
                 flag = "off"
             elif r is not None and r > NOISY_FACTOR * sigma:
                 flag = "noisy"
-        n_off += bool(flag)
+        if flag and light:
+            flag = "light"
+            n_lit += 1
+        else:
+            n_off += bool(flag)
         out.boxes.append((off, r if r is not None else math.nan, flag))
     if sigma is None:
         out.status, out.text = "unknown", "no box RMS"
@@ -201,7 +209,9 @@ def pedestal_check(state: MonitorState, cam: str | None, k: float = 3.0) -> Boxe
         out.status = "bad"
         out.text = f"{n_off}/9 boxes off"
     else:
-        out.status, out.text = "ok", "9/9 boxes ok"
+        out.status, out.text = "ok", f"{9 - n_lit}/9 boxes ok"
+    if n_lit:
+        out.text += f", {n_lit} with a track"
     return out
 
 

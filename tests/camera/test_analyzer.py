@@ -228,6 +228,7 @@ def test_pedestal_run_then_physics_uses_stored_map(tmp_path, gen):
     assert m.fields["pedestal_age_days"] == pytest.approx(1.0, abs=0.01)
     assert m.fields["pedestal_too_old"] is False and m.fields["pedestal_map_run"] == 1
     assert m.fields["clustered"] and m.fields["n_clusters"] >= 2
+    assert all(type(m.fields[f"box{k}_light"]) is bool for k in range(9))
     cam = s["cameras"]["cam0"]
     assert cam["pedestal"]["source"] == "store" and cam["pedestal"]["run"] == 1
     assert cam["clusters"]["by_class"]["fe55"] >= 8
@@ -286,7 +287,8 @@ def test_metrics_units_and_displays(tmp_path, gen):
     cam = metric(outs[1], "camera")[0]
     assert cam.units["raw_mean"] == "ADU" and cam.units["pedestal_age_days"] == "days"
     assert isinstance(cam.fields["n_clusters"], int) and isinstance(cam.fields["spark"], bool)
-    assert len([k for k in cam.fields if k.startswith("box")]) == 36
+    # 4 statistics and, on a clustered frame, the light flag per box
+    assert len([k for k in cam.fields if k.startswith("box")]) == 45
     rows = [o for o in outs[1] if isinstance(o, Metric) and "cluster" in o.tags]
     assert len(rows) == cam.fields["n_clusters"] and rows[0].units["length_mm"] == "mm"
     disp = {o.name: o for o in outs[1] if isinstance(o, Display)}
@@ -511,3 +513,24 @@ def test_occupancy_is_a_fraction_beside_the_gaussian_noise_expectation(tmp_path,
         assert 0.08 < f["frac_over_threshold"] < 0.115, f["frac_over_threshold"]
     f = metric(outs[3], "camera")[0].fields
     assert f["frac_over_threshold"] > f["frac_over_threshold_noise"] + 0.01
+
+
+def test_boxes_holding_a_cluster_are_named():
+    # a 55Fe-like spot in the middle of box 4 and a track through boxes 0
+    # and 1 of a 768x768 image (boxes: 256 px squares centred in a 3x3
+    # grid); the pedestal check must know these boxes hold light this frame
+    g = Gen((768, 768), seed=5)
+    ch = FrameChain(CameraConfig(), g.shape, "cam0")
+    ch.set_pedestal(PedestalMaps("cam0", g.mean, g.sigma, 1, 1, 0))
+    img = g.pedestal_frame().astype(np.float64)
+    sig = np.zeros(g.shape)
+    g._add_gauss(sig, 384.0, 384.0, 3.0, 6000.0)
+    g._add_line(sig, 128.0, 256.0, 300.0, 0.0, 2.0, 30.0 * 300)
+    raw = np.clip(img + np.rint(sig), 0, 65535).astype(np.uint16)
+    res = ch.process(raw, run=1, serial=1, time_ns=0, source="store")
+    assert len(res.clusters) == 2
+    assert ch.boxes_with_clusters(res.clusters) == [
+        True, True, False, False, True, False, False, False, False
+    ]  # fmt: skip
+    empty = ch.process(g.pedestal_frame(), run=1, serial=2, time_ns=0, source="store")
+    assert not any(ch.boxes_with_clusters(empty.clusters))

@@ -275,3 +275,30 @@ def test_camera_side_shows_occupancy_beside_the_noise_expectation():
     )
     line = next(x for x in side_text(ctx, "cam0", ["cam0"]).plain.splitlines() if "over thr." in x)
     assert "11.7 %, noise 9.68" in line
+
+
+def test_a_box_with_a_track_is_not_a_pedestal_problem():
+    # box2 is off (+24 +- 30 on a 2.6 sigma map): without cluster light it
+    # is a pedestal problem; with a cluster in it this frame (box2_light,
+    # the camera analyzer's) it is the track's light, shown "~" and not
+    # counted as off; a lit box that is fine stays unflagged.
+    from cygno_online.tui import answers
+
+    src = make_source()
+    with src.state.lock:
+        a = answers.pedestal_check(src.state, "cam0")
+    assert a.status == "bad" and a.text == "1/9 boxes off" and a.boxes[2][2] == "off"
+    fields = {f"box{k}_ped_mean": 0.1 for k in range(9)}
+    fields.update({f"box{k}_ped_rms": 2.6 for k in range(9)})
+    fields.update(box2_ped_mean=24.0, box2_ped_rms=30.0, box2_light=True, box5_light=True)
+    src.metric("camera", fields, tags={"camera": "cam0"}, time_ns=NOW_NS + 10**9)
+    with src.state.lock:
+        a = answers.pedestal_check(src.state, "cam0")
+    assert a.status == "ok" and a.text == "8/9 boxes ok, 1 with a track"
+    assert a.boxes[2][2] == "light" and a.boxes[5][2] == "" and a.boxes[0][2] == ""
+    # a lit box beside a real drift: the drift still counts
+    fields.update(box0_ped_mean=-30.0)
+    src.metric("camera", fields, tags={"camera": "cam0"}, time_ns=NOW_NS + 2 * 10**9)
+    with src.state.lock:
+        a = answers.pedestal_check(src.state, "cam0")
+    assert a.status == "bad" and a.text == "1/9 boxes off, 1 with a track"

@@ -102,8 +102,10 @@ def side_text(ctx: ViewContext, cam: str | None, cams: list[str]) -> Text:
                 cells.append(Text("-", style="dim"))
                 continue
             txt = f"{off:+.1f}±{rms:.1f}" if rms < 10 else f"{off:+.0f}±{rms:.0f}"
-            style = "grey50" if stale else ("bold red" if flag else "")
-            cells.append(Text(("!" if flag else "") + txt, style=style))
+            # "~": a cluster's light moved this box this frame (not a flag)
+            lit = flag == "light"
+            style = "grey50" if stale else ("dim" if lit else ("bold red" if flag else ""))
+            cells.append(Text(("~" if lit else "!" if flag else "") + txt, style=style))
         grid.append(cells)
     out.append_text(columns(grid, "rrr", gap=1))
     out.append("\n")

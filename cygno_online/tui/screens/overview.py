@@ -322,9 +322,11 @@ def boxes_block(ctx: ViewContext, cam: str | None) -> Text:
                 continue
             off, rms, flag = a.boxes[i]
             txt = f"{off:+.1f}±{rms:.1f}" if rms < 10 else f"{off:+.0f}±{rms:.0f}"
+            # "~": a cluster's light moved this box this frame (not a flag)
             if flag:
-                txt = "!" + txt
-            cells.append(Text(txt, style=STALE if stale else ("bold red" if flag else "")))
+                txt = ("~" if flag == "light" else "!") + txt
+            style = "bold red" if flag and flag != "light" else ("dim" if flag else "")
+            cells.append(Text(txt, style=STALE if stale else style))
         cells.append(notes[r])
         rows.append(cells)
     return columns(rows, "lrrrl", gap=1)
