@@ -36,6 +36,21 @@ def test_sparkline_scales_between_min_and_max():
     assert len(sparkline(list(range(100)), 10)) == 10
 
 
+def test_sparkline_draws_an_isolated_spike_outside_the_scale():
+    # the demo's image mean: one spark frame (452 ADU) among ~99.6 had
+    # flattened the other points of the trend to the lowest bar
+    vals = [99.6, 99.7, 99.6, 99.8, 452.7, 99.6, 99.7, 99.9, 99.6, 99.7]
+    line = sparkline(vals, 10)
+    assert line[4] == "▲" and "█" in line and "▁" in line
+    assert sparkline([-v for v in vals], 10)[4] == "▼"
+    # a spike on a flat line; a step (half the points) is the trend, not outliers
+    assert sparkline([5.0] * 9 + [50.0], 10) == "▄" * 9 + "▲"
+    assert sparkline([1.0] * 5 + [2.0] * 5, 10) == "▁" * 5 + "█" * 5
+    # a ramp and few points: no outliers
+    assert "▲" not in sparkline([float(x * x) for x in range(20)], 20)
+    assert sparkline([1, 1, 100], 3) == "▁▁█"
+
+
 def test_histogram_bars_and_fit_marker():
     counts = np.array([0, 1, 4, 8, 4, 1, 0], dtype=float)
     edges = np.arange(8, dtype=float)

@@ -40,7 +40,7 @@ from cygno_online.tui.keymetrics import (
 )
 from cygno_online.tui.screens.base import Panel, ViewContext
 from cygno_online.tui.widgets.difftext import DiffText
-from cygno_online.tui.widgets.sparkline import sparkline
+from cygno_online.tui.widgets.sparkline import outlier_marks, sparkline
 
 SEVERITY_STYLE = {
     "critical": "bold white on red",
@@ -480,13 +480,23 @@ def trends_table(ctx: ViewContext, width: int, max_rows: int, labels=TRENDS) -> 
                 vals = [shown_vals[0]] * len(shown_vals)
             band = ctx.expect.fe55_band() if km.label == "55Fe integral" else None
             if band is None:
-                cells.append(Text(sparkline(vals, spark_w), style=STALE if stale else "green"))
+                cells.append(_spark(vals, spark_w, stale))
             else:
                 cells.append(_banded_spark(vals, spark_w, band, stale))
             rows.append(cells)
     if not rows:
         return Text("waiting for metrics...", style="dim")
     return columns(rows, "lrrrl" if wide else "lrrl", header, gap=2)
+
+
+def _spark(vals: list, width: int, stale: bool) -> Text:
+    """A sparkline, its isolated outliers (``▲``/``▼``: drawn outside the
+    scale, e.g. a spark frame) in yellow so the eye finds them."""
+    t = Text(sparkline(vals, width), style=STALE if stale else "green")
+    if not stale:
+        for i in outlier_marks(t.plain):
+            t.stylize("bold yellow", i, i + 1)
+    return t
 
 
 def _banded_spark(vals: list, width: int, band: tuple[float, float], stale: bool) -> Text:

@@ -6,19 +6,65 @@ import math
 from collections.abc import Sequence
 
 BARS = "▁▂▃▄▅▆▇█"
+#: a point far above / below the others (drawn outside the scale)
+ABOVE, BELOW = "▲", "▼"
+#: a point is an outlier beyond this many robust sigmas (1.4826 MAD) of the
+#: median; with fewer points than OUTLIER_MIN_POINTS nothing is
+OUTLIER_SIGMAS = 8.0
+OUTLIER_MIN_POINTS = 8
+
+
+def _bulk_range(vals: list[float]) -> tuple[float, float]:
+    """The range of the values that are not isolated outliers: within
+    OUTLIER_SIGMAS robust sigmas of the median; all of them when the spread
+    is 0 for fewer than half of the points or when there are few points."""
+    lo, hi = min(vals), max(vals)
+    if len(vals) < OUTLIER_MIN_POINTS:
+        return lo, hi
+    s = sorted(vals)
+    n = len(s)
+    med = 0.5 * (s[(n - 1) // 2] + s[n // 2])
+    dev = sorted(abs(v - med) for v in vals)
+    mad = 0.5 * (dev[(n - 1) // 2] + dev[n // 2])
+    if mad == 0.0:
+        # more than half the points equal: the others are outliers only when
+        # they are few (a spike on a flat line), else it is the trend
+        same = [v for v in vals if v == med]
+        if len(same) >= 0.75 * n:
+            return med, med
+        return lo, hi
+    cut = OUTLIER_SIGMAS * 1.4826 * mad
+    inside = [v for v in vals if abs(v - med) <= cut]
+    return min(inside), max(inside)
 
 
 def sparkline(values: Sequence[float], width: int, include: Sequence[float] = ()) -> str:
     """The last ``width`` values scaled between their min and max (widened to
     ``include``, e.g. a reference band, so the trend is drawn against it);
-    blank when there is nothing to draw."""
+    blank when there is nothing to draw. An isolated point far from the
+    others (a spark frame's image mean: 452 ADU among 99.6) is drawn ``▲``
+    or ``▼`` outside the scale, so one point does not flatten the rest of
+    the trend to ``▁``."""
     vals = [v for v in values[-width:] if isinstance(v, (int, float)) and math.isfinite(v)]
     if width <= 0 or not vals:
         return ""
-    lo, hi = min(vals, default=0.0), max(vals, default=0.0)
+    lo, hi = _bulk_range(vals)
     for v in include:
         lo, hi = min(lo, v), max(hi, v)
-    if hi == lo:
-        return BARS[3] * len(vals)
-    scale = (len(BARS) - 1) / (hi - lo)
-    return "".join(BARS[int((v - lo) * scale + 0.5)] for v in vals)
+    out = []
+    scale = (len(BARS) - 1) / (hi - lo) if hi > lo else 0.0
+    for v in vals:
+        if v > hi:
+            out.append(ABOVE)
+        elif v < lo:
+            out.append(BELOW)
+        elif scale == 0.0:
+            out.append(BARS[3])
+        else:
+            out.append(BARS[int((v - lo) * scale + 0.5)])
+    return "".join(out)
+
+
+def outlier_marks(line: str) -> list[int]:
+    """Positions of the outlier marks in a sparkline (to colour them)."""
+    return [i for i, ch in enumerate(line) if ch in (ABOVE, BELOW)]
