@@ -39,35 +39,88 @@ class QItem:
     payload: Any = None
     received_ns: int = 0
     extra: Any = None
+    #: a small event (its own queue slots: see EventQueue)
+    small: bool = False
+
+
+#: an event of at most this many bytes (slow control, trigger-module
+#: rates, DAQ messages) is *small*: it has its own slots, so that a backlog
+#: of camera frames never drops one, nor a burst of them a frame
+SMALL_EVENT_BYTES = 64 * 1024
+#: slots for small events (256 x 64 kB = 16 MB at most)
+SMALL_EVENT_SLOTS = 256
+
+
+def _event_bytes(payload: Any) -> int | None:
+    nbytes = getattr(payload, "nbytes", None)
+    if callable(nbytes):
+        nbytes = nbytes()
+    return nbytes if isinstance(nbytes, int) else None
 
 
 class EventQueue:
-    """Bounded queue of events plus unbounded control items, in order."""
+    """Bounded queue of events plus unbounded control items, in order.
 
-    def __init__(self, max_events: int) -> None:
+    Events are bounded in two classes: ``max_events`` for large events
+    (camera frames: a LIME trigger event is 10.6 MB) and ``max_small`` for
+    events of at most ``small_bytes`` (an event of unknown size counts as
+    large). When a class is full its oldest event is dropped. One bound for
+    all had let the burst of slow-control events at a run's start (five
+    equipment events of < 6 kB beside the first frame) fill the 4 slots
+    while the first frame was analysed: the demo dropped 3 of them in
+    every run, the first readings of the run."""
+
+    def __init__(
+        self,
+        max_events: int,
+        *,
+        max_small: int = SMALL_EVENT_SLOTS,
+        small_bytes: int = SMALL_EVENT_BYTES,
+    ) -> None:
         self.max_events = max_events
+        self.max_small = max_small
+        self.small_bytes = small_bytes
         self._items: deque[QItem] = deque()
-        self._n_events = 0
+        self._n_events = 0  # large events queued
+        self._n_small = 0
         self._cond = threading.Condition()
 
+    def _is_small(self, item: QItem) -> bool:
+        n = _event_bytes(item.payload)
+        return n is not None and n <= self.small_bytes
+
     def put_event(self, item: QItem, *, block: bool = False, stop: threading.Event | None = None):
-        """Queue an event; returns the dropped (oldest) event item, if any."""
+        """Queue an event; returns the dropped (oldest of its class) event
+        item, if any."""
+        small = self._is_small(item)
+        item.small = small
+        limit = self.max_small if small else self.max_events
         with self._cond:
+
+            def count() -> int:
+                return self._n_small if small else self._n_events
+
             if block:
-                while self._n_events >= self.max_events and not (stop and stop.is_set()):
+                while count() >= limit and not (stop and stop.is_set()):
                     self._cond.wait(0.2)
             dropped = None
-            if self._n_events >= self.max_events:
+            if count() >= limit:
                 for i, old in enumerate(self._items):
-                    if old.kind == "event":
+                    if old.kind == "event" and old.small == small:
                         dropped = old
                         del self._items[i]
-                        self._n_events -= 1
+                        self._count(old, -1)
                         break
             self._items.append(item)
-            self._n_events += 1
+            self._count(item, +1)
             self._cond.notify_all()
             return dropped
+
+    def _count(self, item: QItem, d: int) -> None:
+        if item.small:
+            self._n_small += d
+        else:
+            self._n_events += d
 
     def put_control(self, item: QItem) -> None:
         with self._cond:
@@ -82,13 +135,14 @@ class EventQueue:
                 return None
             item = self._items.popleft()
             if item.kind == "event":
-                self._n_events -= 1
+                self._count(item, -1)
             self._cond.notify_all()
             return item
 
     def depth(self) -> int:
+        """Events queued (both classes)."""
         with self._cond:
-            return self._n_events
+            return self._n_events + self._n_small
 
 
 class Dispatcher(Protocol):
@@ -133,6 +187,7 @@ class Pipeline:
         quality: Any = None,
     ) -> None:
         self._log_id = log_key()
+        self._source_run: int | None = None
         self.chain = chain
         #: run quality (cygno_online.quality.monitor.RunQuality) or None
         self.quality = quality
@@ -222,18 +277,34 @@ class Pipeline:
 
     # -- SourceSink (source thread) --------------------------------------------------
     def begin_run(self, run: RunInfo) -> None:
+        # the run as the source thread knows it (for its log lines; the
+        # analysis thread meets the BOR later, behind the queued events)
+        self._source_run = run.run
         self.queue.put_control(QItem("bor", run))
 
     def event(self, event: Any, received_ns: int) -> None:
         self.health.event_in()
         dropped = self.queue.put_event(
-            QItem("event", event, received_ns), block=self.lossless, stop=self.stop_source
+            # extra: the run the source was in (for the drop's log line)
+            QItem("event", event, received_ns, extra=self._source_run),
+            block=self.lossless,
+            stop=self.stop_source,
         )
         if dropped is not None:
             eid = getattr(dropped.payload, "event_id", None)
             if eid is None:
                 eid = getattr(getattr(dropped.payload, "header", None), "event_id", None)
             self.health.drop("queue_full", eid)
+            serial = getattr(getattr(dropped.payload, "header", None), "serial_number", None)
+            _item_log.warning(
+                "run %s: the monitor dropped event id %s serial %s (%s event queue full: "
+                "the analysis is behind)",
+                dropped.extra if dropped.extra is not None else "-",
+                eid,
+                serial,
+                "small" if dropped.small else "large",
+                key=f"{self._log_id}:drop",
+            )
             self.queue.put_control(QItem("dropped", eid))
             if eid is not None:
                 # Analyzers that classify serial gaps (DAQ health) must know
@@ -252,6 +323,7 @@ class Pipeline:
                             )
 
     def end_run(self, stop_time_ns: int | None, complete: bool = True) -> None:
+        self._source_run = None
         self.queue.put_control(QItem("eor", stop_time_ns, extra=complete))
 
     def status(self, state: str, detail: str = "") -> None:

@@ -73,7 +73,8 @@ def make_pipeline(chain, source, tmp_path, queue_events=2):
     return p, rec
 
 
-def test_slow_analysis_drops_oldest_and_counts(tmp_path):
+def test_slow_analysis_drops_oldest_and_counts(tmp_path, caplog):
+    caplog.set_level("WARNING", logger="cygno_online.daemon.pipeline")
     gate = threading.Event()
     chain = FakeChain(gate)
     source = FakeSource(n=20)
@@ -91,6 +92,11 @@ def test_slow_analysis_drops_oldest_and_counts(tmp_path):
     assert p.health.counters()["events_dropped"] == c["events_dropped"]
     # newest wins: the last event is always analysed
     assert rec.done[-1] == 19
+    # the operator's log: the first drop in full (run, event id, serial),
+    # the others summarised, never a line each
+    lines = [r.getMessage() for r in caplog.records if "dropped event" in r.getMessage()]
+    assert lines and len(lines) <= 2
+    assert "run 5: the monitor dropped event id 1 serial 0 (large event queue full" in lines[0]
     assert (tmp_path / "run00005-summary.json").exists()
 
 
@@ -304,3 +310,41 @@ def test_alarm_state_acks_and_history_survive_a_daemon_restart(tmp_path):
     finally:
         d2.request_stop()
         d2.shutdown()
+
+
+class _Sized:
+    """An event stand-in with the real Event's ``nbytes()``."""
+
+    def __init__(self, name, nbytes):
+        self.name, self._n = name, nbytes
+
+    def nbytes(self):
+        return self._n
+
+
+def test_small_events_have_their_own_slots():
+    # the run-start burst: a 10.6 MB frame being analysed, the next frame
+    # and five slow-control events of < 6 kB arrive; with one bound of 2
+    # events the slow-control readings were dropped, now only a third large
+    # event drops the oldest large one, and small ones drop small ones
+    q = EventQueue(2, max_small=3)
+    frame = 10_616_832 + 16
+    assert q.put_event(QItem("event", _Sized("f1", frame))) is None
+    assert q.put_event(QItem("event", _Sized("f2", frame))) is None
+    for k in range(3):
+        assert q.put_event(QItem("event", _Sized(f"s{k}", 5840))) is None
+    assert q.depth() == 5
+    d = q.put_event(QItem("event", _Sized("s3", 720)))
+    assert d.payload.name == "s0" and d.small
+    d = q.put_event(QItem("event", _Sized("f3", frame)))
+    assert d.payload.name == "f1" and not d.small
+    # no size known (a test's string, a source without nbytes): large
+    assert q.put_event(QItem("event", "x")).payload.name == "f2"
+    order = []
+    while (item := q.get(0.01)) is not None:
+        order.append(item.payload if isinstance(item.payload, str) else item.payload.name)
+    assert order == ["s1", "s2", "s3", "f3", "x"] and q.depth() == 0
+    # the bound is the size: 64 kB is small, one byte more is not
+    q = EventQueue(1, max_small=1)
+    assert q.put_event(QItem("event", _Sized("a", 64 * 1024))) is None
+    assert q.put_event(QItem("event", _Sized("b", 64 * 1024 + 1))) is None
