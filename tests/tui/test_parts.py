@@ -49,6 +49,13 @@ def test_sparkline_draws_an_isolated_spike_outside_the_scale():
     # a ramp and few points: no outliers
     assert "▲" not in sparkline([float(x * x) for x in range(20)], 20)
     assert sparkline([1, 1, 100], 3) == "▁▁█"
+    # a second population (the demo's analysed rate: bursts of ~7 Hz among
+    # 2 Hz; the image RMS of frames with an alpha) is the trend: no marks
+    rate = [2.0, 2.0, 6.97, 2.0, 1.0, 6.9, 2.0, 5.5, 2.0, 2.0] * 2
+    assert "▲" not in sparkline(rate, 20)
+    # a bright frame just above the others is not a spike either
+    mean = [99.64, 99.65, 99.66, 99.70, 99.65, 99.64, 99.79, 99.66, 99.65, 99.67]
+    assert "▲" not in sparkline(mean, 10)
 
 
 def test_histogram_bars_and_fit_marker():

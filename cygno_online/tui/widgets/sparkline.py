@@ -11,31 +11,36 @@ ABOVE, BELOW = "▲", "▼"
 #: a point is an outlier beyond this many robust sigmas (1.4826 MAD) of the
 #: median; with fewer points than OUTLIER_MIN_POINTS nothing is
 OUTLIER_SIGMAS = 8.0
+#: ... and beyond the other points' range by this many times that range
+OUTLIER_GAP = 3.0
 OUTLIER_MIN_POINTS = 8
 
 
 def _bulk_range(vals: list[float]) -> tuple[float, float]:
-    """The range of the values that are not isolated outliers: within
-    OUTLIER_SIGMAS robust sigmas of the median; all of them when the spread
-    is 0 for fewer than half of the points or when there are few points."""
+    """The range of the values that are not isolated outliers. A point is an
+    outlier when it lies beyond OUTLIER_SIGMAS robust sigmas (1.4826 MAD) of
+    the median and beyond the other points' range by more than
+    OUTLIER_GAP times that range, and such points are at most a tenth of
+    them (at least one): a spike, not a second population (the analysed
+    rate's bursts, the image RMS of frames with an alpha)."""
     lo, hi = min(vals), max(vals)
-    if len(vals) < OUTLIER_MIN_POINTS:
+    n = len(vals)
+    if n < OUTLIER_MIN_POINTS:
         return lo, hi
     s = sorted(vals)
-    n = len(s)
     med = 0.5 * (s[(n - 1) // 2] + s[n // 2])
     dev = sorted(abs(v - med) for v in vals)
     mad = 0.5 * (dev[(n - 1) // 2] + dev[n // 2])
-    if mad == 0.0:
-        # more than half the points equal: the others are outliers only when
-        # they are few (a spike on a flat line), else it is the trend
-        same = [v for v in vals if v == med]
-        if len(same) >= 0.75 * n:
-            return med, med
-        return lo, hi
     cut = OUTLIER_SIGMAS * 1.4826 * mad
     inside = [v for v in vals if abs(v - med) <= cut]
-    return min(inside), max(inside)
+    b_lo, b_hi = min(inside), max(inside)
+    gap = OUTLIER_GAP * (b_hi - b_lo)
+    far = [v for v in vals if v > b_hi + gap or v < b_lo - gap]
+    if not far or len(far) > max(1, n // 10):
+        return lo, hi
+    # the points between the bulk and the gap stay on the scale
+    kept = [v for v in vals if b_lo - gap <= v <= b_hi + gap]
+    return min(kept), max(kept)
 
 
 def sparkline(values: Sequence[float], width: int, include: Sequence[float] = ()) -> str:
