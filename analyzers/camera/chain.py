@@ -62,6 +62,12 @@ class CameraConfig:
     dir_n_angles: int = 36
     dir_hole_bridge: float = 3.0
     dir_min_coverage: float = 0.9
+    # a track's length past its last point, on the rebinned map's light
+    # (directional.extension; window and gap in rebinned px)
+    dir_extend: bool = True
+    dir_extend_nsigma: float = 3.0
+    dir_extend_window: int = 4
+    dir_extend_gap: int = 2
     spark_enabled: bool = True
     spark_threshold: float | None = None
     spark_per_pixel: float = 200.0
@@ -144,6 +150,14 @@ class CameraConfig:
             "dir_min_coverage": di.number(
                 "min_coverage", d.dir_min_coverage, minimum=0, exclusive_minimum=True, maximum=1
             ),
+            "dir_extend": di.boolean("extend", d.dir_extend),
+            "dir_extend_nsigma": di.number(
+                "extend_nsigma", d.dir_extend_nsigma, minimum=0, exclusive_minimum=True
+            ),
+            "dir_extend_window": di.integer(
+                "extend_window", d.dir_extend_window, minimum=1, maximum=64
+            ),
+            "dir_extend_gap": di.integer("extend_gap", d.dir_extend_gap, minimum=0, maximum=64),
         }
         di.check_unknown()
         sp = p.section("spark")
@@ -275,6 +289,28 @@ class CameraConfig:
         """The parameters of :func:`directional.track_lengths` after the
         points, values, labels and fit RMS."""
         return (self.dir_thickness, self.dir_width_nsigma, self.dir_min_coverage)
+
+    def extension_region(self, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+        """Rows ``[ra, rb)`` and columns ``[ca, cb)`` of the rebinned map
+        wholly inside the acceptance: where :func:`directional.extension`
+        reads light (a partly accepted pixel is darker, not the track's end)."""
+        r0, r1, c0, c1 = self.acceptance(shape)
+        f = self.rebin
+        return (-(-r0 // f), r1 // f, -(-c0 // f), c1 // f)
+
+    def extension_args(self, sigma: float) -> tuple[Any, ...]:
+        """``noise``, ``window``, ``gap``, ``max_steps`` of
+        :func:`directional.extended_track_lengths` for a map of pixel spread
+        ``sigma`` (noise 0 = no extension: switched off)."""
+        noise = self.dir_extend_nsigma * sigma if self.dir_extend else 0.0
+        return (noise, self.dir_extend_window, self.dir_extend_gap, 1 << 30)
+
+    def reference_extension(self) -> tuple[float, int, int] | None:
+        """``extension`` of :func:`reference.process_frame`: None when
+        switched off, else nsigma, window and gap."""
+        if not (self.dir_enabled and self.dir_extend):
+            return None
+        return (self.dir_extend_nsigma, self.dir_extend_window, self.dir_extend_gap)
 
     def reference_directional(self) -> tuple[Any, ...] | None:
         """``directional`` of :func:`reference.process_frame`: None when
@@ -420,6 +456,7 @@ class FrameChain:
         self.shape = (int(shape[0]), int(shape[1]))
         self.camera = camera
         self.acc = cfg.acceptance(self.shape)
+        self.ext_region = cfg.extension_region(self.shape)
         r0, r1, c0, c1 = self.acc
         #: pixels inside the acceptance (the denominator of the occupancy)
         self.n_accepted = max(r1 - r0, 0) * max(c1 - c0, 0)
@@ -675,7 +712,33 @@ class FrameChain:
             labels, fit_rms = dk.directional_labels(
                 prow, pcol, values, seeds, nprimary, *cfg.directional_args()
             )
-            track_len = dk.track_lengths(prow, pcol, values, labels, fit_rms, *cfg.length_args())
+            if cfg.dir_extend:
+                ra, rb, ca, cb = self.ext_region
+                sig = dk.background_sigma(self.rebinned, prow, pcol, ra, rb, ca, cb)
+                # the points' labels on the work map (cleared again: the
+                # integration region below starts from an empty one)
+                self.owner[prow, pcol] = labels
+                try:
+                    track_len, ext = dk.extended_track_lengths(
+                        prow,
+                        pcol,
+                        values,
+                        labels,
+                        fit_rms,
+                        *cfg.length_args(),
+                        self.rebinned,
+                        self.owner,
+                        *self.ext_region,
+                        *cfg.extension_args(sig),
+                    )
+                finally:
+                    self.owner[prow, pcol] = -1
+                # the light past the last points (directional.extension)
+                track_len = track_len + ext.sum(axis=1)
+            else:
+                track_len = dk.track_lengths(
+                    prow, pcol, values, labels, fit_rms, *cfg.length_args()
+                )
             t3 = time.perf_counter()
             tm["directional"] = (t3 - t2) * 1e3
             t2 = t3

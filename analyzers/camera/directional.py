@@ -1208,14 +1208,10 @@ def _end_position(us, ws, t):
 
 
 @numba.njit(**_NJIT)
-def track_length(r, c, w, thickness, width_nsigma, min_coverage):
-    """Length (rebinned px) of one track cluster: its points (light ``w``)
-    within the track thickness of a fit of the whole cluster, projected on
-    the fit's axis, light capped at ``LENGTH_WEIGHT_CAP`` x the median;
-    complete tracks (:func:`_complete`): sqrt(12 (var along - var
-    across)) of the projections and residuals; others: between the ends where the capped light counted
-    from the extreme points reaches ``LENGTH_END_TRIM`` px of the mean
-    light per px along the track."""
+def _length_and_ends(r, c, w, thickness, width_nsigma, min_coverage):
+    """:func:`track_length` of the points, and the fit it is measured on:
+    frame (cr, cc, ur, uc), polynomial ``p`` and the positions along the
+    axis of the extreme points counted (where :func:`extension` starts)."""
     cr, cc, ur, uc, p, s = fit_track(r, c)
     u, v = _frame_uv(r, c, cr, cc, ur, uc)
     res = _residuals(u, v, p, -1e18, 1e18)
@@ -1230,8 +1226,9 @@ def track_length(r, c, w, thickness, width_nsigma, min_coverage):
     rs = res[ins][o]
     tot = ws.sum()
     span = us[-1] - us[0] + 1.0
+    frame = (cr, cc, ur, uc, p, us[0], us[-1])
     if tot <= 0.0:
-        return span
+        return span, frame
     if _complete(us, min_coverage):
         mu = 0.0
         for j in range(us.shape[0]):
@@ -1243,11 +1240,23 @@ def track_length(r, c, w, thickness, width_nsigma, min_coverage):
             var += ws[j] * (us[j] - mu) ** 2
             lat += ws[j] * rs[j] * rs[j]
         # the blur along the track is the one across it (diffusion halo)
-        return np.sqrt(12.0 * max(var - lat, 0.0) / tot)
+        return np.sqrt(12.0 * max(var - lat, 0.0) / tot), frame
     t = LENGTH_END_TRIM * tot / span
     lo = _end_position(us, ws, t)
     hi = -_end_position(-us[::-1], ws[::-1].copy(), t)
-    return max(hi - lo, 0.0)
+    return max(hi - lo, 0.0), frame
+
+
+@numba.njit(**_NJIT)
+def track_length(r, c, w, thickness, width_nsigma, min_coverage):
+    """Length (rebinned px) of one track cluster: its points (light ``w``)
+    within the track thickness of a fit of the whole cluster, projected on
+    the fit's axis, light capped at ``LENGTH_WEIGHT_CAP`` x the median;
+    complete tracks (:func:`_complete`): sqrt(12 (var along - var
+    across)) of the projections and residuals; others: between the ends where the capped light counted
+    from the extreme points reaches ``LENGTH_END_TRIM`` px of the mean
+    light per px along the track."""
+    return _length_and_ends(r, c, w, thickness, width_nsigma, min_coverage)[0]
 
 
 @numba.njit(**_NJIT)
@@ -1271,3 +1280,251 @@ def track_lengths(prow, pcol, values, labels, rms, thickness, width_nsigma, min_
             min_coverage,
         )
     return out
+
+
+# -- the light past a track's last point --------------------------------------
+#
+# A faint muon's last 10-30 px can be one rebinned px wide at ~2 ADU: its
+# neighbour mean (~0.7) is below the noise filter's, so no point is left
+# there and the track is short. Past each end of a fitted track the
+# rebinned map (before the noise filter) is read along the end tangent, one
+# px per step: the light on the line (EXT_ON px either side) minus as many
+# times the mean of the flanks (EXT_FLANK and EXT_FLANK + 1 px off the line,
+# both sides). A track of other light crossing the line lies on the flanks
+# too, a pedestal offset cancels; a window of ``window`` steps adds up the
+# contrast so that one noise pixel neither extends nor stops the walk.
+
+#: half-width of the band on the line (rebinned px)
+EXT_ON = 1
+#: distance of the inner flank from the line (rebinned px; the outer one is
+#: 1 px further): off a faint muon (0.5 rebinned px sigma), inside an
+#: alpha's light (a few px wide) beside its line
+EXT_FLANK = 3
+
+
+#: pixels of the map read for its background spread: every k-th row such
+#: that at least this many are (the spread's statistical error ~1 %; the
+#: whole of a LIME map, 250k pixels in the acceptance, cost 0.18 ms per
+#: frame, as much as the track lengths; crops up to 181x181 rebinned px are
+#: read whole)
+SIGMA_PIXELS = 32768
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def sigma_row_step(ra, rb, ca, cb):
+    """Row step of :func:`background_sigma` (``SIGMA_PIXELS``)."""
+    return max(1, ((rb - ra) * (cb - ca)) // SIGMA_PIXELS)
+
+
+@numba.njit(**_NJIT)
+def background_sigma(img, prow, pcol, ra, rb, ca, cb):
+    """Standard deviation of the map ``img`` over the pixels of every
+    :func:`sigma_row_step`-th row of ``[ra, rb)``, columns ``[ca, cb)``, that
+    are not points (the pedestal noise left by the zero suppression, 2x2
+    median and rebin, and the light below the noise filter): the noise of
+    the contrast of :func:`extension`, measured on the frame itself."""
+    # four partial sums: independent additions the CPU overlaps
+    s = np.zeros(4)
+    q = np.zeros(4)
+    n = 0
+    w = cb - ca
+    w4 = w - w % 4
+    step = sigma_row_step(ra, rb, ca, cb)
+    for i in range(ra, rb, step):
+        for j in range(ca, ca + w4, 4):
+            for t in range(4):
+                x = np.float64(img[i, j + t])
+                s[t] += x
+                q[t] += x * x
+        for j in range(ca + w4, cb):
+            x = np.float64(img[i, j])
+            s[0] += x
+            q[0] += x * x
+        n += w
+    st = s[0] + s[1] + s[2] + s[3]
+    qt = q[0] + q[1] + q[2] + q[3]
+    for k in range(prow.shape[0]):
+        i = prow[k]
+        j = pcol[k]
+        if ra <= i < rb and ca <= j < cb and (i - ra) % step == 0:
+            x = np.float64(img[i, j])
+            st -= x
+            qt -= x * x
+            n -= 1
+    if n < 2:
+        return 0.0
+    m = st / n
+    return np.sqrt(max(qt / n - m * m, 0.0))
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _pixel(img, r, c, ra, rb, ca, cb):
+    """Value of the nearest pixel of (r, c), -1 outside the region."""
+    i = int(np.floor(r + 0.5))
+    j = int(np.floor(c + 0.5))
+    if i < ra or i >= rb or j < ca or j >= cb:
+        return -1.0
+    return np.float64(img[i, j])
+
+
+@numba.njit(**_NJIT)
+def _contrast(img, lab, own, rk, ck, nr, nc, ra, rb, ca, cb):
+    """Contrast of the step at (rk, ck) across the normal (nr, nc): the
+    light on the line minus its number of pixels times the flanks' mean, and
+    its variance for a map of unit pixel spread; variance -1 where the step
+    leaves the region (its centre or both flanks outside) or where a pixel on
+    the line is a point of another cluster than ``own`` (``lab``: the label
+    of every point, -1 elsewhere): that light is another track's."""
+    if _pixel(img, rk, ck, ra, rb, ca, cb) < 0.0:
+        return 0.0, -1.0
+    on = 0.0
+    non = 0
+    for s in range(-EXT_ON, EXT_ON + 1):
+        x = _pixel(img, rk + s * nr, ck + s * nc, ra, rb, ca, cb)
+        if x >= 0.0:
+            i = int(np.floor(rk + s * nr + 0.5))
+            j = int(np.floor(ck + s * nc + 0.5))
+            if lab[i, j] >= 0 and lab[i, j] != own:
+                return 0.0, -1.0
+            on += x
+            non += 1
+    fl = 0.0
+    nfl = 0
+    for s in (-EXT_FLANK - 1, -EXT_FLANK, EXT_FLANK, EXT_FLANK + 1):
+        x = _pixel(img, rk + s * nr, ck + s * nc, ra, rb, ca, cb)
+        if x >= 0.0:
+            fl += x
+            nfl += 1
+    if nfl == 0:
+        return 0.0, -1.0
+    return on - non * fl / nfl, non + non * non / nfl
+
+
+@numba.njit(**_NJIT)
+def extension(img, lab, g, pr, pc, tr, tc, ra, rb, ca, cb, noise, window, gap, max_steps):
+    """Steps (rebinned px) by which a track continues past its end point
+    (pr, pc) along the unit direction (tr, tc): step k has the
+    :func:`_contrast` of the pixels ``pr + k tr + s n`` (n the normal) on
+    the line (|s| <= EXT_ON) and on the flanks (|s| = EXT_FLANK,
+    EXT_FLANK + 1), ``g`` the track's label in ``lab``. The track reaches the last positive step of every
+    ``window`` steps whose contrast exceeds ``noise`` times its standard
+    deviation for a map of unit pixel spread (``noise`` = the spread times
+    the significance) and ``LIGHT_FRACTION`` of the track's own contrast
+    over as many steps (measured on its last ``2 window`` steps up to the
+    end point: an alpha's diffusion halo past its end is far fainter than
+    the alpha, a muon's faint end is not). The walk stops at the region's
+    edge, after ``max_steps`` or once ``window`` + ``gap`` steps have passed
+    without reaching further."""
+    nr = -tc
+    nc = tr
+    own = 0.0
+    nown = 0
+    # on the track (its points are its own; a step in another cluster or
+    # off the region does not count)
+    for k in range(0, -2 * window, -1):
+        x, vx = _contrast(img, lab, g, pr + k * tr, pc + k * tc, nr, nc, ra, rb, ca, cb)
+        if vx >= 0.0:
+            own += x
+            nown += 1
+    if nown == 0 or own <= 0.0:
+        return 0
+    least = LIGHT_FRACTION * own / nown * window
+    cbuf = np.zeros(window)
+    vbuf = np.zeros(window)
+    reach = 0
+    for k in range(1, max_steps + 1):
+        x, vx = _contrast(img, lab, g, pr + k * tr, pc + k * tc, nr, nc, ra, rb, ca, cb)
+        if vx < 0.0:
+            break
+        b = k % window
+        cbuf[b] = x
+        vbuf[b] = vx
+        if k >= window:
+            ct = 0.0
+            vt = 0.0
+            for j in range(k - window + 1, k + 1):
+                ct += cbuf[j % window]
+                vt += vbuf[j % window]
+            if ct > noise * np.sqrt(vt) and ct > least:
+                # the last positive step of the window
+                for j in range(k, k - window, -1):
+                    if cbuf[j % window] > 0.0:
+                        reach = max(reach, j)
+                        break
+        if k - reach >= window + gap:
+            break
+    return reach
+
+
+@numba.njit(**_NJIT)
+def extended_track_lengths(
+    prow,
+    pcol,
+    values,
+    labels,
+    rms,
+    thickness,
+    width_nsigma,
+    min_coverage,
+    img,
+    lab,
+    ra,
+    rb,
+    ca,
+    cb,
+    noise,
+    window,
+    gap,
+    max_steps,
+):
+    """:func:`track_lengths` and per fitted track the steps of
+    :func:`extension` past its low and high end (the extreme points of the
+    length's fit, along the curve's tangent there) on the map ``img``
+    (region rows [ra, rb), columns [ca, cb); ``lab``: the label of every
+    point, -1 elsewhere); ``noise`` <= 0: none."""
+    ncl = rms.shape[0]
+    out = np.zeros(ncl)
+    ext = np.zeros((ncl, 2))
+    cnt, order = _points_by_label(labels, ncl)
+    for k in range(ncl):
+        if rms[k] <= 0.0:
+            continue
+        idx = order[cnt[k] : cnt[k + 1]]
+        length, fr = _length_and_ends(
+            prow[idx].astype(np.float64),
+            pcol[idx].astype(np.float64),
+            values[idx].astype(np.float64),
+            thickness,
+            width_nsigma,
+            min_coverage,
+        )
+        out[k] = length
+        if noise <= 0.0:
+            continue
+        cr, cc, ur, uc, p, ulo, uhi = fr
+        for e in range(2):
+            u = ulo if e == 0 else uhi
+            v = p[0] + p[1] * u + p[2] * u * u
+            sl = p[1] + 2.0 * p[2] * u
+            h = np.sqrt(1.0 + sl * sl)
+            sg = -1.0 if e == 0 else 1.0
+            tr = sg * (ur - sl * uc) / h
+            tc = sg * (uc + sl * ur) / h
+            ext[k, e] = extension(
+                img,
+                lab,
+                k,
+                cr + u * ur - v * uc,
+                cc + u * uc + v * ur,
+                tr,
+                tc,
+                ra,
+                rb,
+                ca,
+                cb,
+                noise,
+                window,
+                gap,
+                max_steps,
+            )
+    return out, ext

@@ -237,10 +237,12 @@ def process_frame(
     margin: int = 1,
     directional: tuple[Any, ...] | None = None,
     line_min: float = np.inf,
+    extension: tuple[float, int, int] | None = None,
 ) -> dict[str, Any]:
     """The whole per-frame chain (what the bench times against the kernels);
     ``directional`` = :meth:`CameraConfig.directional_args` to run the
-    directional clustering after DBSCAN."""
+    directional clustering after DBSCAN; ``extension`` =
+    :meth:`CameraConfig.reference_extension` to extend the track lengths."""
     stats = frame_stats(raw, mean)
     bstats = box_stats(raw, mean, boxes)
     z = zero_suppress(raw, mean, thr, clip, acc)
@@ -259,6 +261,28 @@ def process_frame(
         tl = track_lengths(
             prow, pcol, rbf[prow, pcol], labels, rms, *directional[2:4], directional[-1]
         )
+        if extension is not None:
+            r0, r1, c0, c1 = acc
+            region = (-(-r0 // factor), r1 // factor, -(-c0 // factor), c1 // factor)
+            nsig, window, gap = extension
+            noise = nsig * background_sigma(rb, prow, pcol, *region)
+            lab = np.full(rb.shape, -1, np.int64)
+            lab[prow, pcol] = labels
+            ext = track_extensions(
+                prow,
+                pcol,
+                labels,
+                rms,
+                *directional[2:4],
+                directional[-1],
+                rb,
+                lab,
+                region,
+                noise,
+                window,
+                gap,
+            )
+            tl = tl + ext.sum(axis=1)
         feats[tl > 0, kn.F_TRACK_LENGTH] = tl[tl > 0] * factor
     return {
         "stats": stats,
@@ -826,3 +850,127 @@ def track_lengths(
         hi = -_end_position(-us[::-1], ws[::-1], t)
         out[k] = max(hi - lo, 0.0)
     return out
+
+
+# -- the light past a track's last point (directional.extension) ------------
+
+_EXT_ON = 1
+_EXT_FLANK = 3
+_SIGMA_PIXELS = 32768
+
+
+def background_sigma(img, prow, pcol, ra, rb, ca, cb) -> float:
+    """Same as :func:`directional.background_sigma` with numpy."""
+    m = np.ones(img.shape, bool)
+    m[prow, pcol] = False
+    step = max(1, ((rb - ra) * (cb - ca)) // _SIGMA_PIXELS)
+    x = img[ra:rb:step, ca:cb][m[ra:rb:step, ca:cb]].astype(np.float64)
+    return float(x.std()) if x.size >= 2 else 0.0
+
+
+def _contrasts(img, lab, own, pr, pc, tr, tc, ks, region):
+    """:func:`directional._contrast` of the steps ``ks`` (an array)."""
+    ra, rb, ca, cb = region
+    nr, nc = -tc, tr
+    rk = pr + ks * tr
+    ck = pc + ks * tc
+
+    def pixel(s):
+        i = np.floor(rk + s * nr + 0.5).astype(np.int64)
+        j = np.floor(ck + s * nc + 0.5).astype(np.int64)
+        ok = (i >= ra) & (i < rb) & (j >= ca) & (j < cb)
+        x = np.where(ok, img[np.where(ok, i, ra), np.where(ok, j, ca)], 0.0).astype(np.float64)
+        other = ok & (lab[np.where(ok, i, ra), np.where(ok, j, ca)] >= 0)
+        other &= lab[np.where(ok, i, ra), np.where(ok, j, ca)] != own
+        return x, ok, other
+
+    on = np.zeros(ks.size)
+    non = np.zeros(ks.size)
+    bad = ~pixel(0)[1]
+    for s in range(-_EXT_ON, _EXT_ON + 1):
+        x, ok, other = pixel(s)
+        on += x
+        non += ok
+        bad |= other
+    fl = np.zeros(ks.size)
+    nfl = np.zeros(ks.size)
+    for s in (-_EXT_FLANK - 1, -_EXT_FLANK, _EXT_FLANK, _EXT_FLANK + 1):
+        x, ok, _ = pixel(s)
+        fl += x
+        nfl += ok
+    bad |= nfl == 0
+    q = np.maximum(nfl, 1)
+    return on - non * fl / q, non + non * non / q, bad
+
+
+def extension(img, lab, own, pr, pc, tr, tc, region, noise, window, gap) -> int:
+    """Same as :func:`directional.extension` with numpy (all steps to the
+    region's edge at once)."""
+    c, _, bad = _contrasts(img, lab, own, pr, pc, tr, tc, -np.arange(2 * window), region)
+    mine = 0.0
+    for x in c[~bad]:  # in step order, as the kernel adds them
+        mine += float(x)
+    if (~bad).sum() == 0 or mine <= 0:
+        return 0
+    least = _LIGHT_FRACTION * mine / int((~bad).sum()) * window
+    ra, rb, ca, cb = region
+    nmax = 2 * (rb - ra + cb - ca) + 2
+    ks = np.arange(1, nmax + 1)
+    c, v, bad = _contrasts(img, lab, own, pr, pc, tr, tc, ks, region)
+    n = int(np.argmax(bad)) if bad.any() else nmax  # valid steps 1..n
+    c, v = c[:n], v[:n]
+    if n < window:
+        return 0
+    ct = np.zeros(n - window + 1)
+    vt = np.zeros(n - window + 1)
+    for o in range(window):
+        ct += c[o : n - window + 1 + o]
+        vt += v[o : n - window + 1 + o]
+    lit = (ct > noise * np.sqrt(vt)) & (ct > least)
+    # the last positive step of each window (steps k - window + 1 .. k)
+    pos = np.where(c > 0, np.arange(1, n + 1), 0)
+    last = np.max(np.stack([pos[o : n - window + 1 + o] for o in range(window)]), axis=0)
+    reach = np.zeros(n, np.int64)
+    reach[window - 1 :] = np.maximum.accumulate(np.where(lit, last, 0))
+    stop = np.nonzero(np.arange(1, n + 1) - reach >= window + gap)[0]
+    return int(reach[stop[0]] if stop.size else reach[-1])
+
+
+def track_extensions(
+    prow,
+    pcol,
+    labels,
+    rms,
+    thickness,
+    width_nsigma,
+    min_coverage,
+    img,
+    lab,
+    region,
+    noise,
+    window,
+    gap,
+) -> np.ndarray:
+    """Same as the extensions of :func:`directional.extended_track_lengths`
+    with numpy: per cluster the steps past its low and high end."""
+    ext = np.zeros((rms.size, 2))
+    if noise <= 0:
+        return ext
+    for k in np.nonzero(rms > 0)[0]:
+        m = labels == k
+        r, c = prow[m].astype(np.float64), pcol[m].astype(np.float64)
+        cr, cc, ur, uc, p, s = fit_track(r, c)
+        u, v = _uv(r, c, cr, cc, ur, uc)
+        ins = np.abs(_residuals(u, v, p, -1e18, 1e18)) <= max(thickness, width_nsigma * s)
+        if ins.sum() < 2:
+            ins[:] = True
+        for e, uu in enumerate((u[ins].min(), u[ins].max())):
+            vv = p[0] + p[1] * uu + p[2] * uu * uu
+            sl = p[1] + 2.0 * p[2] * uu
+            h = np.sqrt(1.0 + sl * sl)
+            sg = -1.0 if e == 0 else 1.0
+            tr = sg * (ur - sl * uc) / h
+            tc = sg * (uc + sl * ur) / h
+            pr, pc = cr + uu * ur - vv * uc, cc + uu * uc + vv * ur
+            ext[k, e] = extension(img, lab, k, pr, pc, tr, tc, region, noise, window, gap)
+    return ext

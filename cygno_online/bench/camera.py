@@ -135,6 +135,7 @@ def reference_chain(cfg: Any, fc: Any, mean: Any, thr: Any) -> Callable[[Any], d
             boxes=fc.box_table,
             margin=cfg.integral_margin,
             directional=cfg.reference_directional(),
+            extension=cfg.reference_extension(),
         )
 
     return process

@@ -453,6 +453,7 @@ def test_frame_chain_matches_reference_pipeline(gen):
         boxes=ch.box_table,
         margin=cfg.integral_margin,
         directional=cfg.reference_directional(),
+        extension=cfg.reference_extension(),
     )
     assert res.n_over_threshold == ref["n_zs"]
     np.testing.assert_allclose(res.clusters.features, ref["features"], rtol=1e-6, atol=1e-6)
