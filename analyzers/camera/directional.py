@@ -57,6 +57,9 @@ there); this is a deterministic version of that idea on the rebinned points:
    index (as DBSCAN numbers them); per cluster the RMS of the members'
    residuals to the curve is the fit quality (0 for clusters without fit).
 
+The track length (:func:`track_lengths`) is measured on the points; with
+:func:`extended_track_lengths` it also counts the light past each end that no
+point holds (:func:`extension`: a faint muon's end below the noise filter).
 All lengths are in rebinned pixels. :func:`reference.directional_labels` is
 the same algorithm in numpy; the tests and ``bench camera`` check that both
 give identical labels.
