@@ -345,7 +345,10 @@ class DaqHealthAnalyzer(Analyzer):
                     "missing": st.missing,
                     "sampled_out": st.sampled_out,
                     "daq_lost": st.daq_lost,
-                    "monitor_dropped": st.monitor_dropped,
+                    # drops whose gap never showed (before the first serial
+                    # seen, after the last) happened all the same: the run
+                    # summary must agree with the daemon's drop counter
+                    "monitor_dropped": st.monitor_dropped + st.pending_drops,
                     "serial_resets": st.serial_resets,
                     "decode_errors": st.decode_errors,
                     "rate_hz": (st.seen - 1) / span if span > 0 and st.seen > 1 else None,
