@@ -49,7 +49,7 @@ class KeyMetric:
 KEY_METRICS: tuple[KeyMetric, ...] = (
     KeyMetric("Trigger rate", "daq", ("rate_hz",), tags=(("event_id", "1"),)),
     KeyMetric("DAQ lag", "daq", ("lag_s",), tags=(("event_id", "1"),), fmt="{:.2f}"),
-    KeyMetric("Analysed rate", "monitor", ("rate_processed_hz",)),
+    KeyMetric("Events analysed", "monitor", ("rate_processed_hz",)),
     KeyMetric("Image mean", "camera", ("raw_mean", "mean"), exclude_tags=("box",), fmt="{:.2f}"),
     KeyMetric("Image RMS", "camera", ("raw_rms", "rms"), exclude_tags=("box",), fmt="{:.2f}"),
     KeyMetric("Clusters/image", "camera", ("n_clusters", "nclusters")),

@@ -22,7 +22,7 @@ def test_overview_shows_run_rates_alarms_and_key_metrics():
     assert "LIME" in text and "42901" in text and "RUNNING" in text
     assert "S003:DATA:Fe, 55Fe source on" in text
     assert "01:02:05" in text  # run time from the injected clock
-    assert "trigger 1.72 Hz  analysed 1.69 Hz" in text
+    assert "trigger 1.72 Hz  events 1.69 Hz" in text
     assert "latency 180 ms" in text
     assert "dropped 2 (0.032%)" in text  # a count with its fraction
     # the verdict names the worst alarm, its message and how many others there are

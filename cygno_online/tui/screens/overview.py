@@ -60,7 +60,7 @@ DATA_EVERY_S = 1.0
 
 TRENDS = (
     "Trigger rate",
-    "Analysed rate",
+    "Events analysed",
     "DAQ lag",
     "Clusters/image",
     "55Fe/image",
@@ -219,7 +219,9 @@ def data_line(ctx: ViewContext) -> Text:
         stale = ctx.stale(sid, fld)
         t.append(f"trigger {fmt_value(v, '{:.2f}')} Hz", style=STALE if stale else "bold")
         t.append("  ")
-    t.append(f"analysed {fmt_value(h.get('rate_processed_hz'), '{:.2f}')} Hz", style=dim)
+    # every MIDAS event analysed (slow control too), not only triggers: next
+    # to "trigger" it had read as a frame rate above the trigger rate
+    t.append(f"events {fmt_value(h.get('rate_processed_hz'), '{:.2f}')} Hz", style=dim)
     p50 = h.get("latency_ms_p50")
     if isinstance(p50, (int, float)):
         t.append(f"  latency {p50:.0f} ms", style=dim)
