@@ -1266,23 +1266,30 @@ def track_length(r, c, w, thickness, width_nsigma, min_coverage):
 def track_lengths(prow, pcol, values, labels, rms, thickness, width_nsigma, min_coverage):
     """Per final cluster the track length (rebinned px) of
     :func:`track_length` for the clusters with a good fit (``rms > 0``),
-    0 for the others."""
-    ncl = rms.shape[0]
-    out = np.zeros(ncl)
-    cnt, order = _points_by_label(labels, ncl)
-    for k in range(ncl):
-        if rms[k] <= 0.0:
-            continue
-        idx = order[cnt[k] : cnt[k + 1]]
-        out[k] = track_length(
-            prow[idx].astype(np.float64),
-            pcol[idx].astype(np.float64),
-            values[idx].astype(np.float64),
-            thickness,
-            width_nsigma,
-            min_coverage,
-        )
-    return out
+    0 for the others: :func:`extended_track_lengths` without a map (no
+    extension)."""
+    img = np.zeros((1, 1), np.float32)
+    lab = np.full((1, 1), -1, np.int32)
+    return extended_track_lengths(
+        prow,
+        pcol,
+        values,
+        labels,
+        rms,
+        thickness,
+        width_nsigma,
+        min_coverage,
+        img,
+        lab,
+        0,
+        0,
+        0,
+        0,
+        0.0,
+        1,
+        0,
+        0,
+    )[0]
 
 
 # -- the light past a track's last point --------------------------------------
