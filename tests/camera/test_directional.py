@@ -16,6 +16,8 @@ from cygno_online.analyzers.camera import reference as ref
 from cygno_online.analyzers.camera.chain import CameraConfig, FrameChain
 from cygno_online.analyzers.camera.pedestals import PedestalMaps
 
+from cygno_online.errors import ConfigErrors
+from cygno_online.params import Params
 from cygno_online.simulate.camera import Rates
 from cygno_online.simulate.run import Simulator
 
@@ -57,6 +59,16 @@ def directional_checked(prow, pcol, vals, seeds, npri, atol=1e-12):
     np.testing.assert_array_equal(got, want)
     np.testing.assert_allclose(rms, wrms, rtol=1e-9, atol=atol)
     return got, rms
+
+
+def config_error_paths(directional):
+    """The key paths of the errors of a camera config with these
+    ``directional`` keys (it must have some)."""
+    bad = Params({"directional": directional}, "analyzers[0].params")
+    CameraConfig.from_params(bad)
+    with pytest.raises(ConfigErrors) as ei:
+        bad.finish()
+    return {e.path for e in ei.value.errors}
 
 
 @pytest.fixture(scope="module")
@@ -496,8 +508,6 @@ def test_only_a_track_with_holes_bridges_gaps(holes):
 
 
 def test_hole_bridging_is_configurable():
-    from cygno_online.errors import ConfigErrors
-    from cygno_online.params import Params
 
     p = Params({"directional": {"hole_bridge": 1.0, "min_coverage": 0.5}}, "analyzers[0].params")
     cfg = CameraConfig.from_params(p)
@@ -509,11 +519,7 @@ def test_hole_bridging_is_configurable():
         vals = np.ones(prow.size)
         got, _ = impl.directional_labels(prow, pcol, vals, seeds, 1, *cfg.directional_args())
         assert (got[-nfar:] == -1).all()
-    bad = Params({"directional": {"hole_bridge": 0.5, "min_coverage": 1.5}}, "analyzers[0].params")
-    CameraConfig.from_params(bad)
-    with pytest.raises(ConfigErrors) as ei:
-        bad.finish()
-    paths = {e.path for e in ei.value.errors}
+    paths = config_error_paths({"hole_bridge": 0.5, "min_coverage": 1.5})
     assert {"analyzers[0].params.directional.hole_bridge"} <= paths
     assert {"analyzers[0].params.directional.min_coverage"} <= paths
 
@@ -607,8 +613,6 @@ def test_a_crossing_track_beyond_a_gap_does_not_extend_it():
 
 
 def test_extension_is_configurable():
-    from cygno_online.errors import ConfigErrors
-    from cygno_online.params import Params
 
     d = {"extend": False, "extend_nsigma": 4.0, "extend_window": 6, "extend_gap": 1}
     p = Params({"directional": d}, "analyzers[0].params")
@@ -620,11 +624,7 @@ def test_extension_is_configurable():
     on = CameraConfig(dir_extend_nsigma=4.0)
     assert on.extension_args(0.5)[:3] == (2.0, 4, 2)
     assert CameraConfig().extension_region((2304, 2304)) == (76, 513, 0, 576)
-    bad = Params({"directional": {"extend_nsigma": 0, "extend_window": 0}}, "analyzers[0].params")
-    CameraConfig.from_params(bad)
-    with pytest.raises(ConfigErrors) as ei:
-        bad.finish()
-    paths = {e.path for e in ei.value.errors}
+    paths = config_error_paths({"extend_nsigma": 0, "extend_window": 0})
     assert {"analyzers[0].params.directional.extend_nsigma"} <= paths
     assert {"analyzers[0].params.directional.extend_window"} <= paths
 
