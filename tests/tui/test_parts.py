@@ -53,6 +53,11 @@ def test_sparkline_draws_an_isolated_spike_outside_the_scale():
     # 2 Hz; the image RMS of frames with an alpha) is the trend: no marks
     rate = [2.0, 2.0, 6.97, 2.0, 1.0, 6.9, 2.0, 5.5, 2.0, 2.0] * 2
     assert "▲" not in sparkline(rate, 20)
+    # a spike among two populations is still one (the demo's image RMS: a
+    # spark frame's 2960 ADU among 8.5 and the alpha frames' 9.0-9.3)
+    rms = [8.5, 8.5, 9.01, 8.5, 8.51, 9.31, 8.5, 8.5, 2960.75, 8.5] * 2
+    line = sparkline(rms, 20)
+    assert line.count("▲") == 2 and line[2] != "▁" and line[5] == "█"
     # a bright frame just above the others is not a spike either
     mean = [99.64, 99.65, 99.66, 99.70, 99.65, 99.64, 99.79, 99.66, 99.65, 99.67]
     assert "▲" not in sparkline(mean, 10)
