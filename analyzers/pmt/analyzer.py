@@ -87,23 +87,30 @@ def _int_keyed(p: Params, key: str) -> dict[int, Params]:
     return out
 
 
-def _per_channel_triggers(p: Params, key: str) -> dict[int, int]:
-    """``{channel: triggers}`` (channel numbers >= 0, triggers >= 1)."""
+def _channel_keyed(p: Params, key: str, what: str) -> dict[int, Any]:
+    """A mapping channel number -> value as written (``labels``,
+    ``silent_after``); keys that are not channel numbers are errors."""
     raw = p.raw(key, {}) or {}
     if not isinstance(raw, Mapping):
-        p.error(key, "must be a mapping channel -> triggers", value=raw)
+        p.error(key, f"must be a mapping channel -> {what}", value=raw)
         return {}
-    out: dict[int, int] = {}
+    out: dict[int, Any] = {}
     for k, v in raw.items():
         try:
-            ch = int(k)
+            out[int(k)] = v
         except (TypeError, ValueError):
             p.error(f"{key}.{k}", "key must be a channel number", value=k)
-            continue
+    return out
+
+
+def _per_channel_triggers(p: Params, key: str) -> dict[int, int]:
+    """``{channel: triggers}`` (channel numbers >= 0, triggers >= 1)."""
+    out: dict[int, int] = {}
+    for ch, v in _channel_keyed(p, key, "triggers").items():
         if ch < 0:
-            p.error(f"{key}.{k}", "channel numbers must be >= 0", value=k)
+            p.error(f"{key}.{ch}", "channel numbers must be >= 0", value=ch)
         elif isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            p.error(f"{key}.{k}", "must be an integer >= 1 (triggers)", value=v)
+            p.error(f"{key}.{ch}", "must be an integer >= 1 (triggers)", value=v)
         else:
             out[ch] = v
     return out
@@ -248,15 +255,7 @@ class PmtAnalyzer(Analyzer):
         s.models = {k: _read_board_entry(v) for k, v in _int_keyed(params, "models").items()}
         s.boards = {k: _read_board_entry(v) for k, v in _int_keyed(params, "boards").items()}
         labels = dict(DEFAULT_LABELS)
-        raw_labels = params.raw("labels", {}) or {}
-        if isinstance(raw_labels, Mapping):
-            for k, v in raw_labels.items():
-                try:
-                    labels[int(k)] = str(v)
-                except (TypeError, ValueError):
-                    params.error(f"labels.{k}", "key must be a channel number", value=k)
-        else:
-            params.error("labels", "must be a mapping channel -> label", value=raw_labels)
+        labels.update({ch: str(v) for ch, v in _channel_keyed(params, "labels", "label").items()})
         s.labels = labels
         self.env = env
         self.settings = s
@@ -353,13 +352,13 @@ class PmtAnalyzer(Analyzer):
                 sig,
             )
             self._push_ring(st, sig)
-            outputs.extend(self._channel_metrics(item, st, feats))
+            channel_metrics = self._channel_metrics(item, st, feats)
+            outputs.extend(channel_metrics)
             board_fields["saturated_channels"] = int(
                 np.count_nonzero(feats[:, :, kern.F_SATURATED].max(axis=0))
             )
-            board_fields["silent_channels"] = sum(
-                st.channels[ch].since_peak >= _silent_after(st.cfg, ch) for ch in st.chans.tolist()
-            )
+            # the channels' own verdicts, not decided a second time
+            board_fields["silent_channels"] = sum(m.fields["no_signal"] for m in channel_metrics)
             idx = np.clip(
                 np.searchsorted(st.amp_edges, feats[:, :, kern.F_AMPLITUDE], side="right") - 1,
                 0,
