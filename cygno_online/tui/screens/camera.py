@@ -19,7 +19,7 @@ from cygno_online.tui.keymetrics import (
     image_boxes,
 )
 from cygno_online.tui.screens.base import Panel, ViewContext
-from cygno_online.tui.screens.overview import columns
+from cygno_online.tui.screens.overview import box_cell, columns
 from cygno_online.tui.widgets.colorbar import ColorBar
 from cygno_online.tui.widgets.difftext import DiffText
 from cygno_online.tui.widgets.heatmap import Heatmap
@@ -101,11 +101,7 @@ def side_text(ctx: ViewContext, cam: str | None, cams: list[str]) -> Text:
             if math.isnan(off):
                 cells.append(Text("-", style="dim"))
                 continue
-            txt = f"{off:+.1f}±{rms:.1f}" if rms < 10 else f"{off:+.0f}±{rms:.0f}"
-            # "~": a cluster's light moved this box this frame (not a flag)
-            lit = flag == "light"
-            style = "grey50" if stale else ("dim" if lit else ("bold red" if flag else ""))
-            cells.append(Text(("~" if lit else "!" if flag else "") + txt, style=style))
+            cells.append(box_cell(off, rms, flag, stale))
         grid.append(cells)
     out.append_text(columns(grid, "rrr", gap=1))
     out.append("\n")

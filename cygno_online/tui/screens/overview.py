@@ -322,16 +322,21 @@ def boxes_block(ctx: ViewContext, cam: str | None) -> Text:
             if i >= len(a.boxes) or math.isnan(a.boxes[i][0]):
                 cells.append(Text("-", style="dim"))
                 continue
-            off, rms, flag = a.boxes[i]
-            txt = f"{off:+.1f}±{rms:.1f}" if rms < 10 else f"{off:+.0f}±{rms:.0f}"
-            # "~": a cluster's light moved this box this frame (not a flag)
-            if flag:
-                txt = ("~" if flag == "light" else "!") + txt
-            style = "bold red" if flag and flag != "light" else ("dim" if flag else "")
-            cells.append(Text(txt, style=STALE if stale else style))
+            cells.append(box_cell(*a.boxes[i], stale))
         cells.append(notes[r])
         rows.append(cells)
     return columns(rows, "lrrrl", gap=1)
+
+
+def box_cell(off: float, rms: float, flag: str, stale: bool) -> Text:
+    """One pedestal box as offset±RMS: ``!`` in red when off or noisy,
+    ``~`` dimmed when a cluster's light moved it this frame (not a flag)."""
+    txt = f"{off:+.1f}±{rms:.1f}" if rms < 10 else f"{off:+.0f}±{rms:.0f}"
+    if flag == "light":
+        return Text("~" + txt, style=STALE if stale else "dim")
+    if flag:
+        return Text("!" + txt, style=STALE if stale else "bold red")
+    return Text(txt, style=STALE if stale else "")
 
 
 def _boxes_notes(a: answers.BoxesAnswer, ctx: ViewContext, cam: str | None) -> list[Text]:
